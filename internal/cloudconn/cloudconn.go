@@ -72,6 +72,8 @@ type Connection interface {
 	// preferred stream per the protocol's routing table, or on StreamData when that stream
 	// is not open or the server does not implement it. It returns once the message is
 	// handed to the gRPC stream, or an error (ErrNotConnected, ctx errors, a send failure).
+	// A payload that no stream can carry gives a gRPC status error with code
+	// InvalidArgument; callers treat that one as permanent, everything else as retryable.
 	Send(ctx context.Context, payload proto.Message) error
 	// Handle registers the handler for one request type, given as a zero value of the
 	// request message (e.g. &cloudv1.MetricsQueryRequest{}). One handler per type.

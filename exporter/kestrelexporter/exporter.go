@@ -1,0 +1,111 @@
+package kestrelexporter // import "github.com/kestrelai/otelcol-kestrel/exporter/kestrelexporter"
+
+import (
+	"context"
+	"fmt"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/kestrelai/otelcol-kestrel/exporter/kestrelexporter/internal/metadata"
+	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
+	"github.com/kestrelai/otelcol-kestrel/internal/logmap"
+)
+
+const (
+	// reasonRejected counts records whose message the connection refused to carry.
+	reasonRejected = "rejected"
+	// otherEventName stands for event names without a mapper, so that arbitrary names sent
+	// to an OTLP receiver cannot grow the drop metric without bound (the debug log has them).
+	otherEventName = "_other"
+)
+
+type kestrelExporter struct {
+	cfg       *Config
+	logger    *zap.Logger
+	mapper    *logmap.Mapper
+	telemetry *metadata.TelemetryBuilder
+	conn      cloudconn.Connection // set by start, before the first push
+}
+
+func newExporter(cfg *Config, set exporter.Settings) (*kestrelExporter, error) {
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	return &kestrelExporter{
+		cfg:       cfg,
+		logger:    set.Logger,
+		mapper:    logmap.NewMapper(nil),
+		telemetry: tb,
+	}, nil
+}
+
+func (e *kestrelExporter) start(_ context.Context, host component.Host) error {
+	ext, ok := host.GetExtensions()[e.cfg.Connection]
+	if !ok {
+		return fmt.Errorf("extension %q not found: configure it under extensions and list it in service::extensions", e.cfg.Connection)
+	}
+	p, ok := ext.(cloudconn.Provider)
+	if !ok {
+		return fmt.Errorf("extension %q (%T) does not provide a Kestrel Cloud connection: \"connection\" must name a kestrel_command extension", e.cfg.Connection, ext)
+	}
+	e.conn = p.Connection()
+	return nil
+}
+
+func (e *kestrelExporter) shutdown(context.Context) error {
+	e.telemetry.Shutdown()
+	return nil
+}
+
+// pushLogs sends the payloads in record order. On the first failure it returns the records
+// behind the failed and later payloads, so a retry resends only what was not sent.
+func (e *kestrelExporter) pushLogs(ctx context.Context, ld plog.Logs) error {
+	res := e.mapper.Map(ld)
+	for _, d := range res.Drops {
+		e.dropped(ctx, d.EventName, string(d.Reason), d.Count)
+		e.logger.Debug("Dropped log records that map to no cloud.v1 message",
+			zap.String("event_name", d.EventName),
+			zap.String("reason", string(d.Reason)),
+			zap.String("attribute", d.Detail),
+			zap.Int("records", d.Count))
+	}
+	for i, it := range res.Items {
+		err := e.conn.Send(ctx, it.Payload)
+		if err == nil {
+			continue
+		}
+		// The connection answers InvalidArgument for a message no stream can carry; that
+		// will not change on retry, so the records are dropped and the rest still sent.
+		if status.Code(err) == codes.InvalidArgument {
+			e.dropped(ctx, it.EventName, reasonRejected, it.Records)
+			e.logger.Debug("Dropped log records whose message the connection rejected",
+				zap.String("event_name", it.EventName),
+				zap.Int("records", it.Records),
+				zap.Error(err))
+			continue
+		}
+		return consumererror.NewLogs(
+			fmt.Errorf("sending %s: %w", it.Payload.ProtoReflect().Descriptor().FullName(), err),
+			res.Unsent(ld, i))
+	}
+	return nil
+}
+
+func (e *kestrelExporter) dropped(ctx context.Context, eventName, reason string, n int) {
+	if !logmap.Known(eventName) {
+		eventName = otherEventName
+	}
+	e.telemetry.KestrelExporterRecordsDropped.Add(ctx, int64(n), metric.WithAttributes(
+		attribute.String("event_name", eventName),
+		attribute.String("reason", reason),
+	))
+}
