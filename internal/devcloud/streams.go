@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
@@ -94,6 +95,12 @@ func (s *Server) serveStream(st grpc.ServerStream, kind cloudconn.Stream) error 
 	id, err := s.authenticate(st.Context())
 	if err != nil {
 		s.logger.Warn("stream refused", zap.String("stream", string(kind)), zap.Error(err))
+		return err
+	}
+	// Headers right away tell the operator the stream was accepted, so it need not wait
+	// for the first heartbeat before trusting a side stream. Sent before the stream is
+	// registered, so no other goroutine can be writing to it yet.
+	if err := st.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
 	c := s.openStream(id, kind, st)

@@ -1,0 +1,116 @@
+package kestrelcommand // import "github.com/kestrelai/otelcol-kestrel/extension/kestrelcommand"
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/confmap"
+)
+
+// Config is the kestrel_command extension configuration. The gRPC client settings
+// (endpoint, tls, keepalive, headers, ...) are squashed in from configgrpc.
+type Config struct {
+	configgrpc.ClientConfig `mapstructure:",squash"`
+
+	// Token configures where the cluster's bearer token (a JWT) comes from and how it
+	// is renewed.
+	Token TokenConfig `mapstructure:"token"`
+
+	// Reconnect configures the jittered exponential backoff between connection attempts.
+	Reconnect ReconnectConfig `mapstructure:"reconnect"`
+
+	// MaxMessageSizeMiB caps the size of a single gRPC message in both directions.
+	MaxMessageSizeMiB int `mapstructure:"max_message_size_mib"`
+
+	// MaxConcurrentRequests caps how many cloud requests run their handlers at once.
+	MaxConcurrentRequests int `mapstructure:"max_concurrent_requests"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// TokenConfig configures the bearer token.
+type TokenConfig struct {
+	// File holds the token (e.g. a mounted Secret). Tried before EnvVar.
+	File string `mapstructure:"file"`
+	// EnvVar names the environment variable holding the token.
+	EnvVar string `mapstructure:"env_var"`
+	// PersistFile, if set, receives every renewed token (mode 0600) and is read at
+	// startup, where a newer token of the same tenant wins over the configured one.
+	PersistFile string `mapstructure:"persist_file"`
+	// RenewAt is the fraction of the token's lifetime after which it is renewed.
+	RenewAt float64 `mapstructure:"renew_at"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// ReconnectConfig configures the backoff between connection attempts.
+type ReconnectConfig struct {
+	InitialInterval     time.Duration `mapstructure:"initial_interval"`
+	Multiplier          float64       `mapstructure:"multiplier"`
+	MaxInterval         time.Duration `mapstructure:"max_interval"`
+	RandomizationFactor float64       `mapstructure:"randomization_factor"`
+	// ResetAfter is how long a connection must stay Ready before the backoff starts
+	// over from InitialInterval.
+	ResetAfter time.Duration `mapstructure:"reset_after"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+var _ confmap.Validator = (*Config)(nil)
+
+// Validate checks the configuration. The nested gRPC client and TLS settings are
+// validated by confmap on their own.
+func (cfg *Config) Validate() error {
+	var errs []error
+	if cfg.Endpoint == "" {
+		errs = append(errs, errors.New("endpoint must be set (e.g. grpc.platform.usekestrel.ai:443)"))
+	}
+	if cfg.TLS.Insecure {
+		errs = append(errs, errors.New("tls.insecure must not be true: the bearer token is never sent in clear text"))
+	}
+	if cfg.TLS.CertFile == "" && cfg.TLS.CertPem == "" {
+		errs = append(errs, errors.New("tls.cert_file (or tls.cert_pem) must be set: Kestrel Cloud authenticates the cluster with a client certificate"))
+	}
+	if cfg.TLS.KeyFile == "" && cfg.TLS.KeyPem == "" {
+		errs = append(errs, errors.New("tls.key_file (or tls.key_pem) must be set"))
+	}
+	if cfg.Token.File == "" && cfg.Token.EnvVar == "" {
+		errs = append(errs, errors.New("token.file or token.env_var must be set"))
+	}
+	if cfg.Token.RenewAt <= 0 || cfg.Token.RenewAt >= 1 {
+		errs = append(errs, fmt.Errorf("token.renew_at must be between 0 and 1 (exclusive), got %v", cfg.Token.RenewAt))
+	}
+	if cfg.MaxMessageSizeMiB <= 0 || cfg.MaxMessageSizeMiB > 1024 {
+		errs = append(errs, fmt.Errorf("max_message_size_mib must be between 1 and 1024, got %d", cfg.MaxMessageSizeMiB))
+	}
+	if cfg.MaxConcurrentRequests <= 0 {
+		errs = append(errs, fmt.Errorf("max_concurrent_requests must be positive, got %d", cfg.MaxConcurrentRequests))
+	}
+	errs = append(errs, cfg.Reconnect.validate()...)
+	return errors.Join(errs...)
+}
+
+func (rc *ReconnectConfig) validate() []error {
+	var errs []error
+	if rc.InitialInterval <= 0 {
+		errs = append(errs, fmt.Errorf("reconnect.initial_interval must be positive, got %v", rc.InitialInterval))
+	}
+	if rc.MaxInterval < rc.InitialInterval {
+		errs = append(errs, fmt.Errorf("reconnect.max_interval (%v) must not be less than reconnect.initial_interval (%v)", rc.MaxInterval, rc.InitialInterval))
+	}
+	if rc.Multiplier < 1 {
+		errs = append(errs, fmt.Errorf("reconnect.multiplier must be at least 1, got %v", rc.Multiplier))
+	}
+	if rc.RandomizationFactor < 0 || rc.RandomizationFactor >= 1 {
+		errs = append(errs, fmt.Errorf("reconnect.randomization_factor must be in [0, 1), got %v", rc.RandomizationFactor))
+	}
+	if rc.ResetAfter <= 0 {
+		errs = append(errs, fmt.Errorf("reconnect.reset_after must be positive, got %v", rc.ResetAfter))
+	}
+	return errs
+}

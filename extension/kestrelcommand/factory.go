@@ -1,0 +1,53 @@
+package kestrelcommand // import "github.com/kestrelai/otelcol-kestrel/extension/kestrelcommand"
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/extension"
+
+	"github.com/kestrelai/otelcol-kestrel/extension/kestrelcommand/internal/metadata"
+)
+
+// NewFactory returns the kestrel_command extension factory.
+func NewFactory() extension.Factory {
+	return extension.NewFactory(metadata.Type, createDefaultConfig, createExtension, metadata.ExtensionStability)
+}
+
+func createDefaultConfig() component.Config {
+	grpcCfg := configgrpc.NewDefaultClientConfig()
+	grpcCfg.TLS.MinVersion = "1.2"
+	// Matches the Kestrel operator: HTTP/2 pings every 5 minutes are enough because the
+	// server sends heartbeats on every stream; faster pings get throttled by servers.
+	grpcCfg.Keepalive = configoptional.Some(configgrpc.KeepaliveClientConfig{
+		Time:                5 * time.Minute,
+		Timeout:             30 * time.Second,
+		PermitWithoutStream: true,
+	})
+	// All five streams must share one HTTP/2 connection to one server: the server ties
+	// the side streams to the StreamData session. round_robin could spread them.
+	grpcCfg.BalancerName = "pick_first"
+	return &Config{
+		ClientConfig: grpcCfg,
+		Token: TokenConfig{
+			EnvVar:  "AUTH_TOKEN",
+			RenewAt: 0.8,
+		},
+		Reconnect: ReconnectConfig{
+			InitialInterval:     time.Second,
+			Multiplier:          1.5,
+			MaxInterval:         60 * time.Second,
+			RandomizationFactor: 0.2,
+			ResetAfter:          time.Minute,
+		},
+		MaxMessageSizeMiB:     10,
+		MaxConcurrentRequests: 16,
+	}
+}
+
+func createExtension(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {
+	return newExtension(cfg.(*Config), set)
+}

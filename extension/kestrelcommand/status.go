@@ -1,0 +1,103 @@
+package kestrelcommand // import "github.com/kestrelai/otelcol-kestrel/extension/kestrelcommand"
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+
+	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
+)
+
+// statusTracker folds everything that affects health into one component status:
+// StatusOK only when the connection is Ready, the TLS files load and every side stream
+// is open (or knowingly falls back to StreamData); otherwise RecoverableError naming the
+// reason. It reports only changes.
+type statusTracker struct {
+	mu       sync.Mutex
+	host     component.Host
+	ready    bool
+	connErr  error
+	certErr  error
+	sideErrs map[cloudconn.Stream]error
+	last     string
+}
+
+func (t *statusTracker) setHost(host component.Host) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.host = host
+}
+
+func (t *statusTracker) connected() {
+	t.update(func() { t.ready, t.connErr, t.sideErrs = true, nil, nil })
+}
+
+func (t *statusTracker) disconnected(err error) {
+	t.update(func() { t.ready, t.connErr, t.sideErrs = false, err, nil })
+}
+
+func (t *statusTracker) certificate(err error) {
+	t.update(func() { t.certErr = err })
+}
+
+func (t *statusTracker) sideStream(s cloudconn.Stream, err error) {
+	t.update(func() {
+		if err == nil {
+			delete(t.sideErrs, s)
+			return
+		}
+		if t.sideErrs == nil {
+			t.sideErrs = map[cloudconn.Stream]error{}
+		}
+		t.sideErrs[s] = err
+	})
+}
+
+func (t *statusTracker) update(change func()) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	change()
+	if t.host == nil {
+		return
+	}
+	ev := t.event()
+	key := ev.Status().String()
+	if ev.Err() != nil {
+		key += ev.Err().Error()
+	}
+	if key == t.last {
+		return
+	}
+	t.last = key
+	componentstatus.ReportStatus(t.host, ev)
+}
+
+func (t *statusTracker) event() *componentstatus.Event {
+	var errs []error
+	if !t.ready {
+		err := t.connErr
+		if err == nil {
+			err = errors.New("not connected yet")
+		}
+		errs = append(errs, fmt.Errorf("disconnected from Kestrel Cloud: %w", err))
+	}
+	if t.certErr != nil {
+		errs = append(errs, fmt.Errorf("new TLS files rejected, still using the previous certificate: %w", t.certErr))
+	}
+	streams := make([]cloudconn.Stream, 0, len(t.sideErrs))
+	for s := range t.sideErrs {
+		streams = append(streams, s)
+	}
+	slices.Sort(streams)
+	for _, s := range streams {
+		errs = append(errs, fmt.Errorf("stream %s down, its payloads go on StreamData while it reconnects: %w", s, t.sideErrs[s]))
+	}
+	if len(errs) == 0 {
+		return componentstatus.NewEvent(componentstatus.StatusOK)
+	}
+	return componentstatus.NewRecoverableErrorEvent(errors.Join(errs...))
+}
