@@ -1,0 +1,183 @@
+package e2e
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	otellog "go.opentelemetry.io/otel/log"
+
+	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
+	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+)
+
+// OTLP logs reach the cloud as cloud.v1 messages on the streams the protocol prefers:
+// KubernetesEvent on StreamEvents and PodLogs on StreamLogs; against a server without
+// side streams, both arrive on StreamData.
+func TestLogsReachCloud(t *testing.T) {
+	for _, tc := range []struct {
+		name                   string
+		oldServer              bool
+		eventStream, logStream string
+	}{
+		{name: "current server", eventStream: "events", logStream: "logs"},
+		{name: "old server", oldServer: true, eventStream: "data", logStream: "data"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			certs := newCerts(t)
+			dc := startDevcloud(t, certs, "127.0.0.1:0", tc.oldServer)
+			otlp := startCollector(t, dc.Addr(), certs)
+			ctx := testCtx(t, 60*time.Second)
+
+			// Data is sent only once the operator is connected and committed, so that the
+			// events are routed by the stream set the server really offers.
+			require.NoError(t, dc.WaitStatus(ctx, func(s devcloud.Status) bool {
+				return len(s.Operators) == 1 && s.Operators[0].Committed
+			}))
+
+			const events = 50
+			ev := newSender(t, otlp)
+			for i := range events {
+				ev.warningEvent(i)
+			}
+			ev.flush(t)
+			app := newSender(t, otlp, podResource("checkout-7d9f8b6c5-x2x4k")...)
+			app.appLine("listening on :8080", otellog.SeverityInfo)
+			app.appLine("payment backend unreachable", otellog.SeverityError)
+			app.flush(t)
+
+			require.NoError(t, dc.WaitFor(ctx, func(recs []devcloud.Record) bool {
+				uids, _ := eventUIDs(recs)
+				return len(uids) == events && podLines(recs) == 2
+			}))
+			uids, streams := eventUIDs(dc.Records())
+			for uid, n := range uids {
+				assert.Equalf(t, 1, n, "event %s delivered %d times", uid, n)
+			}
+			assert.Equal(t, map[string]int{tc.eventStream: events}, streams)
+
+			var logs []*cloudv1.PodLogs
+			for _, p := range payloads(dc.Records()) {
+				if pl, ok := p.payload.(*cloudv1.PodLogs); ok {
+					assert.Equal(t, tc.logStream, p.stream)
+					logs = append(logs, pl)
+				}
+			}
+			require.Len(t, logs, 1, "both lines of one pod travel in one PodLogs")
+			assert.Equal(t, "checkout-7d9f8b6c5-x2x4k", logs[0].GetPodName())
+			assert.Equal(t, "shop", logs[0].GetNamespace())
+			assert.Equal(t, "app", logs[0].GetContainerName())
+			require.Len(t, logs[0].GetLogEntries(), 2)
+			assert.Equal(t, "INFO", logs[0].GetLogEntries()[0].GetLevel())
+			assert.Equal(t, "ERROR", logs[0].GetLogEntries()[1].GetLevel())
+			assert.Equal(t, "payment backend unreachable", logs[0].GetLogEntries()[1].GetMessage())
+
+			// The first event in full: every field the record carried is on the wire.
+			for _, p := range payloads(dc.Records()) {
+				if e, ok := p.payload.(*cloudv1.KubernetesEvent); ok && e.GetUid() == "ev-0" {
+					assert.Equal(t, "BackOff", e.GetReason())
+					assert.Equal(t, "Warning", e.GetEventType())
+					assert.Equal(t, "shop", e.GetNamespace())
+					assert.Equal(t, "Pod", e.GetInvolvedObject().GetKind())
+					assert.Equal(t, "checkout-7d9f8b6c5-x2x4k", e.GetInvolvedObject().GetName())
+					assert.Equal(t, int32(3), e.GetCount())
+					assert.Equal(t, cloudv1.Action_ACTION_CREATE, e.GetAction())
+					assert.Equal(t, int64(1767225900), e.GetLastTimestamp().GetSeconds())
+				}
+			}
+		})
+	}
+}
+
+func podLines(recs []devcloud.Record) int {
+	n := 0
+	for _, p := range payloads(recs) {
+		if pl, ok := p.payload.(*cloudv1.PodLogs); ok {
+			n += len(pl.GetLogEntries())
+		}
+	}
+	return n
+}
+
+// The cloud restarts (gracefully, as a rolling deploy does) while events stream in:
+// the operator reconnects, and every record the collector accepted arrives exactly once.
+func TestCloudRestartLosesNothing(t *testing.T) {
+	certs := newCerts(t)
+	first := startDevcloud(t, certs, "127.0.0.1:0", false)
+	addr := first.Addr()
+	otlp := startCollector(t, addr, certs)
+	ctx := testCtx(t, 60*time.Second)
+	require.NoError(t, first.WaitStatus(ctx, func(s devcloud.Status) bool {
+		return len(s.Operators) == 1 && s.Operators[0].Committed
+	}))
+
+	const total = 3000
+	s := newSender(t, otlp)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for i := range total {
+			s.warningEvent(i)
+			if i%20 == 0 {
+				time.Sleep(time.Millisecond) // a steady stream rather than one burst
+			}
+		}
+	}()
+	// Stop while events are flowing; the sender keeps going into the outage.
+	require.Eventually(t, func() bool { uids, _ := eventUIDs(first.Records()); return len(uids) >= total/10 },
+		30*time.Second, time.Millisecond)
+	first.Stop()
+	beforeRestart, _ := eventUIDs(first.Records())
+	time.Sleep(300 * time.Millisecond) // an outage the retries have to bridge
+	<-sent
+	s.flush(t)
+
+	second := startDevcloud(t, certs, addr, false)
+	require.NoError(t, second.WaitFor(ctx, func(recs []devcloud.Record) bool {
+		uids, _ := eventUIDs(recs)
+		return len(uids)+len(beforeRestart) >= total
+	}))
+
+	afterRestart, _ := eventUIDs(second.Records())
+	require.NotEmpty(t, beforeRestart, "the restart did not happen mid-stream")
+	require.NotEmpty(t, afterRestart, "nothing was sent after the restart")
+	all := map[string]int{}
+	for _, m := range []map[string]int{beforeRestart, afterRestart} {
+		for uid, n := range m {
+			all[uid] += n
+		}
+	}
+	assert.Len(t, all, total, "every event accepted by the collector arrives")
+	for uid, n := range all {
+		assert.Equalf(t, 1, n, "event %s delivered %d times", uid, n)
+	}
+	t.Logf("%d events before the restart, %d after", len(beforeRestart), len(afterRestart))
+}
+
+// A broken configuration stops the collector before it starts, with a message that says
+// what to fix, instead of running without a cloud connection.
+func TestMalformedConfigRefusesToStart(t *testing.T) {
+	for _, tc := range []struct{ name, extension, want string }{
+		{"no endpoint", "kestrel_command:\n    tls: {cert_file: /x, key_file: /y}", "endpoint"},
+		{"plaintext", "kestrel_command:\n    endpoint: 127.0.0.1:1\n    tls: {insecure: true, cert_file: /x, key_file: /y}", "insecure"},
+		{"unknown key", "kestrel_command:\n    endpoint: 127.0.0.1:1\n    tls: {cert_file: /x, key_file: /y}\n    reconect: {}", "reconect"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := "extensions:\n  " + tc.extension + `
+receivers:
+  otlp:
+    protocols: {grpc: {endpoint: 127.0.0.1:0}}
+exporters:
+  kestrel: {}
+service:
+  extensions: [kestrel_command]
+  pipelines: {logs: {receivers: [otlp], exporters: [kestrel]}}
+  telemetry: {metrics: {level: none}}
+`
+			err := runCollector(t, cfg)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}

@@ -1,0 +1,183 @@
+// Package e2e runs the whole distribution in-process: the collector built from
+// components.Components with a real configuration, real OTLP senders (the OTel Go SDK),
+// and kestrel-devcloud over mTLS as the cloud.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
+	"go.opentelemetry.io/collector/otelcol"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/protobuf/proto"
+
+	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
+	"github.com/kestrelai/otelcol-kestrel/components"
+	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+)
+
+// startDevcloud starts a reference cloud on listen (":0" style for a fresh port) that
+// heartbeats fast, so liveness paths run during the test too.
+func startDevcloud(t *testing.T, certs, listen string, old bool) *devcloud.Server {
+	t.Helper()
+	dc, err := devcloud.New(devcloud.Config{
+		Listen:            listen,
+		CertsDir:          certs,
+		HeartbeatInterval: 200 * time.Millisecond,
+		OldServer:         old,
+		DrainTimeout:      5 * time.Second,
+	}, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	require.NoError(t, dc.Start())
+	t.Cleanup(dc.Kill)
+	return dc
+}
+
+func newCerts(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "certs")
+	require.NoError(t, devcloud.GenerateCerts(dir, devcloud.CertOptions{Tenant: "e2e"}))
+	return dir
+}
+
+// freeAddr returns a loopback address nobody listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+const collectorConfig = `
+extensions:
+  kestrel_command:
+    endpoint: %[1]s
+    tls:
+      ca_file: %[2]s/ca.crt
+      cert_file: %[2]s/client.crt
+      key_file: %[2]s/client.key
+    token:
+      file: %[2]s/token
+    reconnect:
+      initial_interval: 50ms
+      max_interval: 500ms
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: %[3]s
+exporters:
+  kestrel:
+    connection: kestrel_command
+    retry_on_failure:
+      initial_interval: 50ms
+      max_interval: 500ms
+      max_elapsed_time: 0
+    sending_queue:
+      queue_size: 100000
+service:
+  extensions: [kestrel_command]
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [kestrel]
+  telemetry:
+    logs:
+      level: warn
+    metrics:
+      level: none
+`
+
+// startCollector runs otelcol-kestrel's components in-process against the cloud at
+// cloudAddr and returns the OTLP gRPC address it listens on.
+func startCollector(t *testing.T, cloudAddr, certs string) string {
+	t.Helper()
+	otlpAddr := freeAddr(t)
+	col := newCollector(t, fmt.Sprintf(collectorConfig, cloudAddr, certs, otlpAddr))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- col.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	require.Eventually(t, func() bool { return col.GetState() == otelcol.StateRunning }, 30*time.Second, 10*time.Millisecond,
+		"collector did not start")
+	return otlpAddr
+}
+
+func newCollector(t *testing.T, config string) *otelcol.Collector {
+	t.Helper()
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(config), 0o600))
+	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
+		BuildInfo: component.BuildInfo{Command: "otelcol-kestrel", Description: "e2e", Version: "test"},
+		Factories: components.Components,
+		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
+			URIs:              []string{"file:" + cfgPath},
+			ProviderFactories: []confmap.ProviderFactory{fileprovider.NewFactory()},
+		}},
+	})
+	require.NoError(t, err)
+	return col
+}
+
+// runCollector runs a collector that is expected to refuse its configuration and
+// returns the error Run gave.
+func runCollector(t *testing.T, config string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return newCollector(t, config).Run(ctx)
+}
+
+// payloads returns, in arrival order, the inner messages of every envelope the cloud
+// received, each with the stream it came on.
+type received struct {
+	stream  string
+	payload proto.Message
+}
+
+func payloads(recs []devcloud.Record) []received {
+	var out []received
+	for _, r := range recs {
+		m := r.Message.ProtoReflect()
+		fd := m.WhichOneof(m.Descriptor().Oneofs().Get(0))
+		if fd == nil {
+			continue
+		}
+		out = append(out, received{stream: string(r.Stream), payload: m.Get(fd).Message().Interface()})
+	}
+	return out
+}
+
+// eventUIDs counts KubernetesEvents by uid, with the streams they arrived on.
+func eventUIDs(recs []devcloud.Record) (map[string]int, map[string]int) {
+	uids, streams := map[string]int{}, map[string]int{}
+	for _, p := range payloads(recs) {
+		if ev, ok := p.payload.(*cloudv1.KubernetesEvent); ok {
+			uids[ev.GetUid()]++
+			streams[p.stream]++
+		}
+	}
+	return uids, streams
+}
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
