@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,7 +24,10 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
 )
@@ -39,6 +43,9 @@ Usage:
   kestrel-devcloud ctl [--admin ADDR] status [--json]
   kestrel-devcloud ctl [--admin ADDR] request --type KubernetesAPIRequest --json '{...}'
                          [--operator ID] [--timeout 30s]
+  kestrel-devcloud ctl [--admin ADDR] metrics-query [--namespace NS] [--workload NAME --kind KIND]
+                         [--pod NAME | --pod-prefix P] [--metric NAME ...] [--label K=V ...]
+                         [--since 15m] [--max-series N] [--max-points N]
 
 Run "kestrel-devcloud COMMAND -h" for the flags of a command.
 `
@@ -205,7 +212,7 @@ func cmdCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if fs.NArg() == 0 {
-		return fmt.Errorf("%w: ctl needs a subcommand: status or request", errUsage)
+		return fmt.Errorf("%w: ctl needs a subcommand: status, request or metrics-query", errUsage)
 	}
 	a := adminClient{base: adminURL(*admin), http: &http.Client{Transport: &http.Transport{}}}
 	defer a.http.CloseIdleConnections()
@@ -215,8 +222,10 @@ func cmdCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return ctlStatus(ctx, a, rest, stdout, stderr)
 	case "request":
 		return ctlRequest(ctx, a, rest, stdout, stderr)
+	case "metrics-query":
+		return ctlMetricsQuery(ctx, a, rest, stdout, stderr)
 	default:
-		return fmt.Errorf("%w: unknown ctl subcommand %q (want status or request)", errUsage, fs.Arg(0))
+		return fmt.Errorf("%w: unknown ctl subcommand %q (want status, request or metrics-query)", errUsage, fs.Arg(0))
 	}
 }
 
@@ -339,12 +348,17 @@ func ctlRequest(ctx context.Context, a adminClient, args []string, stdout, stder
 	if err != nil {
 		return err
 	}
-	q := url.Values{"type": {*typ}, "timeout": {timeout.String()}}
-	if *operator != "" {
-		q.Set("operator", *operator)
+	return postRequest(ctx, a, *typ, payload, *operator, *timeout, stdout)
+}
+
+// postRequest sends one tool request through the admin API and prints the response.
+func postRequest(ctx context.Context, a adminClient, typ string, payload []byte, operator string, timeout time.Duration, stdout io.Writer) error {
+	q := url.Values{"type": {typ}, "timeout": {timeout.String()}}
+	if operator != "" {
+		q.Set("operator", operator)
 	}
 	// The admin API enforces the timeout; the margin lets its 504 answer arrive.
-	ctx, cancel := context.WithTimeout(ctx, *timeout+10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, timeout+10*time.Second)
 	defer cancel()
 	resp, err := a.call(ctx, http.MethodPost, "/v1/requests?"+q.Encode(), payload)
 	if err != nil {
@@ -352,6 +366,58 @@ func ctlRequest(ctx context.Context, a adminClient, args []string, stdout, stder
 	}
 	return writeIndented(stdout, resp)
 }
+
+// ctlMetricsQuery asks the operator's metrics store for recent series (MetricsQueryRequest).
+func ctlMetricsQuery(ctx context.Context, a adminClient, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ctl metrics-query", stderr)
+	var (
+		req             cloudv1.MetricsQueryRequest
+		metrics, labels listFlag
+	)
+	fs.StringVar(&req.Namespace, "namespace", "", "Kubernetes namespace")
+	fs.StringVar(&req.WorkloadName, "workload", "", "workload name")
+	fs.StringVar(&req.WorkloadKind, "kind", "", "workload kind: Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob")
+	fs.StringVar(&req.PodName, "pod", "", "exact pod name")
+	fs.StringVar(&req.PodNamePrefix, "pod-prefix", "", "pod name prefix")
+	fs.Var(&metrics, "metric", "metric name (repeatable)")
+	fs.Var(&labels, "label", "label matcher KEY=VALUE (repeatable)")
+	since := fs.Duration("since", 15*time.Minute, "query the window ending now and starting this long ago")
+	maxSeries := fs.Int("max-series", 0, "at most this many series (0 = no limit)")
+	maxPoints := fs.Int("max-points", 0, "at most this many points per series (0 = no limit)")
+	operator := fs.String("operator", "", "operator id (see 'ctl status'); empty = the first connected operator")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the operator's response")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *since <= 0 || *timeout <= 0 || *maxSeries < 0 || *maxPoints < 0 {
+		return fmt.Errorf("%w: --since and --timeout must be positive, --max-series and --max-points not negative", errUsage)
+	}
+	req.MetricNames = metrics
+	for _, l := range labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("%w: --label wants KEY=VALUE, got %q", errUsage, l)
+		}
+		if req.LabelMatchers == nil {
+			req.LabelMatchers = map[string]string{}
+		}
+		req.LabelMatchers[k] = v
+	}
+	now := time.Now()
+	req.StartTime, req.EndTime = timestamppb.New(now.Add(-*since)), timestamppb.New(now)
+	req.MaxSeries, req.MaxDataPoints = int32(min(*maxSeries, math.MaxInt32)), int32(min(*maxPoints, math.MaxInt32))
+	payload, err := protojson.Marshal(&req)
+	if err != nil {
+		return err
+	}
+	return postRequest(ctx, a, "MetricsQueryRequest", payload, *operator, *timeout, stdout)
+}
+
+// listFlag collects a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 func readPayload(v string) ([]byte, error) {
 	switch {

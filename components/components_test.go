@@ -1,0 +1,200 @@
+package components
+
+import (
+	"encoding/json"
+	"go/parser"
+	"go/token"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/otelcol/otelcoltest"
+	"go.opentelemetry.io/collector/pipeline"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+)
+
+// builderConfig is the part of ocb's manifest this test compares.
+type builderConfig struct {
+	Dist struct {
+		Name       string `yaml:"name"`
+		OutputPath string `yaml:"output_path"`
+	} `yaml:"dist"`
+	Receivers  []builderModule `yaml:"receivers"`
+	Processors []builderModule `yaml:"processors"`
+	Exporters  []builderModule `yaml:"exporters"`
+	Extensions []builderModule `yaml:"extensions"`
+	Connectors []builderModule `yaml:"connectors"`
+	Providers  []builderModule `yaml:"providers"`
+	Replaces   []string        `yaml:"replaces"`
+}
+
+type builderModule struct {
+	GoMod  string `yaml:"gomod"`
+	Import string `yaml:"import"`
+	Path   string `yaml:"path"`
+}
+
+// importPath is what ocb imports for the entry: `import:` or else the module path.
+func (m builderModule) importPath() string {
+	if m.Import != "" {
+		return m.Import
+	}
+	return strings.Fields(m.GoMod)[0]
+}
+
+const thisModule = "github.com/kestrelai/otelcol-kestrel"
+
+func loadBuilderConfig(t *testing.T) builderConfig {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "builder-config.yaml"))
+	require.NoError(t, err)
+	var cfg builderConfig
+	require.NoError(t, yaml.Unmarshal(raw, &cfg))
+	return cfg
+}
+
+// gomods returns, for one component kind, the gomod line of every real type (skipping
+// deprecated aliases, which share their factory), sorted.
+func gomods[F component.Factory](factories map[component.Type]F, modules map[component.Type]string) []string {
+	var out []string
+	for typ, f := range factories {
+		if typ != f.Type() {
+			continue
+		}
+		out = append(out, modules[typ])
+	}
+	slices.Sort(out)
+	return out
+}
+
+func manifestGomods(mods []builderModule) []string {
+	var out []string
+	for _, m := range mods {
+		out = append(out, m.GoMod)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestComponentsMatchBuilderConfig(t *testing.T) {
+	cfg := loadBuilderConfig(t)
+	factories, err := Components()
+	require.NoError(t, err)
+
+	const msg = "components.go and builder-config.yaml list different %s; edit both"
+	assert.Equal(t, manifestGomods(cfg.Receivers), gomods(factories.Receivers, factories.ReceiverModules), msg, "receivers")
+	assert.Equal(t, manifestGomods(cfg.Processors), gomods(factories.Processors, factories.ProcessorModules), msg, "processors")
+	assert.Equal(t, manifestGomods(cfg.Exporters), gomods(factories.Exporters, factories.ExporterModules), msg, "exporters")
+	assert.Equal(t, manifestGomods(cfg.Extensions), gomods(factories.Extensions, factories.ExtensionModules), msg, "extensions")
+	assert.Equal(t, manifestGomods(cfg.Connectors), gomods(factories.Connectors, factories.ConnectorModules), msg, "connectors")
+
+	// Same packages: what components.go imports, minus the collector framework, must be
+	// exactly what ocb imports for the manifest (plus its default telemetry package).
+	want := []string{"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"}
+	for _, mods := range [][]builderModule{cfg.Receivers, cfg.Processors, cfg.Exporters, cfg.Extensions, cfg.Connectors} {
+		for _, m := range mods {
+			want = append(want, m.importPath())
+		}
+	}
+	framework := []string{
+		"go.opentelemetry.io/collector/component",
+		"go.opentelemetry.io/collector/connector",
+		"go.opentelemetry.io/collector/exporter",
+		"go.opentelemetry.io/collector/extension",
+		"go.opentelemetry.io/collector/otelcol",
+		"go.opentelemetry.io/collector/processor",
+		"go.opentelemetry.io/collector/receiver",
+	}
+	file, err := parser.ParseFile(token.NewFileSet(), "components.go", nil, parser.ImportsOnly)
+	require.NoError(t, err)
+	var got []string
+	for _, imp := range file.Imports {
+		p, err := strconv.Unquote(imp.Path.Value)
+		require.NoError(t, err)
+		if !slices.Contains(framework, p) {
+			got = append(got, p)
+		}
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	assert.Equal(t, want, got, "components.go imports differ from builder-config.yaml")
+}
+
+func TestBuilderConfigShape(t *testing.T) {
+	cfg := loadBuilderConfig(t)
+	assert.Equal(t, "otelcol-kestrel", cfg.Dist.Name)
+	assert.Equal(t, "./_build", cfg.Dist.OutputPath)
+	assert.Empty(t, cfg.Replaces, "upstream modules must not be replaced")
+	assert.Equal(t, []string{
+		"go.opentelemetry.io/collector/confmap/provider/envprovider v1.66.0",
+		"go.opentelemetry.io/collector/confmap/provider/fileprovider v1.66.0",
+		"go.opentelemetry.io/collector/confmap/provider/yamlprovider v1.66.0",
+	}, manifestGomods(cfg.Providers))
+
+	// In-repo components come from this module through `path: .`, each with its package.
+	for _, mods := range [][]builderModule{cfg.Receivers, cfg.Processors, cfg.Exporters, cfg.Extensions, cfg.Connectors} {
+		for _, m := range mods {
+			if strings.Fields(m.GoMod)[0] != thisModule {
+				assert.Empty(t, m.Path, "%s: only in-repo modules use path", m.GoMod)
+				continue
+			}
+			assert.Equal(t, thisModule+" v0.0.0", m.GoMod)
+			assert.Equal(t, ".", m.Path, "%s: in-repo components build from this checkout", m.Import)
+			assert.True(t, strings.HasPrefix(m.Import, thisModule+"/"), "%s: import the component package", m.Import)
+		}
+	}
+}
+
+// TestBuilderVersionsMatchGoMod keeps ocb's build and this module's tests on the same
+// versions: every upstream gomod in the manifest must be the version go.mod requires.
+func TestBuilderVersionsMatchGoMod(t *testing.T) {
+	cfg := loadBuilderConfig(t)
+	cmd := exec.Command("go", "mod", "edit", "-json")
+	cmd.Dir = ".."
+	out, err := cmd.Output()
+	require.NoError(t, err, "go mod edit -json")
+	var gomod struct {
+		Require []struct{ Path, Version string }
+	}
+	require.NoError(t, json.Unmarshal(out, &gomod))
+	required := map[string]string{}
+	for _, r := range gomod.Require {
+		required[r.Path] = r.Version
+	}
+	for _, mods := range [][]builderModule{cfg.Receivers, cfg.Processors, cfg.Exporters, cfg.Extensions, cfg.Connectors, cfg.Providers} {
+		for _, m := range mods {
+			fields := strings.Fields(m.GoMod)
+			require.Len(t, fields, 2, "gomod %q must be `module version`", m.GoMod)
+			if fields[0] == thisModule {
+				continue
+			}
+			assert.Equal(t, fields[1], required[fields[0]], "%s: builder-config.yaml and go.mod disagree", fields[0])
+		}
+	}
+}
+
+func TestLocalConfigValidates(t *testing.T) {
+	certs := t.TempDir()
+	require.NoError(t, devcloud.GenerateCerts(certs, devcloud.CertOptions{}))
+	t.Setenv("KESTREL_CERTS_DIR", certs)
+	t.Setenv("KESTREL_STATE_DIR", t.TempDir())
+
+	factories, err := Components()
+	require.NoError(t, err)
+	cfg, err := otelcoltest.LoadConfigAndValidate(filepath.Join("..", "config", "local.yaml"), factories)
+	require.NoError(t, err)
+
+	logs := cfg.Service.Pipelines[pipeline.NewID(pipeline.SignalLogs)]
+	require.NotNil(t, logs)
+	assert.Equal(t, []component.ID{component.MustNewID("kestrel")}, logs.Exporters)
+	assert.Contains(t, cfg.Service.Extensions, component.MustNewID("kestrel_command"))
+}
