@@ -25,6 +25,10 @@ import (
 
 	"github.com/kestrelai/otelcol-kestrel/exporter/kestrelexporter"
 	"github.com/kestrelai/otelcol-kestrel/extension/kestrelcommand"
+	"github.com/kestrelai/otelcol-kestrel/processor/metricsstoreprocessor"
+	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver"
+	"github.com/kestrelai/otelcol-kestrel/receiver/hubblereceiver"
+	"github.com/kestrelai/otelcol-kestrel/receiver/k8sinventoryreceiver"
 )
 
 // The gomod strings of builder-config.yaml. ocb records them in the Factories' module
@@ -66,6 +70,9 @@ func Components() (otelcol.Factories, error) {
 
 	factories.Receivers, factories.ReceiverModules, err = makeMaps(
 		entry[receiver.Factory]{otlpreceiver.NewFactory(), modOTLPReceiver},
+		entry[receiver.Factory]{hubblereceiver.NewFactory(), modOtelcolKestrel},
+		entry[receiver.Factory]{envoyalsreceiver.NewFactory(), modOtelcolKestrel},
+		entry[receiver.Factory]{k8sinventoryreceiver.NewFactory(), modOtelcolKestrel},
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
@@ -75,6 +82,7 @@ func Components() (otelcol.Factories, error) {
 		entry[processor.Factory]{memorylimiterprocessor.NewFactory(), modMemoryLimiter},
 		entry[processor.Factory]{batchprocessor.NewFactory(), modBatch},
 		entry[processor.Factory]{k8sattributesprocessor.NewFactory(), modK8sAttributes},
+		entry[processor.Factory]{metricsstoreprocessor.NewFactory(), modOtelcolKestrel},
 	)
 	if err != nil {
 		return otelcol.Factories{}, err

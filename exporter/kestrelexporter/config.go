@@ -2,6 +2,8 @@ package kestrelexporter // import "github.com/kestrelai/otelcol-kestrel/exporter
 
 import (
 	"errors"
+	"fmt"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configoptional"
@@ -15,6 +17,12 @@ import (
 type Config struct {
 	// Connection is the ID of the kestrel_command extension whose connection carries the data.
 	Connection component.ID `mapstructure:"connection"`
+
+	// InitialSnapshotTimeout bounds how long the first InventoryCommit waits for an
+	// inventory source (the k8s_inventory receiver) to announce a snapshot; once one has,
+	// the commit waits for that snapshot without limit. 0 does not wait for a source that
+	// has not announced itself.
+	InitialSnapshotTimeout time.Duration `mapstructure:"initial_snapshot_timeout"`
 
 	TimeoutConfig exporterhelper.TimeoutConfig                             `mapstructure:",squash"`
 	QueueConfig   configoptional.Optional[exporterhelper.QueueBatchConfig] `mapstructure:"sending_queue"`
@@ -30,6 +38,9 @@ var _ confmap.Validator = (*Config)(nil)
 func (cfg *Config) Validate() error {
 	if cfg.Connection.Type().String() == "" {
 		return errors.New(`"connection" must name the kestrel_command extension, e.g. kestrel_command`)
+	}
+	if cfg.InitialSnapshotTimeout < 0 {
+		return fmt.Errorf("initial_snapshot_timeout must not be negative, got %v", cfg.InitialSnapshotTimeout)
 	}
 	return nil
 }

@@ -25,6 +25,7 @@ func TestLoadConfig(t *testing.T) {
 	custom := createDefaultConfig().(*Config)
 	custom.Connection = component.MustNewIDWithName("kestrel_command", "eu")
 	custom.TimeoutConfig.Timeout = 10 * time.Second
+	custom.InitialSnapshotTimeout = 0
 	queue := exporterhelper.NewDefaultQueueConfig()
 	queue.StorageID = &storage
 	queue.QueueSize = 5000
@@ -65,6 +66,7 @@ func TestDefaultConfig(t *testing.T) {
 	assert.True(t, cfg.QueueConfig.HasValue(), "the sending queue is on by default")
 	assert.True(t, cfg.RetryConfig.Enabled)
 	assert.Equal(t, 5*time.Second, cfg.TimeoutConfig.Timeout)
+	assert.Equal(t, 2*time.Minute, cfg.InitialSnapshotTimeout)
 	require.NoError(t, confmap.Validate(cfg))
 }
 
@@ -77,6 +79,7 @@ func TestInvalidConfigs(t *testing.T) {
 		"zero_queue_size":              "`queue_size` must be positive",
 		"wait_for_result_with_storage": "`wait_for_result` is not supported",
 		"negative_retry_multiplier":    "multiplier value must be greater than or equal to 0",
+		"negative_snapshot_timeout":    "initial_snapshot_timeout must not be negative",
 	}
 	for name, wantErr := range tests {
 		t.Run(name, func(t *testing.T) {

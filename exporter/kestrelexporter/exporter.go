@@ -32,7 +32,12 @@ type kestrelExporter struct {
 	logger    *zap.Logger
 	mapper    *logmap.Mapper
 	telemetry *metadata.TelemetryBuilder
+	mirror    *mirror
 	conn      cloudconn.Connection // set by start, before the first push
+
+	stopMirror  context.CancelFunc
+	mirrorDone  chan struct{}
+	unsubscribe func()
 }
 
 func newExporter(cfg *Config, set exporter.Settings) (*kestrelExporter, error) {
@@ -40,12 +45,14 @@ func newExporter(cfg *Config, set exporter.Settings) (*kestrelExporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &kestrelExporter{
+	e := &kestrelExporter{
 		cfg:       cfg,
 		logger:    set.Logger,
 		mapper:    logmap.NewMapper(nil),
 		telemetry: tb,
-	}, nil
+	}
+	e.mirror = newMirror(set.Logger, tb, cfg.InitialSnapshotTimeout, e.dropped)
+	return e, nil
 }
 
 func (e *kestrelExporter) start(_ context.Context, host component.Host) error {
@@ -58,10 +65,23 @@ func (e *kestrelExporter) start(_ context.Context, host component.Host) error {
 		return fmt.Errorf("extension %q (%T) does not provide a Kestrel Cloud connection: \"connection\" must name a kestrel_command extension", e.cfg.Connection, ext)
 	}
 	e.conn = p.Connection()
+	e.conn.RegisterSnapshot(e.mirror.snapshot)
+	ctx, cancel := context.WithCancel(context.Background())
+	e.stopMirror, e.mirrorDone = cancel, make(chan struct{})
+	go func() {
+		defer close(e.mirrorDone)
+		e.mirror.run(ctx, e.conn, e.cfg.TimeoutConfig.Timeout)
+	}()
+	e.unsubscribe = e.conn.Subscribe(e.mirror.stateChanged)
 	return nil
 }
 
 func (e *kestrelExporter) shutdown(context.Context) error {
+	if e.stopMirror != nil {
+		e.unsubscribe()
+		e.stopMirror()
+		<-e.mirrorDone
+	}
 	e.telemetry.Shutdown()
 	return nil
 }

@@ -2,6 +2,7 @@ package kestrelexporter // import "github.com/kestrelai/otelcol-kestrel/exporter
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configoptional"
@@ -9,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/kestrelai/otelcol-kestrel/exporter/kestrelexporter/internal/metadata"
 )
@@ -26,11 +28,16 @@ func NewFactory() exporter.Factory {
 }
 
 func createDefaultConfig() component.Config {
+	// Events that happen while Kestrel Cloud is unreachable wait in the queue until it is
+	// back: retried without a deadline, bounded by the queue, counted when it is full.
+	retry := configretry.NewDefaultBackOffConfig()
+	retry.MaxElapsedTime = 0
 	return &Config{
-		Connection:    defaultConnection,
-		TimeoutConfig: exporterhelper.NewDefaultTimeoutConfig(),
-		QueueConfig:   configoptional.Some(exporterhelper.NewDefaultQueueConfig()),
-		RetryConfig:   configretry.NewDefaultBackOffConfig(),
+		Connection:             defaultConnection,
+		InitialSnapshotTimeout: 2 * time.Minute,
+		TimeoutConfig:          exporterhelper.NewDefaultTimeoutConfig(),
+		QueueConfig:            configoptional.Some(exporterhelper.NewDefaultQueueConfig()),
+		RetryConfig:            retry,
 	}
 }
 
@@ -40,7 +47,7 @@ func createLogs(ctx context.Context, set exporter.Settings, cfg component.Config
 	if err != nil {
 		return nil, err
 	}
-	return exporterhelper.NewLogs(ctx, set, cfg,
+	inner, err := exporterhelper.NewLogs(ctx, set, cfg,
 		exp.pushLogs,
 		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
 		exporterhelper.WithTimeout(c.TimeoutConfig),
@@ -49,4 +56,25 @@ func createLogs(ctx context.Context, set exporter.Settings, cfg component.Config
 		exporterhelper.WithStart(exp.start),
 		exporterhelper.WithShutdown(exp.shutdown),
 	)
+	if err != nil {
+		return nil, err
+	}
+	return &logsExporter{Logs: inner, exp: exp}, nil
+}
+
+// logsExporter takes inventory records out of the data before it reaches the
+// exporterhelper queue: they update the inventory mirror, which sends them itself (see
+// mirror.go), so an object's states can neither be reordered by concurrent queue
+// consumers nor dropped by a full queue.
+type logsExporter struct {
+	exporter.Logs
+	exp *kestrelExporter
+}
+
+func (l *logsExporter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	rest := l.exp.mirror.absorb(ctx, l.exp.mapper, ld)
+	if rest.LogRecordCount() == 0 {
+		return nil
+	}
+	return l.Logs.ConsumeLogs(ctx, rest)
 }

@@ -113,8 +113,22 @@ type mapFunc func(b *batch, r *record) (item int, reason Reason, detail string)
 
 // table is the one place that says which event name becomes which cloud.v1 message.
 var table = map[string]mapFunc{
-	schema.EventK8sEvent: (*batch).k8sEvent,
-	"":                   (*batch).podLog,
+	schema.EventK8sEvent:                     (*batch).k8sEvent,
+	schema.EventNetworkFlow:                  (*batch).flow,
+	schema.EventL7AccessLog:                  (*batch).l7AccessLog,
+	schema.EventInventoryWorkload:            (*batch).workload,
+	schema.EventInventoryPod:                 (*batch).pod,
+	schema.EventInventoryNamespace:           (*batch).namespace,
+	schema.EventInventoryNode:                (*batch).node,
+	schema.EventInventoryService:             (*batch).service,
+	schema.EventInventoryNetworkPolicy:       (*batch).networkPolicy,
+	schema.EventInventoryAuthorizationPolicy: (*batch).authorizationPolicy,
+	schema.EventInventorySnapshotStart:       (*batch).snapshotStart,
+	schema.EventInventorySnapshotComplete:    (*batch).snapshotComplete,
+	schema.EventPodStatusChange:              (*batch).podStatusChange,
+	schema.EventNodeConditionChange:          (*batch).nodeConditionChange,
+	schema.EventWorkloadRolloutStatus:        (*batch).workloadRolloutStatus,
+	"":                                       (*batch).podLog,
 }
 
 // Known reports whether Map has a mapper for eventName.

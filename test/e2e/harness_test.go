@@ -104,8 +104,14 @@ service:
 func startCollector(t *testing.T, cloudAddr, certs string) string {
 	t.Helper()
 	otlpAddr := freeAddr(t)
-	col := newCollector(t, fmt.Sprintf(collectorConfig, cloudAddr, certs, otlpAddr))
+	startWithConfig(t, fmt.Sprintf(collectorConfig, cloudAddr, certs, otlpAddr))
+	return otlpAddr
+}
 
+// startWithConfig runs a collector with config until the test ends.
+func startWithConfig(t *testing.T, config string) {
+	t.Helper()
+	col := newCollector(t, config)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- col.Run(ctx) }()
@@ -115,7 +121,6 @@ func startCollector(t *testing.T, cloudAddr, certs string) string {
 	})
 	require.Eventually(t, func() bool { return col.GetState() == otelcol.StateRunning }, 30*time.Second, 10*time.Millisecond,
 		"collector did not start")
-	return otlpAddr
 }
 
 func newCollector(t *testing.T, config string) *otelcol.Collector {

@@ -23,10 +23,12 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                         metric.Meter
-	mu                            sync.Mutex
-	registrations                 []metric.Registration
-	KestrelExporterRecordsDropped metric.Int64Counter
+	meter                                metric.Meter
+	mu                                   sync.Mutex
+	registrations                        []metric.Registration
+	KestrelExporterInventoryMessagesSent metric.Int64Counter
+	KestrelExporterInventoryObjects      metric.Int64Gauge
+	KestrelExporterRecordsDropped        metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -58,6 +60,18 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
+	builder.KestrelExporterInventoryMessagesSent, err = builder.meter.Int64Counter(
+		"otelcol.kestrel_exporter.inventory.messages.sent",
+		metric.WithDescription("Inventory messages (and InventoryCommits of resyncs) handed to the connection. [Development]"),
+		metric.WithUnit("{message}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.KestrelExporterInventoryObjects, err = builder.meter.Int64Gauge(
+		"otelcol.kestrel_exporter.inventory.objects",
+		metric.WithDescription("Objects in the inventory mirror, which is replayed after every (re)connect. [Development]"),
+		metric.WithUnit("{object}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.KestrelExporterRecordsDropped, err = builder.meter.Int64Counter(
 		"otelcol.kestrel_exporter.records.dropped",
 		metric.WithDescription("Log records dropped because they cannot become a cloud.v1 message or the connection rejected their message. [Development]"),

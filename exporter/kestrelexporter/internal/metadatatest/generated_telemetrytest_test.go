@@ -19,7 +19,15 @@ func TestSetupTelemetry(t *testing.T) {
 	tb, err := metadata.NewTelemetryBuilder(testTel.NewTelemetrySettings())
 	require.NoError(t, err)
 	defer tb.Shutdown()
+	tb.KestrelExporterInventoryMessagesSent.Add(context.Background(), 1)
+	tb.KestrelExporterInventoryObjects.Record(context.Background(), 1)
 	tb.KestrelExporterRecordsDropped.Add(context.Background(), 1)
+	AssertEqualKestrelExporterInventoryMessagesSent(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualKestrelExporterInventoryObjects(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
 	AssertEqualKestrelExporterRecordsDropped(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())

@@ -1,0 +1,125 @@
+package flowagg
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.uber.org/goleak"
+
+	"github.com/kestrelai/otelcol-kestrel/internal/schema"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// flushes records what a window emitted.
+type flushes struct {
+	mu      sync.Mutex
+	windows []map[string]int
+	dropped int64
+}
+
+func (f *flushes) flush(_ context.Context, m map[string]*int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string]int, len(m))
+	for k, v := range m {
+		out[k] = *v
+	}
+	f.windows = append(f.windows, out)
+}
+
+func (f *flushes) drop(n int64) { f.dropped += n }
+
+func (f *flushes) get() []map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]map[string]int(nil), f.windows...)
+}
+
+func add(w *Window[string, int], key string) bool {
+	return w.Update(key, func(v *int, fresh bool) {
+		if fresh {
+			*v = 100
+		}
+		*v++
+	})
+}
+
+func TestWindowAggregatesUntilFlushed(t *testing.T) {
+	f := &flushes{}
+	w := New[string, int](Config{Window: time.Hour, MaxEntries: 10}, f.flush, f.drop)
+	for _, k := range []string{"a", "b", "a", "a"} {
+		require.True(t, add(w, k))
+	}
+	w.Flush(context.Background())
+	add(w, "b")
+	w.Flush(context.Background())
+	w.Flush(context.Background()) // nothing left: no empty window is emitted
+	assert.Equal(t, []map[string]int{{"a": 103, "b": 101}, {"b": 101}}, f.get())
+}
+
+func TestWindowFlushesOnItsTicker(t *testing.T) {
+	f := &flushes{}
+	w := New[string, int](Config{Window: 10 * time.Millisecond, MaxEntries: 10}, f.flush, f.drop)
+	w.Start()
+	add(w, "a")
+	require.Eventually(t, func() bool { return len(f.get()) == 1 }, 5*time.Second, time.Millisecond)
+	add(w, "b")
+	w.Shutdown(context.Background())
+	windows := f.get()
+	assert.Equal(t, map[string]int{"a": 101}, windows[0])
+	assert.Equal(t, map[string]int{"b": 101}, windows[len(windows)-1], "Shutdown flushes the rest")
+}
+
+// A window that reaches MaxEntries is handed over early; while that one still waits for the
+// flusher, records with new keys are dropped and counted, and known keys keep counting.
+func TestWindowOverflow(t *testing.T) {
+	f := &flushes{}
+	w := New[string, int](Config{Window: time.Hour, MaxEntries: 2}, f.flush, f.drop)
+	require.True(t, add(w, "a"))
+	require.True(t, add(w, "b"))
+	require.True(t, add(w, "c"), "the full window is handed over")
+	require.True(t, add(w, "d"))
+	require.False(t, add(w, "e"), "both windows are full")
+	require.True(t, add(w, "d"))
+	assert.Equal(t, int64(1), f.dropped)
+	w.Shutdown(context.Background())
+	assert.Equal(t, []map[string]int{{"a": 101, "b": 101}, {"c": 101, "d": 102}}, f.get())
+}
+
+func TestSpan(t *testing.T) {
+	var s Span
+	for _, ts := range []int64{20, 10, 30} {
+		s.Add(ts * int64(time.Second))
+	}
+	assert.Equal(t, Span{Count: 3, First: 10 * int64(time.Second), Last: 30 * int64(time.Second)}, s)
+	lr := plog.NewLogRecord()
+	s.Put(lr)
+	assert.Equal(t, time.Unix(10, 0).UTC(), lr.Timestamp().AsTime())
+	assert.Equal(t, map[string]any{
+		schema.AttrAggregateCount:    int64(3),
+		schema.AttrAggregateLastSeen: "1970-01-01T00:00:30Z",
+	}, lr.Attributes().AsRaw())
+
+	neg := Span{Count: 1, First: -5, Last: -5}
+	neg.Put(lr)
+	assert.Zero(t, lr.Timestamp(), "times before 1970 are clamped")
+}
+
+func TestConfig(t *testing.T) {
+	cfg := NewDefaultConfig()
+	require.NoError(t, confmap.Validate(&cfg))
+	assert.Equal(t, 30*time.Second, cfg.Window)
+	cfg.Window = time.Millisecond
+	cfg.MaxEntries = 0
+	err := cfg.Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "aggregation.window")
+	assert.Contains(t, err.Error(), "aggregation.max_entries")
+}

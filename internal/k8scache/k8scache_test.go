@@ -1,0 +1,198 @@
+package k8scache
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+
+	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
+)
+
+func TestMain(m *testing.M) { kubeenv.Main(m) }
+
+const (
+	waitFor = 30 * time.Second
+	tick    = 20 * time.Millisecond
+)
+
+func config(t *testing.T, env *kubeenv.Env) *rest.Config {
+	cfg := env.RestConfig()
+	cfg.UserAgent = "k8scache-test/" + t.Name()
+	return cfg
+}
+
+func TestInformersAreSharedAndReleased(t *testing.T) {
+	env := kubeenv.Shared(t)
+	before := Running()
+	a, err := For(config(t, env))
+	require.NoError(t, err)
+	b, err := For(config(t, env))
+	require.NoError(t, err)
+	assert.Same(t, a, b, "the same identity shares one cache")
+	other, err := For(env.RestConfig())
+	require.NoError(t, err)
+	assert.NotSame(t, a, other, "another user agent is another identity")
+
+	p1, release1 := a.Informer(Pods, "")
+	p2, release2 := b.Informer(Pods, "")
+	assert.Same(t, p1, p2)
+	nsScoped, release3 := a.Informer(Pods, "default")
+	assert.NotSame(t, p1, nsScoped)
+	nodes, release4 := a.Informer(Nodes, "ignored for cluster-scoped kinds")
+	assert.Equal(t, "", nodes.Namespace)
+	assert.Equal(t, before+3, Running())
+	require.Eventually(t, p1.HasSynced, waitFor, tick)
+
+	release1()
+	release1() // a second release is a no-op
+	assert.Equal(t, before+3, Running(), "still used by the second user")
+	release2()
+	release3()
+	release4()
+	assert.Equal(t, before, Running())
+	c, err := For(config(t, env))
+	require.NoError(t, err)
+	assert.NotSame(t, a, c, "an unused cache is dropped")
+}
+
+func TestObjectsAreSlimmedBeforeCaching(t *testing.T) {
+	env := kubeenv.Shared(t)
+	ns := env.Namespace(t)
+	cs, err := kubernetes.NewForConfig(env.RestConfig())
+	require.NoError(t, err)
+	ctx := t.Context()
+	spec := corev1.PodSpec{
+		ServiceAccountName: "default",
+		Containers: []corev1.Container{{
+			Name: "app", Image: "registry.k8s.io/pause:3.10",
+			Env:          []corev1.EnvVar{{Name: "SECRET", Value: "x"}},
+			Ports:        []corev1.ContainerPort{{ContainerPort: 8080}},
+			VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}},
+			Resources:    corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m")}},
+		}, {
+			Name: "sidecar", Image: "registry.k8s.io/pause:3.10",
+			Resources: corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")},
+				Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
+			},
+		}},
+		Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+	}
+	annotations := map[string]string{lastApplied: `{"huge":"copy"}`, "keep": "me"}
+	_, err = cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{"app": "web"}, Annotations: annotations},
+		Spec:       spec,
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = cs.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "d", Annotations: annotations},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](0),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "d"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "d"}}, Spec: spec},
+		},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	c, err := For(config(t, env))
+	require.NoError(t, err)
+	pods, releasePods := c.Informer(Pods, ns)
+	defer releasePods()
+	deps, releaseDeps := c.Informer(Deployments, ns)
+	defer releaseDeps()
+	require.Eventually(t, func() bool { return pods.HasSynced() && deps.HasSynced() }, waitFor, tick)
+
+	obj, ok, err := pods.GetIndexer().GetByKey(ns + "/p")
+	require.NoError(t, err)
+	require.True(t, ok)
+	p := obj.(*corev1.Pod)
+	assert.Empty(t, p.ManagedFields)
+	assert.Nil(t, p.Annotations, "pods keep no annotations")
+	assert.Equal(t, map[string]string{"app": "web"}, p.Labels)
+	assert.Nil(t, p.Spec.Volumes)
+	assert.Nil(t, p.Spec.Containers, "containers are summed up into spec.resources")
+	require.NotNil(t, p.Spec.Resources)
+	assert.Equal(t, "750m", p.Spec.Resources.Requests.Cpu().String())
+	assert.Equal(t, "64Mi", p.Spec.Resources.Limits.Memory().String())
+	assert.Equal(t, "default", p.Spec.ServiceAccountName)
+
+	objs, err := deps.GetIndexer().ByIndex("namespace", ns)
+	require.NoError(t, err)
+	require.Len(t, objs, 1)
+	d := objs[0].(*appsv1.Deployment)
+	assert.Empty(t, d.ManagedFields)
+	assert.Equal(t, "me", d.Annotations["keep"], "only the last-applied copy goes")
+	assert.NotContains(t, d.Annotations, lastApplied)
+	assert.Nil(t, d.Spec.Template.Spec.Volumes)
+	assert.Equal(t, "default", d.Spec.Template.Spec.ServiceAccountName)
+	require.Len(t, d.Spec.Template.Spec.Containers, 2)
+	ct := d.Spec.Template.Spec.Containers[0]
+	assert.Equal(t, "app", ct.Name)
+	assert.Equal(t, "registry.k8s.io/pause:3.10", ct.Image)
+	assert.Nil(t, ct.Env)
+	assert.Nil(t, ct.VolumeMounts)
+	assert.Equal(t, []corev1.ContainerPort{{ContainerPort: 8080, Protocol: corev1.ProtocolTCP}}, ct.Ports)
+	assert.Equal(t, "250m", ct.Resources.Requests.Cpu().String())
+}
+
+func TestHealthFollowsListAndWatch(t *testing.T) {
+	env := kubeenv.Shared(t)
+	cfg := config(t, env)
+	cfg.Impersonate.UserName = "nobody" // may read nothing
+	c, err := For(cfg)
+	require.NoError(t, err)
+	inf, release := c.Informer(Services, "")
+	defer release()
+	changes := make(chan error, 10)
+	stop := inf.OnHealth(func(err error) { changes <- err })
+	defer stop()
+	select {
+	case err := <-changes:
+		assert.True(t, apierrors.IsForbidden(err), "%v", err)
+	case <-time.After(waitFor):
+		t.Fatal("no health change reported")
+	}
+	assert.True(t, apierrors.IsForbidden(inf.Err()))
+	assert.False(t, inf.HasSynced())
+
+	ok, releaseOK := c.Informer(Namespaces, "")
+	defer releaseOK()
+	assert.Eventually(t, func() bool { return apierrors.IsForbidden(ok.Err()) }, waitFor, tick)
+}
+
+func TestEventsOfType(t *testing.T) {
+	assert.Same(t, Events, EventsOfType([]string{"Normal", "Warning"}))
+	assert.Same(t, Events, EventsOfType(nil))
+	warnings := EventsOfType([]string{"Warning"})
+	assert.Same(t, warnings, EventsOfType([]string{"Warning"}))
+	assert.Equal(t, "events?fieldSelector=type=Warning", warnings.Name)
+
+	env := kubeenv.Shared(t)
+	ns := env.Namespace(t)
+	cs, err := kubernetes.NewForConfig(env.RestConfig())
+	require.NoError(t, err)
+	for _, typ := range []string{corev1.EventTypeNormal, corev1.EventTypeWarning} {
+		_, err := cs.CoreV1().Events(ns).Create(t.Context(), &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{Name: typ},
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: "p"},
+			Type:           typ, Reason: "Test",
+		}, metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
+	c, err := For(config(t, env))
+	require.NoError(t, err)
+	inf, release := c.Informer(warnings, ns)
+	defer release()
+	require.Eventually(t, inf.HasSynced, waitFor, tick)
+	assert.Equal(t, []string{ns + "/Warning"}, inf.GetIndexer().ListKeys())
+}

@@ -1,0 +1,81 @@
+package envoyalsreceiver
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
+	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kestrelai/otelcol-kestrel/internal/logmap"
+	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadata"
+)
+
+// FuzzAccessLogConversion feeds arbitrary StreamAccessLogsMessages through the receiver's
+// identification, conversion and aggregation and the exporter's mapping: nothing may panic,
+// every record must be accounted for, and every cloud.v1 payload must marshal.
+func FuzzAccessLogConversion(f *testing.F) {
+	seeds := []*alsv3.StreamAccessLogsMessage{
+		{
+			Identifier: istioNode(f, "10.244.1.10", "frontend-7d9f8b6c5-x2x4k", "shop", "kubernetes://apis/apps/v1/namespaces/shop/deployments/frontend"),
+			LogEntries: &alsv3.StreamAccessLogsMessage_HttpLogs{HttpLogs: &alsv3.StreamAccessLogsMessage_HTTPAccessLogEntries{
+				LogEntry: []*accesslogv3.HTTPAccessLogEntry{
+					httpEntry(0, "/api/v1/carts/42?x=1", 200, map[string]string{"x-request-id": "a", "authorization": "b"}),
+					httpEntry(time.Second, "/"+strings.Repeat("1/", 10), 503, nil),
+				},
+			}},
+		},
+		{LogEntries: &alsv3.StreamAccessLogsMessage_TcpLogs{TcpLogs: &alsv3.StreamAccessLogsMessage_TCPAccessLogEntries{
+			LogEntry: []*accesslogv3.TCPAccessLogEntry{{
+				CommonProperties: &accesslogv3.AccessLogCommon{UpstreamCluster: "BlackHoleCluster", ResponseFlags: &accesslogv3.ResponseFlags{UpstreamConnectionFailure: true}},
+			}},
+		}}},
+	}
+	for _, s := range seeds {
+		b, err := proto.Marshal(s)
+		require.NoError(f, err)
+		f.Add(b)
+	}
+	m := logmap.NewMapper(nil)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		msg := &alsv3.StreamAccessLogsMessage{}
+		if proto.Unmarshal(data, msg) != nil {
+			return
+		}
+		next, err := consumer.NewLogs(func(_ context.Context, ld plog.Logs) error {
+			res := m.Map(ld)
+			n := 0
+			for _, it := range res.Items {
+				n += it.Records
+				_, err := proto.Marshal(it.Payload)
+				require.NoError(t, err)
+			}
+			for _, d := range res.Drops {
+				n += d.Count
+			}
+			require.Equal(t, ld.LogRecordCount(), n)
+			return nil
+		})
+		require.NoError(t, err)
+		r, err := newReceiver(createDefaultConfig().(*Config), receivertest.NewNopSettings(metadata.Type), next, NameHeuristics{})
+		require.NoError(t, err)
+		var nd *node
+		if id := msg.GetIdentifier(); id != nil {
+			nd = identify(id.GetNode(), id.GetLogName(), r.resolver)
+		}
+		for _, e := range msg.GetHttpLogs().GetLogEntry() {
+			r.addHTTP(nd, e)
+		}
+		for _, e := range msg.GetTcpLogs().GetLogEntry() {
+			r.addTCP(nd, e)
+		}
+		r.window.Flush(context.Background())
+	})
+}

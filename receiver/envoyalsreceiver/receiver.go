@@ -1,0 +1,263 @@
+package envoyalsreceiver // import "github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
+	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+
+	"github.com/kestrelai/otelcol-kestrel/internal/flowagg"
+	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadata"
+)
+
+type alsReceiver struct {
+	alsv3.UnimplementedAccessLogServiceServer
+
+	cfg       *Config
+	set       receiver.Settings
+	next      consumer.Logs
+	telemetry *metadata.TelemetryBuilder
+	obs       *receiverhelper.ObsReport
+	resolver  WorkloadResolver
+	headers   *headerFilter
+	window    *flowagg.Window[entryKey, entryAgg]
+
+	typeHTTP, typeTCP, overload metric.AddOption
+
+	server *grpc.Server
+	addr   net.Addr
+	wg     sync.WaitGroup
+}
+
+func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs, resolver WorkloadResolver) (*alsReceiver, error) {
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
+		ReceiverID:             set.ID,
+		Transport:              "grpc",
+		ReceiverCreateSettings: set,
+	})
+	if err != nil {
+		return nil, err
+	}
+	attr := func(k, v string) metric.AddOption {
+		return metric.WithAttributeSet(attribute.NewSet(attribute.String(k, v)))
+	}
+	r := &alsReceiver{
+		cfg:       cfg,
+		set:       set,
+		next:      next,
+		telemetry: tb,
+		obs:       obs,
+		resolver:  resolver,
+		headers:   newHeaderFilter(cfg.Headers),
+		typeHTTP:  attr("type", "http"),
+		typeTCP:   attr("type", "tcp"),
+		overload:  attr("reason", "overload"),
+	}
+	r.window = flowagg.New(cfg.Aggregation, r.flush, func(n int64) {
+		tb.EnvoyAccessLogReceiverEntriesDropped.Add(context.Background(), n, r.overload)
+	})
+	return r, nil
+}
+
+// countingCodec is gRPC's proto codec that counts messages it cannot decode: gRPC ends such
+// a stream with an error before the receiver sees anything, and that must not go unnoticed.
+type countingCodec struct {
+	encoding.CodecV2
+	invalid func()
+}
+
+func (c countingCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	err := c.CodecV2.Unmarshal(data, v)
+	if err != nil {
+		c.invalid()
+	}
+	return err
+}
+
+func (r *alsReceiver) Start(ctx context.Context, host component.Host) error {
+	codec := countingCodec{
+		CodecV2: encoding.GetCodecV2(grpcproto.Name),
+		invalid: func() { r.telemetry.EnvoyAccessLogReceiverMessagesInvalid.Add(context.Background(), 1) },
+	}
+	srv, err := r.cfg.ToServer(ctx, host.GetExtensions(), r.set.TelemetrySettings,
+		configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(codec)),
+		// So that Stop returns only when no handler can aggregate anything any more.
+		configgrpc.WithGrpcServerOption(grpc.WaitForHandlers(true)))
+	if err != nil {
+		return err
+	}
+	lis, err := r.cfg.NetAddr.Listen(ctx)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", r.cfg.NetAddr.Endpoint, err)
+	}
+	alsv3.RegisterAccessLogServiceServer(srv, r)
+	r.server, r.addr = srv, lis.Addr()
+	r.window.Start()
+	r.set.Logger.Info("Serving Envoy access logs", zap.String("endpoint", lis.Addr().String()))
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) && !errors.Is(err, net.ErrClosed) {
+			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
+		}
+	}()
+	return nil
+}
+
+func (r *alsReceiver) Shutdown(ctx context.Context) error {
+	if r.server != nil {
+		// Envoy's streams never end on their own; Stop closes them (GracefulStop would wait
+		// forever) and waits for the handlers, after which nothing more is aggregated.
+		r.server.Stop()
+		r.wg.Wait()
+		r.window.Shutdown(ctx)
+	}
+	r.telemetry.Shutdown()
+	return nil
+}
+
+// StreamAccessLogs serves one Envoy stream. Envoy expects no response and never waits for
+// one, so the stream is read as fast as it arrives: entries are only aggregated here (under
+// overload they are dropped and counted), everything else happens when the window is emitted.
+func (r *alsReceiver) StreamAccessLogs(stream alsv3.AccessLogService_StreamAccessLogsServer) error {
+	ctx := stream.Context()
+	r.telemetry.EnvoyAccessLogReceiverStreams.Add(ctx, 1)
+	defer r.telemetry.EnvoyAccessLogReceiverStreams.Add(ctx, -1)
+	var nd *node
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return stream.SendAndClose(&alsv3.StreamAccessLogsResponse{})
+		}
+		if err != nil {
+			return err
+		}
+		// Envoy identifies itself on the first message of a stream only.
+		if id := msg.GetIdentifier(); id != nil {
+			nd = identify(id.GetNode(), id.GetLogName(), r.resolver)
+		}
+		switch entries := msg.GetLogEntries().(type) {
+		case *alsv3.StreamAccessLogsMessage_HttpLogs:
+			logs := entries.HttpLogs.GetLogEntry()
+			r.telemetry.EnvoyAccessLogReceiverEntries.Add(ctx, int64(len(logs)), r.typeHTTP)
+			for _, e := range logs {
+				r.addHTTP(nd, e)
+			}
+		case *alsv3.StreamAccessLogsMessage_TcpLogs:
+			logs := entries.TcpLogs.GetLogEntry()
+			r.telemetry.EnvoyAccessLogReceiverEntries.Add(ctx, int64(len(logs)), r.typeTCP)
+			for _, e := range logs {
+				r.addTCP(nd, e)
+			}
+		}
+	}
+}
+
+func (r *alsReceiver) addHTTP(nd *node, e *accesslogv3.HTTPAccessLogEntry) {
+	if e == nil {
+		return
+	}
+	c := e.GetCommonProperties()
+	req := e.GetRequest()
+	ci := parseCluster(c.GetUpstreamCluster())
+	srcIP, _ := addrOf(c.GetDownstreamRemoteAddress())
+	dstIP, dstPort := addrOf(c.GetUpstreamRemoteAddress())
+	src, dst, service := endpoints(nd, ci, srcIP, dstIP, req.GetAuthority())
+	if dstPort == 0 {
+		dstPort = ci.port
+	}
+	k := entryKey{
+		dir:      ci.dir,
+		src:      src,
+		dst:      dst,
+		port:     dstPort,
+		http:     true,
+		method:   req.GetRequestMethod(),
+		template: pathTemplate(req.GetPath()),
+		status:   e.GetResponse().GetResponseCode().GetValue(),
+		flags:    flagBits(c.GetResponseFlags()),
+	}
+	t := eventTime(c.GetStartTime())
+	r.window.Update(k, func(a *entryAgg, fresh bool) {
+		a.addCommon(c, nd, ci, service, t, fresh)
+		if fresh {
+			a.http = e
+			a.headers = r.headers.apply(req.GetRequestHeaders(), e.GetResponse().GetResponseHeaders(), req.GetReferer())
+			// The aggregate keeps the first entry; drop what it no longer needs.
+			if req != nil {
+				req.RequestHeaders = nil
+			}
+			if resp := e.GetResponse(); resp != nil {
+				resp.ResponseHeaders, resp.ResponseTrailers = nil, nil
+			}
+		}
+	})
+}
+
+func (r *alsReceiver) addTCP(nd *node, e *accesslogv3.TCPAccessLogEntry) {
+	if e == nil {
+		return
+	}
+	c := e.GetCommonProperties()
+	ci := parseCluster(c.GetUpstreamCluster())
+	srcIP, _ := addrOf(c.GetDownstreamRemoteAddress())
+	dstIP, dstPort := addrOf(c.GetUpstreamRemoteAddress())
+	src, dst, service := endpoints(nd, ci, srcIP, dstIP, "")
+	if dstPort == 0 {
+		dstPort = ci.port
+	}
+	k := entryKey{dir: ci.dir, src: src, dst: dst, port: dstPort, flags: flagBits(c.GetResponseFlags())}
+	t := eventTime(c.GetStartTime())
+	r.window.Update(k, func(a *entryAgg, fresh bool) {
+		a.addCommon(c, nd, ci, service, t, fresh)
+		if fresh {
+			a.tcp = e
+		}
+		p := e.GetConnectionProperties()
+		a.connSent += p.GetSentBytes()
+		a.connRecv += p.GetReceivedBytes()
+	})
+}
+
+func (r *alsReceiver) flush(ctx context.Context, aggs map[entryKey]*entryAgg) {
+	ld := plog.NewLogs()
+	sl := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty()
+	sl.Scope().SetName(metadata.ScopeName)
+	lrs := sl.LogRecords()
+	lrs.EnsureCapacity(len(aggs))
+	observed := pcommon.NewTimestampFromTime(time.Now())
+	for k, a := range aggs {
+		a.toRecord(k, lrs.AppendEmpty(), observed)
+	}
+	ctx = r.obs.StartLogsOp(ctx)
+	err := r.next.ConsumeLogs(ctx, ld)
+	r.obs.EndLogsOp(ctx, "envoy_als", len(aggs), err)
+	if err != nil {
+		r.set.Logger.Warn("Aggregated access logs were refused by the pipeline", zap.Int("records", len(aggs)), zap.Error(err))
+	}
+}

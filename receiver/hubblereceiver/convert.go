@@ -1,0 +1,280 @@
+package hubblereceiver // import "github.com/kestrelai/otelcol-kestrel/receiver/hubblereceiver"
+
+import (
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	flowpb "github.com/cilium/cilium/api/v1/flow"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/kestrelai/otelcol-kestrel/internal/flowagg"
+	"github.com/kestrelai/otelcol-kestrel/internal/schema"
+)
+
+// Endpoint kinds for endpoints without a workload, as the protocol names them (§6.4).
+const (
+	kindPod       = "Pod"
+	kindUnmanaged = "Unmanaged"
+	kindUnknown   = "Unknown"
+)
+
+// l4 is the flow's L4 protocol.
+type l4 uint8
+
+const (
+	l4None l4 = iota
+	l4TCP
+	l4UDP
+	l4SCTP
+	l4ICMPv4
+	l4ICMPv6
+)
+
+// endpointKey identifies one end of a flow: its workload, else its pod, else (for endpoints
+// outside Kubernetes such as world or host) its first label and IP address, since the IP is
+// all that tells those apart, else its security identity and IP.
+type endpointKey struct {
+	namespace, kind, name string
+	identity              uint32
+	ip                    string
+}
+
+// flowKey is what flows are aggregated by. It never contains the source port: that is
+// ephemeral, and keying on it (as the old operator did) defeats aggregation.
+type flowKey struct {
+	src, dst   endpointKey
+	port       uint32
+	proto      l4
+	direction  flowpb.TrafficDirection
+	verdict    flowpb.Verdict
+	dropReason flowpb.DropReason
+}
+
+// flowAgg is the aggregate of one key. Addresses are those of the first flow (the key may
+// span several pods of a workload); labels and policies are united over the window.
+type flowAgg struct {
+	flowagg.Span
+	srcIP, dstIP     string
+	ipv6             bool
+	src, dst         endpointInfo
+	ingressAllowedBy []*flowpb.Policy
+	egressAllowedBy  []*flowpb.Policy
+	ingressDeniedBy  []*flowpb.Policy
+	egressDeniedBy   []*flowpb.Policy
+}
+
+type endpointInfo struct {
+	identity uint32
+	labels   []string
+}
+
+func endpointIdentity(ep *endpointView, ip string) endpointKey {
+	switch {
+	case ep.workloadName != "":
+		return endpointKey{namespace: ep.namespace, kind: ep.workloadKind, name: ep.workloadName}
+	case ep.podName != "":
+		return endpointKey{namespace: ep.namespace, kind: kindPod, name: ep.podName}
+	case len(ep.labels) > 0:
+		return endpointKey{namespace: ep.namespace, kind: kindUnmanaged, name: ep.labels[0], ip: ip}
+	}
+	return endpointKey{namespace: ep.namespace, kind: kindUnknown, identity: ep.identity, ip: ip}
+}
+
+// keyOf returns the aggregation key of a flow.
+func keyOf(v *flowView) flowKey {
+	reason := v.dropReason
+	if v.verdict != flowpb.Verdict_DROPPED {
+		// Only drops have a reason; ignore stray values so they cannot split aggregates.
+		reason = flowpb.DropReason_DROP_REASON_UNKNOWN
+	}
+	return flowKey{
+		src:        endpointIdentity(&v.src, v.srcIP),
+		dst:        endpointIdentity(&v.dst, v.dstIP),
+		port:       v.port,
+		proto:      v.proto,
+		direction:  v.direction,
+		verdict:    v.verdict,
+		dropReason: reason,
+	}
+}
+
+// add merges one flow, which happened at t (Unix nanoseconds), into its aggregate. v is
+// reused for the next flow, so whatever the aggregate keeps is copied out of it (the strings
+// themselves belong to the flow's frame and are not copied).
+func (a *flowAgg) add(v *flowView, t int64, fresh bool) {
+	a.Span.Add(t)
+	if fresh {
+		a.srcIP, a.dstIP, a.ipv6 = v.srcIP, v.dstIP, v.ipv6
+		a.src.identity = v.src.identity
+		a.dst.identity = v.dst.identity
+	}
+	a.src.labels = union(a.src.labels, v.src.labels)
+	a.dst.labels = union(a.dst.labels, v.dst.labels)
+	a.ingressAllowedBy = unionPolicies(a.ingressAllowedBy, v.policies[ingressAllowed])
+	a.egressAllowedBy = unionPolicies(a.egressAllowedBy, v.policies[egressAllowed])
+	a.ingressDeniedBy = unionPolicies(a.ingressDeniedBy, v.policies[ingressDenied])
+	a.egressDeniedBy = unionPolicies(a.egressDeniedBy, v.policies[egressDenied])
+}
+
+// union appends the elements of add missing from have, keeping first-seen order (the first
+// label names Unmanaged endpoints). Flows of one key nearly always carry the same labels, so
+// that case costs one comparison and no allocation. The result never shares add's array,
+// which is the view's, reused for the next flow.
+func union(have, add []string) []string {
+	if slices.Equal(have, add) {
+		return have
+	}
+	out := have
+	for _, s := range add {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func samePolicy(p *flowpb.Policy, v *policyView) bool {
+	return p.Name == v.name && p.Namespace == v.namespace && p.Kind == v.kind &&
+		p.Revision == v.revision && slices.Equal(p.Labels, v.labels)
+}
+
+func unionPolicies(have []*flowpb.Policy, add []policyView) []*flowpb.Policy {
+	if len(have) == len(add) {
+		same := true
+		for i := range add {
+			same = same && samePolicy(have[i], &add[i])
+		}
+		if same {
+			return have
+		}
+	}
+	for i := range add {
+		v := &add[i]
+		if !slices.ContainsFunc(have, func(p *flowpb.Policy) bool { return samePolicy(p, v) }) {
+			have = append(have, &flowpb.Policy{
+				Name: v.name, Namespace: v.namespace, Kind: v.kind, Revision: v.revision,
+				Labels: slices.Clone(v.labels),
+			})
+		}
+	}
+	return have
+}
+
+var transportOf = [...]string{
+	l4TCP:    schema.TransportTCP,
+	l4UDP:    schema.TransportUDP,
+	l4SCTP:   schema.TransportSCTP,
+	l4ICMPv4: schema.TransportICMP,
+	l4ICMPv6: schema.TransportICMP,
+}
+
+// toRecord writes one aggregate as a kestrelai.network.flow record.
+func toRecord(k flowKey, a *flowAgg, lr plog.LogRecord, observed pcommon.Timestamp) {
+	lr.SetEventName(schema.EventNetworkFlow)
+	lr.SetObservedTimestamp(observed)
+	if k.verdict == flowpb.Verdict_FORWARDED {
+		lr.SetSeverityNumber(plog.SeverityNumberInfo)
+	} else {
+		lr.SetSeverityNumber(plog.SeverityNumberWarn)
+	}
+	a.Span.Put(lr)
+	attrs := lr.Attributes()
+	putStr(attrs, schema.AttrSourceAddress, a.srcIP)
+	putStr(attrs, schema.AttrDestinationAddress, a.dstIP)
+	if k.proto != l4None {
+		attrs.PutStr(schema.AttrNetworkTransport, transportOf[k.proto])
+		if k.proto != l4ICMPv4 && k.proto != l4ICMPv6 {
+			attrs.PutInt(schema.AttrDestinationPort, int64(k.port))
+		}
+	}
+	switch {
+	case a.ipv6 || k.proto == l4ICMPv6:
+		attrs.PutStr(schema.AttrNetworkType, schema.NetworkIPv6)
+	case a.srcIP != "" || k.proto == l4ICMPv4:
+		attrs.PutStr(schema.AttrNetworkType, schema.NetworkIPv4)
+	}
+	putEndpoint(attrs, k.src, a.src, endpointAttrs{
+		namespace: schema.AttrSourceNamespace, pod: schema.AttrSourcePod,
+		kind: schema.AttrSourceWorkloadKind, name: schema.AttrSourceWorkloadName,
+		identity: schema.AttrCiliumSourceIdentity, labels: schema.AttrCiliumSourceLabels,
+	})
+	putEndpoint(attrs, k.dst, a.dst, endpointAttrs{
+		namespace: schema.AttrDestNamespace, pod: schema.AttrDestPod,
+		kind: schema.AttrDestWorkloadKind, name: schema.AttrDestWorkloadName,
+		identity: schema.AttrCiliumDestIdentity, labels: schema.AttrCiliumDestLabels,
+	})
+	attrs.PutStr(schema.AttrCiliumVerdict, k.verdict.String())
+	if k.verdict == flowpb.Verdict_DROPPED {
+		attrs.PutStr(schema.AttrCiliumDropReason, k.dropReason.String())
+	}
+	attrs.PutStr(schema.AttrCiliumTrafficDirection, k.direction.String())
+	putPolicies(attrs, schema.AttrCiliumIngressAllowedBy, a.ingressAllowedBy)
+	putPolicies(attrs, schema.AttrCiliumEgressAllowedBy, a.egressAllowedBy)
+	putPolicies(attrs, schema.AttrCiliumIngressDeniedBy, a.ingressDeniedBy)
+	putPolicies(attrs, schema.AttrCiliumEgressDeniedBy, a.egressDeniedBy)
+}
+
+type endpointAttrs struct {
+	namespace, pod, kind, name, identity, labels string
+}
+
+func putEndpoint(attrs pcommon.Map, k endpointKey, info endpointInfo, keys endpointAttrs) {
+	putStr(attrs, keys.namespace, k.namespace)
+	switch k.kind {
+	case kindPod:
+		attrs.PutStr(keys.pod, validUTF8(k.name))
+	case kindUnmanaged, kindUnknown:
+		// Identified by labels, identity and address only.
+	default:
+		attrs.PutStr(keys.kind, validUTF8(k.kind))
+		attrs.PutStr(keys.name, validUTF8(k.name))
+	}
+	if info.identity != 0 {
+		attrs.PutInt(keys.identity, int64(info.identity))
+	}
+	if len(info.labels) > 0 {
+		s := attrs.PutEmptySlice(keys.labels)
+		s.EnsureCapacity(len(info.labels))
+		for _, l := range info.labels {
+			s.AppendEmpty().SetStr(validUTF8(l))
+		}
+	}
+}
+
+func putPolicies(attrs pcommon.Map, key string, ps []*flowpb.Policy) {
+	if len(ps) == 0 {
+		return
+	}
+	s := attrs.PutEmptySlice(key)
+	s.EnsureCapacity(len(ps))
+	for _, p := range ps {
+		m := s.AppendEmpty().SetEmptyMap()
+		m.PutStr(schema.PolicyName, validUTF8(p.Name))
+		putStr(m, schema.PolicyNamespace, p.Namespace)
+		putStr(m, schema.PolicyKind, p.Kind)
+		m.PutInt(schema.PolicyRevision, int64(min(p.Revision, 1<<63-1)))
+		if len(p.Labels) > 0 {
+			ls := m.PutEmptySlice(schema.PolicyLabels)
+			for _, l := range p.Labels {
+				ls.AppendEmpty().SetStr(validUTF8(l))
+			}
+		}
+	}
+}
+
+func putStr(attrs pcommon.Map, key, v string) {
+	if v != "" {
+		attrs.PutStr(key, validUTF8(v))
+	}
+}
+
+// validUTF8 repairs strings that are not UTF-8: flows are decoded without the check that
+// generated code does, and OTLP needs valid strings.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}

@@ -1,0 +1,313 @@
+package k8sinventoryreceiver // import "github.com/kestrelai/otelcol-kestrel/receiver/k8sinventoryreceiver"
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.uber.org/zap"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
+	"github.com/kestrelai/otelcol-kestrel/internal/logmap"
+	kschema "github.com/kestrelai/otelcol-kestrel/internal/schema"
+)
+
+const (
+	authzCRD   = "authorizationpolicies.security.istio.io"
+	authzGroup = "security.istio.io"
+	// authzMaxWait caps the backoff between looks for a just-installed AuthorizationPolicy
+	// API that the apiserver does not serve yet.
+	authzMaxWait = 30 * time.Second
+)
+
+// authzVersions are the served versions we can read, preferred first.
+var authzVersions = []string{"v1", "v1beta1"}
+
+// policyMeta writes what NetworkPolicy and AuthorizationPolicy records share.
+func policyMeta(m pcommon.Map, obj metav1.Object, apiVersion string, targets []string) {
+	m.PutStr(kschema.AttrK8sNamespaceName, obj.GetNamespace())
+	m.PutStr(kschema.AttrPolicyName, obj.GetName())
+	m.PutStr(kschema.AttrPolicyUID, string(obj.GetUID()))
+	m.PutStr(kschema.AttrPolicyResourceVersion, obj.GetResourceVersion())
+	m.PutStr(kschema.AttrPolicyAPIVersion, apiVersion)
+	putPrefixed(m, kschema.AttrPolicyLabelPrefix, obj.GetLabels())
+	putPrefixed(m, kschema.AttrPolicyAnnotationPrefix, obj.GetAnnotations())
+	putStrings(m, kschema.AttrPolicyTargetWorkloads, targets)
+}
+
+// policyRecord emits a policy unless it is an update that changed neither the object
+// nor the workloads it selects.
+func (c *collector) policyRecord(op opKind, eventName string, obj metav1.Object, apiVersion string, sel labels.Selector, body map[string]any) {
+	uid := obj.GetUID()
+	if op == opDelete {
+		delete(c.policies, uid)
+		lr := c.record(eventName, plog.SeverityNumberInfo)
+		policyMeta(lr.Attributes(), obj, apiVersion, nil)
+		lr.Attributes().PutStr(kschema.AttrAction, actions[op])
+		return
+	}
+	targets := c.targets(obj.GetNamespace(), sel)
+	joined := strings.Join(targets, ",")
+	prev, known := c.policies[uid]
+	key := obj.GetResourceVersion() + "|" + joined
+	if op == opUpdate && known && prev == key {
+		return
+	}
+	c.policies[uid] = key
+	lr := c.record(eventName, plog.SeverityNumberInfo)
+	policyMeta(lr.Attributes(), obj, apiVersion, targets)
+	lr.Attributes().PutStr(kschema.AttrAction, actions[op])
+	if err := lr.Body().SetEmptyMap().FromRaw(body); err != nil {
+		c.logger.Debug("Cannot convert a policy", zap.String("policy", obj.GetNamespace()+"/"+obj.GetName()), zap.Error(err))
+	}
+}
+
+func (c *collector) networkPolicy(op opKind, np *networkingv1.NetworkPolicy) {
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil {
+		c.invalidObject(k8scache.NetworkPolicies.Name, np, err)
+		return
+	}
+	var body struct {
+		Spec networkingv1.NetworkPolicySpec `json:"spec"`
+	}
+	body.Spec = np.Spec
+	raw, err := toRaw(&body)
+	if err != nil {
+		c.invalidObject(k8scache.NetworkPolicies.Name, np, err)
+		return
+	}
+	c.policyRecord(op, kschema.EventInventoryNetworkPolicy, np, "networking.k8s.io/v1", sel, raw)
+}
+
+func (c *collector) authorizationPolicy(op opKind, u *unstructured.Unstructured) {
+	if u.GroupVersionKind().Group != authzGroup {
+		return
+	}
+	spec, _, err := unstructured.NestedMap(u.Object, "spec")
+	if err == nil && op != opDelete {
+		_, err = logmap.ParseAuthorizationPolicySpec(spec)
+	}
+	if err != nil {
+		c.invalidObject(c.authzResName(), u, err)
+		return
+	}
+	sel := labels.Everything()
+	if ml, ok, _ := unstructured.NestedStringMap(spec, "selector", "matchLabels"); ok {
+		sel = labels.SelectorFromSet(ml)
+	}
+	c.policyRecord(op, kschema.EventInventoryAuthorizationPolicy, u, u.GetAPIVersion(), sel, map[string]any{"spec": spec})
+}
+
+func (c *collector) authzResName() string {
+	if c.authzRes == nil {
+		return authzCRD
+	}
+	return c.authzRes.Name
+}
+
+// targets lists the workloads whose pods in ns sel selects, as "<ns>.<Kind>.<name>",
+// from the pod cache (the Kestrel Operator listed pods for this on every policy event).
+func (c *collector) targets(ns string, sel labels.Selector) []string {
+	seen := map[string]struct{}{}
+	for _, obj := range c.inNamespace(k8scache.Pods, ns) {
+		p, ok := obj.(*corev1.Pod)
+		if !ok || !sel.Matches(labels.Set(p.Labels)) {
+			continue
+		}
+		seen[c.ownerWorkload(p)] = struct{}{}
+	}
+	out := make([]string, 0, len(seen))
+	for w := range seen {
+		out = append(out, w)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ownerWorkload names the top workload a pod belongs to by following controller
+// references through the ReplicaSet and Job caches.
+func (c *collector) ownerWorkload(p *corev1.Pod) string {
+	ref := metav1.GetControllerOf(p)
+	if ref == nil {
+		return p.Namespace + ".Pod." + p.Name
+	}
+	kind, name := ref.Kind, ref.Name
+	switch kind {
+	case "ReplicaSet":
+		if rs, ok := c.get(k8scache.ReplicaSets, p.Namespace, name).(*appsv1.ReplicaSet); ok {
+			if up := metav1.GetControllerOf(rs); up != nil && up.Kind == "Deployment" {
+				kind, name = up.Kind, up.Name
+			}
+		}
+	case "Job":
+		if j, ok := c.get(k8scache.Jobs, p.Namespace, name).(*batchv1.Job); ok {
+			if up := metav1.GetControllerOf(j); up != nil && up.Kind == "CronJob" {
+				kind, name = up.Kind, up.Name
+			}
+		}
+	}
+	return p.Namespace + "." + kind + "." + name
+}
+
+func (c *collector) get(res *k8scache.Resource, ns, name string) any {
+	for _, w := range c.byRes[res] {
+		if w.inf.Namespace != "" && w.inf.Namespace != ns {
+			continue
+		}
+		key := name
+		if ns != "" {
+			key = ns + "/" + name
+		}
+		if obj, ok, err := w.inf.GetIndexer().GetByKey(key); err == nil && ok {
+			return obj
+		}
+	}
+	return nil
+}
+
+func (c *collector) inNamespace(res *k8scache.Resource, ns string) []any {
+	var out []any
+	for _, w := range c.byRes[res] {
+		if w.inf.Namespace != "" && w.inf.Namespace != ns {
+			continue
+		}
+		objs, err := w.inf.GetIndexer().ByIndex(cache.NamespaceIndex, ns)
+		if err == nil {
+			out = append(out, objs...)
+		}
+	}
+	return out
+}
+
+// refreshTargets re-resolves the policies of namespaces whose pods changed and emits
+// those whose targets changed. Done once per batch of changes, not per pod.
+func (c *collector) refreshTargets() {
+	if !c.snapshotDone || len(c.dirtyNS) == 0 {
+		clear(c.dirtyNS)
+		return
+	}
+	for ns := range c.dirtyNS {
+		for _, obj := range c.inNamespace(k8scache.NetworkPolicies, ns) {
+			if np, ok := obj.(*networkingv1.NetworkPolicy); ok {
+				c.networkPolicy(opUpdate, np)
+			}
+		}
+		if c.authzRes != nil {
+			for _, obj := range c.inNamespace(c.authzRes, ns) {
+				if u, ok := obj.(*unstructured.Unstructured); ok {
+					c.authorizationPolicy(opUpdate, u)
+				}
+			}
+		}
+	}
+	clear(c.dirtyNS)
+}
+
+// crd follows CustomResourceDefinitions: they decide integration presence and whether
+// AuthorizationPolicies can be watched.
+func (c *collector) crd(op opKind, m *metav1.PartialObjectMetadata) {
+	c.recheckFlags = true
+	if m.Name != authzCRD {
+		return
+	}
+	if op == opDelete {
+		c.stopAuthz()
+		return
+	}
+	c.startAuthz()
+}
+
+// startAuthz starts watching AuthorizationPolicies if the apiserver serves them. When the
+// CRD exists but its API is not served yet (just installed), or discovery failed, it
+// looks again later with backoff.
+func (c *collector) startAuthz() {
+	if c.authzRes != nil {
+		return
+	}
+	version, err := c.servedAuthzVersion()
+	if err == nil && version == "" && c.get(k8scache.CustomResourceDefinitions, "", authzCRD) == nil {
+		c.authzWait = 0
+		return
+	}
+	if err != nil || version == "" {
+		if err == nil {
+			err = errors.New("the AuthorizationPolicy API is not served yet")
+		}
+		c.authzWait = min(max(2*c.authzWait, 250*time.Millisecond), authzMaxWait)
+		c.logger.Debug("Waiting for the AuthorizationPolicy API", zap.Error(err), zap.Duration("retry_in", c.authzWait))
+		if c.authzTmr != nil {
+			c.authzTmr.Stop()
+		}
+		c.authzTmr = time.AfterFunc(c.authzWait, func() { c.q.push(item{op: opAuthzCheck}) })
+		return
+	}
+	c.authzWait = 0
+	c.authzRes = k8scache.Dynamic(schema.GroupVersionResource{Group: authzGroup, Version: version, Resource: "authorizationpolicies"}, true)
+	for _, ns := range c.namespaces(c.authzRes) {
+		c.authz = append(c.authz, c.watch(c.authzRes, ns))
+	}
+	c.logger.Info("Watching Istio AuthorizationPolicies", zap.String("api_version", authzGroup+"/"+version))
+}
+
+func (c *collector) stopAuthz() {
+	if c.authzTmr != nil {
+		c.authzTmr.Stop()
+	}
+	for _, w := range c.authz {
+		c.unwatch(w)
+	}
+	c.authz, c.authzRes = nil, nil
+}
+
+// servedAuthzVersion asks discovery which AuthorizationPolicy version to read: the first
+// of authzVersions the group lists. "" means none is served (yet): a version the group
+// lists whose resources are not published yet is waited for, not skipped, so the choice
+// does not depend on timing.
+func (c *collector) servedAuthzVersion() (string, error) {
+	groups, err := c.cache.Discovery().ServerGroups()
+	if err != nil {
+		return "", fmt.Errorf("discovering API groups: %w", err)
+	}
+	var listed []string
+	for _, g := range groups.Groups {
+		if g.Name == authzGroup {
+			for _, v := range g.Versions {
+				listed = append(listed, v.Version)
+			}
+		}
+	}
+	for _, v := range authzVersions {
+		if !slices.Contains(listed, v) {
+			continue
+		}
+		list, err := c.cache.Discovery().ServerResourcesForGroupVersion(authzGroup + "/" + v)
+		if err != nil {
+			if apierrors.IsNotFound(err) {
+				return "", nil
+			}
+			return "", fmt.Errorf("discovering %s/%s: %w", authzGroup, v, err)
+		}
+		for _, r := range list.APIResources {
+			if r.Name == "authorizationpolicies" {
+				return v, nil
+			}
+		}
+		return "", nil
+	}
+	return "", nil
+}
