@@ -307,26 +307,10 @@ func (rd *reader) strList(key string, s pcommon.Slice) []string {
 // ciliumPolicies returns a Cilium policy list attribute (maps with name, namespace, kind, labels
 // and revision).
 func (rd *reader) ciliumPolicies(key string) []*cloudv1.Policy {
-	v, ok := rd.rec.attr(key)
-	if !ok {
-		return nil
-	}
-	if v.Type() != pcommon.ValueTypeSlice {
-		rd.fail(ReasonInvalidAttribute, key)
-		return nil
-	}
-	s := v.Slice()
-	out := make([]*cloudv1.Policy, 0, s.Len())
-	for i := 0; i < s.Len(); i++ {
-		e := s.At(i)
-		if e.Type() != pcommon.ValueTypeMap {
-			rd.fail(ReasonInvalidAttribute, key)
-			return nil
-		}
-		m := e.Map()
+	return mapList(rd, key, func(m mapReader) (*cloudv1.Policy, bool) {
 		p := &cloudv1.Policy{}
 		ok := true
-		m.Range(func(k string, v pcommon.Value) bool {
+		m.m.Range(func(k string, v pcommon.Value) bool {
 			switch {
 			case k == schema.PolicyName && v.Type() == pcommon.ValueTypeStr:
 				p.Name = validUTF8(v.Str())
@@ -343,13 +327,8 @@ func (rd *reader) ciliumPolicies(key string) []*cloudv1.Policy {
 			}
 			return ok
 		})
-		if !ok {
-			rd.fail(ReasonInvalidAttribute, key)
-			return nil
-		}
-		out = append(out, p)
-	}
-	return out
+		return p, ok
+	})
 }
 
 // httpHeaders collects the record's header attributes under prefix (semconv: one string[] per

@@ -702,65 +702,60 @@ func (rd *reader) prefixed(prefix string) map[string]string {
 	return out
 }
 
-// owners reads AttrOwnerReferences.
-func (rd *reader) owners() []*cloudv1.OwnerReference {
-	v, ok := rd.rec.attr(schema.AttrOwnerReferences)
+// mapList reads a list-of-maps attribute, building one element per map; an attribute of
+// another shape fails the record.
+func mapList[T any](rd *reader, key string, build func(m mapReader) (T, bool)) []T {
+	v, ok := rd.rec.attr(key)
 	if !ok {
 		return nil
 	}
 	if v.Type() != pcommon.ValueTypeSlice {
-		rd.fail(ReasonInvalidAttribute, schema.AttrOwnerReferences)
+		rd.fail(ReasonInvalidAttribute, key)
 		return nil
 	}
 	s := v.Slice()
-	out := make([]*cloudv1.OwnerReference, 0, s.Len())
+	out := make([]T, 0, s.Len())
 	for i := 0; i < s.Len(); i++ {
 		e := s.At(i)
 		if e.Type() != pcommon.ValueTypeMap {
-			rd.fail(ReasonInvalidAttribute, schema.AttrOwnerReferences)
+			rd.fail(ReasonInvalidAttribute, key)
 			return nil
 		}
-		m := mapReader{m: e.Map(), rd: rd, key: schema.AttrOwnerReferences}
-		out = append(out, &cloudv1.OwnerReference{
+		t, ok := build(mapReader{m: e.Map(), rd: rd, key: key})
+		if !ok {
+			rd.fail(ReasonInvalidAttribute, key)
+			return nil
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// owners reads AttrOwnerReferences.
+func (rd *reader) owners() []*cloudv1.OwnerReference {
+	return mapList(rd, schema.AttrOwnerReferences, func(m mapReader) (*cloudv1.OwnerReference, bool) {
+		return &cloudv1.OwnerReference{
 			ApiVersion:         m.str("api_version"),
 			Kind:               m.str("kind"),
 			Name:               m.str("name"),
 			Uid:                m.str("uid"),
 			Controller:         m.bool("controller"),
 			BlockOwnerDeletion: m.bool("block_owner_deletion"),
-		})
-	}
-	return out
+		}, true
+	})
 }
 
 // servicePorts reads AttrServicePorts.
 func (rd *reader) servicePorts() []*cloudv1.ServicePort {
-	v, ok := rd.rec.attr(schema.AttrServicePorts)
-	if !ok {
-		return nil
-	}
-	if v.Type() != pcommon.ValueTypeSlice {
-		rd.fail(ReasonInvalidAttribute, schema.AttrServicePorts)
-		return nil
-	}
-	s := v.Slice()
-	out := make([]*cloudv1.ServicePort, 0, s.Len())
-	for i := 0; i < s.Len(); i++ {
-		e := s.At(i)
-		if e.Type() != pcommon.ValueTypeMap {
-			rd.fail(ReasonInvalidAttribute, schema.AttrServicePorts)
-			return nil
-		}
-		m := mapReader{m: e.Map(), rd: rd, key: schema.AttrServicePorts}
-		out = append(out, &cloudv1.ServicePort{
+	return mapList(rd, schema.AttrServicePorts, func(m mapReader) (*cloudv1.ServicePort, bool) {
+		return &cloudv1.ServicePort{
 			Name:       m.str("name"),
 			Protocol:   m.str("protocol"),
 			Port:       m.int32("port"),
 			TargetPort: m.int32("target_port"),
 			NodePort:   m.int32("node_port"),
-		})
-	}
-	return out
+		}, true
+	})
 }
 
 // mapReader reads the entries of one map inside an attribute; problems are reported

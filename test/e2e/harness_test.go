@@ -59,7 +59,9 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-const collectorConfig = `
+// connectionConfig configures kestrel_command for the devcloud at %[1]s with the
+// certificates in %[2]s; the configs below start with it.
+const connectionConfig = `
 extensions:
   kestrel_command:
     endpoint: %[1]s
@@ -72,6 +74,9 @@ extensions:
     reconnect:
       initial_interval: 50ms
       max_interval: 500ms
+`
+
+const collectorConfig = connectionConfig + `
 receivers:
   otlp:
     protocols:

@@ -24,16 +24,7 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
 )
 
-const metricsConfig = `
-extensions:
-  kestrel_command:
-    endpoint: %[1]s
-    tls:
-      ca_file: %[2]s/ca.crt
-      cert_file: %[2]s/client.crt
-      key_file: %[2]s/client.key
-    token:
-      file: %[2]s/token
+const metricsConfig = connectionConfig + `
 receivers:
   otlp:
     protocols:
