@@ -104,11 +104,38 @@ generate: $(STAMPS)/mdatagen@$(MDATAGEN_VERSION) ## Run mdatagen in every compon
 	done
 
 .PHONY: run
-run: ## Build, then run kestrel-devcloud and otelcol-kestrel locally (Ctrl-C stops both)
+run: ## Build; run a local kube-apiserver with config/demo, kestrel-devcloud and otelcol-kestrel (Ctrl-C stops all; KESTREL_NO_KUBE=1: no cluster)
 	scripts/run.sh
 
+# A local Kubernetes control plane (internal/kubeenv) for make run, trying the collector and tests.
+KUBEENV     := bin/kubeenv
+KUBEENV_DIR ?= .run/kubeenv
+
+# Not listed in help: the other kubeenv targets depend on it. Go's build cache makes it a
+# link step when nothing changed.
+.PHONY: kubeenv-cli
+kubeenv-cli:
+	$(GO) build $(GOFLAGS_BUILD) -o $(KUBEENV) ./cmd/kubeenv
+
+.PHONY: kubeenv
+kubeenv: kubeenv-cli ## Build etcd, kube-apiserver and kube-controller-manager once per machine (first time ~6-8 min on 2 cores)
+	$(KUBEENV) build
+
+.PHONY: kubeenv-up
+kubeenv-up: kubeenv ## Start a detached local cluster in .run/kubeenv (then: export KUBECONFIG=.run/kubeenv/kubeconfig)
+	$(KUBEENV) up --dir $(KUBEENV_DIR) --detach
+
+.PHONY: kubeenv-demo
+kubeenv-demo: kubeenv-cli ## Apply config/demo to the cluster in .run/kubeenv (server-side apply, no kubectl needed)
+	$(KUBEENV) apply --kubeconfig $(KUBEENV_DIR)/kubeconfig -f config/demo -f config/demo/live
+
+.PHONY: kubeenv-down
+kubeenv-down: kubeenv-cli ## Stop the cluster in .run/kubeenv (started by kubeenv-up, or kept by KESTREL_KEEP_KUBE=1 make run)
+	$(KUBEENV) down --dir $(KUBEENV_DIR)
+
 .PHONY: clean
-clean: ## Remove build output and local run state (bin, _build, .run)
+clean: ## Stop a kept local cluster, then remove build output and local run state (bin, _build, .run)
+	@if [ -d $(KUBEENV_DIR) ]; then $(GO) run $(GOFLAGS_BUILD) ./cmd/kubeenv down --dir $(KUBEENV_DIR) || true; fi
 	rm -rf bin _build .run
 
 .PHONY: clean-tools

@@ -12,14 +12,20 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/k8sattributesprocessor"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/provider/envprovider"
+	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
+	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/otelcol/otelcoltest"
 	"go.opentelemetry.io/collector/pipeline"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+	"github.com/kestrelai/otelcol-kestrel/receiver/k8sinventoryreceiver"
 )
 
 // builderConfig is the part of ocb's manifest this test compares.
@@ -182,11 +188,17 @@ func TestBuilderVersionsMatchGoMod(t *testing.T) {
 	}
 }
 
-func TestLocalConfigValidates(t *testing.T) {
+// setLocalEnv sets what config/local.yaml needs from the environment.
+func setLocalEnv(t *testing.T) {
+	t.Helper()
 	certs := t.TempDir()
 	require.NoError(t, devcloud.GenerateCerts(certs, devcloud.CertOptions{}))
 	t.Setenv("KESTREL_CERTS_DIR", certs)
 	t.Setenv("KESTREL_STATE_DIR", t.TempDir())
+}
+
+func TestLocalConfigValidates(t *testing.T) {
+	setLocalEnv(t)
 
 	factories, err := Components()
 	require.NoError(t, err)
@@ -197,4 +209,50 @@ func TestLocalConfigValidates(t *testing.T) {
 	require.NotNil(t, logs)
 	assert.Equal(t, []component.ID{component.MustNewID("kestrel")}, logs.Exporters)
 	assert.Contains(t, cfg.Service.Extensions, component.MustNewID("kestrel_command"))
+}
+
+// TestLocalKubeOverlayValidates loads config/local.yaml with the config/local-kube.yaml
+// overlay the way `make run` passes them (two --config flags, merged in order by the
+// collector's resolver) and checks the merge: the kube receivers join the logs pipeline
+// without losing local.yaml's, and k8s_attributes switches to full mode.
+func TestLocalKubeOverlayValidates(t *testing.T) {
+	setLocalEnv(t)
+	factories, err := Components()
+	require.NoError(t, err)
+	resolve := func(files ...string) *otelcol.Config {
+		uris := make([]string, 0, len(files))
+		for _, f := range files {
+			uris = append(uris, "file:"+filepath.Join("..", "config", f))
+		}
+		provider, err := otelcol.NewConfigProvider(otelcol.ConfigProviderSettings{
+			ResolverSettings: confmap.ResolverSettings{
+				URIs:              uris,
+				ProviderFactories: []confmap.ProviderFactory{fileprovider.NewFactory(), envprovider.NewFactory()},
+				DefaultScheme:     "env",
+			},
+		})
+		require.NoError(t, err)
+		cfg, err := provider.Get(t.Context(), factories)
+		require.NoError(t, err)
+		require.NoError(t, confmap.Validate(cfg))
+		return cfg
+	}
+	base := resolve("local.yaml")
+	merged := resolve("local.yaml", "local-kube.yaml")
+
+	logs := pipeline.NewID(pipeline.SignalLogs)
+	inventory := component.MustNewID("k8s_inventory")
+	want := append(slices.Clone(base.Service.Pipelines[logs].Receivers), inventory)
+	assert.Equal(t, want, merged.Service.Pipelines[logs].Receivers,
+		"local-kube.yaml must repeat local.yaml's logs receivers: lists are replaced, not merged")
+	assert.Equal(t, base.Service.Pipelines[logs].Exporters, merged.Service.Pipelines[logs].Exporters)
+	metrics := pipeline.NewID(pipeline.SignalMetrics)
+	assert.Equal(t, base.Service.Pipelines[metrics], merged.Service.Pipelines[metrics])
+
+	inv := merged.Receivers[inventory].(*k8sinventoryreceiver.Config)
+	assert.Equal(t, k8sinventoryreceiver.AuthTypeKubeConfig, inv.AuthType)
+	attrs := merged.Processors[component.MustNewID("k8s_attributes")].(*k8sattributesprocessor.Config)
+	assert.False(t, attrs.Passthrough, "full mode")
+	assert.EqualValues(t, "kubeConfig", attrs.APIConfig.AuthType)
+	assert.Contains(t, merged.Service.Pipelines[metrics].Processors, component.MustNewID("k8s_attributes"))
 }
