@@ -110,10 +110,7 @@ func (b *batch) flow(r *record) (int, Reason, string) {
 		EgressAllowedBy:  rd.ciliumPolicies(schema.AttrCiliumEgressAllowedBy),
 	}
 	f.Count, f.FirstSeen, f.LastSeen = rd.aggregateSpan()
-	if rd.reason != "" {
-		return -1, rd.reason, rd.detail
-	}
-	return b.add(schema.EventNetworkFlow, f, 1), "", ""
+	return b.emit(&rd, schema.EventNetworkFlow, f)
 }
 
 // l7AccessLog maps a kestrelai.l7.access_log record (an aggregate of Envoy access-log entries)
@@ -180,10 +177,7 @@ func (b *batch) l7AccessLog(r *record) (int, Reason, string) {
 			UpstreamRequestAttemptCount:      attempts,
 		}
 	}
-	if rd.reason != "" {
-		return -1, rd.reason, rd.detail
-	}
-	return b.add(schema.EventL7AccessLog, l, 1), "", ""
+	return b.emit(&rd, schema.EventL7AccessLog, l)
 }
 
 // l7Allowed is false for requests Envoy refused: external authorization or RBAC (UAEX), no

@@ -58,10 +58,7 @@ func (b *batch) workload(r *record) (int, Reason, string) {
 		ServiceAccount: rd.str(schema.AttrServiceAccountName),
 		Action:         rd.action(),
 	}
-	if rd.reason != "" {
-		return -1, rd.reason, rd.detail
-	}
-	return b.add(schema.EventInventoryWorkload, w, 1), "", ""
+	return b.emit(&rd, schema.EventInventoryWorkload, w)
 }
 
 func (b *batch) pod(r *record) (int, Reason, string) {
@@ -78,10 +75,7 @@ func (b *batch) pod(r *record) (int, Reason, string) {
 		Ready:           rd.bool(schema.AttrPodReady),
 		Action:          rd.action(),
 	}
-	if rd.reason != "" {
-		return -1, rd.reason, rd.detail
-	}
-	return b.add(schema.EventInventoryPod, p, 1), "", ""
+	return b.emit(&rd, schema.EventInventoryPod, p)
 }
 
 func (b *batch) namespace(r *record) (int, Reason, string) {
@@ -93,10 +87,7 @@ func (b *batch) namespace(r *record) (int, Reason, string) {
 		CreatedAt: rd.time(schema.AttrCreationTime),
 		Action:    rd.action(),
 	}
-	if rd.reason != "" {
-		return -1, rd.reason, rd.detail
-	}
-	return b.add(schema.EventInventoryNamespace, ns, 1), "", ""
+	return b.emit(&rd, schema.EventInventoryNamespace, ns)
 }
 
 func (b *batch) node(r *record) (int, Reason, string) {
@@ -114,10 +105,7 @@ func (b *batch) node(r *record) (int, Reason, string) {
 		CreatedAt:    rd.time(schema.AttrCreationTime),
 		Action:       rd.action(),
 	}
-	if rd.reason != "" {
-		return -1, rd.reason, rd.detail
-	}
-	return b.add(schema.EventInventoryNode, n, 1), "", ""
+	return b.emit(&rd, schema.EventInventoryNode, n)
 }
 
 func (b *batch) service(r *record) (int, Reason, string) {
@@ -136,10 +124,7 @@ func (b *batch) service(r *record) (int, Reason, string) {
 		CreatedAt:   rd.time(schema.AttrCreationTime),
 		Action:      rd.action(),
 	}
-	if rd.reason != "" {
-		return -1, rd.reason, rd.detail
-	}
-	return b.add(schema.EventInventoryService, s, 1), "", ""
+	return b.emit(&rd, schema.EventInventoryService, s)
 }
 
 // policyMeta reads what NetworkPolicy and AuthorizationPolicy records share.
@@ -167,17 +152,14 @@ func (b *batch) networkPolicy(r *record) (int, Reason, string) {
 		Spec networkingv1.NetworkPolicySpec `json:"spec"`
 	}
 	rd.body(&body)
-	if rd.reason != "" {
-		return -1, rd.reason, rd.detail
-	}
-	return b.add(schema.EventInventoryNetworkPolicy, &cloudv1.NetworkPolicy{
+	return b.emit(&rd, schema.EventInventoryNetworkPolicy, &cloudv1.NetworkPolicy{
 		ApiVersion:      apiVersion,
 		Kind:            "NetworkPolicy",
 		Metadata:        meta,
 		Spec:            networkPolicySpec(&body.Spec),
 		TargetWorkloads: targets,
 		Action:          action,
-	}, 1), "", ""
+	})
 }
 
 func networkPolicySpec(s *networkingv1.NetworkPolicySpec) *cloudv1.NetworkPolicySpec {
@@ -322,17 +304,14 @@ func (b *batch) authorizationPolicy(r *record) (int, Reason, string) {
 			rd.fail(ReasonInvalidAttribute, bodyDetail)
 		}
 	}
-	if rd.reason != "" {
-		return -1, rd.reason, rd.detail
-	}
-	return b.add(schema.EventInventoryAuthorizationPolicy, &cloudv1.AuthorizationPolicy{
+	return b.emit(&rd, schema.EventInventoryAuthorizationPolicy, &cloudv1.AuthorizationPolicy{
 		ApiVersion:      apiVersion,
 		Kind:            "AuthorizationPolicy",
 		Metadata:        meta,
 		Spec:            authorizationPolicySpec(spec),
 		TargetWorkloads: targets,
 		Action:          action,
-	}, 1), "", ""
+	})
 }
 
 func asMap(v any) map[string]any {
@@ -393,10 +372,7 @@ func (b *batch) snapshotComplete(r *record) (int, Reason, string) {
 		HasFlux:      rd.bool(schema.AttrIntegrationFlux),
 		HasKarpenter: rd.bool(schema.AttrIntegrationKarpenter),
 	}
-	if rd.reason != "" {
-		return -1, rd.reason, rd.detail
-	}
-	return b.add(schema.EventInventorySnapshotComplete, c, 1), "", ""
+	return b.emit(&rd, schema.EventInventorySnapshotComplete, c)
 }
 
 func (b *batch) podStatusChange(r *record) (int, Reason, string) {

@@ -256,6 +256,14 @@ func (b *batch) drop(name string, reason Reason, detail string) {
 	b.res.Drops = append(b.res.Drops, Drop{EventName: name, Reason: reason, Count: 1, Detail: detail})
 }
 
+// emit adds the payload built from one record, unless reading the record failed.
+func (b *batch) emit(rd *reader, eventName string, payload proto.Message) (int, Reason, string) {
+	if rd.reason != "" {
+		return -1, rd.reason, rd.detail
+	}
+	return b.add(eventName, payload, 1), "", ""
+}
+
 func (b *batch) add(eventName string, payload proto.Message, records int) int {
 	b.res.Items = append(b.res.Items, Item{Payload: payload, EventName: eventName, Records: records})
 	return len(b.res.Items) - 1
@@ -286,10 +294,7 @@ func (b *batch) k8sEvent(r *record) (int, Reason, string) {
 	if last == nil {
 		last = newTimestamp(r.lr.Timestamp())
 	}
-	if rd.reason != "" {
-		return -1, rd.reason, rd.detail
-	}
-	return b.add(schema.EventK8sEvent, &cloudv1.KubernetesEvent{
+	return b.emit(&rd, schema.EventK8sEvent, &cloudv1.KubernetesEvent{
 		Name:      name,
 		Namespace: namespace,
 		Uid:       uid,
@@ -310,7 +315,7 @@ func (b *batch) k8sEvent(r *record) (int, Reason, string) {
 		LastTimestamp:  last,
 		Count:          count,
 		Action:         action,
-	}, 1), "", ""
+	})
 }
 
 func (b *batch) podLog(r *record) (int, Reason, string) {
