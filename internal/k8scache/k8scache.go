@@ -1,8 +1,9 @@
 // Package k8scache shares Kubernetes informers across the components of one process. There
 // is one Cache per apiserver identity (host, credentials, user agent) and, in it, at most
-// one informer per resource and namespace, however many components watch it: the inventory
-// receiver, the ALS receiver and the metrics store all read the same objects from the
-// same memory and cost the apiserver one watch.
+// one informer per resource and namespace, however many components watch it, so every
+// consumer reads the same objects from the same memory and costs the apiserver one watch.
+// The inventory receiver is the consumer today; the ALS receiver's and the metrics store's
+// workload resolvers are the next ones.
 //
 // Informers list and watch (client-go streams the initial state with WatchList where the
 // apiserver supports it and otherwise lists in pages) and never resync. Before an object
