@@ -269,10 +269,11 @@ func TestMirrorFirstCommitWaitsForTheSnapshot(t *testing.T) {
 	conn := newSessionConn()
 	exp, _ := newMirrorExporter(t, conn, nil)
 	ctx := context.Background()
+	// The snapshot has started (no inventory source registered in this process, so only
+	// snapshot_start says one is coming) when the connection comes up.
+	require.NoError(t, exp.ConsumeLogs(ctx, invLogs(t, startRec, nsRec("a", schema.ActionCreate))))
 	connected := make(chan error, 1)
 	go func() { connected <- conn.connect(ctx) }()
-
-	require.NoError(t, exp.ConsumeLogs(ctx, invLogs(t, startRec, nsRec("a", schema.ActionCreate))))
 	select {
 	case err := <-connected:
 		t.Fatalf("the commit went out before the snapshot was complete (err %v)", err)
