@@ -25,6 +25,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
+	"github.com/kestrelai/otelcol-kestrel/processor/metricsstoreprocessor"
+	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sinventoryreceiver"
 )
 
@@ -250,7 +253,11 @@ func TestLocalKubeOverlayValidates(t *testing.T) {
 	assert.Equal(t, base.Service.Pipelines[metrics], merged.Service.Pipelines[metrics])
 
 	inv := merged.Receivers[inventory].(*k8sinventoryreceiver.Config)
-	assert.Equal(t, k8sinventoryreceiver.AuthTypeKubeConfig, inv.AuthType)
+	assert.Equal(t, k8sapi.AuthTypeKubeConfig, inv.AuthType)
+	als := merged.Receivers[component.MustNewID("envoy_access_log")].(*envoyalsreceiver.Config)
+	assert.Equal(t, k8sapi.AuthTypeKubeConfig, als.Kubernetes.Get().AuthType, "sidecars resolved to workloads")
+	store := merged.Processors[component.MustNewID("metrics_store")].(*metricsstoreprocessor.Config)
+	assert.Equal(t, k8sapi.AuthTypeKubeConfig, store.Kubernetes.Get().AuthType, "pods of metrics resolved to workloads")
 	attrs := merged.Processors[component.MustNewID("k8s_attributes")].(*k8sattributesprocessor.Config)
 	assert.False(t, attrs.Passthrough, "full mode")
 	assert.EqualValues(t, "kubeConfig", attrs.APIConfig.AuthType)

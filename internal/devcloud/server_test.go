@@ -394,8 +394,10 @@ func TestInjectRawBytes(t *testing.T) {
 	require.NoError(t, err)
 	control, err := c.stream.StreamControl(c.ctx)
 	require.NoError(t, err)
+	// Opening a stream on the client does not wait for the server's handler.
 	require.NoError(t, s.WaitStatus(testCtx(t), func(st Status) bool {
-		return len(st.Operators) == 1 && st.Operators[0].Streams[cloudconn.StreamControl].Open
+		return len(st.Operators) == 1 && st.Operators[0].Streams[cloudconn.StreamData].Open &&
+			st.Operators[0].Streams[cloudconn.StreamControl].Open
 	}))
 
 	want := &cloudv1.StreamDataResponse{Response: &cloudv1.StreamDataResponse_Heartbeat{Heartbeat: &cloudv1.Heartbeat{Timestamp: timestamppb.New(time.Unix(42, 0))}}}

@@ -2,8 +2,8 @@
 // is one Cache per apiserver identity (host, credentials, user agent) and, in it, at most
 // one informer per resource and namespace, however many components watch it, so every
 // consumer reads the same objects from the same memory and costs the apiserver one watch.
-// The inventory receiver is the consumer today; the ALS receiver's and the metrics store's
-// workload resolvers are the next ones.
+// Its consumers are the inventory receiver and internal/podowner (the workload resolver of
+// the ALS receiver and the metrics store).
 //
 // Informers list and watch (client-go streams the initial state with WatchList where the
 // apiserver supports it and otherwise lists in pages) and never resync. Before an object

@@ -6,7 +6,10 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 )
 
 const (
@@ -41,6 +44,11 @@ type Config struct {
 	// ResourceAttributes are the resource attributes, besides the Kubernetes context, that are
 	// part of a series' identity and reported as labels.
 	ResourceAttributes []string `mapstructure:"resource_attributes"`
+	// Kubernetes, when present, resolves pods to their workloads through the Kubernetes API
+	// (pods, ReplicaSets and Jobs, watched once per process and shared with k8s_inventory),
+	// for metrics that carry only a pod name. Without it, or for a pod the API does not know,
+	// the workload comes from k8s.<kind>.name attributes or the pod's name.
+	Kubernetes configoptional.Optional[k8sapi.Config] `mapstructure:"kubernetes"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}

@@ -7,9 +7,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
+	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 	"github.com/kestrelai/otelcol-kestrel/processor/metricsstoreprocessor/internal/metadata"
 )
 
@@ -27,6 +29,7 @@ func TestLoadConfig(t *testing.T) {
 			EvictionInterval: 10 * time.Second, MaxResponseBytes: 4 << 20,
 			Connection:         component.MustNewIDWithName("kestrel_command", "secondary"),
 			ResourceAttributes: []string{"service.name"},
+			Kubernetes:         configoptional.Some(k8sapi.Config{AuthType: k8sapi.AuthTypeKubeConfig, Context: "staging"}),
 		}},
 		{id: component.NewIDWithName(metadata.Type, "zero_retention"), wantErr: "retention must be positive"},
 		{id: component.NewIDWithName(metadata.Type, "no_series"), wantErr: "max_series must be positive"},
@@ -35,6 +38,7 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "no_eviction"), wantErr: "eviction_interval must be positive"},
 		{id: component.NewIDWithName(metadata.Type, "response_over_limit"), wantErr: "max_response_bytes must be between 16384 and 10484736"},
 		{id: component.NewIDWithName(metadata.Type, "response_too_small"), wantErr: "max_response_bytes must be between"},
+		{id: component.NewIDWithName(metadata.Type, "bad_auth_type"), wantErr: `auth_type must be "serviceAccount" or "kubeConfig", got "token"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id.String(), func(t *testing.T) {

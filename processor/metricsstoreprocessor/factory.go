@@ -5,10 +5,12 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processorhelper"
 
+	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 	"github.com/kestrelai/otelcol-kestrel/processor/metricsstoreprocessor/internal/metadata"
 )
 
@@ -31,6 +33,8 @@ func createDefaultConfig() component.Config {
 		MaxResponseBytes:   8 * mib,
 		Connection:         component.MustNewID("kestrel_command"),
 		ResourceAttributes: []string{"service.name", "service.namespace", "service.instance.id"},
+		// Off unless the kubernetes section is present.
+		Kubernetes: configoptional.Default(k8sapi.Default()),
 	}
 }
 

@@ -7,15 +7,19 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
+	"k8s.io/client-go/tools/cache"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
+	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/processor/metricsstoreprocessor/internal/metadata"
 	"github.com/kestrelai/otelcol-kestrel/processor/metricsstoreprocessor/internal/store"
 )
@@ -39,7 +43,10 @@ type sharedStore struct {
 	started bool
 	closed  bool
 	stop    chan struct{}
-	done    chan struct{}
+	wg      sync.WaitGroup
+	// owners resolves pods through the Kubernetes API when the kubernetes section is set.
+	owners           *podowner.Informed
+	stopOwnersHealth func()
 }
 
 type metricsStoreProcessor struct {
@@ -107,10 +114,56 @@ func (p *metricsStoreProcessor) start(_ context.Context, host component.Host) er
 	if err := sh.register(host); err != nil {
 		return err
 	}
+	if err := sh.startOwners(host); err != nil {
+		return err
+	}
 	sh.started = true
-	sh.stop, sh.done = make(chan struct{}), make(chan struct{})
+	sh.stop = make(chan struct{})
+	sh.wg.Add(1)
 	go sh.evictLoop()
+	if sh.owners != nil {
+		sh.wg.Add(1)
+		go sh.useOwnersWhenSynced()
+	}
 	return nil
+}
+
+// startOwners joins the process's shared pod, ReplicaSet and Job informers when the
+// kubernetes section is set. An apiserver that refuses or is down is not fatal: workloads
+// then come from attributes and pod names.
+func (sh *sharedStore) startOwners(host component.Host) error {
+	api := sh.cfg.Kubernetes.Get()
+	if api == nil {
+		return nil
+	}
+	rc, err := api.RestConfig()
+	if err != nil {
+		return fmt.Errorf("metrics_store: kubernetes: %w", err)
+	}
+	c, err := k8scache.For(rc)
+	if err != nil {
+		return fmt.Errorf("metrics_store: kubernetes: %w", err)
+	}
+	sh.owners = podowner.NewInformed(c)
+	sh.stopOwnersHealth = sh.owners.OnHealth(func(err error) {
+		if err != nil {
+			sh.logger.Warn("Cannot watch pods, ReplicaSets or Jobs; resolving workloads from attributes and pod names", zap.Error(err))
+			componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(err))
+			return
+		}
+		sh.logger.Info("Watching pods, ReplicaSets and Jobs again")
+		componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusOK))
+	})
+	return nil
+}
+
+// useOwnersWhenSynced hands the pod owners to the store once the informers hold the
+// cluster's state; the store then re-resolves the series it already has.
+func (sh *sharedStore) useOwnersWhenSynced() {
+	defer sh.wg.Done()
+	if cache.WaitForCacheSync(sh.stop, sh.owners.HasSynced) {
+		sh.store.SetResolver(sh.owners)
+	}
 }
 
 // register installs the query handler on the kestrel_command connection, if there is one.
@@ -150,7 +203,11 @@ func (p *metricsStoreProcessor) shutdown(context.Context) error {
 		sh.mu.Unlock()
 		if started {
 			close(sh.stop)
-			<-sh.done
+			sh.wg.Wait()
+		}
+		if sh.owners != nil {
+			sh.stopOwnersHealth()
+			sh.owners.Close()
 		}
 		sh.tel.Shutdown()
 	})
@@ -158,7 +215,7 @@ func (p *metricsStoreProcessor) shutdown(context.Context) error {
 }
 
 func (sh *sharedStore) evictLoop() {
-	defer close(sh.done)
+	defer sh.wg.Done()
 	t := time.NewTicker(sh.cfg.EvictionInterval)
 	defer t.Stop()
 	for {

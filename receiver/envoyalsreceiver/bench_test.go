@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/logmap"
+	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadata"
 )
 
@@ -68,7 +69,7 @@ func BenchmarkEntries(b *testing.B) {
 		return nil
 	})
 	require.NoError(b, err)
-	r, err := newReceiver(createDefaultConfig().(*Config), receivertest.NewNopSettings(metadata.Type), next, NameHeuristics{})
+	r, err := newReceiver(createDefaultConfig().(*Config), receivertest.NewNopSettings(metadata.Type), next, podowner.Names{})
 	require.NoError(b, err)
 	entries := float64(len(msgs) * 100)
 	var before, after runtime.MemStats
@@ -76,18 +77,13 @@ func BenchmarkEntries(b *testing.B) {
 	cpu := cpuTime(b)
 	b.ResetTimer()
 	for b.Loop() {
-		var nd *node
+		var st streamState
 		for _, data := range msgs {
 			msg := &alsv3.StreamAccessLogsMessage{}
 			if err := proto.Unmarshal(data, msg); err != nil {
 				b.Fatal(err)
 			}
-			if id := msg.GetIdentifier(); id != nil {
-				nd = identify(id.GetNode(), id.GetLogName(), r.resolver)
-			}
-			for _, e := range msg.GetHttpLogs().GetLogEntry() {
-				r.addHTTP(nd, e)
-			}
+			r.receive(context.Background(), &st, msg)
 		}
 		r.window.Flush(context.Background())
 	}

@@ -6,9 +6,11 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/confmap"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/flowagg"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 )
 
 // Config is the envoy_access_log receiver's configuration. The gRPC server settings
@@ -22,6 +24,12 @@ type Config struct {
 
 	// Aggregation configures the window access-log entries are aggregated over.
 	Aggregation flowagg.Config `mapstructure:"aggregation"`
+
+	// Kubernetes, when present, resolves each sidecar's pod to its workload through the
+	// Kubernetes API (pods, ReplicaSets and Jobs, watched once per process and shared with
+	// k8s_inventory). Without it, or for a pod the API does not know yet, the workload comes
+	// from Istio's OWNER metadata or the pod's name.
+	Kubernetes configoptional.Optional[k8sapi.Config] `mapstructure:"kubernetes"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}

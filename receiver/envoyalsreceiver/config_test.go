@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
+	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadata"
 )
 
@@ -36,6 +37,7 @@ func TestLoadConfig(t *testing.T) {
 	custom.Headers.MaxValueLength = 64
 	custom.Aggregation.Window = 15 * time.Second
 	custom.Aggregation.MaxEntries = 20000
+	custom.Kubernetes = configoptional.Some(k8sapi.Config{AuthType: k8sapi.AuthTypeKubeConfig})
 
 	tests := []struct {
 		id   component.ID

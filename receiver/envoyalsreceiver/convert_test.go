@@ -1,45 +1,28 @@
 package envoyalsreceiver
 
 import (
+	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
+	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/receiver/receivertest"
 	"google.golang.org/protobuf/types/known/structpb"
-)
 
-func TestNameHeuristics(t *testing.T) {
-	tests := map[string][2]string{
-		"frontend-7d9f8b6c5-x2x4k":      {"Deployment", "frontend"},
-		"payments-api-84d5b7c6f-2lq7s":  {"Deployment", "payments-api"},
-		"coredns-76f75df574-8xgkq":      {"Deployment", "coredns"},
-		"redis-0":                       {"StatefulSet", "redis"},
-		"kafka-broker-12":               {"StatefulSet", "kafka-broker"},
-		"backup-28457310-wqz5b":         {"CronJob", "backup"},
-		"node-exporter-4xk2p":           {}, // DaemonSet, Job or ReplicaSet: ambiguous
-		"debug":                         {},
-		"web-app-x2x4k":                 {}, // "app" is no pod-template hash
-		"frontend-7d9f8b6c5-x2x4a":      {}, // "a" is not in the suffix alphabet
-		"-":                             {},
-		"trailing-":                     {},
-		"frontend-7d9f8b6c5aa-x2x4k":    {},
-		strings.Repeat("x", 300) + "-1": {"StatefulSet", strings.Repeat("x", 300)},
-	}
-	for pod, want := range tests {
-		kind, name, ok := NameHeuristics{}.ResolveWorkload("ns", pod)
-		assert.Equal(t, want[0] != "", ok, pod)
-		assert.Equal(t, want[0], kind, pod)
-		assert.Equal(t, want[1], name, pod)
-	}
-}
+	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
+	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadata"
+)
 
 type fixedResolver struct{}
 
-func (fixedResolver) ResolveWorkload(ns, pod string) (string, string, bool) {
-	return "Rollout", ns + "/" + pod, true
+func (fixedResolver) Owner(ns, pod string) (podowner.Ref, bool) {
+	return podowner.Ref{Kind: "Rollout", Name: ns + "/" + pod}, true
 }
 
 func TestIdentify(t *testing.T) {
@@ -51,7 +34,7 @@ func TestIdentify(t *testing.T) {
 	tests := []struct {
 		name     string
 		node     *corev3.Node
-		resolver WorkloadResolver
+		resolver podowner.Resolver
 		want     node
 	}{
 		{
@@ -90,7 +73,7 @@ func TestIdentify(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := tc.resolver
 			if r == nil {
-				r = NameHeuristics{}
+				r = podowner.Names{}
 			}
 			got := identify(tc.node, "als", r)
 			tc.want.id, tc.want.logName = tc.node.GetId(), "als"
@@ -217,4 +200,46 @@ func TestHeaderFilter(t *testing.T) {
 		{key: "http.request.header.referer", value: "http"},
 		{key: "http.response.header.content-type", value: "json"},
 	}, got)
+}
+
+// lateCache is an exact resolver whose cache has not synced until synced is set.
+type lateCache struct {
+	synced atomic.Bool
+}
+
+func (c *lateCache) HasSynced() bool { return c.synced.Load() }
+
+func (c *lateCache) Owner(ns, pod string) (podowner.Ref, bool) {
+	if !c.synced.Load() {
+		return podowner.Ref{}, false
+	}
+	return podowner.Ref{Kind: podowner.KindStatefulSet, Name: "ledger"}, true
+}
+
+// Envoy keeps a stream open for the sidecar's lifetime and identifies itself only on the
+// first message, so a stream opened before the Kubernetes cache synced (every sidecar
+// reconnects when the collector restarts) is identified again once it has.
+func TestStreamIdentifiedAgainOnceTheCacheSynced(t *testing.T) {
+	r, err := newReceiver(testConfig(), receivertest.NewNopSettings(metadata.Type), consumertest.NewNop(), podowner.Names{})
+	require.NoError(t, err)
+	cache := &lateCache{}
+	r.exact = cache
+	id := istioNode(t, "10.244.3.7", "ledger-0", "bank", "")
+	msg := func(id *alsv3.StreamAccessLogsMessage_Identifier) *alsv3.StreamAccessLogsMessage {
+		return &alsv3.StreamAccessLogsMessage{Identifier: id, LogEntries: &alsv3.StreamAccessLogsMessage_HttpLogs{
+			HttpLogs: &alsv3.StreamAccessLogsMessage_HTTPAccessLogEntries{},
+		}}
+	}
+	var st streamState
+	r.receive(context.Background(), &st, msg(id))
+	assert.Equal(t, "", st.nd.workload, "not known before the cache synced")
+	r.receive(context.Background(), &st, msg(nil))
+	assert.Equal(t, "", st.nd.workload)
+
+	cache.synced.Store(true)
+	r.receive(context.Background(), &st, msg(nil))
+	assert.Equal(t, "ledger", st.nd.workload)
+	assert.Equal(t, podowner.KindStatefulSet, st.nd.kind)
+	assert.Equal(t, "ledger-0", st.nd.pod)
+	assert.False(t, st.interim, "identified for good")
 }

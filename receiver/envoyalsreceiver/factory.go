@@ -5,37 +5,23 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/flowagg"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
+	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadata"
 )
 
-// FactoryOption configures the factory.
-type FactoryOption func(*factoryOptions)
-
-type factoryOptions struct {
-	resolver WorkloadResolver
-}
-
-// WithWorkloadResolver makes the receivers resolve pods to workloads with r instead of the
-// default name heuristics, e.g. with a Kubernetes informer cache.
-func WithWorkloadResolver(r WorkloadResolver) FactoryOption {
-	return func(o *factoryOptions) { o.resolver = r }
-}
-
 // NewFactory returns the factory of the envoy_access_log receiver.
-func NewFactory(opts ...FactoryOption) receiver.Factory {
-	o := factoryOptions{resolver: NameHeuristics{}}
-	for _, opt := range opts {
-		opt(&o)
-	}
+func NewFactory() receiver.Factory {
 	return receiver.NewFactory(
 		metadata.Type,
 		createDefaultConfig,
 		receiver.WithLogs(func(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Logs) (receiver.Logs, error) {
-			return newReceiver(cfg.(*Config), set, next, o.resolver)
+			return newReceiver(cfg.(*Config), set, next, podowner.Names{})
 		}, metadata.LogsStability),
 	)
 }
@@ -61,5 +47,7 @@ func createDefaultConfig() component.Config {
 			MaxValueLength:   256,
 		},
 		Aggregation: flowagg.NewDefaultConfig(),
+		// Off unless the kubernetes section is present.
+		Kubernetes: configoptional.Default(k8sapi.Default()),
 	}
 }

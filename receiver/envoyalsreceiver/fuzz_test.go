@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/logmap"
+	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadata"
 )
 
@@ -64,18 +65,9 @@ func FuzzAccessLogConversion(f *testing.F) {
 			return nil
 		})
 		require.NoError(t, err)
-		r, err := newReceiver(createDefaultConfig().(*Config), receivertest.NewNopSettings(metadata.Type), next, NameHeuristics{})
+		r, err := newReceiver(createDefaultConfig().(*Config), receivertest.NewNopSettings(metadata.Type), next, podowner.Names{})
 		require.NoError(t, err)
-		var nd *node
-		if id := msg.GetIdentifier(); id != nil {
-			nd = identify(id.GetNode(), id.GetLogName(), r.resolver)
-		}
-		for _, e := range msg.GetHttpLogs().GetLogEntry() {
-			r.addHTTP(nd, e)
-		}
-		for _, e := range msg.GetTcpLogs().GetLogEntry() {
-			r.addTCP(nd, e)
-		}
+		r.receive(context.Background(), &streamState{}, msg)
 		r.window.Flush(context.Background())
 	})
 }

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadatatest"
 )
@@ -44,7 +45,7 @@ func testConfig() *Config {
 func startReceiver(t testing.TB, cfg *Config, sink *consumertest.LogsSink, tt *componenttest.Telemetry) (*alsReceiver, func()) {
 	t.Helper()
 	require.NoError(t, cfg.Validate())
-	r, err := newReceiver(cfg, metadatatest.NewSettings(tt), sink, NameHeuristics{})
+	r, err := newReceiver(cfg, metadatatest.NewSettings(tt), sink, podowner.Names{})
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	var once sync.Once

@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 )
 
 // node is the Envoy that sends a stream, identified once from the stream's first message.
@@ -17,19 +19,19 @@ type node struct {
 
 // ownerKinds maps the resource of an Istio OWNER reference to its kind.
 var ownerKinds = map[string]string{
-	"deployments":  "Deployment",
-	"statefulsets": "StatefulSet",
-	"daemonsets":   "DaemonSet",
-	"replicasets":  "ReplicaSet",
-	"jobs":         "Job",
-	"cronjobs":     "CronJob",
+	"deployments":  podowner.KindDeployment,
+	"statefulsets": podowner.KindStatefulSet,
+	"daemonsets":   podowner.KindDaemonSet,
+	"replicasets":  podowner.KindReplicaSet,
+	"jobs":         podowner.KindJob,
+	"cronjobs":     podowner.KindCronJob,
 }
 
 // identify reads the pod and namespace of an Envoy from its node: Istio's node metadata
 // (NAME, NAMESPACE, OWNER) when present, else the node id, which Istio writes as
 // <type>~<ip>~<pod>.<namespace>~<namespace>.svc.<domain>. The workload comes from OWNER, else
 // from the resolver.
-func identify(n *corev3.Node, logName string, resolver WorkloadResolver) *node {
+func identify(n *corev3.Node, logName string, resolver podowner.Resolver) *node {
 	nd := &node{id: n.GetId(), logName: logName}
 	if parts := strings.Split(nd.id, "~"); len(parts) == 4 {
 		nd.namespace, _, _ = strings.Cut(parts[3], ".")
@@ -56,8 +58,8 @@ func identify(n *corev3.Node, logName string, resolver WorkloadResolver) *node {
 			}
 		}
 	}
-	if kind, name, ok := resolver.ResolveWorkload(nd.namespace, nd.pod); ok {
-		nd.kind, nd.workload = kind, name
+	if ref, ok := resolver.Owner(nd.namespace, nd.pod); ok {
+		nd.kind, nd.workload = ref.Kind, ref.Name
 	}
 	return nd
 }

@@ -28,6 +28,8 @@ import (
 	"google.golang.org/grpc/mem"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/flowagg"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
+	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadata"
 )
 
@@ -39,9 +41,12 @@ type alsReceiver struct {
 	next      consumer.Logs
 	telemetry *metadata.TelemetryBuilder
 	obs       *receiverhelper.ObsReport
-	resolver  WorkloadResolver
-	headers   *headerFilter
-	window    *flowagg.Window[entryKey, entryAgg]
+	names     podowner.Resolver
+	// exact resolves pods through the Kubernetes API when the kubernetes section is set.
+	exact      syncedResolver
+	closeExact func()
+	headers    *headerFilter
+	window     *flowagg.Window[entryKey, entryAgg]
 
 	typeHTTP, typeTCP, overload metric.AddOption
 
@@ -50,7 +55,9 @@ type alsReceiver struct {
 	wg     sync.WaitGroup
 }
 
-func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs, resolver WorkloadResolver) (*alsReceiver, error) {
+// newReceiver creates the receiver; names resolves pods to workloads where the Kubernetes API
+// (if configured) does not.
+func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs, names podowner.Resolver) (*alsReceiver, error) {
 	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
 	if err != nil {
 		return nil, err
@@ -72,7 +79,7 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs, resolve
 		next:      next,
 		telemetry: tb,
 		obs:       obs,
-		resolver:  resolver,
+		names:     names,
 		headers:   newHeaderFilter(cfg.Headers),
 		typeHTTP:  attr("type", "http"),
 		typeTCP:   attr("type", "tcp"),
@@ -100,6 +107,9 @@ func (c countingCodec) Unmarshal(data mem.BufferSlice, v any) error {
 }
 
 func (r *alsReceiver) Start(ctx context.Context, host component.Host) error {
+	if err := r.startExact(host); err != nil {
+		return err
+	}
 	codec := countingCodec{
 		CodecV2: encoding.GetCodecV2(grpcproto.Name),
 		invalid: func() { r.telemetry.EnvoyAccessLogReceiverMessagesInvalid.Add(context.Background(), 1) },
@@ -137,8 +147,59 @@ func (r *alsReceiver) Shutdown(ctx context.Context) error {
 		r.wg.Wait()
 		r.window.Shutdown(ctx)
 	}
+	if r.closeExact != nil {
+		r.closeExact()
+	}
 	r.telemetry.Shutdown()
 	return nil
+}
+
+// startExact joins the process's shared informers when the kubernetes section is set. An
+// apiserver that refuses or is down is not fatal: workloads then come from the names.
+func (r *alsReceiver) startExact(host component.Host) error {
+	api := r.cfg.Kubernetes.Get()
+	if api == nil {
+		return nil
+	}
+	rc, err := api.RestConfig()
+	if err != nil {
+		return fmt.Errorf("envoy_access_log: kubernetes: %w", err)
+	}
+	c, err := k8scache.For(rc)
+	if err != nil {
+		return fmt.Errorf("envoy_access_log: kubernetes: %w", err)
+	}
+	informed := podowner.NewInformed(c)
+	stopHealth := informed.OnHealth(func(err error) {
+		if err != nil {
+			r.set.Logger.Warn("Cannot watch pods, ReplicaSets or Jobs; resolving workloads from pod names", zap.Error(err))
+			componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(err))
+			return
+		}
+		r.set.Logger.Info("Watching pods, ReplicaSets and Jobs again")
+		componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusOK))
+	})
+	r.exact = informed
+	r.closeExact = func() {
+		stopHealth()
+		informed.Close()
+	}
+	return nil
+}
+
+// syncedResolver is an exact resolver that knows less until its cache has synced.
+type syncedResolver interface {
+	podowner.Resolver
+	HasSynced() bool
+}
+
+// resolver returns what identifies a stream's workload now, and whether a later answer
+// could be better (the Kubernetes cache has not synced yet).
+func (r *alsReceiver) resolver() (podowner.Resolver, bool) {
+	if r.exact == nil {
+		return r.names, false
+	}
+	return podowner.Chain{r.exact, r.names}, !r.exact.HasSynced()
 }
 
 // StreamAccessLogs serves one Envoy stream. Envoy expects no response and never waits for
@@ -148,7 +209,7 @@ func (r *alsReceiver) StreamAccessLogs(stream alsv3.AccessLogService_StreamAcces
 	ctx := stream.Context()
 	r.telemetry.EnvoyAccessLogReceiverStreams.Add(ctx, 1)
 	defer r.telemetry.EnvoyAccessLogReceiverStreams.Add(ctx, -1)
-	var nd *node
+	var st streamState
 	for {
 		msg, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -157,23 +218,43 @@ func (r *alsReceiver) StreamAccessLogs(stream alsv3.AccessLogService_StreamAcces
 		if err != nil {
 			return err
 		}
-		// Envoy identifies itself on the first message of a stream only.
-		if id := msg.GetIdentifier(); id != nil {
-			nd = identify(id.GetNode(), id.GetLogName(), r.resolver)
+		r.receive(ctx, &st, msg)
+	}
+}
+
+// streamState is what the receiver knows of one Envoy stream.
+type streamState struct {
+	nd      *node
+	first   *alsv3.StreamAccessLogsMessage_Identifier
+	interim bool // nd was identified before the Kubernetes cache synced
+}
+
+// receive aggregates the entries of one message of a stream.
+func (r *alsReceiver) receive(ctx context.Context, st *streamState, msg *alsv3.StreamAccessLogsMessage) {
+	// Envoy identifies itself on the first message of a stream only, and a stream lasts as
+	// long as the sidecar, so one identified early is identified again once that can be done
+	// exactly.
+	if id := msg.GetIdentifier(); id != nil || st.interim {
+		if id != nil {
+			st.first = id
 		}
-		switch entries := msg.GetLogEntries().(type) {
-		case *alsv3.StreamAccessLogsMessage_HttpLogs:
-			logs := entries.HttpLogs.GetLogEntry()
-			r.telemetry.EnvoyAccessLogReceiverEntries.Add(ctx, int64(len(logs)), r.typeHTTP)
-			for _, e := range logs {
-				r.addHTTP(nd, e)
-			}
-		case *alsv3.StreamAccessLogsMessage_TcpLogs:
-			logs := entries.TcpLogs.GetLogEntry()
-			r.telemetry.EnvoyAccessLogReceiverEntries.Add(ctx, int64(len(logs)), r.typeTCP)
-			for _, e := range logs {
-				r.addTCP(nd, e)
-			}
+		var res podowner.Resolver
+		if res, st.interim = r.resolver(); !st.interim || id != nil {
+			st.nd = identify(st.first.GetNode(), st.first.GetLogName(), res)
+		}
+	}
+	switch entries := msg.GetLogEntries().(type) {
+	case *alsv3.StreamAccessLogsMessage_HttpLogs:
+		logs := entries.HttpLogs.GetLogEntry()
+		r.telemetry.EnvoyAccessLogReceiverEntries.Add(ctx, int64(len(logs)), r.typeHTTP)
+		for _, e := range logs {
+			r.addHTTP(st.nd, e)
+		}
+	case *alsv3.StreamAccessLogsMessage_TcpLogs:
+		logs := entries.TcpLogs.GetLogEntry()
+		r.telemetry.EnvoyAccessLogReceiverEntries.Add(ctx, int64(len(logs)), r.typeTCP)
+		for _, e := range logs {
+			r.addTCP(st.nd, e)
 		}
 	}
 }

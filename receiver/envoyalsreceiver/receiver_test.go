@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadatatest"
 )
@@ -298,7 +299,7 @@ func TestOverloadDropsAndCounts(t *testing.T) {
 	sink := &consumertest.LogsSink{}
 	cfg := testConfig()
 	cfg.Aggregation.MaxEntries = 10
-	r, err := newReceiver(cfg, metadatatest.NewSettings(tt), blockingConsumer{sink: sink, release: release}, NameHeuristics{})
+	r, err := newReceiver(cfg, metadatatest.NewSettings(tt), blockingConsumer{sink: sink, release: release}, podowner.Names{})
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	e := dialEnvoy(t, r.addr.String(), nil)

@@ -10,25 +10,14 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/leaderelection"
-)
 
-// AuthType says how the receiver authenticates to the Kubernetes API, as in contrib's
-// Kubernetes receivers.
-type AuthType string
-
-const (
-	// AuthTypeServiceAccount uses the pod's service account (in-cluster config).
-	AuthTypeServiceAccount AuthType = "serviceAccount"
-	// AuthTypeKubeConfig uses $KUBECONFIG or ~/.kube/config.
-	AuthTypeKubeConfig AuthType = "kubeConfig"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 )
 
 // Config is the k8s_inventory receiver's configuration.
 type Config struct {
-	// AuthType is serviceAccount or kubeConfig.
-	AuthType AuthType `mapstructure:"auth_type"`
-	// Context selects a kubeconfig context (kubeConfig only); empty means the current one.
-	Context string `mapstructure:"context"`
+	// Config says how to reach the apiserver: auth_type and context.
+	k8sapi.Config `mapstructure:",squash"`
 
 	// Namespaces limits the namespaced objects the receiver reports.
 	Namespaces NamespacesConfig `mapstructure:"namespaces"`
@@ -82,15 +71,6 @@ var _ confmap.Validator = (*Config)(nil)
 // Validate checks the configuration.
 func (cfg *Config) Validate() error {
 	var errs []error
-	switch cfg.AuthType {
-	case AuthTypeServiceAccount:
-		if cfg.Context != "" {
-			errs = append(errs, errors.New(`"context" applies only to auth_type kubeConfig`))
-		}
-	case AuthTypeKubeConfig:
-	default:
-		errs = append(errs, fmt.Errorf("auth_type must be %q or %q, got %q", AuthTypeServiceAccount, AuthTypeKubeConfig, cfg.AuthType))
-	}
 	ns := cfg.Namespaces
 	if len(ns.Include) > 0 && len(ns.Exclude) > 0 {
 		errs = append(errs, errors.New("namespaces: set include or exclude, not both"))

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
+	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sinventoryreceiver/internal/metadata"
 )
 
@@ -20,7 +21,7 @@ func TestLoadConfig(t *testing.T) {
 	require.NoError(t, err)
 
 	all := createDefaultConfig().(*Config)
-	all.AuthType = AuthTypeKubeConfig
+	all.AuthType = k8sapi.AuthTypeKubeConfig
 	all.Context = "staging"
 	all.Namespaces.Exclude = []string{"kube-system", "kube-public"}
 	all.EventTypes = []string{"Normal", "Warning"}

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 
+	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sinventoryreceiver/internal/metadata"
 )
 
@@ -23,7 +24,7 @@ func NewFactory() receiver.Factory {
 
 func createDefaultConfig() component.Config {
 	return &Config{
-		AuthType:   AuthTypeServiceAccount,
+		Config:     k8sapi.Default(),
 		EventTypes: []string{"Warning"},
 		// Off unless the leader_election section is present.
 		LeaderElection: configoptional.Default(LeaderElectionConfig{

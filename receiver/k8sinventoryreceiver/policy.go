@@ -23,6 +23,7 @@ import (
 
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
 	"github.com/kestrelai/otelcol-kestrel/internal/logmap"
+	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	kschema "github.com/kestrelai/otelcol-kestrel/internal/schema"
 )
 
@@ -139,29 +140,22 @@ func (c *collector) targets(ns string, sel labels.Selector) []string {
 	return out
 }
 
-// ownerWorkload names the top workload a pod belongs to by following controller
-// references through the ReplicaSet and Job caches.
+// ownerWorkload names the top workload a pod belongs to, "<ns>.<Kind>.<name>", or the pod
+// itself when no controller owns it.
 func (c *collector) ownerWorkload(p *corev1.Pod) string {
-	ref := metav1.GetControllerOf(p)
-	if ref == nil {
+	ref, ok := podowner.OwnerOf(p,
+		func(ns, name string) *appsv1.ReplicaSet {
+			rs, _ := c.get(k8scache.ReplicaSets, ns, name).(*appsv1.ReplicaSet)
+			return rs
+		},
+		func(ns, name string) *batchv1.Job {
+			j, _ := c.get(k8scache.Jobs, ns, name).(*batchv1.Job)
+			return j
+		})
+	if !ok {
 		return p.Namespace + ".Pod." + p.Name
 	}
-	kind, name := ref.Kind, ref.Name
-	switch kind {
-	case "ReplicaSet":
-		if rs, ok := c.get(k8scache.ReplicaSets, p.Namespace, name).(*appsv1.ReplicaSet); ok {
-			if up := metav1.GetControllerOf(rs); up != nil && up.Kind == "Deployment" {
-				kind, name = up.Kind, up.Name
-			}
-		}
-	case "Job":
-		if j, ok := c.get(k8scache.Jobs, p.Namespace, name).(*batchv1.Job); ok {
-			if up := metav1.GetControllerOf(j); up != nil && up.Kind == "CronJob" {
-				kind, name = up.Kind, up.Name
-			}
-		}
-	}
-	return p.Namespace + "." + kind + "." + name
+	return p.Namespace + "." + ref.Kind + "." + ref.Name
 }
 
 func (c *collector) get(res *k8scache.Resource, ns, name string) any {

@@ -21,7 +21,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
@@ -75,20 +74,9 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*inven
 		obsrecv:        obsrecv,
 		tb:             tb,
 		status:         newStatusReporter(set.Logger),
-		restConfig:     func() (*rest.Config, error) { return buildRestConfig(cfg) },
+		restConfig:     cfg.RestConfig,
 		leaderIdentity: host + "_" + rand.String(8),
 	}, nil
-}
-
-func buildRestConfig(cfg *Config) (*rest.Config, error) {
-	switch cfg.AuthType {
-	case AuthTypeKubeConfig:
-		rules := clientcmd.NewDefaultClientConfigLoadingRules()
-		overrides := &clientcmd.ConfigOverrides{CurrentContext: cfg.Context}
-		return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
-	default:
-		return rest.InClusterConfig()
-	}
 }
 
 // Start begins collecting in the background (or competing for the lease first). It fails
@@ -97,7 +85,7 @@ func buildRestConfig(cfg *Config) (*rest.Config, error) {
 func (r *inventoryReceiver) Start(_ context.Context, host component.Host) error {
 	rc, err := r.restConfig()
 	if err != nil {
-		return fmt.Errorf("k8s_inventory: building the Kubernetes client configuration (auth_type %s): %w", r.cfg.AuthType, err)
+		return fmt.Errorf("k8s_inventory: %w", err)
 	}
 	c, err := k8scache.For(rc)
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
-	"github.com/kestrelai/otelcol-kestrel/processor/metricsstoreprocessor/workload"
+	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 )
 
 func TestResourceAttributesOutsideTheIdentityDoNotSplitSeries(t *testing.T) {
@@ -60,15 +60,15 @@ func TestWorkloadResolution(t *testing.T) {
 	tests := []struct {
 		name     string
 		resource map[string]any
-		want     workload.Ref
+		want     podowner.Ref
 	}{
-		{"first present attribute sets the kind", map[string]any{"k8s.pod.name": "x", "k8s.job.name": "j", "k8s.daemonset.name": "ds"}, workload.Ref{Kind: "DaemonSet", Name: "ds"}},
-		{"replicaset with pod-template-hash", map[string]any{"k8s.pod.name": "x", "k8s.replicaset.name": "api-7d9f8b6c5d"}, workload.Ref{Kind: "Deployment", Name: "api"}},
-		{"replicaset without hash", map[string]any{"k8s.pod.name": "x", "k8s.replicaset.name": "legacy-rs"}, workload.Ref{Kind: "ReplicaSet", Name: "legacy-rs"}},
-		{"job stays a job", map[string]any{"k8s.pod.name": "x", "k8s.job.name": "backup-28934730"}, workload.Ref{Kind: "Job", Name: "backup-28934730"}},
-		{"deployment pod name", map[string]any{"k8s.pod.name": "checkout-api-5c8b9d7f4b-q9zxw"}, workload.Ref{Kind: "Deployment", Name: "checkout-api"}},
-		{"ambiguous pod name", map[string]any{"k8s.pod.name": "fluentd-x7k2p"}, workload.Ref{}},
-		{"statefulset pod name is not guessed", map[string]any{"k8s.pod.name": "db-0"}, workload.Ref{}},
+		{"first present attribute sets the kind", map[string]any{"k8s.pod.name": "x", "k8s.job.name": "j", "k8s.daemonset.name": "ds"}, podowner.Ref{Kind: "DaemonSet", Name: "ds"}},
+		{"replicaset with pod-template-hash", map[string]any{"k8s.pod.name": "x", "k8s.replicaset.name": "api-7d9f8b6c5d"}, podowner.Ref{Kind: "Deployment", Name: "api"}},
+		{"replicaset without hash", map[string]any{"k8s.pod.name": "x", "k8s.replicaset.name": "legacy-rs"}, podowner.Ref{Kind: "ReplicaSet", Name: "legacy-rs"}},
+		{"job stays a job", map[string]any{"k8s.pod.name": "x", "k8s.job.name": "backup-28934730"}, podowner.Ref{Kind: "Job", Name: "backup-28934730"}},
+		{"deployment pod name", map[string]any{"k8s.pod.name": "checkout-api-5c8b9d7f4b-q9zxw"}, podowner.Ref{Kind: "Deployment", Name: "checkout-api"}},
+		{"ambiguous pod name", map[string]any{"k8s.pod.name": "fluentd-x7k2p"}, podowner.Ref{}},
+		{"statefulset pod name is not guessed", map[string]any{"k8s.pod.name": "db-0"}, podowner.Ref{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,14 +76,14 @@ func TestWorkloadResolution(t *testing.T) {
 			tt.resource["k8s.namespace.name"] = "ns"
 			s.Ingest(newBuilder(tt.resource).gauge("g", nil, 1, 1).md)
 			m := mustQuery(t, s, &cloudv1.MetricsQueryRequest{}).Metrics[0]
-			require.Equal(t, tt.want, workload.Ref{Kind: m.WorkloadKind, Name: m.WorkloadName})
+			require.Equal(t, tt.want, podowner.Ref{Kind: m.WorkloadKind, Name: m.WorkloadName})
 		})
 	}
 }
 
-type ownerTable map[string]workload.Ref
+type ownerTable map[string]podowner.Ref
 
-func (o ownerTable) Owner(namespace, pod string) (workload.Ref, bool) {
+func (o ownerTable) Owner(namespace, pod string) (podowner.Ref, bool) {
 	ref, ok := o[namespace+"/"+pod]
 	return ref, ok
 }
@@ -93,11 +93,11 @@ func TestExactResolverReindexesWorkloads(t *testing.T) {
 	s.Ingest(newBuilder(map[string]any{"k8s.namespace.name": "ns", "k8s.pod.name": "api-7d9f8b6c5d-x2k4p"}).gauge("g", nil, 1, 1).md)
 	require.Len(t, mustQuery(t, s, &cloudv1.MetricsQueryRequest{WorkloadName: "api", WorkloadKind: "Deployment"}).Metrics, 1)
 
-	s.SetResolver(ownerTable{"ns/api-7d9f8b6c5d-x2k4p": {Kind: workload.KindStatefulSet, Name: "real-owner"}})
+	s.SetResolver(ownerTable{"ns/api-7d9f8b6c5d-x2k4p": {Kind: podowner.KindStatefulSet, Name: "real-owner"}})
 	require.Empty(t, mustQuery(t, s, &cloudv1.MetricsQueryRequest{WorkloadName: "api"}).Metrics)
 	m := mustQuery(t, s, &cloudv1.MetricsQueryRequest{WorkloadName: "real-owner", WorkloadKind: "statefulset"}).Metrics
 	require.Len(t, m, 1)
-	require.Equal(t, workload.KindStatefulSet, m[0].WorkloadKind)
+	require.Equal(t, podowner.KindStatefulSet, m[0].WorkloadKind)
 }
 
 // Once every series is gone, nothing interned may stay behind and the byte estimate returns to

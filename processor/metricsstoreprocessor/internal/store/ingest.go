@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/processor/metricsstoreprocessor/workload"
 )
 
@@ -98,7 +99,7 @@ func (b *batch) setResource(attrs pcommon.Map) {
 			if i := workloadAttrIndex(k); i >= 0 {
 				if name := valueString(v); name != "" && i < bestKind {
 					bestKind = i
-					b.resCtx.workload = workload.Ref{Kind: workload.Kinds[i], Name: name}
+					b.resCtx.workload = podowner.Ref{Kind: workload.Kinds[i], Name: name}
 				}
 			} else if _, ok := b.s.resourceLabels[k]; ok {
 				b.resLabels = append(b.resLabels, kv{k, valueString(v)})
@@ -153,7 +154,7 @@ func (b *batch) identity(attrs pcommon.Map) (ctx, labels uint32) {
 			if i := workloadAttrIndex(k); i >= 0 {
 				if name := valueString(v); name != "" && i < bestKind {
 					bestKind = i
-					pc.workload = workload.Ref{Kind: workload.Kinds[i], Name: name}
+					pc.workload = podowner.Ref{Kind: workload.Kinds[i], Name: name}
 				}
 			} else {
 				b.kvs = append(b.kvs, kv{k, valueString(v)})

@@ -7,6 +7,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/processor/metricsstoreprocessor/workload"
 )
 
@@ -95,7 +96,7 @@ func (s *symbols) str(id uint32) string { return s.strs[id] }
 // rawContext is the Kubernetes context of a data point before interning.
 type rawContext struct {
 	namespace, pod, container, node string
-	workload                        workload.Ref // explicit, from k8s.<kind>.name
+	workload                        podowner.Ref // explicit, from k8s.<kind>.name
 }
 
 type contextKey struct {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
+	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/processor/metricsstoreprocessor/workload"
 )
 
@@ -208,7 +209,7 @@ func (r *queryRun) contexts() ([]uint32, map[uint32]bool) {
 		}
 		return nil
 	}
-	guessSTS := q.workloadKind == workload.KindStatefulSet && q.workloadName != ""
+	guessSTS := q.workloadKind == podowner.KindStatefulSet && q.workloadName != ""
 	switch {
 	case q.pod != "":
 		cands = symbolList(s.byPod, q.pod)
@@ -259,7 +260,7 @@ func (r *queryRun) contextMatches(c *k8sContext) (ok, stsGuess bool) {
 	}
 	// Pod names alone say nothing reliable about StatefulSets, unless the query says the
 	// workload is one.
-	guess := q.workloadKind == workload.KindStatefulSet && workload.IsStatefulSetPod(q.workloadName, pod)
+	guess := q.workloadKind == podowner.KindStatefulSet && podowner.IsStatefulSetPod(q.workloadName, pod)
 	return guess, guess
 }
 
@@ -398,7 +399,7 @@ func (r *queryRun) scan(id uint32, exact bool) (hit, bool) {
 // workloadOf is the workload reported for a series.
 func (r *queryRun) workloadOf(h *hit, c *k8sContext) (name, kind string) {
 	if h.stsGuess {
-		return r.q.workloadName, workload.KindStatefulSet
+		return r.q.workloadName, podowner.KindStatefulSet
 	}
 	return r.s.syms.str(c.workloadName), kindName(c.workloadKind)
 }

@@ -9,7 +9,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
-	"github.com/kestrelai/otelcol-kestrel/processor/metricsstoreprocessor/workload"
+	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 )
 
 var cartResource = map[string]any{
@@ -30,7 +30,7 @@ func cartMetric(name string, typ cloudv1.OTelMetricType, labels map[string]strin
 	}
 	return &cloudv1.OTelMetric{
 		Name: name, Description: name + " description", Unit: "1", Type: typ,
-		Namespace: "shop", WorkloadName: "cart", WorkloadKind: workload.KindDeployment,
+		Namespace: "shop", WorkloadName: "cart", WorkloadKind: podowner.KindDeployment,
 		PodName: "cart-7d9f8b6c5d-x2k4p", ContainerName: "app", NodeName: "node-1",
 		Labels: all, DataPoints: pts, ScopeName: "test-scope", ScopeVersion: "v1",
 	}

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/processor/metricsstoreprocessor/workload"
 )
 
@@ -35,7 +36,7 @@ type Config struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Resolver supplies exact pod owners; nil means name-based rules only.
-	Resolver workload.Resolver
+	Resolver podowner.Resolver
 }
 
 // Reasons, in the order of the arrays in Counts; the strings are the telemetry attribute values.
@@ -94,7 +95,7 @@ type Store struct {
 	resourceLabels map[string]struct{}
 
 	mu       sync.RWMutex
-	resolver workload.Resolver
+	resolver podowner.Resolver
 	syms     symbols
 
 	ctxs        []k8sContext
@@ -163,7 +164,7 @@ func (s *Store) Stats() (series int, bytes int64) {
 }
 
 // SetResolver replaces the exact owner source and re-resolves the workload of every context.
-func (s *Store) SetResolver(r workload.Resolver) {
+func (s *Store) SetResolver(r podowner.Resolver) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.resolver = r
@@ -361,7 +362,7 @@ func (s *Store) contextID(raw *rawContext, b *batch) uint32 {
 
 func (s *Store) resolveWorkload(id uint32) {
 	c := &s.ctxs[id]
-	explicit := workload.Ref{Kind: kindName(c.key.rawKind), Name: s.syms.str(c.key.rawName)}
+	explicit := podowner.Ref{Kind: kindName(c.key.rawKind), Name: s.syms.str(c.key.rawName)}
 	ref := workload.Resolve(s.resolver, s.syms.str(c.key.namespace), s.syms.str(c.key.pod), explicit)
 	kind := kindIndex(ref.Kind)
 	if kind == 0 || ref.Name == "" {

@@ -1,0 +1,98 @@
+package podowner
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
+)
+
+// Informed resolves pods from the process-wide informers of Pods, ReplicaSets and Jobs in
+// a k8scache.Cache, so it costs no extra watch when k8s_inventory already runs against the
+// same apiserver. Until the informers have synced, and for pods created since, it knows
+// less than the apiserver; chain it with Names for those.
+type Informed struct {
+	pods, replicaSets, jobs *k8scache.Informer
+	releases                []func()
+}
+
+var _ Resolver = (*Informed)(nil)
+
+// NewInformed starts (or joins) the cluster-wide informers it needs. Call Close when done.
+func NewInformed(c *k8scache.Cache) *Informed {
+	i := &Informed{}
+	acquire := func(r *k8scache.Resource) *k8scache.Informer {
+		inf, release := c.Informer(r, "")
+		i.releases = append(i.releases, release)
+		return inf
+	}
+	i.pods = acquire(k8scache.Pods)
+	i.replicaSets = acquire(k8scache.ReplicaSets)
+	i.jobs = acquire(k8scache.Jobs)
+	return i
+}
+
+// HasSynced reports whether all three informers hold the apiserver's state.
+func (i *Informed) HasSynced() bool {
+	return i.pods.HasSynced() && i.replicaSets.HasSynced() && i.jobs.HasSynced()
+}
+
+// Err returns the first list or watch failure of the informers (nil when all are healthy),
+// for component status.
+func (i *Informed) Err() error {
+	for _, inf := range []*k8scache.Informer{i.pods, i.replicaSets, i.jobs} {
+		if err := inf.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// OnHealth calls fn with Err after each change of any informer's health, until the
+// returned function is called. fn runs on informer goroutines and must not block.
+func (i *Informed) OnHealth(fn func(error)) (cancel func()) {
+	var cancels []func()
+	for _, inf := range []*k8scache.Informer{i.pods, i.replicaSets, i.jobs} {
+		cancels = append(cancels, inf.OnHealth(func(error) { fn(i.Err()) }))
+	}
+	return func() {
+		for _, c := range cancels {
+			c()
+		}
+	}
+}
+
+// Owner implements Resolver.
+func (i *Informed) Owner(namespace, pod string) (Ref, bool) {
+	p, ok := get[*corev1.Pod](i.pods, namespace, pod)
+	if !ok {
+		return Ref{}, false
+	}
+	return OwnerOf(p,
+		func(ns, name string) *appsv1.ReplicaSet {
+			rs, _ := get[*appsv1.ReplicaSet](i.replicaSets, ns, name)
+			return rs
+		},
+		func(ns, name string) *batchv1.Job {
+			j, _ := get[*batchv1.Job](i.jobs, ns, name)
+			return j
+		})
+}
+
+// Close releases the informers; they stop when no other component uses them.
+func (i *Informed) Close() {
+	for _, release := range i.releases {
+		release()
+	}
+}
+
+func get[T any](inf *k8scache.Informer, namespace, name string) (T, bool) {
+	obj, ok, err := inf.GetIndexer().GetByKey(namespace + "/" + name)
+	if err != nil || !ok {
+		var zero T
+		return zero, false
+	}
+	t, ok := obj.(T)
+	return t, ok
+}
