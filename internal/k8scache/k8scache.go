@@ -231,7 +231,8 @@ func (inf *Informer) Err() error {
 }
 
 // OnHealth calls fn with each change of Err (a new error, or nil after recovery) until
-// the returned function is called. fn runs on the informer's goroutines and must not block.
+// the returned function is called. fn runs on the informer's goroutines, under its lock so
+// that changes arrive in order: it must not block or call the informer's methods.
 func (inf *Informer) OnHealth(fn func(error)) (cancel func()) {
 	inf.mu.Lock()
 	defer inf.mu.Unlock()

@@ -1,9 +1,17 @@
 package podowner
 
 import (
+	"slices"
+	"sync"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.uber.org/zap"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
 )
@@ -15,6 +23,32 @@ import (
 type Informed struct {
 	pods, replicaSets, jobs *k8scache.Informer
 	releases                []func()
+}
+
+// Open starts an Informed resolver for the apiserver api describes, for a component whose
+// kubernetes section is set. Failing list or watch calls (no RBAC, apiserver down) are not
+// fatal: they are logged and reported as a recoverable component status while the
+// informers retry, and the component falls back to other resolvers meanwhile.
+func Open(api *k8sapi.Config, logger *zap.Logger, host component.Host) (*Informed, error) {
+	rc, err := api.RestConfig()
+	if err != nil {
+		return nil, err
+	}
+	c, err := k8scache.For(rc)
+	if err != nil {
+		return nil, err
+	}
+	i := NewInformed(c)
+	i.releases = append(i.releases, i.onHealth(func(err error) {
+		if err != nil {
+			logger.Warn("Cannot watch pods, ReplicaSets or Jobs; workloads of pods come from names and attributes meanwhile", zap.Error(err))
+			componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(err))
+			return
+		}
+		logger.Info("Watching pods, ReplicaSets and Jobs again")
+		componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusOK))
+	}))
+	return i, nil
 }
 
 var _ Resolver = (*Informed)(nil)
@@ -49,12 +83,28 @@ func (i *Informed) Err() error {
 	return nil
 }
 
-// OnHealth calls fn with Err after each change of any informer's health, until the
-// returned function is called. fn runs on informer goroutines and must not block.
-func (i *Informed) OnHealth(fn func(error)) (cancel func()) {
-	var cancels []func()
-	for _, inf := range []*k8scache.Informer{i.pods, i.replicaSets, i.jobs} {
-		cancels = append(cancels, inf.OnHealth(func(error) { fn(i.Err()) }))
+// onHealth calls fn with the first failure among the informers (nil once all are healthy)
+// after each change of any informer's health, until the returned function is called. fn
+// runs on informer goroutines and must not block.
+func (i *Informed) onHealth(fn func(error)) (cancel func()) {
+	infs := []*k8scache.Informer{i.pods, i.replicaSets, i.jobs}
+	var mu sync.Mutex
+	errs := make([]error, len(infs))
+	cancels := make([]func(), 0, len(infs))
+	for idx, inf := range infs {
+		cancels = append(cancels, inf.OnHealth(func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			errs[idx] = err
+			var first error
+			for _, e := range errs {
+				if e != nil {
+					first = e
+					break
+				}
+			}
+			fn(first)
+		}))
 	}
 	return func() {
 		for _, c := range cancels {
@@ -82,7 +132,7 @@ func (i *Informed) Owner(namespace, pod string) (Ref, bool) {
 
 // Close releases the informers; they stop when no other component uses them.
 func (i *Informed) Close() {
-	for _, release := range i.releases {
+	for _, release := range slices.Backward(i.releases) {
 		release()
 	}
 }

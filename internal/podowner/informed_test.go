@@ -1,11 +1,20 @@
 package podowner
 
 import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.uber.org/zap"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -13,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
 	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
 )
@@ -137,4 +147,63 @@ func TestInformedReleasesItsInformers(t *testing.T) {
 	assert.Equal(t, before+3, k8scache.Running())
 	r.Close()
 	assert.Equal(t, before, k8scache.Running())
+}
+
+// statusHost records the component statuses reported to it.
+type statusHost struct {
+	component.Host
+	mu     sync.Mutex
+	events []*componentstatus.Event
+}
+
+func (h *statusHost) Report(e *componentstatus.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.events = append(h.events, e)
+}
+
+func (h *statusHost) last() *componentstatus.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.events) == 0 {
+		return nil
+	}
+	return h.events[len(h.events)-1]
+}
+
+// An apiserver that is not there does not stop the component: the failure is reported as a
+// recoverable status, and pods are resolved by name meanwhile.
+func TestOpenReportsAnUnreachableAPIServer(t *testing.T) {
+	env := kubeenv.Shared(t)
+	kubeconfig, err := os.ReadFile(env.Kubeconfig())
+	require.NoError(t, err)
+	// The same credentials, aimed at a port nothing listens on.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := l.Addr().String()
+	require.NoError(t, l.Close())
+	broken := strings.ReplaceAll(string(kubeconfig), strings.TrimPrefix(env.Host(), "https://"), dead)
+	require.NotEqual(t, string(kubeconfig), broken)
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	require.NoError(t, os.WriteFile(path, []byte(broken), 0o600))
+	t.Setenv("KUBECONFIG", path)
+
+	host := &statusHost{Host: componenttest.NewNopHost()}
+	r, err := Open(&k8sapi.Config{AuthType: k8sapi.AuthTypeKubeConfig}, zap.NewNop(), host)
+	require.NoError(t, err)
+	defer r.Close()
+	require.Eventually(t, func() bool {
+		e := host.last()
+		return e != nil && e.Status() == componentstatus.StatusRecoverableError
+	}, waitFor, tick)
+	assert.ErrorContains(t, host.last().Err(), dead)
+	assert.False(t, r.HasSynced())
+	_, ok := Chain{r, Names{}}.Owner("default", "web-7d9f8b6c5-x2x4k")
+	assert.True(t, ok, "names still answer")
+}
+
+func TestOpenRefusesAConfigurationItCannotBuild(t *testing.T) {
+	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "missing"))
+	_, err := Open(&k8sapi.Config{AuthType: k8sapi.AuthTypeKubeConfig}, zap.NewNop(), componenttest.NewNopHost())
+	require.ErrorContains(t, err, "auth_type kubeConfig")
 }

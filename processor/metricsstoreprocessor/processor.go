@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/otel/attribute"
@@ -18,7 +17,6 @@ import (
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
-	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
 	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/processor/metricsstoreprocessor/internal/metadata"
 	"github.com/kestrelai/otelcol-kestrel/processor/metricsstoreprocessor/internal/store"
@@ -45,8 +43,7 @@ type sharedStore struct {
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	// owners resolves pods through the Kubernetes API when the kubernetes section is set.
-	owners           *podowner.Informed
-	stopOwnersHealth func()
+	owners *podowner.Informed
 }
 
 type metricsStoreProcessor struct {
@@ -128,32 +125,17 @@ func (p *metricsStoreProcessor) start(_ context.Context, host component.Host) er
 	return nil
 }
 
-// startOwners joins the process's shared pod, ReplicaSet and Job informers when the
-// kubernetes section is set. An apiserver that refuses or is down is not fatal: workloads
-// then come from attributes and pod names.
+// startOwners joins the process's shared informers when the kubernetes section is set.
 func (sh *sharedStore) startOwners(host component.Host) error {
 	api := sh.cfg.Kubernetes.Get()
 	if api == nil {
 		return nil
 	}
-	rc, err := api.RestConfig()
+	owners, err := podowner.Open(api, sh.logger, host)
 	if err != nil {
 		return fmt.Errorf("metrics_store: kubernetes: %w", err)
 	}
-	c, err := k8scache.For(rc)
-	if err != nil {
-		return fmt.Errorf("metrics_store: kubernetes: %w", err)
-	}
-	sh.owners = podowner.NewInformed(c)
-	sh.stopOwnersHealth = sh.owners.OnHealth(func(err error) {
-		if err != nil {
-			sh.logger.Warn("Cannot watch pods, ReplicaSets or Jobs; resolving workloads from attributes and pod names", zap.Error(err))
-			componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(err))
-			return
-		}
-		sh.logger.Info("Watching pods, ReplicaSets and Jobs again")
-		componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusOK))
-	})
+	sh.owners = owners
 	return nil
 }
 
@@ -206,7 +188,6 @@ func (p *metricsStoreProcessor) shutdown(context.Context) error {
 			sh.wg.Wait()
 		}
 		if sh.owners != nil {
-			sh.stopOwnersHealth()
 			sh.owners.Close()
 		}
 		sh.tel.Shutdown()

@@ -28,7 +28,6 @@ import (
 	"google.golang.org/grpc/mem"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/flowagg"
-	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
 	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadata"
 )
@@ -154,36 +153,17 @@ func (r *alsReceiver) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// startExact joins the process's shared informers when the kubernetes section is set. An
-// apiserver that refuses or is down is not fatal: workloads then come from the names.
+// startExact joins the process's shared informers when the kubernetes section is set.
 func (r *alsReceiver) startExact(host component.Host) error {
 	api := r.cfg.Kubernetes.Get()
 	if api == nil {
 		return nil
 	}
-	rc, err := api.RestConfig()
+	informed, err := podowner.Open(api, r.set.Logger, host)
 	if err != nil {
 		return fmt.Errorf("envoy_access_log: kubernetes: %w", err)
 	}
-	c, err := k8scache.For(rc)
-	if err != nil {
-		return fmt.Errorf("envoy_access_log: kubernetes: %w", err)
-	}
-	informed := podowner.NewInformed(c)
-	stopHealth := informed.OnHealth(func(err error) {
-		if err != nil {
-			r.set.Logger.Warn("Cannot watch pods, ReplicaSets or Jobs; resolving workloads from pod names", zap.Error(err))
-			componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(err))
-			return
-		}
-		r.set.Logger.Info("Watching pods, ReplicaSets and Jobs again")
-		componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusOK))
-	})
-	r.exact = informed
-	r.closeExact = func() {
-		stopHealth()
-		informed.Close()
-	}
+	r.exact, r.closeExact = informed, informed.Close
 	return nil
 }
 
