@@ -580,3 +580,25 @@ func TestShutdownCancelsHandlers(t *testing.T) {
 	assert.Equal(t, cloudconn.Disconnected, h.ext.State())
 	require.ErrorIs(t, h.ext.Send(context.Background(), event("late")), cloudconn.ErrNotConnected)
 }
+
+// While a snapshot provider holds the commit back (a standby replica's exporter waits for
+// an inventory snapshot that only the lease holder produces), other data is still
+// delivered: the side streams are not open yet, so it goes on StreamData.
+func TestSendWhileTheSnapshotWaits(t *testing.T) {
+	certs := newCertsDir(t, devcloud.CertOptions{})
+	cloud := startCloud(t, devcloud.Config{CertsDir: certs})
+	h := newHarness(t, testConfig(certs, cloud.Addr()))
+	h.ext.RegisterSnapshot(func(ctx context.Context, _ func(proto.Message) error) (*cloudv1.InventoryCommit, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	h.start(t)
+	h.waitState(t, cloudconn.Syncing)
+	ctx := testCtx(t)
+	require.NoError(t, h.ext.Send(ctx, event("ev-1")))
+	require.NoError(t, h.ext.Send(ctx, &cloudv1.Flow{SrcIp: "10.0.0.1"}))
+	require.NoError(t, cloud.WaitFor(ctx, func(r []devcloud.Record) bool { return len(r) == 2 }))
+	assert.Empty(t, cmpMessages([]proto.Message{event("ev-1"), &cloudv1.Flow{SrcIp: "10.0.0.1"}}, payloads(cloud.Records(), cloudconn.StreamData)))
+	assert.Equal(t, cloudconn.Syncing, h.ext.State())
+	assert.False(t, cloud.Status().Operators[0].Committed)
+}
