@@ -57,11 +57,12 @@ func installCRD(t *testing.T, dyn dynamic.Interface, group, kind, plural string,
 		if err != nil && !apierrors.IsNotFound(err) {
 			t.Errorf("deleting CRD %s: %v", name, err)
 		}
-		// Later tests must not see it half-deleted.
+		// Later tests must not see it half-deleted. The apiserver first deletes every
+		// custom resource of the CRD, which on a loaded machine takes a while.
 		require.Eventually(t, func() bool {
 			_, err := dyn.Resource(crdGVR).Get(ctx, name, metav1.GetOptions{})
 			return apierrors.IsNotFound(err)
-		}, waitFor, tick)
+		}, 4*waitFor, tick)
 	})
 	require.Eventually(t, func() bool {
 		got, err := dyn.Resource(crdGVR).Get(t.Context(), name, metav1.GetOptions{})
