@@ -42,9 +42,7 @@ var registry = struct {
 
 // Cache holds the shared informers of one apiserver identity.
 type Cache struct {
-	key       string
-	clients   *clients
-	discovery discovery.DiscoveryInterface
+	clients *clients
 
 	mu        sync.Mutex
 	informers map[informerKey]*Informer
@@ -63,7 +61,10 @@ type informerKey struct {
 
 // For returns the process-wide Cache for cfg's apiserver and identity, creating it on
 // first use. Configs that differ only in transport hooks (WrapTransport, Dial) count as the
-// same identity; give them different UserAgents to keep them apart.
+// same identity; give them different UserAgents to keep them apart. A Cache, a few
+// clients, lives as long as the process: callers may keep one across uses (the inventory
+// receiver does, across leadership terms) and still share its informers with every other
+// component.
 func For(cfg *rest.Config) (*Cache, error) {
 	key := identity(cfg)
 	registry.mu.Lock()
@@ -84,9 +85,7 @@ func For(cfg *rest.Config) (*Cache, error) {
 		return nil, fmt.Errorf("k8scache: %w", err)
 	}
 	c := &Cache{
-		key:       key,
 		clients:   &clients{typed: typed, dynamic: dyn, metadata: meta},
-		discovery: typed.Discovery(),
 		informers: map[informerKey]*Informer{},
 	}
 	registry.caches[key] = c
@@ -112,7 +111,7 @@ func identity(cfg *rest.Config) string {
 }
 
 // Discovery returns a discovery client for the cache's apiserver.
-func (c *Cache) Discovery() discovery.DiscoveryInterface { return c.discovery }
+func (c *Cache) Discovery() discovery.DiscoveryInterface { return c.clients.typed.Discovery() }
 
 // Clientset returns the typed client the cache's informers use.
 func (c *Cache) Clientset() kubernetes.Interface { return c.clients.typed }
@@ -145,20 +144,9 @@ func (c *Cache) release(key informerKey, inf *Informer) {
 	if last {
 		delete(c.informers, key)
 	}
-	empty := len(c.informers) == 0
 	c.mu.Unlock()
 	if last {
 		inf.stop()
-	}
-	if empty {
-		registry.mu.Lock()
-		c.mu.Lock()
-		// A new user may have arrived while the lock was free.
-		if len(c.informers) == 0 && registry.caches[c.key] == c {
-			delete(registry.caches, c.key)
-		}
-		c.mu.Unlock()
-		registry.mu.Unlock()
 	}
 }
 

@@ -62,7 +62,33 @@ func TestInformersAreSharedAndReleased(t *testing.T) {
 	assert.Equal(t, before, Running())
 	c, err := For(config(t, env))
 	require.NoError(t, err)
-	assert.NotSame(t, a, c, "an unused cache is dropped")
+	assert.Same(t, a, c, "a cache outlives its informers")
+	_, release5 := a.Informer(Pods, "")
+	assert.Equal(t, before+1, Running(), "an informer acquired again counts")
+	release5()
+	assert.Equal(t, before, Running())
+}
+
+// A component may hold its Cache across uses (the inventory receiver across leadership
+// terms): informers it acquires after a term released all of them must be the ones the
+// other components of the process get from For, not a second watch on an orphaned cache.
+func TestHeldCacheStaysShared(t *testing.T) {
+	env := kubeenv.Shared(t)
+	before := Running()
+	held, err := For(config(t, env))
+	require.NoError(t, err)
+	_, release := held.Informer(Pods, "")
+	release() // the first term ends
+	pods, release := held.Informer(Pods, "")
+	defer release()
+
+	joined, err := For(config(t, env))
+	require.NoError(t, err)
+	assert.Same(t, held, joined)
+	shared, releaseShared := joined.Informer(Pods, "")
+	defer releaseShared()
+	assert.Same(t, pods, shared, "one watch for both users")
+	assert.Equal(t, before+1, Running())
 }
 
 func TestObjectsAreSlimmedBeforeCaching(t *testing.T) {

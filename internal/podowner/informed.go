@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
-
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
 )
 
@@ -70,17 +69,6 @@ func NewInformed(c *k8scache.Cache) *Informed {
 // HasSynced reports whether all three informers hold the apiserver's state.
 func (i *Informed) HasSynced() bool {
 	return i.pods.HasSynced() && i.replicaSets.HasSynced() && i.jobs.HasSynced()
-}
-
-// Err returns the first list or watch failure of the informers (nil when all are healthy),
-// for component status.
-func (i *Informed) Err() error {
-	for _, inf := range []*k8scache.Informer{i.pods, i.replicaSets, i.jobs} {
-		if err := inf.Err(); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // onHealth calls fn with the first failure among the informers (nil once all are healthy)

@@ -90,7 +90,9 @@ func TestInformedFollowsControllers(t *testing.T) {
 	r := NewInformed(c)
 	defer r.Close()
 	require.Eventually(t, r.HasSynced, waitFor, tick)
-	require.NoError(t, r.Err())
+	for _, inf := range []*k8scache.Informer{r.pods, r.replicaSets, r.jobs} {
+		require.NoError(t, inf.Err())
+	}
 
 	want := map[string]Ref{
 		"shop":   {KindDeployment, "shop"},

@@ -42,9 +42,6 @@ type Chain []Resolver
 // Owner implements Resolver.
 func (c Chain) Owner(namespace, pod string) (Ref, bool) {
 	for _, r := range c {
-		if r == nil {
-			continue
-		}
 		if ref, ok := r.Owner(namespace, pod); ok {
 			return ref, true
 		}

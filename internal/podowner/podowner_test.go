@@ -76,7 +76,7 @@ func (f fixed) Owner(namespace, pod string) (Ref, bool) {
 }
 
 func TestChain(t *testing.T) {
-	c := Chain{nil, fixed{"ns/web-7d9f8b6c5-x2x4k": {"Rollout", "web"}}, Names{}}
+	c := Chain{fixed{"ns/web-7d9f8b6c5-x2x4k": {"Rollout", "web"}}, Names{}}
 	ref, ok := c.Owner("ns", "web-7d9f8b6c5-x2x4k")
 	assert.True(t, ok)
 	assert.Equal(t, Ref{"Rollout", "web"}, ref, "the first resolver that knows the pod answers")

@@ -2,6 +2,7 @@ package k8sinventoryreceiver // import "github.com/kestrelai/otelcol-kestrel/rec
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -101,7 +102,6 @@ type collector struct {
 
 	watches   []*watched
 	byRes     map[*k8scache.Resource][]*watched
-	authz     []*watched
 	authzRes  *k8scache.Resource
 	authzWait time.Duration
 	authzTmr  *time.Timer
@@ -112,6 +112,7 @@ type collector struct {
 	recheckFlags bool
 	policies     map[types.UID]string // targets last emitted per policy, joined
 	dirtyNS      map[string]struct{}  // namespaces whose pods changed since targets were computed
+	owners       map[types.UID]string // ownerWorkload of pods, for one batch: policies of a namespace share its pods
 	rollouts     map[types.UID]*rolloutTrack
 	invalid      map[types.UID]string // resourceVersion of invalid objects already reported
 
@@ -130,6 +131,7 @@ func newCollector(r *inventoryReceiver, c *k8scache.Cache) *collector {
 		byRes:    map[*k8scache.Resource][]*watched{},
 		policies: map[types.UID]string{},
 		dirtyNS:  map[string]struct{}{},
+		owners:   map[types.UID]string{},
 		rollouts: map[types.UID]*rolloutTrack{},
 		invalid:  map[types.UID]string{},
 	}
@@ -173,16 +175,11 @@ func (c *collector) namespaces(res *k8scache.Resource) []string {
 
 // excluded reports whether objects of namespace ns are left out.
 func (c *collector) excluded(ns string) bool {
-	for _, x := range c.cfg.Namespaces.Exclude {
-		if x == ns {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(c.cfg.Namespaces.Exclude, ns)
 }
 
 // watch starts (or joins) the informer of res in ns and feeds its events to the queue.
-func (c *collector) watch(res *k8scache.Resource, ns string) *watched {
+func (c *collector) watch(res *k8scache.Resource, ns string) {
 	inf, release := c.cache.Informer(res, ns)
 	w := &watched{inf: inf, release: release, source: res.Name}
 	if ns != "" {
@@ -200,7 +197,6 @@ func (c *collector) watch(res *k8scache.Resource, ns string) *watched {
 	})
 	c.watches = append(c.watches, w)
 	c.byRes[res] = append(c.byRes[res], w)
-	return w
 }
 
 func (c *collector) unwatch(w *watched) {

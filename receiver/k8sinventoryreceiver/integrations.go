@@ -2,6 +2,7 @@ package k8sinventoryreceiver // import "github.com/kestrelai/otelcol-kestrel/rec
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -33,14 +34,7 @@ var (
 )
 
 func integrationService(name string) bool {
-	for _, list := range [][]string{argoCDServices, datadogServices} {
-		for _, n := range list {
-			if n == name {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.Contains(argoCDServices, name) || slices.Contains(datadogServices, name)
 }
 
 // detectIntegrations reads the CRD and Service caches.
@@ -69,12 +63,8 @@ func (c *collector) detectIntegrations() integrations {
 			if !ok || c.excluded(s.Namespace) {
 				continue
 			}
-			for _, n := range argoCDServices {
-				in.argocd = in.argocd || s.Name == n
-			}
-			for _, n := range datadogServices {
-				in.datadog = in.datadog || s.Name == n
-			}
+			in.argocd = in.argocd || slices.Contains(argoCDServices, s.Name)
+			in.datadog = in.datadog || slices.Contains(datadogServices, s.Name)
 		}
 	}
 	return in

@@ -51,8 +51,10 @@ func policyMeta(m pcommon.Map, obj metav1.Object, apiVersion string, targets []s
 }
 
 // policyRecord emits a policy unless it is an update that changed neither the object
-// nor the workloads it selects.
-func (c *collector) policyRecord(op opKind, eventName string, obj metav1.Object, apiVersion string, sel labels.Selector, body map[string]any) {
+// nor the workloads it selects. body builds the record's body, or reports the object as
+// invalid and returns false; it runs only for a record to emit, since each batch of pod
+// changes rechecks every policy of their namespaces.
+func (c *collector) policyRecord(op opKind, eventName string, obj metav1.Object, apiVersion string, sel labels.Selector, body func() (map[string]any, bool)) {
 	uid := obj.GetUID()
 	if op == opDelete {
 		delete(c.policies, uid)
@@ -62,17 +64,19 @@ func (c *collector) policyRecord(op opKind, eventName string, obj metav1.Object,
 		return
 	}
 	targets := c.targets(obj.GetNamespace(), sel)
-	joined := strings.Join(targets, ",")
-	prev, known := c.policies[uid]
-	key := obj.GetResourceVersion() + "|" + joined
-	if op == opUpdate && known && prev == key {
+	key := obj.GetResourceVersion() + "|" + strings.Join(targets, ",")
+	if prev, known := c.policies[uid]; op == opUpdate && known && prev == key {
+		return
+	}
+	raw, ok := body()
+	if !ok {
 		return
 	}
 	c.policies[uid] = key
 	lr := c.record(eventName, plog.SeverityNumberInfo)
 	policyMeta(lr.Attributes(), obj, apiVersion, targets)
 	lr.Attributes().PutStr(kschema.AttrAction, actions[op])
-	if err := lr.Body().SetEmptyMap().FromRaw(body); err != nil {
+	if err := lr.Body().SetEmptyMap().FromRaw(raw); err != nil {
 		c.logger.Debug("Cannot convert a policy", zap.String("policy", obj.GetNamespace()+"/"+obj.GetName()), zap.Error(err))
 	}
 }
@@ -83,26 +87,22 @@ func (c *collector) networkPolicy(op opKind, np *networkingv1.NetworkPolicy) {
 		c.invalidObject(k8scache.NetworkPolicies.Name, np, err)
 		return
 	}
-	var body struct {
-		Spec networkingv1.NetworkPolicySpec `json:"spec"`
-	}
-	body.Spec = np.Spec
-	raw, err := toRaw(&body)
-	if err != nil {
-		c.invalidObject(k8scache.NetworkPolicies.Name, np, err)
-		return
-	}
-	c.policyRecord(op, kschema.EventInventoryNetworkPolicy, np, "networking.k8s.io/v1", sel, raw)
+	c.policyRecord(op, kschema.EventInventoryNetworkPolicy, np, "networking.k8s.io/v1", sel, func() (map[string]any, bool) {
+		var body struct {
+			Spec networkingv1.NetworkPolicySpec `json:"spec"`
+		}
+		body.Spec = np.Spec
+		raw, err := toRaw(&body)
+		if err != nil {
+			c.invalidObject(k8scache.NetworkPolicies.Name, np, err)
+			return nil, false
+		}
+		return raw, true
+	})
 }
 
 func (c *collector) authorizationPolicy(op opKind, u *unstructured.Unstructured) {
-	if u.GroupVersionKind().Group != authzGroup {
-		return
-	}
 	spec, _, err := unstructured.NestedMap(u.Object, "spec")
-	if err == nil && op != opDelete {
-		_, err = logmap.ParseAuthorizationPolicySpec(spec)
-	}
 	if err != nil {
 		c.invalidObject(c.authzResName(), u, err)
 		return
@@ -111,7 +111,13 @@ func (c *collector) authorizationPolicy(op opKind, u *unstructured.Unstructured)
 	if ml, ok, _ := unstructured.NestedStringMap(spec, "selector", "matchLabels"); ok {
 		sel = labels.SelectorFromSet(ml)
 	}
-	c.policyRecord(op, kschema.EventInventoryAuthorizationPolicy, u, u.GetAPIVersion(), sel, map[string]any{"spec": spec})
+	c.policyRecord(op, kschema.EventInventoryAuthorizationPolicy, u, u.GetAPIVersion(), sel, func() (map[string]any, bool) {
+		if _, err := logmap.ParseAuthorizationPolicySpec(spec); err != nil {
+			c.invalidObject(c.authzResName(), u, err)
+			return nil, false
+		}
+		return map[string]any{"spec": spec}, true
+	})
 }
 
 func (c *collector) authzResName() string {
@@ -143,6 +149,10 @@ func (c *collector) targets(ns string, sel labels.Selector) []string {
 // ownerWorkload names the top workload a pod belongs to, "<ns>.<Kind>.<name>", or the pod
 // itself when no controller owns it.
 func (c *collector) ownerWorkload(p *corev1.Pod) string {
+	if w, ok := c.owners[p.UID]; ok {
+		return w
+	}
+	w := p.Namespace + ".Pod." + p.Name
 	ref, ok := podowner.OwnerOf(p,
 		func(ns, name string) *appsv1.ReplicaSet {
 			rs, _ := c.get(k8scache.ReplicaSets, ns, name).(*appsv1.ReplicaSet)
@@ -152,10 +162,11 @@ func (c *collector) ownerWorkload(p *corev1.Pod) string {
 			j, _ := c.get(k8scache.Jobs, ns, name).(*batchv1.Job)
 			return j
 		})
-	if !ok {
-		return p.Namespace + ".Pod." + p.Name
+	if ok {
+		w = p.Namespace + "." + ref.Kind + "." + ref.Name
 	}
-	return p.Namespace + "." + ref.Kind + "." + ref.Name
+	c.owners[p.UID] = w
+	return w
 }
 
 func (c *collector) get(res *k8scache.Resource, ns, name string) any {
@@ -189,8 +200,10 @@ func (c *collector) inNamespace(res *k8scache.Resource, ns string) []any {
 }
 
 // refreshTargets re-resolves the policies of namespaces whose pods changed and emits
-// those whose targets changed. Done once per batch of changes, not per pod.
+// those whose targets changed. Done once per batch of changes, not per pod; it ends the
+// batch, so the pods' owners are resolved anew in the next one.
 func (c *collector) refreshTargets() {
+	defer clear(c.owners)
 	if !c.snapshotDone || len(c.dirtyNS) == 0 {
 		clear(c.dirtyNS)
 		return
@@ -253,7 +266,7 @@ func (c *collector) startAuthz() {
 	c.authzWait = 0
 	c.authzRes = k8scache.Dynamic(schema.GroupVersionResource{Group: authzGroup, Version: version, Resource: "authorizationpolicies"}, true)
 	for _, ns := range c.namespaces(c.authzRes) {
-		c.authz = append(c.authz, c.watch(c.authzRes, ns))
+		c.watch(c.authzRes, ns)
 	}
 	c.logger.Info("Watching Istio AuthorizationPolicies", zap.String("api_version", authzGroup+"/"+version))
 }
@@ -262,10 +275,12 @@ func (c *collector) stopAuthz() {
 	if c.authzTmr != nil {
 		c.authzTmr.Stop()
 	}
-	for _, w := range c.authz {
+	// unwatch edits the list in place.
+	for _, w := range slices.Clone(c.byRes[c.authzRes]) {
 		c.unwatch(w)
 	}
-	c.authz, c.authzRes = nil, nil
+	delete(c.byRes, c.authzRes)
+	c.authzRes = nil
 }
 
 // servedAuthzVersion asks discovery which AuthorizationPolicy version to read: the first

@@ -80,8 +80,9 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*inven
 }
 
 // Start begins collecting in the background (or competing for the lease first). It fails
-// only when no client configuration can be built; an unreachable or forbidding apiserver
-// is reported through component status and retried.
+// only when no client configuration can be built or, with leader election, the lease
+// namespace is neither configured nor found; an unreachable or forbidding apiserver is
+// reported through component status and retried.
 func (r *inventoryReceiver) Start(_ context.Context, host component.Host) error {
 	rc, err := r.restConfig()
 	if err != nil {

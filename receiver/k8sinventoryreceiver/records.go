@@ -2,6 +2,8 @@ package k8sinventoryreceiver // import "github.com/kestrelai/otelcol-kestrel/rec
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -151,12 +153,7 @@ func podView(p *corev1.Pod) *workloadView {
 
 func (c *collector) namespaceWanted(name string) bool {
 	if inc := c.cfg.Namespaces.Include; len(inc) > 0 {
-		for _, n := range inc {
-			if n == name {
-				return true
-			}
-		}
-		return false
+		return slices.Contains(inc, name)
 	}
 	return !c.excluded(name)
 }
@@ -200,21 +197,9 @@ func (c *collector) pod(op opKind, old, p *corev1.Pod) {
 		c.workload(op, "Pod", podView(p), podView(old))
 	}
 	c.podStatus(op, old, p)
-	if op != opUpdate || !equalStrings(old.Labels, p.Labels) || !equalOwners(old.OwnerReferences, p.OwnerReferences) {
+	if op != opUpdate || !maps.Equal(old.Labels, p.Labels) || !equalOwners(old.OwnerReferences, p.OwnerReferences) {
 		c.dirtyNS[p.Namespace] = struct{}{}
 	}
-}
-
-func equalStrings(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 func equalOwners(a, b []metav1.OwnerReference) bool {
@@ -230,10 +215,7 @@ func equalOwners(a, b []metav1.OwnerReference) bool {
 }
 
 func (c *collector) event(op opKind, old, e *corev1.Event) {
-	wanted := false
-	for _, t := range c.cfg.EventTypes {
-		wanted = wanted || t == e.Type
-	}
+	wanted := slices.Contains(c.cfg.EventTypes, e.Type)
 	// Deletes are garbage collection of old events, not news; an update that did not
 	// change the object (a relist) is not news either.
 	if !wanted || op == opDelete || (op == opUpdate && old != nil && old.ResourceVersion == e.ResourceVersion) {

@@ -2,7 +2,6 @@ package k8sinventoryreceiver
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -102,16 +101,11 @@ func TestForbiddenKindIsLeftOut(t *testing.T) {
 // TestAPIServerOutage stops a kube-apiserver of its own for a moment (an outage of the
 // shared one would outlast the test in the controller-manager's backoff).
 func TestAPIServerOutage(t *testing.T) {
-	if os.Getenv(kubeenv.SkipEnv) == "1" {
-		t.Skip(kubeenv.SkipEnv + "=1")
-	}
+	env := kubeenv.New(t, kubeenv.Options{NoControllerManager: true})
 	ctx := t.Context()
-	env, err := kubeenv.Start(ctx, kubeenv.Options{Dir: t.TempDir(), NoControllerManager: true})
-	require.NoError(t, err)
-	t.Cleanup(env.Stop)
 	cs := adminClient(t, env)
 	ns := "outage"
-	_, err = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	_, err = cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "before"}, Spec: podTemplate("before").Spec}, metav1.CreateOptions{})
 	require.NoError(t, err)
