@@ -14,8 +14,12 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 )
@@ -56,25 +60,58 @@ func (c *Config) Validate() error {
 // Shutdown), one call at a time, and owns the map.
 type FlushFunc[K comparable, V any] func(ctx context.Context, aggregates map[K]*V)
 
+// Sink is where a receiver sends its windows.
+type Sink struct {
+	Next   consumer.Logs
+	Obs    *receiverhelper.ObsReport
+	Logger *zap.Logger
+	// Scope is the instrumentation scope of the records; Format is the data format obsreport
+	// reports.
+	Scope, Format string
+}
+
+// Emitter returns a FlushFunc that writes each aggregate as one log record with toRecord and
+// sends the window to s.Next as one plog.Logs.
+func Emitter[K comparable, V any](s Sink, toRecord func(k K, v *V, lr plog.LogRecord, observed pcommon.Timestamp)) FlushFunc[K, V] {
+	return func(ctx context.Context, aggs map[K]*V) {
+		ld := plog.NewLogs()
+		sl := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty()
+		sl.Scope().SetName(s.Scope)
+		lrs := sl.LogRecords()
+		lrs.EnsureCapacity(len(aggs))
+		observed := pcommon.NewTimestampFromTime(time.Now())
+		for k, v := range aggs {
+			toRecord(k, v, lrs.AppendEmpty(), observed)
+		}
+		ctx = s.Obs.StartLogsOp(ctx)
+		err := s.Next.ConsumeLogs(ctx, ld)
+		s.Obs.EndLogsOp(ctx, s.Format, len(aggs), err)
+		if err != nil {
+			s.Logger.Warn("Aggregated records were refused by the pipeline", zap.Int("records", len(aggs)), zap.Error(err))
+		}
+	}
+}
+
 // Window aggregates values of type V by key K.
 type Window[K comparable, V any] struct {
 	interval time.Duration
 	max      int
 	flush    FlushFunc[K, V]
-	dropped  func(n int64)
+	dropped  func()
 
 	mu  sync.Mutex
 	cur map[K]*V
 	// full holds a window that reached max before its time, until the flusher takes it.
 	full chan map[K]*V
 
-	cancel context.CancelFunc
+	stop   func()             // ends the flusher's loop; once, as Shutdown may be called again
+	cancel context.CancelFunc // cancels the flusher's flushes
 	done   chan struct{}
 }
 
 // New returns a window that is not running yet. dropped is called (under the window's lock,
-// so it must be quick) with the number of records that could not be aggregated.
-func New[K comparable, V any](cfg Config, flush FlushFunc[K, V], dropped func(n int64)) *Window[K, V] {
+// so it must be quick) for each record that could not be aggregated.
+func New[K comparable, V any](cfg Config, flush FlushFunc[K, V], dropped func()) *Window[K, V] {
 	return &Window[K, V]{
 		interval: cfg.Window,
 		max:      cfg.MaxEntries,
@@ -99,7 +136,7 @@ func (w *Window[K, V]) Update(key K, fn func(v *V, fresh bool)) bool {
 		case w.full <- w.cur:
 			w.cur = make(map[K]*V, len(w.cur))
 		default:
-			w.dropped(1)
+			w.dropped()
 			return false
 		}
 	}
@@ -109,22 +146,24 @@ func (w *Window[K, V]) Update(key K, fn func(v *V, fresh bool)) bool {
 	return true
 }
 
-// Start runs the flusher until Shutdown. ctx is passed to FlushFunc; it is cancelled by
-// Shutdown after the last window was flushed.
+// Start runs the flusher until Shutdown. Stopping it does not cancel the context its
+// FlushFunc calls get: that happens only when Shutdown's ctx ends before the flush does.
 func (w *Window[K, V]) Start() {
+	stop := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
+	w.stop = sync.OnceFunc(func() { close(stop) })
 	w.cancel = cancel
 	w.done = make(chan struct{})
-	go w.run(ctx)
+	go w.run(ctx, stop)
 }
 
-func (w *Window[K, V]) run(ctx context.Context) {
+func (w *Window[K, V]) run(ctx context.Context, stop <-chan struct{}) {
 	defer close(w.done)
 	t := time.NewTicker(w.interval)
 	defer t.Stop()
 	for {
 		select {
-		case <-ctx.Done():
+		case <-stop:
 			return
 		case m := <-w.full:
 			w.flush(ctx, m)
@@ -156,14 +195,27 @@ func (w *Window[K, V]) Flush(ctx context.Context) {
 	}
 }
 
-// Shutdown stops the flusher and flushes what is left with ctx, so a clean shutdown loses
-// nothing. It is safe to call without Start.
+// Shutdown stops the flusher, waiting for a flush it is running, and flushes what is left
+// with ctx, so a clean shutdown loses nothing. It is safe to call without Start.
 func (w *Window[K, V]) Shutdown(ctx context.Context) {
-	if w.cancel != nil {
-		w.cancel()
+	if w.stop != nil {
+		w.stop()
+		// The window being flushed is not abandoned, unless ctx ends first.
+		release := context.AfterFunc(ctx, w.cancel)
 		<-w.done
+		release()
+		w.cancel()
 	}
 	w.Flush(ctx)
+}
+
+// EventTime converts a record's timestamp to Unix nanoseconds; a record without one happened
+// now.
+func EventTime(t *timestamppb.Timestamp) int64 {
+	if t == nil {
+		return time.Now().UnixNano()
+	}
+	return t.Seconds*1e9 + int64(t.Nanos)
 }
 
 // Span is the count and event-time range (Unix nanoseconds) of one aggregate.

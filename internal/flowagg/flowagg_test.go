@@ -2,15 +2,24 @@ package flowagg
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 )
@@ -34,7 +43,7 @@ func (f *flushes) flush(_ context.Context, m map[string]*int) {
 	f.windows = append(f.windows, out)
 }
 
-func (f *flushes) drop(n int64) { f.dropped += n }
+func (f *flushes) drop() { f.dropped++ }
 
 func (f *flushes) get() []map[string]int {
 	f.mu.Lock()
@@ -93,6 +102,45 @@ func TestWindowOverflow(t *testing.T) {
 	assert.Equal(t, []map[string]int{{"a": 101, "b": 101}, {"c": 101, "d": 102}}, f.get())
 }
 
+func TestEmitter(t *testing.T) {
+	set := receivertest.NewNopSettings(component.MustNewType("flows"))
+	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{ReceiverID: set.ID, Transport: "grpc", ReceiverCreateSettings: set})
+	require.NoError(t, err)
+	core, logs := observer.New(zap.WarnLevel)
+	sink := &consumertest.LogsSink{}
+	s := Sink{Next: sink, Obs: obs, Logger: zap.New(core), Scope: "scope", Format: "format"}
+	toRecord := func(k string, v *int, lr plog.LogRecord, observed pcommon.Timestamp) {
+		lr.Body().SetStr(k)
+		lr.SetSeverityNumber(plog.SeverityNumber(*v))
+		lr.SetObservedTimestamp(observed)
+	}
+	before := time.Now()
+	one, two := 1, 2
+	Emitter(s, toRecord)(context.Background(), map[string]*int{"a": &one, "b": &two})
+	require.Len(t, sink.AllLogs(), 1)
+	sl := sink.AllLogs()[0].ResourceLogs().At(0).ScopeLogs().At(0)
+	assert.Equal(t, "scope", sl.Scope().Name())
+	got := map[string]int{}
+	for i := range sl.LogRecords().Len() {
+		lr := sl.LogRecords().At(i)
+		got[lr.Body().Str()] = int(lr.SeverityNumber())
+		assert.WithinRange(t, lr.ObservedTimestamp().AsTime(), before, time.Now())
+	}
+	assert.Equal(t, map[string]int{"a": 1, "b": 2}, got)
+	assert.Zero(t, logs.Len())
+
+	s.Next = consumertest.NewErr(errors.New("queue is full"))
+	Emitter(s, toRecord)(context.Background(), map[string]*int{"a": &one})
+	require.Equal(t, 1, logs.Len(), "a refused window is logged")
+	assert.Equal(t, int64(1), logs.All()[0].ContextMap()["records"])
+}
+
+func TestEventTime(t *testing.T) {
+	assert.Equal(t, int64(1_700_000_000_000_000_005), EventTime(&timestamppb.Timestamp{Seconds: 1_700_000_000, Nanos: 5}))
+	before := time.Now().UnixNano()
+	assert.GreaterOrEqual(t, EventTime(nil), before, "no time is now")
+}
+
 func TestSpan(t *testing.T) {
 	var s Span
 	for _, ts := range []int64{20, 10, 30} {
@@ -122,4 +170,60 @@ func TestConfig(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "aggregation.window")
 	assert.Contains(t, err.Error(), "aggregation.max_entries")
+}
+
+// A flush the flusher is running when Shutdown is called finishes with a live context: the
+// pipeline may still be sending that window. Only Shutdown's own ctx ending cancels it.
+func TestWindowShutdownLetsTheFlushFinish(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		shutdown func() context.Context
+		want     error
+	}{
+		{"finishes", context.Background, nil},
+		{"shutdown ctx ends", func() context.Context {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx
+		}, context.Canceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			started, release := make(chan struct{}), make(chan struct{})
+			var errs []error
+			flush := func(ctx context.Context, m map[string]*int) {
+				if m["a"] != nil {
+					close(started)
+					select {
+					case <-ctx.Done():
+					case <-release:
+					}
+				}
+				errs = append(errs, ctx.Err())
+			}
+			w := New[string, int](Config{Window: 10 * time.Millisecond, MaxEntries: 10}, flush, func() {})
+			w.Start()
+			add(w, "a")
+			<-started
+			add(w, "b")
+			shut := make(chan struct{})
+			go func() {
+				defer close(shut)
+				w.Shutdown(tc.shutdown())
+			}()
+			if tc.want == nil {
+				require.Never(t, func() bool {
+					select {
+					case <-shut:
+						return true
+					default:
+						return false
+					}
+				}, 50*time.Millisecond, time.Millisecond, "Shutdown waits for the flush")
+				close(release)
+			}
+			<-shut
+			// The window flushed by Shutdown itself gets Shutdown's ctx.
+			assert.Equal(t, []error{tc.want, tc.want}, errs)
+		})
+	}
 }

@@ -3,7 +3,6 @@ package envoyalsreceiver // import "github.com/kestrelai/otelcol-kestrel/receive
 import (
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -11,7 +10,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/flowagg"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
@@ -58,7 +56,6 @@ type entryAgg struct {
 	service            string
 	srcIP, dstIP       string
 	srcPort            uint32
-	dstPort            uint32
 	http               *accesslogv3.HTTPAccessLogEntry // first entry, headers removed
 	tcp                *accesslogv3.TCPAccessLogEntry  // first entry
 	headers            []header
@@ -172,14 +169,6 @@ func addrOf(a *corev3.Address) (string, uint32) {
 	return a.GetPipe().GetPath(), 0
 }
 
-// eventTime is the entry's start time, or the wall clock for entries without one.
-func eventTime(t *timestamppb.Timestamp) int64 {
-	if t == nil {
-		return time.Now().UnixNano()
-	}
-	return t.Seconds*1e9 + int64(t.Nanos)
-}
-
 func durationMs(c *accesslogv3.AccessLogCommon) int64 {
 	d := c.GetDuration()
 	if d == nil {
@@ -291,18 +280,42 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
+// entryCommon is what HTTP and TCP entries share, decoded once for the key and the aggregate.
+type entryCommon struct {
+	c            *accesslogv3.AccessLogCommon
+	nd           *node
+	key          entryKey // without the HTTP fields
+	service      string
+	srcIP, dstIP string
+	srcPort      uint32
+	t            int64
+}
+
+func decodeCommon(nd *node, c *accesslogv3.AccessLogCommon, authority string) entryCommon {
+	ci := parseCluster(c.GetUpstreamCluster())
+	ec := entryCommon{c: c, nd: nd, t: flowagg.EventTime(c.GetStartTime())}
+	ec.srcIP, ec.srcPort = addrOf(c.GetDownstreamRemoteAddress())
+	var port uint32
+	ec.dstIP, port = addrOf(c.GetUpstreamRemoteAddress())
+	if port == 0 {
+		// No upstream host was picked (or it is a pipe): the cluster names the port.
+		port = ci.port
+	}
+	var src, dst endpointKey
+	src, dst, ec.service = endpoints(nd, ci, ec.srcIP, ec.dstIP, authority)
+	ec.key = entryKey{dir: ci.dir, src: src, dst: dst, port: port, flags: flagBits(c.GetResponseFlags())}
+	return ec
+}
+
 // addCommon merges what HTTP and TCP entries share into the aggregate.
-func (a *entryAgg) addCommon(c *accesslogv3.AccessLogCommon, nd *node, ci clusterInfo, service string, t int64, fresh bool) {
-	a.Span.Add(t)
+func (a *entryAgg) addCommon(ec *entryCommon, fresh bool) {
+	a.Span.Add(ec.t)
+	c := ec.c
 	if fresh {
-		a.node = nd
+		a.node = ec.nd
 		a.cluster = c.GetUpstreamCluster()
-		a.service = service
-		a.srcIP, a.srcPort = addrOf(c.GetDownstreamRemoteAddress())
-		a.dstIP, a.dstPort = addrOf(c.GetUpstreamRemoteAddress())
-		if a.dstPort == 0 {
-			a.dstPort = ci.port
-		}
+		a.service = ec.service
+		a.srcIP, a.srcPort, a.dstIP = ec.srcIP, ec.srcPort, ec.dstIP
 	}
 	a.durationMs += durationMs(c)
 	a.upSent += c.GetUpstreamWireBytesSent()
@@ -310,7 +323,7 @@ func (a *entryAgg) addCommon(c *accesslogv3.AccessLogCommon, nd *node, ci cluste
 }
 
 // toRecord writes one aggregate as a kestrelai.l7.access_log record.
-func (a *entryAgg) toRecord(k entryKey, lr plog.LogRecord, observed pcommon.Timestamp) {
+func toRecord(k entryKey, a *entryAgg, lr plog.LogRecord, observed pcommon.Timestamp) {
 	lr.SetEventName(schema.EventL7AccessLog)
 	lr.SetObservedTimestamp(observed)
 	lr.SetSeverityNumber(plog.SeverityNumberInfo)
@@ -322,7 +335,7 @@ func (a *entryAgg) toRecord(k entryKey, lr plog.LogRecord, observed pcommon.Time
 	putStr(m, schema.AttrSourceAddress, a.srcIP)
 	putPort(m, schema.AttrSourcePort, a.srcPort)
 	putStr(m, schema.AttrDestinationAddress, a.dstIP)
-	putPort(m, schema.AttrDestinationPort, a.dstPort)
+	putPort(m, schema.AttrDestinationPort, k.port)
 	m.PutStr(schema.AttrNetworkTransport, schema.TransportTCP)
 	putEndpoint(m, k.src, schema.AttrSourceNamespace, schema.AttrSourceWorkloadKind, schema.AttrSourceWorkloadName, schema.AttrSourcePod)
 	putEndpoint(m, k.dst, schema.AttrDestNamespace, schema.AttrDestWorkloadKind, schema.AttrDestWorkloadName, schema.AttrDestPod)

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadata"
@@ -122,6 +123,32 @@ func TestEndpoints(t *testing.T) {
 	assert.Equal(t, endpointKey{ip: "1.2.3.4"}, src)
 	assert.Equal(t, endpointKey{kind: "Service", name: "api.example.com"}, dst)
 	assert.Equal(t, "api.example.com", svc)
+}
+
+// An entry that never reached an upstream host still has the cluster's port as its
+// destination port.
+func TestDecodeCommon(t *testing.T) {
+	nd := &node{namespace: "shop", pod: "web-0", kind: "StatefulSet", workload: "web", hasIdentity: true}
+	c := &accesslogv3.AccessLogCommon{
+		DownstreamRemoteAddress: sockAddr("10.0.0.1", 40000),
+		UpstreamCluster:         "outbound|8080||cart.shop.svc.cluster.local",
+		StartTime:               timestamppb.New(start),
+		ResponseFlags:           &accesslogv3.ResponseFlags{NoHealthyUpstream: true},
+	}
+	ec := decodeCommon(nd, c, "")
+	assert.Equal(t, entryKey{
+		dir:   dirOutbound,
+		src:   endpointKey{namespace: "shop", kind: "StatefulSet", name: "web"},
+		dst:   endpointKey{namespace: "shop", kind: "Service", name: "cart"},
+		port:  8080,
+		flags: flagBits(c.ResponseFlags),
+	}, ec.key)
+	assert.Equal(t, entryCommon{c: c, nd: nd, key: ec.key, service: "cart", srcIP: "10.0.0.1", srcPort: 40000, t: start.UnixNano()}, ec)
+
+	c.UpstreamRemoteAddress = sockAddr("10.0.0.2", 8443)
+	ec = decodeCommon(nd, c, "")
+	assert.Equal(t, uint32(8443), ec.key.port, "the upstream address wins")
+	assert.Equal(t, "10.0.0.2", ec.dstIP)
 }
 
 func TestHostAndService(t *testing.T) {

@@ -10,11 +10,10 @@ import (
 
 // node is the Envoy that sends a stream, identified once from the stream's first message.
 type node struct {
-	id, logName        string
-	namespace, pod     string
-	kind, workload     string // the pod's workload, when known
-	ip                 string
-	hasIdentity, istio bool
+	id, logName    string
+	namespace, pod string
+	kind, workload string // the pod's workload, when known
+	hasIdentity    bool
 }
 
 // ownerKinds maps the resource of an Istio OWNER reference to its kind.

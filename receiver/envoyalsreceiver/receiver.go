@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"time"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
@@ -15,8 +14,6 @@ import (
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/config/configgrpc"
 	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.opentelemetry.io/otel/attribute"
@@ -37,9 +34,7 @@ type alsReceiver struct {
 
 	cfg       *Config
 	set       receiver.Settings
-	next      consumer.Logs
 	telemetry *metadata.TelemetryBuilder
-	obs       *receiverhelper.ObsReport
 	names     podowner.Resolver
 	// exact resolves pods through the Kubernetes API when the kubernetes section is set.
 	exact      syncedResolver
@@ -75,17 +70,16 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs, names p
 	r := &alsReceiver{
 		cfg:       cfg,
 		set:       set,
-		next:      next,
 		telemetry: tb,
-		obs:       obs,
 		names:     names,
 		headers:   newHeaderFilter(cfg.Headers),
 		typeHTTP:  attr("type", "http"),
 		typeTCP:   attr("type", "tcp"),
 		overload:  attr("reason", "overload"),
 	}
-	r.window = flowagg.New(cfg.Aggregation, r.flush, func(n int64) {
-		tb.EnvoyAccessLogReceiverEntriesDropped.Add(context.Background(), n, r.overload)
+	sink := flowagg.Sink{Next: next, Obs: obs, Logger: set.Logger, Scope: metadata.ScopeName, Format: "envoy_als"}
+	r.window = flowagg.New(cfg.Aggregation, flowagg.Emitter(sink, toRecord), func() {
+		tb.EnvoyAccessLogReceiverEntriesDropped.Add(context.Background(), 1, r.overload)
 	})
 	return r, nil
 }
@@ -243,29 +237,15 @@ func (r *alsReceiver) addHTTP(nd *node, e *accesslogv3.HTTPAccessLogEntry) {
 	if e == nil {
 		return
 	}
-	c := e.GetCommonProperties()
 	req := e.GetRequest()
-	ci := parseCluster(c.GetUpstreamCluster())
-	srcIP, _ := addrOf(c.GetDownstreamRemoteAddress())
-	dstIP, dstPort := addrOf(c.GetUpstreamRemoteAddress())
-	src, dst, service := endpoints(nd, ci, srcIP, dstIP, req.GetAuthority())
-	if dstPort == 0 {
-		dstPort = ci.port
-	}
-	k := entryKey{
-		dir:      ci.dir,
-		src:      src,
-		dst:      dst,
-		port:     dstPort,
-		http:     true,
-		method:   req.GetRequestMethod(),
-		template: pathTemplate(req.GetPath()),
-		status:   e.GetResponse().GetResponseCode().GetValue(),
-		flags:    flagBits(c.GetResponseFlags()),
-	}
-	t := eventTime(c.GetStartTime())
+	ec := decodeCommon(nd, e.GetCommonProperties(), req.GetAuthority())
+	k := ec.key
+	k.http = true
+	k.method = req.GetRequestMethod()
+	k.template = pathTemplate(req.GetPath())
+	k.status = e.GetResponse().GetResponseCode().GetValue()
 	r.window.Update(k, func(a *entryAgg, fresh bool) {
-		a.addCommon(c, nd, ci, service, t, fresh)
+		a.addCommon(&ec, fresh)
 		if fresh {
 			a.http = e
 			a.headers = r.headers.apply(req.GetRequestHeaders(), e.GetResponse().GetResponseHeaders(), req.GetReferer())
@@ -284,18 +264,9 @@ func (r *alsReceiver) addTCP(nd *node, e *accesslogv3.TCPAccessLogEntry) {
 	if e == nil {
 		return
 	}
-	c := e.GetCommonProperties()
-	ci := parseCluster(c.GetUpstreamCluster())
-	srcIP, _ := addrOf(c.GetDownstreamRemoteAddress())
-	dstIP, dstPort := addrOf(c.GetUpstreamRemoteAddress())
-	src, dst, service := endpoints(nd, ci, srcIP, dstIP, "")
-	if dstPort == 0 {
-		dstPort = ci.port
-	}
-	k := entryKey{dir: ci.dir, src: src, dst: dst, port: dstPort, flags: flagBits(c.GetResponseFlags())}
-	t := eventTime(c.GetStartTime())
-	r.window.Update(k, func(a *entryAgg, fresh bool) {
-		a.addCommon(c, nd, ci, service, t, fresh)
+	ec := decodeCommon(nd, e.GetCommonProperties(), "")
+	r.window.Update(ec.key, func(a *entryAgg, fresh bool) {
+		a.addCommon(&ec, fresh)
 		if fresh {
 			a.tcp = e
 		}
@@ -303,22 +274,4 @@ func (r *alsReceiver) addTCP(nd *node, e *accesslogv3.TCPAccessLogEntry) {
 		a.connSent += p.GetSentBytes()
 		a.connRecv += p.GetReceivedBytes()
 	})
-}
-
-func (r *alsReceiver) flush(ctx context.Context, aggs map[entryKey]*entryAgg) {
-	ld := plog.NewLogs()
-	sl := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty()
-	sl.Scope().SetName(metadata.ScopeName)
-	lrs := sl.LogRecords()
-	lrs.EnsureCapacity(len(aggs))
-	observed := pcommon.NewTimestampFromTime(time.Now())
-	for k, a := range aggs {
-		a.toRecord(k, lrs.AppendEmpty(), observed)
-	}
-	ctx = r.obs.StartLogsOp(ctx)
-	err := r.next.ConsumeLogs(ctx, ld)
-	r.obs.EndLogsOp(ctx, "envoy_als", len(aggs), err)
-	if err != nil {
-		r.set.Logger.Warn("Aggregated access logs were refused by the pipeline", zap.Int("records", len(aggs)), zap.Error(err))
-	}
 }

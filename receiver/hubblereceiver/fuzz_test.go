@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kestrelai/otelcol-kestrel/internal/flowagg"
 	"github.com/kestrelai/otelcol-kestrel/internal/logmap"
 	"github.com/kestrelai/otelcol-kestrel/receiver/hubblereceiver/internal/metadata"
 )
@@ -34,7 +35,7 @@ func wantView(f *flowpb.Flow) flowView {
 		return out
 	}
 	v := flowView{
-		time: eventTime(f.Time), hasTime: f.Time != nil,
+		time: flowagg.EventTime(f.Time), hasTime: f.Time != nil,
 		uuid: f.Uuid, verdict: f.Verdict, dropReason: f.DropReasonDesc,
 		srcIP: f.IP.GetSource(), dstIP: f.IP.GetDestination(), ipv6: f.IP.GetIpVersion() == flowpb.IPVersion_IPv6,
 		port: destPort(f), direction: f.TrafficDirection,

@@ -17,8 +17,6 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.opentelemetry.io/otel/attribute"
@@ -119,8 +117,9 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*hubbl
 }
 
 func (r *hubbleReceiver) newWindow() *flowagg.Window[flowKey, flowAgg] {
-	return flowagg.New(r.cfg.Aggregation, r.flush, func(n int64) {
-		r.telemetry.HubbleReceiverFlows.Add(context.Background(), n, r.outDropped)
+	sink := flowagg.Sink{Next: r.next, Obs: r.obs, Logger: r.set.Logger, Scope: metadata.ScopeName, Format: "hubble"}
+	return flowagg.New(r.cfg.Aggregation, flowagg.Emitter(sink, toRecord), func() {
+		r.telemetry.HubbleReceiverFlows.Add(context.Background(), 1, r.outDropped)
 	})
 }
 
@@ -268,7 +267,7 @@ func (r *hubbleReceiver) handle(ctx context.Context, f frame) {
 		// Relay may send a lost-event notice again after a reconnect, like a flow.
 		t := r.view.respTime
 		if !r.view.hasResp {
-			t = eventTime(le.Last)
+			t = flowagg.EventTime(le.Last)
 		}
 		if !r.resume.admit(t, r.resume.contentID(f)) {
 			return
@@ -317,33 +316,6 @@ func (r *hubbleReceiver) handleFlow(ctx context.Context, v *flowView) {
 	}
 	if r.window.Update(keyOf(v), func(a *flowAgg, fresh bool) { a.add(v, t, fresh) }) {
 		r.telemetry.HubbleReceiverFlows.Add(ctx, 1, r.outAggregated)
-	}
-}
-
-// eventTime converts a timestamp to Unix nanoseconds; nil (never for a real Relay) is the
-// wall clock.
-func eventTime(t *timestamppb.Timestamp) int64 {
-	if t == nil {
-		return time.Now().UnixNano()
-	}
-	return t.Seconds*1e9 + int64(t.Nanos)
-}
-
-func (r *hubbleReceiver) flush(ctx context.Context, aggs map[flowKey]*flowAgg) {
-	ld := plog.NewLogs()
-	sl := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty()
-	sl.Scope().SetName(metadata.ScopeName)
-	lrs := sl.LogRecords()
-	lrs.EnsureCapacity(len(aggs))
-	observed := pcommon.NewTimestampFromTime(time.Now())
-	for k, a := range aggs {
-		toRecord(k, a, lrs.AppendEmpty(), observed)
-	}
-	ctx = r.obs.StartLogsOp(ctx)
-	err := r.next.ConsumeLogs(ctx, ld)
-	r.obs.EndLogsOp(ctx, "hubble", len(aggs), err)
-	if err != nil {
-		r.set.Logger.Warn("Aggregated flows were refused by the pipeline", zap.Int("records", len(aggs)), zap.Error(err))
 	}
 }
 
