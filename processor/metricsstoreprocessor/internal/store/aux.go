@@ -206,7 +206,7 @@ func (d *auxDecoder) reset(buf []byte, kind pmetric.MetricType) {
 }
 
 // next decodes the next point. After an error (only possible on bytes this package did not
-// write) it keeps returning the last good point and Err reports the problem.
+// write) it keeps returning the last good point.
 func (d *auxDecoder) next() *auxPoint {
 	if d.err != nil {
 		return &d.cur
@@ -238,8 +238,6 @@ func (d *auxDecoder) next() *auxPoint {
 	}
 	return p
 }
-
-func (d *auxDecoder) Err() error { return d.err }
 
 func (d *auxDecoder) fail() {
 	if d.err == nil {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -22,28 +23,41 @@ const (
 	attrNode      = "k8s.node.name"
 )
 
-// workloadAttrs are in the precedence order of workload.Kinds: the first present sets the kind.
-var workloadAttrs = [...]string{
-	"k8s.deployment.name", "k8s.statefulset.name", "k8s.daemonset.name",
-	"k8s.replicaset.name", "k8s.job.name", "k8s.cronjob.name",
-}
-
-func workloadAttrIndex(key string) int {
-	for i, k := range workloadAttrs {
-		if k == key {
-			return i
-		}
+// workloadAttrs are the k8s.<kind>.name keys of workload.Kinds, in its precedence order: the
+// first present sets the kind.
+var workloadAttrs = func() []string {
+	keys := make([]string, len(workload.Kinds))
+	for i, k := range workload.Kinds {
+		keys[i] = "k8s." + strings.ToLower(k) + ".name"
 	}
-	return -1
-}
+	return keys
+}()
 
 type kv struct{ k, v string }
 
-func valueString(v pcommon.Value) string {
-	if v.Type() == pcommon.ValueTypeStr {
-		return v.Str()
+// set stores the Kubernetes context attribute k in c and reports whether k is one. bestKind
+// is the index in workloadAttrs of the key c.workload came from (len(workloadAttrs) if none).
+func (c *rawContext) set(k string, v pcommon.Value, bestKind *int) bool {
+	switch k {
+	case attrNamespace:
+		c.namespace = v.AsString()
+	case attrPod:
+		c.pod = v.AsString()
+	case attrContainer:
+		c.container = v.AsString()
+	case attrNode:
+		c.node = v.AsString()
+	default:
+		i := slices.Index(workloadAttrs, k)
+		if i < 0 {
+			return false
+		}
+		if name := v.AsString(); name != "" && i < *bestKind {
+			*bestKind = i
+			c.workload = podowner.Ref{Kind: workload.Kinds[i], Name: name}
+		}
 	}
-	return v.AsString()
+	return true
 }
 
 // batch is the per-Ingest state; it lives in the Store to reuse its buffers.
@@ -86,23 +100,9 @@ func (b *batch) setResource(attrs pcommon.Map) {
 	b.resIDs.ok = false
 	bestKind := len(workloadAttrs)
 	attrs.Range(func(k string, v pcommon.Value) bool {
-		switch k {
-		case attrNamespace:
-			b.resCtx.namespace = valueString(v)
-		case attrPod:
-			b.resCtx.pod = valueString(v)
-		case attrContainer:
-			b.resCtx.container = valueString(v)
-		case attrNode:
-			b.resCtx.node = valueString(v)
-		default:
-			if i := workloadAttrIndex(k); i >= 0 {
-				if name := valueString(v); name != "" && i < bestKind {
-					bestKind = i
-					b.resCtx.workload = podowner.Ref{Kind: workload.Kinds[i], Name: name}
-				}
-			} else if _, ok := b.s.resourceLabels[k]; ok {
-				b.resLabels = append(b.resLabels, kv{k, valueString(v)})
+		if !b.resCtx.set(k, v, &bestKind) {
+			if _, ok := b.s.resourceLabels[k]; ok {
+				b.resLabels = append(b.resLabels, kv{k, v.AsString()})
 			}
 		}
 		return true
@@ -134,30 +134,17 @@ func (b *batch) identity(attrs pcommon.Map) (ctx, labels uint32) {
 	b.kvs = b.kvs[:0]
 	attrs.Range(func(k string, v pcommon.Value) bool {
 		switch k {
-		case attrNamespace:
-			pc.namespace = valueString(v)
-		case attrPod:
-			pc.pod = valueString(v)
-		case attrContainer:
-			pc.container = valueString(v)
-		case attrNode:
-			pc.node = valueString(v)
 		case "namespace":
-			short.namespace = valueString(v)
+			short.namespace = v.AsString()
 		case "pod":
-			short.pod = valueString(v)
+			short.pod = v.AsString()
 		case "container":
-			short.container = valueString(v)
+			short.container = v.AsString()
 		case "node":
-			short.node = valueString(v)
+			short.node = v.AsString()
 		default:
-			if i := workloadAttrIndex(k); i >= 0 {
-				if name := valueString(v); name != "" && i < bestKind {
-					bestKind = i
-					pc.workload = podowner.Ref{Kind: workload.Kinds[i], Name: name}
-				}
-			} else {
-				b.kvs = append(b.kvs, kv{k, valueString(v)})
+			if !pc.set(k, v, &bestKind) {
+				b.kvs = append(b.kvs, kv{k, v.AsString()})
 			}
 		}
 		return true

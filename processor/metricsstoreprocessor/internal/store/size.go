@@ -9,8 +9,8 @@ import (
 
 // Exact protobuf sizes of the response messages, computed from the stored data so that a
 // query can decide what fits under max_response_bytes before building anything. All fields
-// of these messages have numbers below 16, so every tag is one byte. size_test.go checks
-// these against proto.Size.
+// of these messages have numbers below 16, so every tag is one byte. TestSizesMatchProto
+// checks these against proto.Size.
 
 // sizeField is the size of a length-delimited field (message, string, packed) of n bytes.
 func sizeField(n int) int { return 1 + protowire.SizeBytes(n) }

@@ -35,8 +35,6 @@ type Config struct {
 	ResourceLabels []string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Resolver supplies exact pod owners; nil means name-based rules only.
-	Resolver podowner.Resolver
 }
 
 // Reasons, in the order of the arrays in Counts; the strings are the telemetry attribute values.
@@ -134,7 +132,6 @@ func New(cfg Config) *Store {
 		slack:          max(1, cfg.RingSize/4),
 		now:            cfg.Now,
 		resourceLabels: map[string]struct{}{},
-		resolver:       cfg.Resolver,
 		syms:           newSymbols(),
 		ctxs:           make([]k8sContext, 1), // ID 0 is never used, so 0 can mean "none"
 		ctxIDs:         map[contextKey]uint32{},
