@@ -40,12 +40,13 @@ Usage:
   kestrel-devcloud certs --out DIR [--tenant T] [--token-ttl 24h] [--hosts H,...] [--force]
   kestrel-devcloud serve --certs DIR [--listen ADDR] [--admin ADDR] [--record DIR]
                          [--heartbeat 30s] [--old-server] [--token-ttl 24h]
+                         [--max-message-size 10485760] [--drain-timeout 5s]
   kestrel-devcloud ctl [--admin ADDR] status [--json]
   kestrel-devcloud ctl [--admin ADDR] request --type KubernetesAPIRequest --json '{...}'
                          [--operator ID] [--timeout 30s]
   kestrel-devcloud ctl [--admin ADDR] metrics-query [--namespace NS] [--workload NAME --kind KIND]
                          [--pod NAME | --pod-prefix P] [--metric NAME ...] [--label K=V ...]
-                         [--since 15m] [--max-series N] [--max-points N]
+                         [--since 15m] [--max-series N] [--max-points N] [--operator ID] [--timeout 30s]
 
 Run "kestrel-devcloud COMMAND -h" for the flags of a command.
 `
@@ -121,9 +122,10 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 func cmdCerts(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("certs", stderr)
 	out := fs.String("out", "", "directory to write the certificates and token into (required)")
-	tenant := fs.String("tenant", "dev-tenant", "tenant claim of the token")
-	ttl := fs.Duration("token-ttl", 24*time.Hour, "lifetime of the token; negative issues an expired token")
-	hosts := fs.String("hosts", "127.0.0.1,::1,localhost", "comma-separated server certificate names and IPs")
+	def := devcloud.DefaultCertOptions()
+	tenant := fs.String("tenant", def.Tenant, "tenant claim of the token")
+	ttl := fs.Duration("token-ttl", def.TokenTTL, "lifetime of the token; negative issues an expired token")
+	hosts := fs.String("hosts", strings.Join(def.Hosts, ","), "comma-separated server certificate names and IPs")
 	force := fs.Bool("force", false, "replace existing certificate files in --out")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -145,7 +147,7 @@ func cmdCerts(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if err := devcloud.GenerateCerts(*out, devcloud.CertOptions{Tenant: *tenant, TokenTTL: *ttl, Hosts: hostList}); err != nil {
-		if strings.Contains(err.Error(), "refusing to overwrite") {
+		if errors.Is(err, devcloud.ErrExists) {
 			return fmt.Errorf("%w (pass --force to replace them)", err)
 		}
 		return err
@@ -164,15 +166,16 @@ func cmdCerts(args []string, stdout, stderr io.Writer) error {
 func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
 	var cfg devcloud.Config
+	def := devcloud.DefaultConfig()
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:50051", "gRPC listen address")
 	fs.StringVar(&cfg.CertsDir, "certs", "", "directory written by 'kestrel-devcloud certs' (required)")
 	fs.StringVar(&cfg.RecordDir, "record", "", "write every received message to DIR/<stream>.jsonl")
 	fs.StringVar(&cfg.AdminListen, "admin", defaultAdmin, "loopback address of the admin HTTP API; empty disables it")
-	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 30*time.Second, "interval of server heartbeats on every stream")
+	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat", def.HeartbeatInterval, "interval of server heartbeats on every stream")
 	fs.BoolVar(&cfg.OldServer, "old-server", false, "answer the side streams with Unimplemented, like an old cloud")
-	fs.DurationVar(&cfg.TokenTTL, "token-ttl", 24*time.Hour, "lifetime of tokens issued by RenewClusterToken")
-	fs.IntVar(&cfg.MaxMessageSize, "max-message-size", 10<<20, "maximum gRPC message size in bytes")
-	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 5*time.Second, "how long shutdown waits for operators to close their streams")
+	fs.DurationVar(&cfg.TokenTTL, "token-ttl", def.TokenTTL, "lifetime of tokens issued by RenewClusterToken")
+	fs.IntVar(&cfg.MaxMessageSize, "max-message-size", def.MaxMessageSize, "maximum gRPC message size in bytes")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", def.DrainTimeout, "how long shutdown waits for operators to close their streams")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -85,6 +86,22 @@ func TestUsageErrors(t *testing.T) {
 	code, out, _ := runCLI(t, "help")
 	assert.Equal(t, 0, code)
 	assert.Contains(t, out, "kestrel-devcloud serve")
+}
+
+// The usage text names every flag of every command, as their -h output lists them.
+func TestUsageListsEveryFlag(t *testing.T) {
+	flagLine := regexp.MustCompile(`(?m)^  -(\S+)`)
+	for _, cmd := range [][]string{
+		{"certs"}, {"serve"}, {"ctl"}, {"ctl", "status"}, {"ctl", "request"}, {"ctl", "metrics-query"},
+	} {
+		code, _, errOut := runCLI(t, append(cmd, "-h")...)
+		require.Equal(t, 0, code, errOut)
+		flags := flagLine.FindAllStringSubmatch(errOut, -1)
+		require.NotEmpty(t, flags, errOut)
+		for _, f := range flags {
+			assert.Regexpf(t, `--`+regexp.QuoteMeta(f[1])+`[\s\]]`, usage, "kestrel-devcloud %s -%s", strings.Join(cmd, " "), f[1])
+		}
+	}
 }
 
 func TestServeErrors(t *testing.T) {

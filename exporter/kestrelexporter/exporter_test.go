@@ -57,9 +57,11 @@ func (c *recordingConn) Send(_ context.Context, payload proto.Message) error {
 	return nil
 }
 
-func (c *recordingConn) Handle(proto.Message, cloudconn.Handler) error {
-	return errors.New("recordingConn serves no requests")
+func (c *recordingConn) Handle(proto.Message, cloudconn.Handler) (func(), error) {
+	return nil, errors.New("recordingConn serves no requests")
 }
+
+func (c *recordingConn) MaxMessageBytes() int { return 10 << 20 }
 
 func (c *recordingConn) RegisterSnapshot(cloudconn.SnapshotFunc) {}
 

@@ -59,7 +59,11 @@ func (c *sessionConn) Send(_ context.Context, payload proto.Message) error {
 	return nil
 }
 
-func (c *sessionConn) Handle(proto.Message, cloudconn.Handler) error { return nil }
+func (c *sessionConn) Handle(proto.Message, cloudconn.Handler) (func(), error) {
+	return func() {}, nil
+}
+
+func (c *sessionConn) MaxMessageBytes() int { return 10 << 20 }
 
 func (c *sessionConn) RegisterSnapshot(fn cloudconn.SnapshotFunc) {
 	c.mu.Lock()

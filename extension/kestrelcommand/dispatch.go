@@ -34,7 +34,7 @@ type dispatcher struct {
 	wg sync.WaitGroup
 
 	mu       sync.RWMutex
-	handlers map[protoreflect.FullName]cloudconn.Handler
+	handlers map[protoreflect.FullName]*registration
 
 	// unsupported remembers the request types already logged as unhandled.
 	unsupported sync.Map
@@ -47,25 +47,38 @@ func newDispatcher(ctx context.Context, maxConcurrent int, logger *zap.Logger, t
 		ctx:      ctx,
 		sem:      make(chan struct{}, maxConcurrent),
 		reply:    reply,
-		handlers: map[protoreflect.FullName]cloudconn.Handler{},
+		handlers: map[protoreflect.FullName]*registration{},
 	}
 }
 
-func (d *dispatcher) register(requestType proto.Message, h cloudconn.Handler) error {
+// registration is one Handle call; unregistering removes only that one, not a later
+// registration of the same type.
+type registration struct {
+	h cloudconn.Handler
+}
+
+func (d *dispatcher) register(requestType proto.Message, h cloudconn.Handler) (unregister func(), err error) {
 	if requestType == nil || h == nil {
-		return errors.New("request type and handler must not be nil")
+		return nil, errors.New("request type and handler must not be nil")
 	}
 	name := requestType.ProtoReflect().Descriptor().FullName()
 	if !isRequestType(name) {
-		return fmt.Errorf("%s is not a request the cloud sends (no field in StreamControlResponse or StreamDataResponse)", name)
+		return nil, fmt.Errorf("%s is not a request the cloud sends (no field in StreamControlResponse or StreamDataResponse)", name)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, dup := d.handlers[name]; dup {
-		return fmt.Errorf("a handler for %s is already registered", name)
+		return nil, fmt.Errorf("a handler for %s is already registered", name)
 	}
-	d.handlers[name] = h
-	return nil
+	reg := &registration{h: h}
+	d.handlers[name] = reg
+	return func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.handlers[name] == reg {
+			delete(d.handlers, name)
+		}
+	}, nil
 }
 
 // dispatch starts the handler for one request that arrived on a stream. It blocks while
@@ -74,9 +87,9 @@ func (d *dispatcher) register(requestType proto.Message, h cloudconn.Handler) er
 func (d *dispatcher) dispatch(ctx context.Context, arrival cloudconn.Stream, req proto.Message) {
 	name := req.ProtoReflect().Descriptor().FullName()
 	d.mu.RLock()
-	h := d.handlers[name]
+	reg := d.handlers[name]
 	d.mu.RUnlock()
-	if h == nil {
+	if reg == nil {
 		if _, seen := d.unsupported.LoadOrStore(name, struct{}{}); !seen {
 			d.logger.Warn("No handler for a request from Kestrel Cloud; answering with an error", zap.String("type", string(name)))
 		}
@@ -94,7 +107,7 @@ func (d *dispatcher) dispatch(ctx context.Context, arrival cloudconn.Stream, req
 	go func() {
 		defer d.wg.Done()
 		defer func() { <-d.sem }()
-		resp, err := d.call(h, req)
+		resp, err := d.call(reg.h, req)
 		switch {
 		case err != nil:
 			d.logger.Error("Request handler failed", zap.String("type", string(name)), zap.Error(err))

@@ -101,19 +101,19 @@ func TestEveryUnhandledRequestIsAnswered(t *testing.T) {
 
 func TestHandlerOutcomes(t *testing.T) {
 	d, sent := testDispatcher(t)
-	require.NoError(t, d.register(&cloudv1.MetricsQueryRequest{}, func(_ context.Context, req proto.Message) proto.Message {
+	mustRegister(t, d.register, &cloudv1.MetricsQueryRequest{}, func(_ context.Context, req proto.Message) proto.Message {
 		return &cloudv1.MetricsQueryResponse{RequestId: req.(*cloudv1.MetricsQueryRequest).GetRequestId(), TotalSeriesMatched: 3}
-	}))
-	require.NoError(t, d.register(&cloudv1.ShellCommandRequest{}, func(context.Context, proto.Message) proto.Message {
+	})
+	mustRegister(t, d.register, &cloudv1.ShellCommandRequest{}, func(context.Context, proto.Message) proto.Message {
 		panic("boom")
-	}))
-	require.NoError(t, d.register(&cloudv1.NetworkPolicyWithError{}, func(_ context.Context, req proto.Message) proto.Message {
+	})
+	mustRegister(t, d.register, &cloudv1.NetworkPolicyWithError{}, func(_ context.Context, req proto.Message) proto.Message {
 		return &cloudv1.NetworkPoliciesWithErrors{Policies: []*cloudv1.NetworkPolicyWithError{req.(*cloudv1.NetworkPolicyWithError)}}
-	}))
-	require.NoError(t, d.register(&cloudv1.YamlApplyRequest{}, func(context.Context, proto.Message) proto.Message { return nil }))
-	require.NoError(t, d.register(&cloudv1.YamlDryRunRequest{}, func(context.Context, proto.Message) proto.Message {
+	})
+	mustRegister(t, d.register, &cloudv1.YamlApplyRequest{}, func(context.Context, proto.Message) proto.Message { return nil })
+	mustRegister(t, d.register, &cloudv1.YamlDryRunRequest{}, func(context.Context, proto.Message) proto.Message {
 		return (*cloudv1.YamlDryRunResponse)(nil)
-	}))
+	})
 
 	d.dispatch(context.Background(), cloudconn.StreamControl, &cloudv1.MetricsQueryRequest{RequestId: "m"})
 	d.dispatch(context.Background(), cloudconn.StreamControl, &cloudv1.ShellCommandRequest{RequestId: "s"})
@@ -139,11 +139,11 @@ func TestDispatchWaitsForAFreeSlot(t *testing.T) {
 	d, sent := testDispatcher(t)
 	release := make(chan struct{})
 	started := make(chan struct{}, 3)
-	require.NoError(t, d.register(&cloudv1.MetricsQueryRequest{}, func(context.Context, proto.Message) proto.Message {
+	mustRegister(t, d.register, &cloudv1.MetricsQueryRequest{}, func(context.Context, proto.Message) proto.Message {
 		started <- struct{}{}
 		<-release
 		return &cloudv1.MetricsQueryResponse{}
-	}))
+	})
 	for range 2 {
 		d.dispatch(context.Background(), cloudconn.StreamControl, &cloudv1.MetricsQueryRequest{})
 	}
@@ -200,10 +200,10 @@ func FuzzDispatch(f *testing.F) {
 	f.Add([]byte{0x1a, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		d, sent := testDispatcher(t)
-		require.NoError(t, d.register(&cloudv1.MetricsQueryRequest{}, func(_ context.Context, req proto.Message) proto.Message {
+		mustRegister(t, d.register, &cloudv1.MetricsQueryRequest{}, func(_ context.Context, req proto.Message) proto.Message {
 			return &cloudv1.MetricsQueryResponse{RequestId: req.(*cloudv1.MetricsQueryRequest).GetRequestId()}
-		}))
-		require.NoError(t, d.register(&cloudv1.YamlDryRunRequest{}, func(context.Context, proto.Message) proto.Message { return nil }))
+		})
+		mustRegister(t, d.register, &cloudv1.YamlDryRunRequest{}, func(context.Context, proto.Message) proto.Message { return nil })
 		want := 0
 		for arrival, env := range map[cloudconn.Stream]proto.Message{
 			cloudconn.StreamControl: &cloudv1.StreamControlResponse{},

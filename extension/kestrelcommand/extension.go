@@ -194,9 +194,12 @@ func (e *kestrelCommand) Send(ctx context.Context, payload proto.Message) error 
 }
 
 // Handle implements cloudconn.Connection.
-func (e *kestrelCommand) Handle(requestType proto.Message, h cloudconn.Handler) error {
+func (e *kestrelCommand) Handle(requestType proto.Message, h cloudconn.Handler) (func(), error) {
 	return e.dispatcher.register(requestType, h)
 }
+
+// MaxMessageBytes implements cloudconn.Connection.
+func (e *kestrelCommand) MaxMessageBytes() int { return e.maxSize }
 
 // RegisterSnapshot implements cloudconn.Connection.
 func (e *kestrelCommand) RegisterSnapshot(fn cloudconn.SnapshotFunc) {

@@ -129,9 +129,9 @@ func TestOldServerFallsBackToStreamData(t *testing.T) {
 	certs := newCertsDir(t, devcloud.CertOptions{})
 	cloud := startCloud(t, devcloud.Config{CertsDir: certs, OldServer: true})
 	h := startHarness(t, testConfig(certs, cloud.Addr()))
-	require.NoError(t, h.ext.Handle(&cloudv1.MetricsQueryRequest{}, func(_ context.Context, req proto.Message) proto.Message {
+	mustRegister(t, h.ext.Handle, &cloudv1.MetricsQueryRequest{}, func(_ context.Context, req proto.Message) proto.Message {
 		return &cloudv1.MetricsQueryResponse{RequestId: req.(*cloudv1.MetricsQueryRequest).GetRequestId(), TotalSeriesMatched: 7}
-	}))
+	})
 	h.waitState(t, cloudconn.Ready)
 
 	ctx := testCtx(t)
@@ -159,9 +159,9 @@ func TestRequestsAnsweredOnArrivalStream(t *testing.T) {
 	certs := newCertsDir(t, devcloud.CertOptions{})
 	cloud := startCloud(t, devcloud.Config{CertsDir: certs})
 	h := newHarness(t, testConfig(certs, cloud.Addr()))
-	require.NoError(t, h.ext.Handle(&cloudv1.MetricsQueryRequest{}, func(_ context.Context, req proto.Message) proto.Message {
+	mustRegister(t, h.ext.Handle, &cloudv1.MetricsQueryRequest{}, func(_ context.Context, req proto.Message) proto.Message {
 		return &cloudv1.MetricsQueryResponse{RequestId: req.(*cloudv1.MetricsQueryRequest).GetRequestId(), Truncated: true}
-	}))
+	})
 	h.start(t)
 	waitSideStreamsUsable(t, h, cloud)
 	ctx := testCtx(t)
@@ -281,7 +281,7 @@ func TestGracefulServerStopLosesNothing(t *testing.T) {
 
 	received := map[string]bool{}
 	for _, r := range cloud.Records() {
-		switch p := unwrap(r.Message).(type) {
+		switch p := r.Payload.(type) {
 		case *cloudv1.KubernetesEvent:
 			received[p.GetName()] = true
 		case *cloudv1.Namespace:
@@ -527,12 +527,45 @@ func TestStartFailsWithoutToken(t *testing.T) {
 func TestHandleValidation(t *testing.T) {
 	h := newHarness(t, testConfig(t.TempDir(), "127.0.0.1:4317"))
 	noop := func(context.Context, proto.Message) proto.Message { return nil }
-	require.NoError(t, h.ext.Handle(&cloudv1.ShellCommandRequest{}, noop))
-	require.ErrorContains(t, h.ext.Handle(&cloudv1.ShellCommandRequest{}, noop), "already registered")
-	require.ErrorContains(t, h.ext.Handle(&cloudv1.Heartbeat{}, noop), "not a request")
-	require.ErrorContains(t, h.ext.Handle(&cloudv1.Pod{}, noop), "not a request")
-	require.ErrorContains(t, h.ext.Handle(nil, noop), "must not be nil")
-	require.NoError(t, h.ext.Handle(&cloudv1.NetworkPolicyWithError{}, noop))
+	unregister := mustRegister(t, h.ext.Handle, &cloudv1.ShellCommandRequest{}, noop)
+	handleErr := func(typ proto.Message) error {
+		_, err := h.ext.Handle(typ, noop)
+		return err
+	}
+	require.ErrorContains(t, handleErr(&cloudv1.ShellCommandRequest{}), "already registered")
+	require.ErrorContains(t, handleErr(&cloudv1.Heartbeat{}), "not a request")
+	require.ErrorContains(t, handleErr(&cloudv1.Pod{}), "not a request")
+	require.ErrorContains(t, handleErr(nil), "must not be nil")
+	mustRegister(t, h.ext.Handle, &cloudv1.NetworkPolicyWithError{}, noop)
+
+	// Unregistering frees the type; a stale unregister does not remove the new handler.
+	unregister()
+	mustRegister(t, h.ext.Handle, &cloudv1.ShellCommandRequest{}, noop)
+	unregister()
+	require.ErrorContains(t, handleErr(&cloudv1.ShellCommandRequest{}), "already registered")
+}
+
+// A handler that was unregistered (its pipeline shut down) no longer answers; the request
+// is answered as unsupported.
+func TestUnregisteredHandlerNoLongerAnswers(t *testing.T) {
+	certs := newCertsDir(t, devcloud.CertOptions{})
+	cloud := startCloud(t, devcloud.Config{CertsDir: certs})
+	h := newHarness(t, testConfig(certs, cloud.Addr()))
+	unregister := mustRegister(t, h.ext.Handle, &cloudv1.MetricsQueryRequest{}, func(_ context.Context, req proto.Message) proto.Message {
+		return &cloudv1.MetricsQueryResponse{RequestId: req.(*cloudv1.MetricsQueryRequest).GetRequestId()}
+	})
+	h.start(t)
+	waitCommitted(t, cloud)
+	ctx := testCtx(t)
+	resp, err := cloud.SendRequest(ctx, "", &cloudv1.MetricsQueryRequest{RequestId: "q-1"})
+	require.NoError(t, err)
+	assert.Empty(t, resp.(*cloudv1.MetricsQueryResponse).GetErrorMessage())
+
+	unregister()
+	resp, err = cloud.SendRequest(ctx, "", &cloudv1.MetricsQueryRequest{RequestId: "q-2"})
+	require.NoError(t, err)
+	assert.Equal(t, "q-2", resp.(*cloudv1.MetricsQueryResponse).GetRequestId())
+	assert.Equal(t, "not supported by this operator: cloud.v1.MetricsQueryRequest", resp.(*cloudv1.MetricsQueryResponse).GetErrorMessage())
 }
 
 func TestSnapshotFailureRetries(t *testing.T) {
@@ -562,12 +595,12 @@ func TestShutdownCancelsHandlers(t *testing.T) {
 	h := newHarness(t, testConfig(certs, cloud.Addr()))
 	running := make(chan struct{})
 	cancelled := make(chan struct{})
-	require.NoError(t, h.ext.Handle(&cloudv1.ShellCommandRequest{}, func(ctx context.Context, _ proto.Message) proto.Message {
+	mustRegister(t, h.ext.Handle, &cloudv1.ShellCommandRequest{}, func(ctx context.Context, _ proto.Message) proto.Message {
 		close(running)
 		<-ctx.Done()
 		close(cancelled)
 		return nil
-	}))
+	})
 	h.start(t)
 	waitSideStreamsUsable(t, h, cloud)
 	reqCtx, cancelReq := context.WithCancel(context.Background())

@@ -2,15 +2,6 @@ package kestrelcommand
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -217,7 +208,7 @@ func payloads(recs []devcloud.Record, s cloudconn.Stream) []proto.Message {
 	var out []proto.Message
 	for _, r := range recs {
 		if r.Stream == s {
-			out = append(out, unwrap(r.Message))
+			out = append(out, r.Payload)
 		}
 	}
 	return out
@@ -260,29 +251,9 @@ func event(name string) *cloudv1.KubernetesEvent {
 // returns its serial in the form devcloud reports.
 func issueClientCert(t *testing.T, certsDir, certPath, keyPath string) string {
 	t.Helper()
-	ca, err := tls.LoadX509KeyPair(filepath.Join(certsDir, devcloud.CACertFile), filepath.Join(certsDir, devcloud.CAKeyFile))
+	serial, err := devcloud.IssueClientCert(certsDir, certPath, keyPath)
 	require.NoError(t, err)
-	caCert, err := x509.ParseCertificate(ca.Certificate[0])
-	require.NoError(t, err)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: devcloud.ClientCommonName},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, ca.PrivateKey)
-	require.NoError(t, err)
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
-	require.NoError(t, os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
-	return serial.Text(16)
+	return serial
 }
 
 // waitCommitted waits until the server has seen the operator's InventoryCommit.
@@ -306,4 +277,13 @@ func metricSum(tel *componenttest.Telemetry, name string, attrs ...attribute.Key
 		}
 	}
 	return 0
+}
+
+// mustRegister registers h for typ with register (the extension's Handle or the
+// dispatcher's register) and returns the unregister function.
+func mustRegister(t *testing.T, register func(proto.Message, cloudconn.Handler) (func(), error), typ proto.Message, h cloudconn.Handler) func() {
+	t.Helper()
+	unregister, err := register(typ, h)
+	require.NoError(t, err)
+	return unregister
 }

@@ -70,7 +70,8 @@ var errStreamClosed = errors.New("stream is closing")
 // that a sender waiting for its turn can give up when its context ends.
 type stream struct {
 	kind   cloudconn.Stream
-	token  string // the bearer token current when the stream was opened
+	attrs  metric.MeasurementOption // stream=<kind>, built once for the per-message counters
+	token  string                   // the bearer token current when the stream was opened
 	cs     grpc.ClientStream
 	cancel context.CancelFunc
 	lock   chan struct{}
@@ -159,14 +160,16 @@ func (s *session) openStream(kind cloudconn.Stream) (*stream, error) {
 		cancel()
 		return nil, fmt.Errorf("opening %s: %w", kind, err)
 	}
-	return &stream{kind: kind, token: token.raw, cs: cs, cancel: cancel, lock: make(chan struct{}, 1), done: make(chan struct{})}, nil
+	return &stream{
+		kind: kind, attrs: metric.WithAttributes(attribute.String("stream", string(kind))),
+		token: token.raw, cs: cs, cancel: cancel, lock: make(chan struct{}, 1), done: make(chan struct{}),
+	}, nil
 }
 
 // receive reads st until it fails, counting heartbeats and dispatching requests.
 func (s *session) receive(st *stream) {
 	defer close(st.done)
 	ctx := st.cs.Context()
-	heartbeat := metric.WithAttributes(attribute.String("stream", string(st.kind)))
 	for {
 		env := streamSpecs[st.kind].inbound()
 		if err := st.cs.RecvMsg(env); err != nil {
@@ -182,7 +185,7 @@ func (s *session) receive(st *stream) {
 			s.e.logger.Debug("Ignoring an empty or unknown message", zap.String("stream", string(st.kind)))
 		case isLiveness(req.ProtoReflect().Descriptor().FullName()):
 			if req.ProtoReflect().Descriptor().FullName() == heartbeatName {
-				s.e.tb.KestrelCommandHeartbeats.Add(ctx, 1, heartbeat)
+				s.e.tb.KestrelCommandHeartbeats.Add(ctx, 1, st.attrs)
 			}
 		default:
 			s.e.dispatcher.dispatch(ctx, st.kind, req)
@@ -492,11 +495,10 @@ func (s *session) sendOn(ctx context.Context, st *stream, payload proto.Message)
 		return status.Errorf(codes.InvalidArgument, "%s of %d bytes exceeds max_message_size_mib (%d bytes)",
 			payload.ProtoReflect().Descriptor().FullName(), n, s.e.maxSize)
 	}
-	attrs := metric.WithAttributes(attribute.String("stream", string(st.kind)))
 	if err := st.send(ctx, env); err != nil {
-		s.e.tb.KestrelCommandMessagesFailed.Add(context.Background(), 1, attrs)
+		s.e.tb.KestrelCommandMessagesFailed.Add(context.Background(), 1, st.attrs)
 		return err
 	}
-	s.e.tb.KestrelCommandMessagesSent.Add(context.Background(), 1, attrs)
+	s.e.tb.KestrelCommandMessagesSent.Add(context.Background(), 1, st.attrs)
 	return nil
 }

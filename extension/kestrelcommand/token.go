@@ -218,8 +218,8 @@ func (tm *tokenManager) authError(err error) error {
 	return err
 }
 
-// renewSoon asks the renewal loop to renew now because the cloud rejected the token
-// rejected (answered Unauthenticated). A request already pending is enough.
+// renewSoon asks the renewal loop to renew now because the cloud answered
+// Unauthenticated to the token rejected. A request already pending is enough.
 func (tm *tokenManager) renewSoon(rejected string) {
 	select {
 	case tm.trigger <- rejected:

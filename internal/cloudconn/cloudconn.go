@@ -72,12 +72,18 @@ type Connection interface {
 	// preferred stream per the protocol's routing table, or on StreamData when that stream
 	// is not open or the server does not implement it. It returns once the message is
 	// handed to the gRPC stream, or an error (ErrNotConnected, ctx errors, a send failure).
-	// A payload that no stream can carry gives a gRPC status error with code
+	// A payload that cannot be sent at all (no stream carries it, nil, not the generated
+	// cloud.v1 type, or larger than max_message_size_mib) gives a gRPC status error with code
 	// InvalidArgument; callers treat that one as permanent, everything else as retryable.
 	Send(ctx context.Context, payload proto.Message) error
 	// Handle registers the handler for one request type, given as a zero value of the
-	// request message (e.g. &cloudv1.MetricsQueryRequest{}). One handler per type.
-	Handle(requestType proto.Message, h Handler) error
+	// request message (e.g. &cloudv1.MetricsQueryRequest{}). One handler per type. After
+	// unregister, requests of that type are answered as unsupported again, and the type can
+	// be registered anew.
+	Handle(requestType proto.Message, h Handler) (unregister func(), err error)
+	// MaxMessageBytes is the largest message the connection sends or receives; a response
+	// must fit in it together with its stream envelope.
+	MaxMessageBytes() int
 	// RegisterSnapshot adds a provider that replays state on each (re)connect.
 	RegisterSnapshot(fn SnapshotFunc)
 	// State returns the current state; Subscribe calls fn on every change (and once with

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
@@ -45,31 +46,40 @@ const (
 	// ClusterSubject is the JWT "sub" claim of every token devcloud issues.
 	ClusterSubject = "dev-cluster"
 
-	defaultTenant   = "dev-tenant"
 	defaultTokenTTL = 24 * time.Hour
 	caValidity      = 10 * 365 * 24 * time.Hour
 	leafValidity    = 365 * 24 * time.Hour
 )
 
-// CertOptions tunes GenerateCerts.
+// ErrExists is wrapped by the error GenerateCerts returns when some of its files exist.
+var ErrExists = errors.New("refusing to overwrite existing files")
+
+// CertOptions tunes GenerateCerts. Unset fields take their value from DefaultCertOptions.
 type CertOptions struct {
-	Tenant   string        // JWT "tenant" claim; default "dev-tenant"
-	TokenTTL time.Duration // JWT "exp" = now+TokenTTL; default 24h; negative = already expired
-	Hosts    []string      // server cert SANs; default 127.0.0.1, ::1, localhost
+	Tenant   string        // JWT "tenant" claim
+	TokenTTL time.Duration // JWT "exp" = now+TokenTTL; negative = already expired
+	Hosts    []string      // server cert SANs
+}
+
+// DefaultCertOptions returns the options GenerateCerts uses for unset fields: tenant
+// "dev-tenant", a 24h token and a server certificate for 127.0.0.1, ::1 and localhost.
+func DefaultCertOptions() CertOptions {
+	return CertOptions{Tenant: "dev-tenant", TokenTTL: defaultTokenTTL, Hosts: []string{"127.0.0.1", "::1", "localhost"}}
 }
 
 // GenerateCerts writes a fresh CA, a server and a client certificate (ECDSA P-256), an
 // HMAC token key and a token signed with it into dir. It refuses to overwrite any of
-// those files so that a mistyped directory cannot destroy a working setup.
+// those files (ErrExists) so that a mistyped directory cannot destroy a working setup.
 func GenerateCerts(dir string, opts CertOptions) error {
+	def := DefaultCertOptions()
 	if opts.Tenant == "" {
-		opts.Tenant = defaultTenant
+		opts.Tenant = def.Tenant
 	}
 	if opts.TokenTTL == 0 {
-		opts.TokenTTL = defaultTokenTTL
+		opts.TokenTTL = def.TokenTTL
 	}
 	if len(opts.Hosts) == 0 {
-		opts.Hosts = []string{"127.0.0.1", "::1", "localhost"}
+		opts.Hosts = def.Hosts
 	}
 	var existing []string
 	for _, name := range CertFiles {
@@ -80,7 +90,7 @@ func GenerateCerts(dir string, opts CertOptions) error {
 		}
 	}
 	if len(existing) > 0 {
-		return fmt.Errorf("refusing to overwrite existing files in %s: %s", dir, strings.Join(existing, ", "))
+		return fmt.Errorf("%w in %s: %s", ErrExists, dir, strings.Join(existing, ", "))
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -157,6 +167,35 @@ func IssueToken(dir string, tenant string, ttl time.Duration) (string, error) {
 		return "", err
 	}
 	return signToken(key, tenant, ttl, time.Now())
+}
+
+// IssueClientCert writes a new operator client certificate (CN ClientCommonName) signed by
+// dir's CA to certPath and its key to keyPath, replacing existing files, and returns the
+// serial as Status reports it. Tests use it to rotate the operator's certificate.
+func IssueClientCert(dir, certPath, keyPath string) (serial string, err error) {
+	ca, err := tls.LoadX509KeyPair(filepath.Join(dir, CACertFile), filepath.Join(dir, CAKeyFile))
+	if err != nil {
+		return "", err
+	}
+	caKey, ok := ca.PrivateKey.(*ecdsa.PrivateKey)
+	if !ok {
+		return "", fmt.Errorf("devcloud: the CA key in %s is not ECDSA", dir)
+	}
+	tmpl, err := certTemplate(time.Now(), leafValidity, ClientCommonName)
+	if err != nil {
+		return "", err
+	}
+	keyPEM, der, err := newLeaf(tmpl, x509.ExtKeyUsageClientAuth, ca.Leaf, caKey)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(certPath, pemCert(der), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
+		return "", err
+	}
+	return tmpl.SerialNumber.Text(16), nil
 }
 
 func signToken(key []byte, tenant string, ttl time.Duration, now time.Time) (string, error) {

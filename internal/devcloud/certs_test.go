@@ -1,6 +1,7 @@
 package devcloud
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"net"
@@ -71,6 +72,7 @@ func TestGenerateCertsRefusesOverwrite(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, ClientKeyFile), []byte("keep me"), 0o600))
 	err := GenerateCerts(dir, CertOptions{})
+	require.ErrorIs(t, err, ErrExists)
 	require.ErrorContains(t, err, "refusing to overwrite")
 	require.ErrorContains(t, err, ClientKeyFile)
 	data, err := os.ReadFile(filepath.Join(dir, ClientKeyFile))
@@ -89,6 +91,34 @@ func TestGenerateCertsCustomHosts(t *testing.T) {
 	assert.True(t, server.IPAddresses[0].Equal(net.ParseIP("10.0.0.7")))
 }
 
+func TestIssueClientCert(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, GenerateCerts(dir, CertOptions{}))
+	out := t.TempDir()
+	certPath, keyPath := filepath.Join(out, "tls.crt"), filepath.Join(out, "tls.key")
+	// Existing files are replaced, as a certificate rotation does.
+	require.NoError(t, os.WriteFile(certPath, []byte("old"), 0o600))
+	serial, err := IssueClientCert(dir, certPath, keyPath)
+	require.NoError(t, err)
+
+	_, err = tls.LoadX509KeyPair(certPath, keyPath)
+	require.NoError(t, err, "the key belongs to the certificate")
+	pool := x509.NewCertPool()
+	pool.AddCert(readCert(t, filepath.Join(dir, CACertFile)))
+	client := readCert(t, certPath)
+	_, err = client.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	require.NoError(t, err)
+	assert.Equal(t, ClientCommonName, client.Subject.CommonName)
+	assert.Equal(t, client.SerialNumber.Text(16), serial)
+	assert.NotEqual(t, readCert(t, filepath.Join(dir, ClientCertFile)).SerialNumber, client.SerialNumber)
+	fi, err := os.Stat(keyPath)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+
+	_, err = IssueClientCert(t.TempDir(), certPath, keyPath)
+	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
 func TestIssueToken(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, GenerateCerts(dir, CertOptions{TokenTTL: -time.Hour}))
@@ -101,7 +131,7 @@ func TestIssueToken(t *testing.T) {
 	require.EqualError(t, err, "token expired")
 	claims, err := parseToken(key, string(initial), true)
 	require.NoError(t, err)
-	assert.Equal(t, defaultTenant, claims.tenant)
+	assert.Equal(t, DefaultCertOptions().Tenant, claims.tenant)
 
 	tok, err := IssueToken(dir, "other", time.Minute)
 	require.NoError(t, err)

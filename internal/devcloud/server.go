@@ -37,27 +37,34 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 )
 
-const (
-	defaultHeartbeat    = 30 * time.Second
-	defaultMaxMessage   = 10 << 20
-	defaultDrainTimeout = 5 * time.Second
-)
-
 // ErrUnknownOperator is returned when the named operator (or, for "", any operator) has
 // no open stream to send on.
 var ErrUnknownOperator = errors.New("unknown or disconnected operator")
 
-// Config configures a Server. CertsDir is required; everything else has a default.
+// Config configures a Server. CertsDir is required; unset fields with a default take it
+// from DefaultConfig.
 type Config struct {
-	Listen            string        // gRPC listen address; default "127.0.0.1:0"
+	Listen            string        // gRPC listen address
 	CertsDir          string        // dir produced by GenerateCerts (server cert, CA for client certs, token.key)
 	RecordDir         string        // optional: one JSON-lines file per stream (data.jsonl, control.jsonl, ...)
 	AdminListen       string        // optional loopback HTTP admin API address
-	HeartbeatInterval time.Duration // default 30s
+	HeartbeatInterval time.Duration // interval of heartbeats on every stream
 	OldServer         bool          // side streams answer codes.Unimplemented
-	TokenTTL          time.Duration // TTL of tokens minted by RenewClusterToken; default 24h
-	MaxMessageSize    int           // bytes, send and receive; default 10 MiB
-	DrainTimeout      time.Duration // how long Stop lets clients drain before closing; default 5s
+	TokenTTL          time.Duration // TTL of tokens minted by RenewClusterToken
+	MaxMessageSize    int           // bytes, send and receive
+	DrainTimeout      time.Duration // how long Stop lets clients drain before closing
+}
+
+// DefaultConfig returns the defaults of Config: a fresh loopback port, heartbeats every
+// 30s, 24h tokens, 10 MiB messages and a 5s drain.
+func DefaultConfig() Config {
+	return Config{
+		Listen:            "127.0.0.1:0",
+		HeartbeatInterval: 30 * time.Second,
+		TokenTTL:          defaultTokenTTL,
+		MaxMessageSize:    10 << 20,
+		DrainTimeout:      5 * time.Second,
+	}
 }
 
 // Record is one message received from an operator.
@@ -66,6 +73,7 @@ type Record struct {
 	Operator string           // operator id: client certificate subject CN + "/" + tenant
 	Stream   cloudconn.Stream // cloudconn.StreamData, StreamControl, ...
 	Message  proto.Message    // the envelope as received: *cloudv1.StreamDataRequest, ...
+	Payload  proto.Message    // the message set in the envelope's oneof, e.g. *cloudv1.Flow; nil if none
 }
 
 // StreamStatus describes the latest stream of one kind an operator opened.
@@ -128,20 +136,21 @@ func New(cfg Config, logger *zap.Logger) (*Server, error) {
 	if cfg.CertsDir == "" {
 		return nil, errors.New("devcloud: CertsDir is required")
 	}
+	def := DefaultConfig()
 	if cfg.Listen == "" {
-		cfg.Listen = "127.0.0.1:0"
+		cfg.Listen = def.Listen
 	}
 	if cfg.HeartbeatInterval <= 0 {
-		cfg.HeartbeatInterval = defaultHeartbeat
+		cfg.HeartbeatInterval = def.HeartbeatInterval
 	}
 	if cfg.TokenTTL <= 0 {
-		cfg.TokenTTL = defaultTokenTTL
+		cfg.TokenTTL = def.TokenTTL
 	}
 	if cfg.MaxMessageSize <= 0 {
-		cfg.MaxMessageSize = defaultMaxMessage
+		cfg.MaxMessageSize = def.MaxMessageSize
 	}
 	if cfg.DrainTimeout <= 0 {
-		cfg.DrainTimeout = defaultDrainTimeout
+		cfg.DrainTimeout = def.DrainTimeout
 	}
 	if logger == nil {
 		logger = zap.NewNop()

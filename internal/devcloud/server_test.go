@@ -53,6 +53,7 @@ func TestHandshakeWithGeneratedClientCert(t *testing.T) {
 	assert.Equal(t, operatorID, recs[0].Operator)
 	assert.Equal(t, cloudconn.StreamData, recs[0].Stream)
 	assertProtoEqual(t, workload("web"), recs[0].Message)
+	assertProtoEqual(t, workload("web").GetWorkload(), recs[0].Payload)
 
 	st := s.Status()
 	require.Len(t, st.Operators, 1)
@@ -362,6 +363,7 @@ func TestSendRequestOnDataWithoutControl(t *testing.T) {
 	recs := s.Records()
 	require.Len(t, recs, 1)
 	assert.IsType(t, &cloudv1.KubernetesAPIResponse{}, unwrap(recs[0].Message))
+	assert.Same(t, unwrap(recs[0].Message), recs[0].Payload)
 
 	ctx, cancel := context.WithTimeout(testCtx(t), 50*time.Millisecond)
 	defer cancel()

@@ -140,8 +140,8 @@ func (s *Server) recvLoop(c *streamConn) error {
 		if err := c.st.RecvMsg(env); err != nil {
 			return err
 		}
-		rec := Record{Time: time.Now(), Operator: c.opID, Stream: c.kind, Message: env}
 		payload := unwrap(env)
+		rec := Record{Time: time.Now(), Operator: c.opID, Stream: c.kind, Message: env, Payload: payload}
 		s.mu.Lock()
 		s.records = append(s.records, rec)
 		c.received++

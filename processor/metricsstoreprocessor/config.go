@@ -14,8 +14,8 @@ import (
 
 const (
 	mib = 1 << 20
-	// maxMessageBytes is the kestrel_command connection's gRPC message limit; a response also
-	// needs room for the stream envelope around it.
+	// maxMessageBytes is the kestrel_command connection's default gRPC message limit
+	// (max_message_size_mib: 10); a response also needs room for the stream envelope around it.
 	maxMessageBytes  = 10 * mib
 	envelopeHeadroom = 1024
 	// minResponseBytes leaves room for at least a few series besides the echoed request_id.
@@ -75,7 +75,7 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, errors.New("eviction_interval must be positive"))
 	}
 	if limit := maxMessageBytes - envelopeHeadroom; cfg.MaxResponseBytes < minResponseBytes || cfg.MaxResponseBytes > limit {
-		errs = append(errs, fmt.Errorf("max_response_bytes must be between %d and %d (the connection's 10 MiB message limit minus the envelope)", minResponseBytes, limit))
+		errs = append(errs, fmt.Errorf("max_response_bytes must be between %d and %d (the connection's default 10 MiB message limit minus the envelope)", minResponseBytes, limit))
 	}
 	if cfg.Connection.Type().String() == "" {
 		errs = append(errs, errors.New("connection must name an extension"))

@@ -39,9 +39,10 @@ type sharedStore struct {
 	mu      sync.Mutex
 	refs    int // processor instances not shut down yet
 	started bool
-	closed  bool
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	// unregister removes the query handler from the connection; nil without one.
+	unregister func()
+	stop       chan struct{}
+	wg         sync.WaitGroup
 	// owners resolves pods through the Kubernetes API when the kubernetes section is set.
 	owners *podowner.Informed
 }
@@ -112,6 +113,7 @@ func (p *metricsStoreProcessor) start(_ context.Context, host component.Host) er
 		return err
 	}
 	if err := sh.startOwners(host); err != nil {
+		sh.unregisterQueries()
 		return err
 	}
 	sh.started = true
@@ -160,10 +162,24 @@ func (sh *sharedStore) register(host component.Host) error {
 	if !ok {
 		return fmt.Errorf("extension %q does not provide a Kestrel Cloud connection", sh.cfg.Connection)
 	}
-	if err := provider.Connection().Handle(&cloudv1.MetricsQueryRequest{}, sh.handle); err != nil {
+	conn := provider.Connection()
+	if limit := conn.MaxMessageBytes() - envelopeHeadroom; sh.cfg.MaxResponseBytes > limit {
+		return fmt.Errorf("max_response_bytes (%d) must be at most %d: %q carries messages of up to %d bytes, envelope included",
+			sh.cfg.MaxResponseBytes, limit, sh.cfg.Connection, conn.MaxMessageBytes())
+	}
+	unregister, err := conn.Handle(&cloudv1.MetricsQueryRequest{}, sh.handle)
+	if err != nil {
 		return fmt.Errorf("registering the metrics query handler on %q: %w", sh.cfg.Connection, err)
 	}
+	sh.unregister = unregister
 	return nil
+}
+
+func (sh *sharedStore) unregisterQueries() {
+	if sh.unregister != nil {
+		sh.unregister()
+		sh.unregister = nil
+	}
 }
 
 func (p *metricsStoreProcessor) shutdown(context.Context) error {
@@ -180,7 +196,8 @@ func (p *metricsStoreProcessor) shutdown(context.Context) error {
 			return
 		}
 		sh.mu.Lock()
-		sh.closed = true
+		// The connection outlives the pipelines; from now on it answers queries as unsupported.
+		sh.unregisterQueries()
 		started := sh.started
 		sh.mu.Unlock()
 		if started {
@@ -214,13 +231,6 @@ func (sh *sharedStore) handle(ctx context.Context, msg proto.Message) proto.Mess
 	req, ok := msg.(*cloudv1.MetricsQueryRequest)
 	if !ok {
 		return &cloudv1.MetricsQueryResponse{ErrorMessage: fmt.Sprintf("metrics store cannot answer %T", msg)}
-	}
-	sh.mu.Lock()
-	closed := sh.closed
-	sh.mu.Unlock()
-	if closed {
-		// The connection keeps handlers after a pipeline shuts down (e.g. on reload).
-		return &cloudv1.MetricsQueryResponse{RequestId: req.GetRequestId(), ErrorMessage: "metrics store is shut down"}
 	}
 	began := time.Now()
 	resp := sh.store.Query(ctx, req)

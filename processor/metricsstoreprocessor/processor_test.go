@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -14,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
@@ -34,22 +36,42 @@ import (
 type testConnection struct {
 	mu       sync.Mutex
 	handlers map[protoreflect.FullName]cloudconn.Handler
+	maxBytes int // MaxMessageBytes; 0 means the extension's default, 10 MiB
 }
 
 func (c *testConnection) Send(context.Context, proto.Message) error { return cloudconn.ErrNotConnected }
 
-func (c *testConnection) Handle(requestType proto.Message, h cloudconn.Handler) error {
+func (c *testConnection) Handle(requestType proto.Message, h cloudconn.Handler) (func(), error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	name := requestType.ProtoReflect().Descriptor().FullName()
 	if _, dup := c.handlers[name]; dup {
-		return errors.New("handler already registered for " + string(name))
+		return nil, errors.New("handler already registered for " + string(name))
 	}
 	if c.handlers == nil {
 		c.handlers = map[protoreflect.FullName]cloudconn.Handler{}
 	}
 	c.handlers[name] = h
-	return nil
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		delete(c.handlers, name)
+	}, nil
+}
+
+func (c *testConnection) MaxMessageBytes() int {
+	if c.maxBytes == 0 {
+		return 10 << 20
+	}
+	return c.maxBytes
+}
+
+// registered reports whether a handler for req's type is registered.
+func (c *testConnection) registered(req proto.Message) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.handlers[req.ProtoReflect().Descriptor().FullName()]
+	return ok
 }
 
 func (c *testConnection) RegisterSnapshot(cloudconn.SnapshotFunc) {}
@@ -233,9 +255,7 @@ func TestPipelinesShareOneStore(t *testing.T) {
 	require.NoError(t, first.Shutdown(context.Background()))
 	require.Len(t, conn.query(t, req).Metrics, 2, "still serving while a pipeline runs")
 	require.NoError(t, second.Shutdown(context.Background()))
-	resp := conn.query(t, req)
-	require.Equal(t, "metrics store is shut down", resp.ErrorMessage)
-	require.Equal(t, "r", resp.RequestId)
+	require.False(t, conn.registered(req), "the last shutdown unregisters the query handler")
 }
 
 func TestEvictionLoopRemovesExpiredSeries(t *testing.T) {
@@ -256,4 +276,19 @@ func TestEvictionLoopRemovesExpiredSeries(t *testing.T) {
 		return m.Data.(metricdata.Sum[int64]).DataPoints[0].Value
 	}
 	require.Eventually(t, func() bool { return evicted() == 1 }, 5*time.Second, 10*time.Millisecond)
+}
+
+// A connection whose message limit (kestrel_command's max_message_size_mib) is below
+// max_response_bytes could not carry the answers: the processor refuses to start.
+func TestResponseLimitMustFitTheConnection(t *testing.T) {
+	p, _ := newTestProcessor(t, processortest.NewNopSettings(metadata.Type), nil) // max_response_bytes 8 MiB
+	conn := &testConnection{maxBytes: 4 << 20}
+	err := p.Start(context.Background(), hostWith(conn))
+	require.ErrorContains(t, err, "max_response_bytes (8388608) must be at most 4193280")
+	require.NoError(t, p.Shutdown(context.Background()))
+	assert.False(t, conn.registered(&cloudv1.MetricsQueryRequest{}))
+
+	p, _ = newTestProcessor(t, processortest.NewNopSettings(metadata.Type), func(c *Config) { c.MaxResponseBytes = 4<<20 - 1024 })
+	require.NoError(t, p.Start(context.Background(), hostWith(conn)))
+	require.NoError(t, p.Shutdown(context.Background()))
 }

@@ -15,7 +15,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
-	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 	"github.com/kestrelai/otelcol-kestrel/internal/flowagg/flowaggtest"
 	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadatatest"
@@ -129,10 +128,4 @@ func TestEndToEndAccessLogsReachCloud(t *testing.T) {
 	assert.Equal(t, &cloudv1.TCPAccessLogData{ConnectionState: "CLOSED", SentBytes: 4096, ReceivedBytes: 1024, AccessLogType: "TcpConnectionEnd"}, db.TcpData)
 	assert.Equal(t, &cloudv1.L7Endpoint{Ip: "10.244.6.10", Port: 5432, Namespace: "payments", Kind: "Service", Name: "postgres", ServiceName: "postgres"}, db.Destination)
 	assert.Equal(t, int64(60000), db.DurationMs)
-
-	for _, rec := range p.Cloud.Records() {
-		if _, ok := rec.Message.(*cloudv1.StreamFlowsRequest); ok {
-			assert.Equal(t, cloudconn.StreamFlows, rec.Stream)
-		}
-	}
 }

@@ -49,12 +49,8 @@ func startCloud(t *testing.T, certs, listen string) *devcloud.Server {
 func received(s *devcloud.Server) []proto.Message {
 	var out []proto.Message
 	for _, r := range s.Records() {
-		m := r.Message.ProtoReflect()
-		oneofs := m.Descriptor().Oneofs()
-		for i := 0; i < oneofs.Len(); i++ {
-			if fd := m.WhichOneof(oneofs.Get(i)); fd != nil {
-				out = append(out, m.Get(fd).Message().Interface())
-			}
+		if r.Payload != nil {
+			out = append(out, r.Payload)
 		}
 	}
 	return out

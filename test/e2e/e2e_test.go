@@ -26,7 +26,7 @@ func TestLogsReachCloud(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			certs := newCerts(t)
-			dc := startDevcloud(t, certs, "127.0.0.1:0", tc.oldServer)
+			dc := startDevcloud(t, devcloud.Config{CertsDir: certs, OldServer: tc.oldServer})
 			otlp := startCollector(t, dc.Addr(), certs)
 			ctx := testCtx(t, 60*time.Second)
 
@@ -35,6 +35,7 @@ func TestLogsReachCloud(t *testing.T) {
 			require.NoError(t, dc.WaitStatus(ctx, func(s devcloud.Status) bool {
 				return len(s.Operators) == 1 && s.Operators[0].Committed
 			}))
+			base := waitRouted(t, dc, otlp, tc.eventStream, tc.logStream)
 
 			const events = 50
 			ev := newSender(t, otlp)
@@ -48,19 +49,19 @@ func TestLogsReachCloud(t *testing.T) {
 			app.flush(t)
 
 			require.NoError(t, dc.WaitFor(ctx, func(recs []devcloud.Record) bool {
-				uids, _ := eventUIDs(recs)
-				return len(uids) == events && podLines(recs) == 2
+				uids, _ := eventUIDs(recs[base:])
+				return len(uids) == events && podLines(recs[base:]) == 2
 			}))
-			uids, streams := eventUIDs(dc.Records())
+			uids, streams := eventUIDs(dc.Records()[base:])
 			for uid, n := range uids {
 				assert.Equalf(t, 1, n, "event %s delivered %d times", uid, n)
 			}
 			assert.Equal(t, map[string]int{tc.eventStream: events}, streams)
 
 			var logs []*cloudv1.PodLogs
-			for _, p := range payloads(dc.Records()) {
-				if pl, ok := p.payload.(*cloudv1.PodLogs); ok {
-					assert.Equal(t, tc.logStream, p.stream)
+			for _, r := range dc.Records()[base:] {
+				if pl, ok := r.Payload.(*cloudv1.PodLogs); ok {
+					assert.Equal(t, tc.logStream, string(r.Stream))
 					logs = append(logs, pl)
 				}
 			}
@@ -74,8 +75,8 @@ func TestLogsReachCloud(t *testing.T) {
 			assert.Equal(t, "payment backend unreachable", logs[0].GetLogEntries()[1].GetMessage())
 
 			// The first event in full: every field the record carried is on the wire.
-			for _, p := range payloads(dc.Records()) {
-				if e, ok := p.payload.(*cloudv1.KubernetesEvent); ok && e.GetUid() == "ev-0" {
+			for _, r := range dc.Records() {
+				if e, ok := r.Payload.(*cloudv1.KubernetesEvent); ok && e.GetUid() == "ev-0" {
 					assert.Equal(t, "BackOff", e.GetReason())
 					assert.Equal(t, "Warning", e.GetEventType())
 					assert.Equal(t, "shop", e.GetNamespace())
@@ -90,10 +91,55 @@ func TestLogsReachCloud(t *testing.T) {
 	}
 }
 
+// waitRouted sends probe events and pod log lines until one of each has arrived on the
+// stream expected for it, and then until every probe has arrived; it returns the number of
+// records received by then. The operator opens its side streams just after the commit and
+// sends on StreamData until they are open, so data sent right after the commit may still
+// take StreamData.
+func waitRouted(t *testing.T, dc *devcloud.Server, otlp, eventStream, logStream string) (base int) {
+	t.Helper()
+	ctx := testCtx(t, 30*time.Second)
+	ev := newSender(t, otlp)
+	app := newSender(t, otlp, podResource("probe-0")...)
+	routed := func(recs []devcloud.Record) (events, lines int, ok bool) {
+		var evOK, logOK bool
+		for _, r := range recs {
+			switch p := r.Payload.(type) {
+			case *cloudv1.KubernetesEvent:
+				events++
+				evOK = evOK || string(r.Stream) == eventStream
+			case *cloudv1.PodLogs:
+				lines += len(p.GetLogEntries())
+				logOK = logOK || string(r.Stream) == logStream
+			}
+		}
+		return events, lines, evOK && logOK
+	}
+	for probe := 1000; ; probe++ {
+		ev.warningEvent(probe)
+		ev.flush(t)
+		app.appLine("probe", otellog.SeverityInfo)
+		app.flush(t)
+		sent := probe - 999
+		err := dc.WaitFor(testCtx(t, 200*time.Millisecond), func(recs []devcloud.Record) bool {
+			_, _, ok := routed(recs)
+			return ok
+		})
+		if err == nil {
+			require.NoError(t, dc.WaitFor(ctx, func(recs []devcloud.Record) bool {
+				events, lines, _ := routed(recs)
+				return events == sent && lines == sent
+			}), "every probe arrives")
+			return len(dc.Records())
+		}
+		require.NoError(t, ctx.Err(), "the side streams never carried a probe")
+	}
+}
+
 func podLines(recs []devcloud.Record) int {
 	n := 0
-	for _, p := range payloads(recs) {
-		if pl, ok := p.payload.(*cloudv1.PodLogs); ok {
+	for _, r := range recs {
+		if pl, ok := r.Payload.(*cloudv1.PodLogs); ok {
 			n += len(pl.GetLogEntries())
 		}
 	}
@@ -104,7 +150,7 @@ func podLines(recs []devcloud.Record) int {
 // the operator reconnects, and every record the collector accepted arrives exactly once.
 func TestCloudRestartLosesNothing(t *testing.T) {
 	certs := newCerts(t)
-	first := startDevcloud(t, certs, "127.0.0.1:0", false)
+	first := startDevcloud(t, devcloud.Config{CertsDir: certs})
 	addr := first.Addr()
 	otlp := startCollector(t, addr, certs)
 	ctx := testCtx(t, 60*time.Second)
@@ -133,7 +179,7 @@ func TestCloudRestartLosesNothing(t *testing.T) {
 	<-sent
 	s.flush(t)
 
-	second := startDevcloud(t, certs, addr, false)
+	second := startDevcloud(t, devcloud.Config{CertsDir: certs, Listen: addr})
 	require.NoError(t, second.WaitFor(ctx, func(recs []devcloud.Record) bool {
 		uids, _ := eventUIDs(recs)
 		return len(uids)+len(beforeRestart) >= total

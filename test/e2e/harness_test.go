@@ -18,24 +18,20 @@ import (
 	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
 	"go.opentelemetry.io/collector/otelcol"
 	"go.uber.org/zap/zaptest"
-	"google.golang.org/protobuf/proto"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/components"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
 )
 
-// startDevcloud starts a reference cloud on listen (":0" style for a fresh port) that
-// heartbeats fast, so liveness paths run during the test too.
-func startDevcloud(t *testing.T, certs, listen string, old bool) *devcloud.Server {
+// startDevcloud starts a reference cloud configured by cfg (CertsDir is required; Listen
+// and AdminListen may be "127.0.0.1:0" style for a fresh port) that heartbeats fast, so
+// liveness paths run during the test too.
+func startDevcloud(t *testing.T, cfg devcloud.Config) *devcloud.Server {
 	t.Helper()
-	dc, err := devcloud.New(devcloud.Config{
-		Listen:            listen,
-		CertsDir:          certs,
-		HeartbeatInterval: 200 * time.Millisecond,
-		OldServer:         old,
-		DrainTimeout:      5 * time.Second,
-	}, zaptest.NewLogger(t))
+	cfg.HeartbeatInterval = 200 * time.Millisecond
+	cfg.DrainTimeout = 5 * time.Second
+	dc, err := devcloud.New(cfg, zaptest.NewLogger(t))
 	require.NoError(t, err)
 	require.NoError(t, dc.Start())
 	t.Cleanup(dc.Kill)
@@ -153,33 +149,13 @@ func runCollector(t *testing.T, config string) error {
 	return newCollector(t, config).Run(ctx)
 }
 
-// payloads returns, in arrival order, the inner messages of every envelope the cloud
-// received, each with the stream it came on.
-type received struct {
-	stream  string
-	payload proto.Message
-}
-
-func payloads(recs []devcloud.Record) []received {
-	var out []received
-	for _, r := range recs {
-		m := r.Message.ProtoReflect()
-		fd := m.WhichOneof(m.Descriptor().Oneofs().Get(0))
-		if fd == nil {
-			continue
-		}
-		out = append(out, received{stream: string(r.Stream), payload: m.Get(fd).Message().Interface()})
-	}
-	return out
-}
-
 // eventUIDs counts KubernetesEvents by uid, with the streams they arrived on.
 func eventUIDs(recs []devcloud.Record) (map[string]int, map[string]int) {
 	uids, streams := map[string]int{}, map[string]int{}
-	for _, p := range payloads(recs) {
-		if ev, ok := p.payload.(*cloudv1.KubernetesEvent); ok {
+	for _, r := range recs {
+		if ev, ok := r.Payload.(*cloudv1.KubernetesEvent); ok {
 			uids[ev.GetUid()]++
-			streams[p.stream]++
+			streams[string(r.Stream)]++
 		}
 	}
 	return uids, streams

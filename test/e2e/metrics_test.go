@@ -61,10 +61,7 @@ type pod struct {
 func TestMetricsQueryFromCloud(t *testing.T) {
 	ctl := buildDevcloudCLI(t)
 	certs := newCerts(t)
-	dc, err := devcloud.New(devcloud.Config{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", CertsDir: certs}, nil)
-	require.NoError(t, err)
-	require.NoError(t, dc.Start())
-	t.Cleanup(dc.Kill)
+	dc := startDevcloud(t, devcloud.Config{CertsDir: certs, AdminListen: "127.0.0.1:0"})
 	otlp := freeAddr(t)
 	startWithConfig(t, fmt.Sprintf(metricsConfig, dc.Addr(), certs, otlp))
 	ctx := testCtx(t, 60*time.Second)

@@ -106,10 +106,7 @@ func TestWorkloadsFromTheKubernetesAPI(t *testing.T) {
 	}, 30*time.Second, 50*time.Millisecond, "the controllers create the pods")
 
 	certs := newCerts(t)
-	dc, err := devcloud.New(devcloud.Config{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", CertsDir: certs}, nil)
-	require.NoError(t, err)
-	require.NoError(t, dc.Start())
-	t.Cleanup(dc.Kill)
+	dc := startDevcloud(t, devcloud.Config{CertsDir: certs, AdminListen: "127.0.0.1:0"})
 	otlp, als := freeAddr(t), freeAddr(t)
 	startWithConfig(t, fmt.Sprintf(workloadsConfig, dc.Addr(), certs, otlp, als))
 	require.NoError(t, dc.WaitStatus(ctx, func(s devcloud.Status) bool { return len(s.Operators) == 1 && s.Operators[0].Committed }))
@@ -159,8 +156,8 @@ func TestWorkloadsFromTheKubernetesAPI(t *testing.T) {
 	}))
 	var got *cloudv1.L7AccessLog
 	require.NoError(t, dc.WaitFor(ctx, func(recs []devcloud.Record) bool {
-		for _, p := range payloads(recs) {
-			if l, ok := p.payload.(*cloudv1.L7AccessLog); ok {
+		for _, r := range recs {
+			if l, ok := r.Payload.(*cloudv1.L7AccessLog); ok {
 				got = l
 				return true
 			}

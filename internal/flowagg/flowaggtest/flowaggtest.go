@@ -81,45 +81,48 @@ func Start(t *testing.T) *Pipeline {
 	require.NoError(t, ext.(extensioncapabilities.PipelineWatcher).Ready())
 
 	p := &Pipeline{Logs: exp, Cloud: cloud, exp: exp, ext: ext}
-	t.Cleanup(func() { p.Shutdown(t) })
+	t.Cleanup(func() { p.shutdown(t) })
 	conn := ext.(cloudconn.Provider).Connection()
 	require.Eventually(t, func() bool { return conn.State() == cloudconn.Ready }, 20*time.Second, 5*time.Millisecond)
 	return p
 }
 
-// Shutdown shuts the exporter down (sending what it has queued) and then the extension.
-func (p *Pipeline) Shutdown(t *testing.T) {
+// shutdown shuts the exporter down (sending what it has queued) and then the extension.
+func (p *Pipeline) shutdown(t *testing.T) {
 	p.once.Do(func() {
 		require.NoError(t, p.exp.Shutdown(context.Background()))
 		require.NoError(t, p.ext.Shutdown(context.Background()))
 	})
 }
 
-// Payloads returns the payloads the cloud received whose type is that of want (e.g.
-// &cloudv1.Flow{}), whichever stream carried them.
-func (p *Pipeline) Payloads(want proto.Message) []proto.Message {
-	return payloads(p.Cloud.Records(), want)
-}
-
-func payloads(records []devcloud.Record, want proto.Message) []proto.Message {
-	name := want.ProtoReflect().Descriptor().FullName()
-	var out []proto.Message
-	for _, r := range records {
-		m := r.Message.ProtoReflect()
-		fd := m.WhichOneof(m.Descriptor().Oneofs().Get(0))
-		if fd == nil || fd.Message() == nil || fd.Message().FullName() != name {
-			continue
-		}
-		out = append(out, m.Get(fd).Message().Interface())
-	}
-	return out
-}
-
-// WaitPayloads waits until the payloads of want's type satisfy done.
+// WaitPayloads waits until the payloads the cloud received whose type is that of want
+// (e.g. &cloudv1.Flow{}) satisfy done, and returns them. Each must have arrived on
+// StreamFlows, where the protocol routes flows and access logs when the cloud offers it
+// (as this one does); StreamData can carry them too, so arriving is not enough.
 func (p *Pipeline) WaitPayloads(t *testing.T, want proto.Message, done func([]proto.Message) bool) []proto.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	require.NoError(t, p.Cloud.WaitFor(ctx, func(records []devcloud.Record) bool { return done(payloads(records, want)) }))
-	return p.Payloads(want)
+	records := p.Cloud.Records()
+	for _, r := range records {
+		if hasType(r, want) {
+			require.Equalf(t, cloudconn.StreamFlows, r.Stream, "a %T arrived on the wrong stream", want)
+		}
+	}
+	return payloads(records, want)
+}
+
+func payloads(records []devcloud.Record, want proto.Message) []proto.Message {
+	var out []proto.Message
+	for _, r := range records {
+		if hasType(r, want) {
+			out = append(out, r.Payload)
+		}
+	}
+	return out
+}
+
+func hasType(r devcloud.Record, want proto.Message) bool {
+	return r.Payload != nil && r.Payload.ProtoReflect().Type() == want.ProtoReflect().Type()
 }
