@@ -90,14 +90,7 @@ func (e *kestrelExporter) shutdown(context.Context) error {
 // behind the failed and later payloads, so a retry resends only what was not sent.
 func (e *kestrelExporter) pushLogs(ctx context.Context, ld plog.Logs) error {
 	res := e.mapper.Map(ld)
-	for _, d := range res.Drops {
-		e.dropped(ctx, d.EventName, string(d.Reason), d.Count)
-		e.logger.Debug("Dropped log records that map to no cloud.v1 message",
-			zap.String("event_name", d.EventName),
-			zap.String("reason", string(d.Reason)),
-			zap.String("attribute", d.Detail),
-			zap.Int("records", d.Count))
-	}
+	reportDrops(ctx, e.logger, e.dropped, res.Drops)
 	for i, it := range res.Items {
 		err := e.conn.Send(ctx, it.Payload)
 		if err == nil {
@@ -128,4 +121,16 @@ func (e *kestrelExporter) dropped(ctx context.Context, eventName, reason string,
 		attribute.String("event_name", eventName),
 		attribute.String("reason", reason),
 	))
+}
+
+// reportDrops counts, through dropped, and logs the records that Map dropped.
+func reportDrops(ctx context.Context, logger *zap.Logger, dropped func(context.Context, string, string, int), drops []logmap.Drop) {
+	for _, d := range drops {
+		dropped(ctx, d.EventName, string(d.Reason), d.Count)
+		logger.Debug("Dropped log records that map to no cloud.v1 message",
+			zap.String("event_name", d.EventName),
+			zap.String("reason", string(d.Reason)),
+			zap.String("attribute", d.Detail),
+			zap.Int("records", d.Count))
+	}
 }

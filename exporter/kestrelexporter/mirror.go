@@ -65,14 +65,16 @@ type mirrorKey struct {
 }
 
 type entry struct {
-	key     mirrorKey
-	seq     uint64 // creation order, which replays keep within a kind
-	data    []byte // the message, action unset, deterministically marshalled
-	action  cloudv1.Action
-	deleted bool          // a DELETE waits to be sent; the entry goes once it is
-	epoch   uint64        // snapshot epoch of the last record about the object
-	dirty   *list.Element // place in the send order; nil when there is nothing to send
+	key    mirrorKey
+	seq    uint64 // creation order, which replays keep within a kind
+	data   []byte // the message, action unset, deterministically marshalled
+	action cloudv1.Action
+	epoch  uint64        // snapshot epoch of the last record about the object
+	dirty  *list.Element // place in the send order; nil when there is nothing to send
 }
+
+// deleted reports whether a DELETE waits to be sent; the entry goes once it is.
+func (e *entry) deleted() bool { return e.action == cloudv1.Action_ACTION_DELETE }
 
 // identify returns the mirror key of an inventory message.
 func identify(m proto.Message) (mirrorKey, bool) {
@@ -137,10 +139,10 @@ func newMessage(k kind) proto.Message {
 	}
 }
 
-// message rebuilds the entry's message with the given action.
-func (e *entry) message(a cloudv1.Action) (proto.Message, error) {
-	m := newMessage(e.key.kind)
-	if err := proto.Unmarshal(e.data, m); err != nil {
+// decode rebuilds the message of kind k that data holds, with the given action.
+func decode(k kind, data []byte, a cloudv1.Action) (proto.Message, error) {
+	m := newMessage(k)
+	if err := proto.Unmarshal(data, m); err != nil {
 		return nil, err
 	}
 	setAction(m, a)
@@ -170,11 +172,10 @@ type mirror struct {
 	flags     *cloudv1.InventoryCommit // from the latest snapshot_complete; nil before the first
 	primed    chan struct{}            // closed by the first snapshot_complete
 	announced chan struct{}            // closed by the first snapshot_start: a source is coming
-	// committed: the current session's InventoryCommit carried sessionFlags, after a
-	// replay of a primed mirror (sessionPrimed) or not.
-	committed     bool
-	sessionFlags  *cloudv1.InventoryCommit
-	sessionPrimed bool
+	// committed: the current session's InventoryCommit went out, with sessionFlags (nil
+	// when it went out before the first snapshot was complete).
+	committed    bool
+	sessionFlags *cloudv1.InventoryCommit
 	// resync asks the sender to send every object and an InventoryCommit, because the
 	// cloud's committed view is incomplete (committed before the first snapshot) or its
 	// integration flags changed.
@@ -197,66 +198,11 @@ func newMirror(logger *zap.Logger, tb *metadata.TelemetryBuilder, snapshotTimeou
 	}
 }
 
-// split separates inventory records from the rest. It returns ld itself for the side that
-// has everything, so the common case of a batch without inventory copies nothing.
+// split separates inventory records from the rest. The side that has everything is ld
+// itself, so the common case of a batch without inventory copies nothing.
 func split(ld plog.Logs) (inventory, rest plog.Logs) {
-	n, inv := 0, 0
-	rls := ld.ResourceLogs()
-	for i := 0; i < rls.Len(); i++ {
-		sls := rls.At(i).ScopeLogs()
-		for j := 0; j < sls.Len(); j++ {
-			lrs := sls.At(j).LogRecords()
-			for k := 0; k < lrs.Len(); k++ {
-				n++
-				if logmap.IsInventory(lrs.At(k).EventName()) {
-					inv++
-				}
-			}
-		}
-	}
-	switch inv {
-	case 0:
-		return plog.NewLogs(), ld
-	case n:
-		return ld, plog.NewLogs()
-	}
-	inventory, rest = plog.NewLogs(), plog.NewLogs()
-	for i := 0; i < rls.Len(); i++ {
-		rl := rls.At(i)
-		var dst [2]plog.ResourceLogs
-		var have [2]bool
-		sls := rl.ScopeLogs()
-		for j := 0; j < sls.Len(); j++ {
-			sl := sls.At(j)
-			var dsl [2]plog.ScopeLogs
-			var haveSL [2]bool
-			lrs := sl.LogRecords()
-			for k := 0; k < lrs.Len(); k++ {
-				side := 1
-				if logmap.IsInventory(lrs.At(k).EventName()) {
-					side = 0
-				}
-				if !have[side] {
-					out := inventory
-					if side == 1 {
-						out = rest
-					}
-					dst[side] = out.ResourceLogs().AppendEmpty()
-					rl.Resource().CopyTo(dst[side].Resource())
-					dst[side].SetSchemaUrl(rl.SchemaUrl())
-					have[side] = true
-				}
-				if !haveSL[side] {
-					dsl[side] = dst[side].ScopeLogs().AppendEmpty()
-					sl.Scope().CopyTo(dsl[side].Scope())
-					dsl[side].SetSchemaUrl(sl.SchemaUrl())
-					haveSL[side] = true
-				}
-				lrs.At(k).CopyTo(dsl[side].LogRecords().AppendEmpty())
-			}
-		}
-	}
-	return inventory, rest
+	isInventory := func(_ int, lr plog.LogRecord) bool { return logmap.IsInventory(lr.EventName()) }
+	return logmap.Filter(ld, isInventory), logmap.Filter(ld, func(i int, lr plog.LogRecord) bool { return !isInventory(i, lr) })
 }
 
 // absorb applies the inventory records of ld to the mirror and returns the other records.
@@ -266,12 +212,7 @@ func (m *mirror) absorb(ctx context.Context, mapper *logmap.Mapper, ld plog.Logs
 		return rest
 	}
 	res := mapper.Map(inv)
-	for _, d := range res.Drops {
-		m.dropped(ctx, d.EventName, string(d.Reason), d.Count)
-		m.logger.Debug("Dropped inventory records that map to no cloud.v1 message",
-			zap.String("event_name", d.EventName), zap.String("reason", string(d.Reason)),
-			zap.String("attribute", d.Detail), zap.Int("records", d.Count))
-	}
+	reportDrops(ctx, m.logger, m.dropped, res.Drops)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	res.Each(inv, func(lr plog.LogRecord, it *logmap.Item) {
@@ -310,14 +251,14 @@ func (m *mirror) applyLocked(ctx context.Context, it *logmap.Item) {
 	}
 	e := m.entries[key]
 	if action == cloudv1.Action_ACTION_DELETE {
-		if e == nil || e.deleted {
+		if e == nil || e.deleted() {
 			return
 		}
-		e.data, e.action, e.deleted = data, action, true
+		e.data, e.action = data, action
 		m.markLocked(e)
 		return
 	}
-	if e != nil && !e.deleted && bytes.Equal(e.data, data) {
+	if e != nil && !e.deleted() && bytes.Equal(e.data, data) {
 		e.epoch = m.epoch // unchanged: nothing to send, but the snapshot saw it
 		return
 	}
@@ -326,7 +267,7 @@ func (m *mirror) applyLocked(ctx context.Context, it *logmap.Item) {
 		e = &entry{key: key, seq: m.seq}
 		m.entries[key] = e
 	}
-	e.data, e.action, e.deleted, e.epoch = data, action, false, m.epoch
+	e.data, e.action, e.epoch = data, action, m.epoch
 	m.markLocked(e)
 }
 
@@ -349,8 +290,8 @@ func (m *mirror) signal() {
 func (m *mirror) commitLocked(c *cloudv1.InventoryCommit) {
 	if m.sweepFrom != 0 {
 		for _, e := range m.entries {
-			if !e.deleted && e.epoch < m.sweepFrom {
-				e.action, e.deleted = cloudv1.Action_ACTION_DELETE, true
+			if !e.deleted() && e.epoch < m.sweepFrom {
+				e.action = cloudv1.Action_ACTION_DELETE
 				m.markLocked(e)
 			}
 		}
@@ -358,7 +299,7 @@ func (m *mirror) commitLocked(c *cloudv1.InventoryCommit) {
 	}
 	m.flags = c
 	closeOnce(m.primed)
-	if m.committed && (!m.sessionPrimed || !proto.Equal(c, m.sessionFlags)) {
+	if m.committed && (m.sessionFlags == nil || !proto.Equal(c, m.sessionFlags)) {
 		m.resync = true
 		m.signal()
 	}
@@ -405,7 +346,7 @@ func (m *mirror) snapshot(ctx context.Context, send func(proto.Message) error) (
 				m.logger.Info("Waiting for the first inventory snapshot before committing")
 				timeout, announced = nil, nil
 			case <-timeout:
-				m.logger.Warn("No inventory source and no snapshot yet; committing what there is (see initial_snapshot_timeout)",
+				m.logger.Warn("An inventory source is running but has not started a snapshot; committing what there is (see initial_snapshot_timeout)",
 					zap.Duration("initial_snapshot_timeout", m.snapshotTimeout))
 				break wait
 			case <-ctx.Done():
@@ -416,39 +357,17 @@ func (m *mirror) snapshot(ctx context.Context, send func(proto.Message) error) (
 	m.sendMu.Lock()
 	defer m.sendMu.Unlock()
 	m.mu.Lock()
-	var byKind [numKinds][]*entry
-	for k, e := range m.entries {
-		e.dirty = nil
-		if e.deleted {
-			// The commit replaces the cloud's inventory: deleted objects need no DELETE.
-			delete(m.entries, k)
-			continue
-		}
-		byKind[e.key.kind] = append(byKind[e.key.kind], e)
+	deleted, live := m.takeAllLocked()
+	for _, t := range deleted {
+		// The commit replaces the cloud's inventory: deleted objects need no DELETE.
+		delete(m.entries, t.e.key)
 	}
-	m.order.Init()
-	m.resync = false
 	flags := m.flags
-	primed := isClosed(m.primed)
-	// The entries' data is replaced, never modified, so it can be read unlocked.
-	snapshot := make([]struct {
-		key  mirrorKey
-		data []byte
-	}, 0, len(m.entries))
 	m.recordSizeLocked(ctx)
-	for _, es := range byKind {
-		slices.SortFunc(es, func(a, b *entry) int { return cmp.Compare(a.seq, b.seq) })
-		for _, e := range es {
-			snapshot = append(snapshot, struct {
-				key  mirrorKey
-				data []byte
-			}{e.key, e.data})
-		}
-	}
 	m.mu.Unlock()
 
-	for _, s := range snapshot {
-		msg, err := (&entry{key: s.key, data: s.data}).message(cloudv1.Action_ACTION_CREATE)
+	for _, t := range live {
+		msg, err := decode(t.e.key.kind, t.data, cloudv1.Action_ACTION_CREATE)
 		if err == nil {
 			err = send(msg)
 		}
@@ -456,14 +375,40 @@ func (m *mirror) snapshot(ctx context.Context, send func(proto.Message) error) (
 			return nil, fmt.Errorf("replaying the inventory: %w", err)
 		}
 	}
-	m.telemetry.KestrelExporterInventoryMessagesSent.Add(ctx, int64(len(snapshot)), metric.WithAttributes(attribute.String("trigger", "snapshot")))
+	m.telemetry.KestrelExporterInventoryMessagesSent.Add(ctx, int64(len(live)), metric.WithAttributes(attribute.String("trigger", "snapshot")))
 	m.mu.Lock()
-	m.committed, m.sessionFlags, m.sessionPrimed = true, flags, primed
+	m.committed, m.sessionFlags = true, flags
 	m.mu.Unlock()
 	if flags == nil {
 		flags = &cloudv1.InventoryCommit{}
 	}
 	return flags, nil
+}
+
+// taken is an entry and its data as they were when taken for sending. An entry's data is
+// replaced, never modified, so it can be read unlocked.
+type taken struct {
+	e    *entry
+	data []byte
+}
+
+// takeAllLocked empties the send order for a replay of the whole mirror. It returns the
+// entries that wait for a DELETE, and all others in snapshot order: by kind, then creation.
+func (m *mirror) takeAllLocked() (deleted, live []taken) {
+	for _, e := range m.entries {
+		e.dirty = nil
+		if e.deleted() {
+			deleted = append(deleted, taken{e, e.data})
+		} else {
+			live = append(live, taken{e, e.data})
+		}
+	}
+	slices.SortFunc(live, func(a, b taken) int {
+		return cmp.Or(cmp.Compare(a.e.key.kind, b.e.key.kind), cmp.Compare(a.e.seq, b.e.seq))
+	})
+	m.order.Init()
+	m.resync = false
+	return deleted, live
 }
 
 func closeOnce(ch chan struct{}) {
@@ -542,10 +487,10 @@ func (m *mirror) sendNext(ctx context.Context, conn cloudconn.Connection, timeou
 	e := front.Value.(*entry)
 	m.order.Remove(front)
 	e.dirty = nil
-	data, action, deleted := e.data, e.action, e.deleted
+	data, action := e.data, e.action
 	m.mu.Unlock()
 
-	msg, err := (&entry{key: e.key, data: data}).message(action)
+	msg, err := decode(e.key.kind, data, action)
 	if err == nil {
 		err = conn.Send(sendCtx, msg)
 	}
@@ -559,7 +504,7 @@ func (m *mirror) sendNext(ctx context.Context, conn cloudconn.Connection, timeou
 		} else {
 			m.telemetry.KestrelExporterInventoryMessagesSent.Add(ctx, 1, metric.WithAttributes(attribute.String("trigger", "change")))
 		}
-		if deleted && e.deleted && e.dirty == nil && m.entries[e.key] == e {
+		if action == cloudv1.Action_ACTION_DELETE && e.deleted() && e.dirty == nil && m.entries[e.key] == e {
 			delete(m.entries, e.key)
 			m.recordSizeLocked(ctx)
 		}
@@ -578,36 +523,9 @@ func (m *mirror) sendNext(ctx context.Context, conn cloudconn.Connection, timeou
 // commit then covers the whole inventory.
 func (m *mirror) resyncAll(ctx context.Context, conn cloudconn.Connection) error {
 	m.mu.Lock()
-	var deletes, live []*entry
-	for _, e := range m.entries {
-		if e.deleted {
-			deletes = append(deletes, e)
-		} else {
-			live = append(live, e)
-		}
-	}
-	type out struct {
-		e      *entry
-		data   []byte
-		action cloudv1.Action
-	}
-	msgs := make([]out, 0, len(m.entries))
-	for _, e := range deletes {
-		msgs = append(msgs, out{e, e.data, cloudv1.Action_ACTION_DELETE})
-	}
-	slices.SortFunc(live, func(a, b *entry) int {
-		return cmp.Or(cmp.Compare(a.key.kind, b.key.kind), cmp.Compare(a.seq, b.seq))
-	})
-	for _, e := range live {
-		msgs = append(msgs, out{e, e.data, cloudv1.Action_ACTION_CREATE})
-	}
-	for _, e := range m.entries {
-		e.dirty = nil
-	}
-	m.order.Init()
-	m.resync = false
+	deleted, live := m.takeAllLocked()
+	// A resync follows a snapshot_complete, so the flags are set.
 	flags := m.flags
-	primed := isClosed(m.primed)
 	m.mu.Unlock()
 
 	fail := func(err error) error {
@@ -616,8 +534,12 @@ func (m *mirror) resyncAll(ctx context.Context, conn cloudconn.Connection) error
 		m.mu.Unlock()
 		return err
 	}
-	for _, o := range msgs {
-		msg, err := (&entry{key: o.e.key, data: o.data}).message(o.action)
+	for i, t := range append(deleted, live...) {
+		action := cloudv1.Action_ACTION_CREATE
+		if i < len(deleted) {
+			action = cloudv1.Action_ACTION_DELETE
+		}
+		msg, err := decode(t.e.key.kind, t.data, action)
 		if err == nil {
 			err = conn.Send(ctx, msg)
 		}
@@ -625,21 +547,18 @@ func (m *mirror) resyncAll(ctx context.Context, conn cloudconn.Connection) error
 			return fail(err)
 		}
 	}
-	if flags == nil {
-		flags = &cloudv1.InventoryCommit{}
-	}
 	if err := conn.Send(ctx, flags); err != nil {
 		return fail(err)
 	}
-	m.telemetry.KestrelExporterInventoryMessagesSent.Add(ctx, int64(len(msgs)+1), metric.WithAttributes(attribute.String("trigger", "resync")))
+	m.telemetry.KestrelExporterInventoryMessagesSent.Add(ctx, int64(len(deleted)+len(live)+1), metric.WithAttributes(attribute.String("trigger", "resync")))
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, o := range msgs {
-		if o.action == cloudv1.Action_ACTION_DELETE && o.e.dirty == nil && m.entries[o.e.key] == o.e {
-			delete(m.entries, o.e.key)
+	for _, t := range deleted {
+		if t.e.dirty == nil && m.entries[t.e.key] == t.e {
+			delete(m.entries, t.e.key)
 		}
 	}
 	m.recordSizeLocked(ctx)
-	m.sessionFlags, m.sessionPrimed = flags, primed
+	m.sessionFlags = flags
 	return nil
 }

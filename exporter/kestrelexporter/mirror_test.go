@@ -21,6 +21,7 @@ import (
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/exporter/kestrelexporter/internal/metadatatest"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
+	"github.com/kestrelai/otelcol-kestrel/internal/inventorysources"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 )
 
@@ -315,6 +316,25 @@ func TestMirrorResyncsWhenTheFirstCommitWasEarly(t *testing.T) {
 	waitPayloads(t, conn, ns("a", cloudv1.Action_ACTION_CREATE, nil), &cloudv1.InventoryCommit{HasArgocd: true})
 }
 
+func TestMirrorResyncSendsPendingDeletesAndForgetsThem(t *testing.T) {
+	conn := newSessionConn()
+	exp, tt := newMirrorExporter(t, conn, func(cfg *Config) { cfg.InitialSnapshotTimeout = 0 })
+	ctx := context.Background()
+	require.NoError(t, conn.connect(ctx))
+	conn.reset()
+
+	// One batch, absorbed at once: a is created and deleted before the sender sees it, and
+	// the first snapshot completes, so a resync goes out with a's DELETE pending.
+	require.NoError(t, exp.ConsumeLogs(ctx, invLogs(t, nsRec("a", schema.ActionCreate), nsRec("a", schema.ActionDelete), startRec, nsRec("b", schema.ActionCreate), doneRec)))
+	waitPayloads(t, conn, ns("a", cloudv1.Action_ACTION_DELETE, nil), ns("b", cloudv1.Action_ACTION_CREATE, nil), &cloudv1.InventoryCommit{HasFlux: true})
+
+	// Once the sender sends the next change it is done with the resync: a is forgotten.
+	conn.reset()
+	require.NoError(t, exp.ConsumeLogs(ctx, invLogs(t, nsRec("c", schema.ActionCreate))))
+	waitPayloads(t, conn, ns("c", cloudv1.Action_ACTION_CREATE, nil))
+	metadatatest.AssertEqualKestrelExporterInventoryObjects(t, tt, []metricdata.DataPoint[int64]{{Value: 2}}, metricdatatest.IgnoreTimestamp())
+}
+
 func TestMirrorSweepsObjectsAFreshSnapshotDoesNotMention(t *testing.T) {
 	conn := newSessionConn()
 	exp, _ := newMirrorExporter(t, conn, nil)
@@ -427,6 +447,7 @@ func TestSplitKeepsResourcesAndOrder(t *testing.T) {
 	inv, rest = split(onlyEvents)
 	assert.Equal(t, 0, inv.LogRecordCount())
 	assert.Equal(t, onlyEvents, rest, "a batch without inventory passes through uncopied")
+	assert.True(t, rest == onlyEvents, "the same plog.Logs, not a copy")
 }
 
 func TestEventsWaitForTheCloud(t *testing.T) {
@@ -485,9 +506,29 @@ func TestMirrorWaitsForAnAnnouncedSourceBeyondTheTimeout(t *testing.T) {
 	assertPayloads(t, []proto.Message{ns("a", cloudv1.Action_ACTION_CREATE, nil), &cloudv1.InventoryCommit{HasFlux: true}}, conn.payloads())
 }
 
-func TestMirrorCommitsAfterTheTimeoutWithoutASource(t *testing.T) {
+func TestMirrorCommitsAtOnceWithoutASource(t *testing.T) {
 	conn := newSessionConn()
-	newMirrorExporter(t, conn, func(cfg *Config) { cfg.InitialSnapshotTimeout = 20 * time.Millisecond })
+	newMirrorExporter(t, conn, nil) // initial_snapshot_timeout: waitFor
+	start := time.Now()
 	require.NoError(t, conn.connect(context.Background()))
+	assert.Less(t, time.Since(start), waitFor, "nothing to wait for without an inventory source")
+	assertPayloads(t, []proto.Message{&cloudv1.InventoryCommit{}}, conn.payloads())
+}
+
+func TestMirrorCommitsAfterTheTimeoutWhenARunningSourceAnnouncesNothing(t *testing.T) {
+	t.Cleanup(inventorysources.Register())
+	const timeout = 100 * time.Millisecond
+	conn := newSessionConn()
+	newMirrorExporter(t, conn, func(cfg *Config) { cfg.InitialSnapshotTimeout = timeout })
+	start := time.Now()
+	connected := make(chan error, 1)
+	go func() { connected <- conn.connect(context.Background()) }()
+	select {
+	case err := <-connected:
+		require.NoError(t, err)
+	case <-time.After(waitFor):
+		t.Fatal("the commit did not go out after the timeout")
+	}
+	assert.GreaterOrEqual(t, time.Since(start), timeout, "the commit waited for the source")
 	assertPayloads(t, []proto.Message{&cloudv1.InventoryCommit{}}, conn.payloads())
 }

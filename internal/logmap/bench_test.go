@@ -29,6 +29,22 @@ func BenchmarkMap(b *testing.B) {
 	for range 10 {
 		logsOf(b, eventRecord()).ResourceLogs().MoveAndAppendTo(ld.ResourceLogs())
 	}
+	benchmarkMap(b, ld)
+}
+
+// BenchmarkMapFlowsAndOneLogLine maps a full batch of flows that carries one application
+// log line, so that what the line costs does not grow with the batch.
+func BenchmarkMapFlowsAndOneLogLine(b *testing.B) {
+	ld := plog.NewLogs()
+	sl := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty()
+	for range 8191 {
+		appendRecord(b, sl, flowRecord())
+	}
+	logsOf(b, podRecord("web-0", "app", "GET /api/v1/orders 200 12ms user=42", 0)).ResourceLogs().MoveAndAppendTo(ld.ResourceLogs())
+	benchmarkMap(b, ld)
+}
+
+func benchmarkMap(b *testing.B, ld plog.Logs) {
 	n := ld.LogRecordCount()
 	m := NewMapper(nil)
 	b.ReportAllocs()

@@ -11,9 +11,9 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 )
 
-// netEndpointKeys names the attributes of one end of a flow or access log.
+// netEndpointKeys names the identity attributes of one end of a flow or access log.
 type netEndpointKeys struct {
-	namespace, pod, kind, name, service, identity, labels, address, port string
+	namespace, pod, kind, name, service, identity, labels string
 }
 
 var (
@@ -21,13 +21,11 @@ var (
 		namespace: schema.AttrSourceNamespace, pod: schema.AttrSourcePod,
 		kind: schema.AttrSourceWorkloadKind, name: schema.AttrSourceWorkloadName,
 		identity: schema.AttrCiliumSourceIdentity, labels: schema.AttrCiliumSourceLabels,
-		address: schema.AttrSourceAddress, port: schema.AttrSourcePort,
 	}
 	netDestKeys = netEndpointKeys{
 		namespace: schema.AttrDestNamespace, pod: schema.AttrDestPod,
 		kind: schema.AttrDestWorkloadKind, name: schema.AttrDestWorkloadName, service: schema.AttrDestService,
 		identity: schema.AttrCiliumDestIdentity, labels: schema.AttrCiliumDestLabels,
-		address: schema.AttrDestinationAddress, port: schema.AttrDestinationPort,
 	}
 )
 
@@ -74,8 +72,8 @@ func (e netEndpoint) flowEndpoint() *cloudv1.Endpoint {
 
 // l7Endpoint names an access-log endpoint: its workload, else its pod, else (for the
 // destination of outbound requests) its Service.
-func (e netEndpoint) l7Endpoint(ip string, port int64) *cloudv1.L7Endpoint {
-	out := &cloudv1.L7Endpoint{Ip: ip, Port: uint32(port), Namespace: e.namespace, ServiceName: e.service}
+func (e netEndpoint) l7Endpoint(ip string, port uint32) *cloudv1.L7Endpoint {
+	out := &cloudv1.L7Endpoint{Ip: ip, Port: port, Namespace: e.namespace, ServiceName: e.service}
 	switch {
 	case e.kind != "" && e.name != "":
 		out.Kind, out.Name = e.kind, e.name
@@ -122,8 +120,8 @@ func (b *batch) l7AccessLog(r *record) (int, Reason, string) {
 	cluster := rd.str(schema.AttrEnvoyUpstreamCluster)
 	flags := rd.strs(schema.AttrEnvoyResponseFlags)
 	l := &cloudv1.L7AccessLog{
-		Source:        rd.netEndpoint(netSourceKeys).l7Endpoint(srcIP, int64(rd.netPort(schema.AttrSourcePort))),
-		Destination:   rd.netEndpoint(netDestKeys).l7Endpoint(rd.str(schema.AttrDestinationAddress), int64(rd.netPort(schema.AttrDestinationPort))),
+		Source:        rd.netEndpoint(netSourceKeys).l7Endpoint(srcIP, rd.netPort(schema.AttrSourcePort)),
+		Destination:   rd.netEndpoint(netDestKeys).l7Endpoint(rd.str(schema.AttrDestinationAddress), rd.netPort(schema.AttrDestinationPort)),
 		Protocol:      "TCP",
 		DurationMs:    rd.int(schema.AttrEnvoyDurationMs),
 		BytesSent:     uint64(rd.int(schema.AttrEnvoyUpstreamBytesSent)),
@@ -282,6 +280,8 @@ func (rd *reader) netPort(key string) uint32 {
 	return uint32(p)
 }
 
+// strList returns the strings of s, nil when it is empty or holds a non-string (which
+// fails key).
 func (rd *reader) strList(key string, s pcommon.Slice) []string {
 	if s.Len() == 0 {
 		return nil

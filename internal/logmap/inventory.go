@@ -638,20 +638,7 @@ func (rd *reader) strs(key string) []string {
 		rd.fail(ReasonInvalidAttribute, key)
 		return nil
 	}
-	s := v.Slice()
-	if s.Len() == 0 {
-		return nil
-	}
-	out := make([]string, 0, s.Len())
-	for i := 0; i < s.Len(); i++ {
-		e := s.At(i)
-		if e.Type() != pcommon.ValueTypeStr {
-			rd.fail(ReasonInvalidAttribute, key)
-			return nil
-		}
-		out = append(out, validUTF8(e.Str()))
-	}
-	return out
+	return rd.strList(key, v.Slice())
 }
 
 // prefixed collects the attributes under a template prefix (e.g. k8s.pod.label.) into a

@@ -65,13 +65,39 @@ type Result struct {
 }
 
 // Unsent returns the records of ld that went into Items[from:], with their resource and
-// scope, as a new plog.Logs. Dropped records are never part of it, so a retry neither resends
-// nor recounts them. ld must be the plog.Logs that Map produced r from.
+// scope. Dropped records are never part of it, so a retry neither resends nor recounts
+// them. ld must be the plog.Logs that Map produced r from.
 func (r *Result) Unsent(ld plog.Logs, from int) plog.Logs {
 	from = max(from, 0)
+	return Filter(ld, func(i int, _ plog.LogRecord) bool { return int(r.owner[i]) >= from })
+}
+
+// Filter returns the records of ld for which keep is true, with their resource and scope.
+// keep gets the record's index in traversal order and may be called twice per record. ld
+// is only read; it is returned itself when every record is kept, so that the common case
+// copies nothing.
+func Filter(ld plog.Logs, keep func(i int, lr plog.LogRecord) bool) plog.Logs {
+	n, kept := 0, 0
+	rls := ld.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		sls := rls.At(i).ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			lrs := sls.At(j).LogRecords()
+			for k := 0; k < lrs.Len(); k, n = k+1, n+1 {
+				if keep(n, lrs.At(k)) {
+					kept++
+				}
+			}
+		}
+	}
+	switch kept {
+	case n:
+		return ld
+	case 0:
+		return plog.NewLogs()
+	}
 	out := plog.NewLogs()
 	idx := 0
-	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
 		var orl plog.ResourceLogs
@@ -82,10 +108,8 @@ func (r *Result) Unsent(ld plog.Logs, from int) plog.Logs {
 			var osl plog.ScopeLogs
 			haveSL := false
 			lrs := sl.LogRecords()
-			for k := 0; k < lrs.Len(); k++ {
-				owner := r.owner[idx]
-				idx++
-				if int(owner) < from {
+			for k := 0; k < lrs.Len(); k, idx = k+1, idx+1 {
+				if !keep(idx, lrs.At(k)) {
 					continue
 				}
 				if !haveRL {
@@ -198,11 +222,28 @@ type batch struct {
 	groups    map[podKey]group
 	dropIdx   map[dropKey]int
 
-	// Slabs for the per-line messages: one allocation per batch instead of two per line.
-	// Their capacity is the record count and each record takes at most one element of
-	// each, so they never grow (growing would move messages that are already referenced).
+	// Slabs for the per-line messages, so that lines do not cost two allocations each. A
+	// full slab is replaced, never grown: growing would move messages that are already
+	// referenced.
 	entries []cloudv1.LogEntry
 	stamps  []timestamppb.Timestamp
+}
+
+// firstSlab is the size of a batch's first slab, so that a few log lines in a large batch
+// of other records cost little.
+const firstSlab = 64
+
+// next returns a new zero element of *slab, starting a new slab when it is full. Each new
+// slab is twice the size of the last, but no larger than the records left in the batch
+// (len(b.res.owner) is the index of the record being mapped).
+func next[T any](b *batch, slab *[]T) *T {
+	s := *slab
+	if len(s) == cap(s) {
+		s = make([]T, 0, min(max(firstSlab, 2*cap(s)), b.total-len(b.res.owner)))
+	}
+	s = s[:len(s)+1]
+	*slab = s
+	return &s[len(s)-1]
 }
 
 type podKey struct {
@@ -335,7 +376,7 @@ func (b *batch) podLog(r *record) (int, Reason, string) {
 		return -1, rd.reason, rd.detail
 	}
 
-	e := b.newEntry()
+	e := next(b, &b.entries)
 	e.Timestamp = b.entryTime(r.lr)
 	e.Message = validUTF8(r.lr.Body().AsString())
 	e.Level = level(r.lr)
@@ -368,15 +409,6 @@ func (b *batch) podLog(r *record) (int, Reason, string) {
 	return g.item, "", ""
 }
 
-func (b *batch) newEntry() *cloudv1.LogEntry {
-	if b.entries == nil {
-		b.entries = make([]cloudv1.LogEntry, 0, b.total)
-	}
-	n := len(b.entries)
-	b.entries = b.entries[:n+1]
-	return &b.entries[n]
-}
-
 // entryTime is the record time, else its observed time, else the collection time.
 func (b *batch) entryTime(lr plog.LogRecord) *timestamppb.Timestamp {
 	t := lr.Timestamp()
@@ -386,12 +418,7 @@ func (b *batch) entryTime(lr plog.LogRecord) *timestamppb.Timestamp {
 	if t == 0 {
 		return b.collection()
 	}
-	if b.stamps == nil {
-		b.stamps = make([]timestamppb.Timestamp, 0, b.total)
-	}
-	n := len(b.stamps)
-	b.stamps = b.stamps[:n+1]
-	ts := &b.stamps[n]
+	ts := next(b, &b.stamps)
 	ts.Seconds, ts.Nanos = split(t)
 	return ts
 }

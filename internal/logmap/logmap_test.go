@@ -1,6 +1,7 @@
 package logmap
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -424,7 +425,8 @@ func TestPodLogsAreCapped(t *testing.T) {
 		rl := ld.ResourceLogs().AppendEmpty()
 		require.NoError(t, rl.Resource().Attributes().FromRaw(r.resource))
 		sl := rl.ScopeLogs().AppendEmpty()
-		for range maxPodLogEntries + 1 {
+		for i := range maxPodLogEntries + 1 {
+			r.body, r.ts = strconv.Itoa(i), clock.Add(time.Duration(i)*time.Second)
 			appendRecord(t, sl, r)
 		}
 		res := NewMapper(fixedNow).Map(ld)
@@ -433,6 +435,12 @@ func TestPodLogsAreCapped(t *testing.T) {
 		assert.EqualValues(t, maxPodLogEntries, res.Items[0].Payload.(*cloudv1.PodLogs).TotalLines)
 		assert.Equal(t, 1, res.Items[1].Records)
 		assert.EqualValues(t, 1, res.Items[1].Payload.(*cloudv1.PodLogs).TotalLines)
+		// The entries span many slabs; each keeps its own line.
+		entries := append(res.Items[0].Payload.(*cloudv1.PodLogs).LogEntries, res.Items[1].Payload.(*cloudv1.PodLogs).LogEntries...)
+		for i, e := range entries {
+			require.Equal(t, strconv.Itoa(i), e.Message)
+			require.Equal(t, clock.Add(time.Duration(i)*time.Second), e.Timestamp.AsTime())
+		}
 	})
 	t.Run("bytes", func(t *testing.T) {
 		big := strings.Repeat("x", maxPodLogBytes/2+1)
@@ -500,4 +508,18 @@ func TestUnsent(t *testing.T) {
 	again := NewMapper(fixedNow).Map(rest)
 	require.Empty(t, again.Drops)
 	assertPayloadsEqual(t, payloads(res.Items[1:]), payloads(again.Items))
+}
+
+func TestFilter(t *testing.T) {
+	ld := logsOf(t, podRecord("web-0", "web", "a", 1), podRecord("web-0", "web", "b", 2), podRecord("web-0", "web", "c", 3))
+	assert.True(t, Filter(ld, func(int, plog.LogRecord) bool { return true }) == ld, "keeping every record copies nothing")
+	assert.Equal(t, 0, Filter(ld, func(int, plog.LogRecord) bool { return false }).LogRecordCount())
+
+	even := Filter(ld, func(i int, _ plog.LogRecord) bool { return i%2 == 0 })
+	require.Equal(t, 2, even.ResourceLogs().Len())
+	for i, want := range []string{"a", "c"} {
+		rl := even.ResourceLogs().At(i)
+		assert.Equal(t, "web-0", rl.Resource().Attributes().AsRaw()[schema.AttrK8sPodName])
+		assert.Equal(t, want, rl.ScopeLogs().At(0).LogRecords().At(0).Body().Str())
+	}
 }

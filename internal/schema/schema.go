@@ -30,9 +30,6 @@ const (
 	AttrK8sPodUID = string(semconv.K8SPodUIDKey)
 	// AttrK8sContainerName (string): container name within the pod.
 	AttrK8sContainerName = string(semconv.K8SContainerNameKey)
-	// AttrK8sContainerRestartCount (int): restart count of the container instance that
-	// wrote the log (the filelog container parser sets it).
-	AttrK8sContainerRestartCount = string(semconv.K8SContainerRestartCountKey)
 	// AttrK8sNodeName (string): node name. For Kubernetes Events it is the event source host
 	// (resource attribute, as contrib's k8s_events receiver sets it).
 	AttrK8sNodeName = string(semconv.K8SNodeNameKey)
