@@ -11,9 +11,9 @@ import (
 )
 
 // envelope describes one stream envelope message: the oneof fields it carries, keyed by
-// the full name of each field's message type. The routing table of the protocol (§4.4)
-// is exactly "which envelope has a field of this type", so it is derived from the
-// descriptors instead of being written out by hand.
+// the full name of each field's message type. The protocol's routing table
+// (docs/protocol.md#routing-table) is exactly "which envelope has a field of this type",
+// so it is derived from the descriptors instead of being written out by hand.
 type envelope struct {
 	mt     protoreflect.MessageType
 	fields map[protoreflect.FullName]protoreflect.FieldDescriptor

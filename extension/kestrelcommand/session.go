@@ -197,9 +197,9 @@ func (s *session) receive(st *stream) {
 // data is sent on it anyway (the real cloud may send headers only with its first heartbeat).
 const acceptWait = 2 * time.Second
 
-// run performs the protocol's connection sequence (§4.2) and blocks until the session
-// ends, then drains it. StreamData opens first; snapshots replay on it; InventoryCommit
-// follows; only then StreamControl and the side streams open.
+// run performs the protocol's connection sequence (docs/protocol.md#connection-sequence)
+// and blocks until the session ends, then drains it. StreamData opens first; snapshots
+// replay on it; InventoryCommit follows; only then StreamControl and the side streams open.
 func (s *session) run() attemptResult {
 	defer s.cancel()
 	// A stop must be able to interrupt the open, which waits while the channel connects.

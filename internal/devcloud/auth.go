@@ -15,7 +15,8 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Metadata keys the operator sends on every stream open (protocol §3.3).
+// Metadata keys the operator sends on every stream open
+// (docs/protocol.md#bearer-token-and-tenant-header).
 const (
 	authorizationKey = "authorization"
 	tenantKey        = "autonp-tenantid"

@@ -189,8 +189,8 @@ func New(cfg Config, logger *zap.Logger) (*Server, error) {
 		// The send limit is enforced by sendEnvelope instead, so that Inject can exceed
 		// the client's limit on purpose.
 		grpc.MaxSendMsgSize(math.MaxInt32),
-		// Operators ping every 5 min even without streams (protocol §3.2); the default
-		// policy would answer that with GOAWAY too_many_pings.
+		// Operators ping every 5 min even without streams (docs/protocol.md#transport);
+		// the default policy would answer that with GOAWAY too_many_pings.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	cloudv1.RegisterStreamServiceServer(s.grpc, streamService{s: s})
@@ -561,8 +561,8 @@ type tokenService struct {
 	s *Server
 }
 
-// RenewClusterToken accepts an expired token as long as devcloud signed it (protocol
-// §3.5: operators renew with the token they have, which may have run out).
+// RenewClusterToken accepts an expired token as long as devcloud signed it: operators
+// renew with the token they have, which may have run out (docs/protocol.md#token-renewal).
 func (t tokenService) RenewClusterToken(_ context.Context, req *serverv1.RenewClusterTokenRequest) (*serverv1.RenewClusterTokenResponse, error) {
 	claims, err := parseToken(t.s.tokenKey, req.GetCurrentToken(), true)
 	if err != nil {

@@ -73,7 +73,8 @@ func (h streamService) StreamLogs(st grpc.BidiStreamingServer[cloudv1.StreamLogs
 	return h.s.serveSideStream(st, cloudconn.StreamLogs)
 }
 
-// serveSideStream plays an old cloud that only knows StreamData (protocol §4.8).
+// serveSideStream plays an old cloud that only knows StreamData
+// (docs/protocol.md#side-streams-and-fallback).
 func (s *Server) serveSideStream(st grpc.ServerStream, kind cloudconn.Stream) error {
 	if s.cfg.OldServer {
 		return status.Errorf(codes.Unimplemented, "method Stream%s not implemented (devcloud old-server mode)", title(kind))

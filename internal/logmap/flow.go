@@ -51,8 +51,8 @@ func (rd *reader) netEndpoint(k netEndpointKeys) netEndpoint {
 	return e
 }
 
-// flowEndpoint names an endpoint as the protocol does (§6.4): its workload, else its pod,
-// else its first label (Unmanaged), else its security identity.
+// flowEndpoint names an endpoint as the protocol does (docs/protocol.md#flow): its
+// workload, else its pod, else its first label (Unmanaged), else its security identity.
 func (e netEndpoint) flowEndpoint() *cloudv1.Endpoint {
 	out := &cloudv1.Endpoint{Ns: e.namespace, Labels: e.labels}
 	switch {

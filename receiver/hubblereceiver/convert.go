@@ -13,7 +13,8 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 )
 
-// Endpoint kinds for endpoints without a workload, as the protocol names them (§6.4).
+// Endpoint kinds for endpoints without a workload, as the protocol names them
+// (docs/protocol.md#flow).
 const (
 	kindPod       = "Pod"
 	kindUnmanaged = "Unmanaged"
