@@ -31,26 +31,28 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sinventoryreceiver"
 )
 
-// The gomod strings of builder-config.yaml. ocb records them in the Factories' module
-// maps, which `otelcol-kestrel components` prints.
+// The modules of builder-config.yaml, without versions: those live in go.mod and the
+// manifest, and components_test.go keeps the two equal. ocb's generated twin records
+// "module version" in the Factories' module maps; this list, used only by tests, records
+// the module.
 const (
-	modOTLPReceiver   = "go.opentelemetry.io/collector/receiver/otlpreceiver v0.160.0"
-	modMemoryLimiter  = "go.opentelemetry.io/collector/processor/memorylimiterprocessor v0.160.0"
-	modBatch          = "go.opentelemetry.io/collector/processor/batchprocessor v0.160.0"
-	modK8sAttributes  = "github.com/open-telemetry/opentelemetry-collector-contrib/processor/k8sattributesprocessor v0.160.0"
-	modDebugExporter  = "go.opentelemetry.io/collector/exporter/debugexporter v0.160.0"
-	modOTLPExporter   = "go.opentelemetry.io/collector/exporter/otlpexporter v0.160.0"
-	modNopExporter    = "go.opentelemetry.io/collector/exporter/nopexporter v0.160.0"
-	modZPages         = "go.opentelemetry.io/collector/extension/zpagesextension v0.160.0"
-	modHealthCheck    = "github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension v0.160.0"
-	modFileStorage    = "github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage v0.160.0"
-	modOtelcolKestrel = "github.com/kestrelai/otelcol-kestrel v0.0.0"
+	modOTLPReceiver   = "go.opentelemetry.io/collector/receiver/otlpreceiver"
+	modMemoryLimiter  = "go.opentelemetry.io/collector/processor/memorylimiterprocessor"
+	modBatch          = "go.opentelemetry.io/collector/processor/batchprocessor"
+	modK8sAttributes  = "github.com/open-telemetry/opentelemetry-collector-contrib/processor/k8sattributesprocessor"
+	modDebugExporter  = "go.opentelemetry.io/collector/exporter/debugexporter"
+	modOTLPExporter   = "go.opentelemetry.io/collector/exporter/otlpexporter"
+	modNopExporter    = "go.opentelemetry.io/collector/exporter/nopexporter"
+	modZPages         = "go.opentelemetry.io/collector/extension/zpagesextension"
+	modHealthCheck    = "github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
+	modFileStorage    = "github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
+	modOtelcolKestrel = "github.com/kestrelai/otelcol-kestrel"
 )
 
-// entry pairs a factory with the gomod line it comes from.
+// entry pairs a factory with the module it comes from.
 type entry[F component.Factory] struct {
 	factory F
-	gomod   string
+	module  string
 }
 
 // Components returns the factories built into otelcol-kestrel.
@@ -108,7 +110,7 @@ func makeMaps[F component.Factory](entries ...entry[F]) (map[component.Type]F, m
 	byType := make(map[component.Type]string, len(entries))
 	for i, e := range entries {
 		list[i] = e.factory
-		byType[e.factory.Type()] = e.gomod
+		byType[e.factory.Type()] = e.module
 	}
 	factories, err := otelcol.MakeFactoryMap(list...)
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 // Versions of the binaries Start runs. KubernetesVersion stays on the minor of the client-go
 // in our go.mod so that the server speaks exactly what our clients expect.
 const (
-	KubernetesVersion = "v1.36.3"
+	KubernetesVersion = "v1.37.2"
 	EtcdVersion       = "v3.6.5"
 )
 
