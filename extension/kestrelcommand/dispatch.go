@@ -17,6 +17,7 @@ import (
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/extension/kestrelcommand/internal/metadata"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
+	"github.com/kestrelai/otelcol-kestrel/internal/envelope"
 )
 
 // replyFunc sends a response to the cloud, preferring the stream the request came in on.
@@ -205,7 +206,7 @@ func stringField(fields protoreflect.FieldDescriptors, name protoreflect.Name) p
 // its envelope carries the response type (e.g. MetricsQueryResponse on StreamControl),
 // otherwise StreamData (e.g. NetworkPoliciesWithErrors).
 func replyStream(arrival cloudconn.Stream, resp proto.Message) cloudconn.Stream {
-	if e, ok := requestEnvelopes[arrival]; ok && e.has(resp.ProtoReflect().Descriptor().FullName()) {
+	if e := envelope.Request(arrival); e != nil && e.Has(resp.ProtoReflect().Descriptor().FullName()) {
 		return arrival
 	}
 	return cloudconn.StreamData

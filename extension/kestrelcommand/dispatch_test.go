@@ -15,6 +15,7 @@ import (
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/extension/kestrelcommand/internal/metadata"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
+	"github.com/kestrelai/otelcol-kestrel/internal/envelope"
 )
 
 type sentReply struct {
@@ -30,7 +31,7 @@ func testDispatcher(t testing.TB) (*dispatcher, func() []sentReply) {
 	var sent []sentReply
 	d := newDispatcher(context.Background(), 2, zap.NewNop(), tb, func(_ context.Context, arrival cloudconn.Stream, resp proto.Message) error {
 		s := replyStream(arrival, resp)
-		env, err := requestEnvelopes[s].wrap(resp)
+		env, err := envelope.Request(s).Wrap(resp)
 		if err != nil {
 			return err
 		}
@@ -52,14 +53,15 @@ func inboundRequestTypes() []protoreflect.MessageType {
 	seen := map[protoreflect.FullName]bool{}
 	var out []protoreflect.MessageType
 	for _, e := range inboundEnvelopes {
-		fields := e.mt.Descriptor().Oneofs().Get(0).Fields()
+		env := e.New().ProtoReflect()
+		fields := env.Descriptor().Oneofs().Get(0).Fields()
 		for i := 0; i < fields.Len(); i++ {
 			fd := fields.Get(i)
 			if isLiveness(fd.Message().FullName()) || seen[fd.Message().FullName()] {
 				continue
 			}
 			seen[fd.Message().FullName()] = true
-			out = append(out, e.mt.New().NewField(fd).Message().Type())
+			out = append(out, env.NewField(fd).Message().Type())
 		}
 	}
 	return out
@@ -80,7 +82,7 @@ func TestEveryUnhandledRequestIsAnswered(t *testing.T) {
 				d.dispatch(context.Background(), arrival, req.Interface())
 				replies := sent()
 				require.Len(t, replies, 1)
-				resp := unwrap(replies[0].env).ProtoReflect()
+				resp := envelope.Unwrap(replies[0].env).ProtoReflect()
 				if p, ok := resp.Interface().(*cloudv1.NetworkPoliciesWithErrors); ok {
 					assert.Equal(t, cloudconn.StreamData, replies[0].stream)
 					require.Len(t, p.GetPolicies(), 1)
@@ -122,15 +124,15 @@ func TestHandlerOutcomes(t *testing.T) {
 	d.dispatch(context.Background(), cloudconn.StreamData, &cloudv1.YamlDryRunRequest{RequestId: "typed-nil"})
 	byType := map[protoreflect.FullName]sentReply{}
 	for _, r := range sent() {
-		byType[unwrap(r.env).ProtoReflect().Descriptor().FullName()] = r
+		byType[envelope.Unwrap(r.env).ProtoReflect().Descriptor().FullName()] = r
 	}
 	require.Len(t, byType, 3)
 	m := byType["cloud.v1.MetricsQueryResponse"]
 	assert.Equal(t, cloudconn.StreamControl, m.stream)
-	assert.True(t, proto.Equal(&cloudv1.MetricsQueryResponse{RequestId: "m", TotalSeriesMatched: 3}, unwrap(m.env)))
+	assert.True(t, proto.Equal(&cloudv1.MetricsQueryResponse{RequestId: "m", TotalSeriesMatched: 3}, envelope.Unwrap(m.env)))
 	s := byType["cloud.v1.ShellCommandResponse"]
-	assert.Equal(t, "s", unwrap(s.env).(*cloudv1.ShellCommandResponse).GetRequestId())
-	assert.Contains(t, unwrap(s.env).(*cloudv1.ShellCommandResponse).GetGlobalErrorMessage(), "handler panicked: boom")
+	assert.Equal(t, "s", envelope.Unwrap(s.env).(*cloudv1.ShellCommandResponse).GetRequestId())
+	assert.Contains(t, envelope.Unwrap(s.env).(*cloudv1.ShellCommandResponse).GetGlobalErrorMessage(), "handler panicked: boom")
 	// StreamControlRequest has no field for the ack, so it falls back to StreamData.
 	assert.Equal(t, cloudconn.StreamData, byType["cloud.v1.NetworkPoliciesWithErrors"].stream)
 }
@@ -177,7 +179,7 @@ func TestRouting(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, want, got, "%T", payload)
 		// Everything that has a side stream can also fall back to StreamData.
-		_, err = requestEnvelopes[cloudconn.StreamData].wrap(payload)
+		_, err = envelope.Request(cloudconn.StreamData).Wrap(payload)
 		require.NoError(t, err)
 	}
 }
@@ -212,7 +214,7 @@ func FuzzDispatch(f *testing.F) {
 			if proto.Unmarshal(raw, env) != nil {
 				continue
 			}
-			req := unwrap(env)
+			req := envelope.Unwrap(env)
 			if req == nil || isLiveness(req.ProtoReflect().Descriptor().FullName()) {
 				continue
 			}

@@ -21,6 +21,7 @@ import (
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
+	"github.com/kestrelai/otelcol-kestrel/internal/envelope"
 )
 
 const tenantHeader = "autonp-tenantid"
@@ -179,7 +180,7 @@ func (s *session) receive(st *stream) {
 			st.err = err
 			return
 		}
-		req := unwrap(env)
+		req := envelope.Unwrap(env)
 		switch {
 		case req == nil:
 			s.e.logger.Debug("Ignoring an empty or unknown message", zap.String("stream", string(st.kind)))
@@ -487,7 +488,7 @@ func (s *session) send(ctx context.Context, preferred cloudconn.Stream, payload 
 // sendOn wraps payload in st's envelope and writes it. Oversized messages are refused
 // before they reach gRPC, which would otherwise fail the whole stream.
 func (s *session) sendOn(ctx context.Context, st *stream, payload proto.Message) error {
-	env, err := requestEnvelopes[st.kind].wrap(payload)
+	env, err := envelope.Request(st.kind).Wrap(payload)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
+	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
+	"github.com/kestrelai/otelcol-kestrel/internal/envelope"
 )
 
 const (
@@ -98,8 +100,7 @@ func requestType(name string) (protoreflect.MessageType, error) {
 	full := protoreflect.FullName("cloud.v1." + name)
 	mt, err := protoregistry.GlobalTypes.FindMessageByName(full)
 	if err != nil || !strings.HasSuffix(name, "Request") || requestIDField(mt.Descriptor()) == nil ||
-		(oneofFieldFor((&cloudv1.StreamControlResponse{}).ProtoReflect().Descriptor(), full) == nil &&
-			oneofFieldFor((&cloudv1.StreamDataResponse{}).ProtoReflect().Descriptor(), full) == nil) {
+		(!envelope.Response(cloudconn.StreamControl).Has(full) && !envelope.Response(cloudconn.StreamData).Has(full)) {
 		return nil, fmt.Errorf("unknown request type %q (want a cloud.v1 tool request such as KubernetesAPIRequest)", name)
 	}
 	return mt, nil

@@ -35,6 +35,7 @@ import (
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	serverv1 "github.com/kestrelai/otelcol-kestrel/api/server/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
+	"github.com/kestrelai/otelcol-kestrel/internal/envelope"
 )
 
 // ErrUnknownOperator is returned when the named operator (or, for "", any operator) has
@@ -485,7 +486,7 @@ func (s *Server) SendRequest(ctx context.Context, operator string, req proto.Mes
 		s.mu.Unlock()
 	}()
 
-	env, err := wrap(c.kind, req)
+	env, err := envelope.Response(c.kind).Wrap(req)
 	if err != nil {
 		return nil, err
 	}

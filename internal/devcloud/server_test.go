@@ -26,6 +26,7 @@ import (
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	serverv1 "github.com/kestrelai/otelcol-kestrel/api/server/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
+	"github.com/kestrelai/otelcol-kestrel/internal/envelope"
 )
 
 func workload(name string) *cloudv1.StreamDataRequest {
@@ -159,7 +160,7 @@ func TestHeartbeatsOnEveryStream(t *testing.T) {
 		for range 3 {
 			env, err := recv()
 			require.NoError(t, err)
-			hb, ok := unwrap(env).(*cloudv1.Heartbeat)
+			hb, ok := envelope.Unwrap(env).(*cloudv1.Heartbeat)
 			require.True(t, ok, "got %v", env)
 			assert.WithinDuration(t, time.Now(), hb.GetTimestamp().AsTime(), 5*time.Second)
 		}
@@ -277,7 +278,7 @@ func TestOldServerSideStreamsUnimplemented(t *testing.T) {
 	for kind, open := range opens {
 		st, err := open()
 		require.NoError(t, err)
-		err = st.RecvMsg(envelopes[kind].send.New().Interface())
+		err = st.RecvMsg(envelope.Response(kind).New())
 		assert.Equal(t, codes.Unimplemented, status.Code(err), "%s: %v", kind, err)
 	}
 	data, err := c.stream.StreamData(c.ctx)
@@ -296,7 +297,7 @@ func answerK8s(t *testing.T, recv func() (proto.Message, error), send func(*clou
 				close(arrived)
 				return
 			}
-			req, ok := unwrap(env).(*cloudv1.KubernetesAPIRequest)
+			req, ok := envelope.Unwrap(env).(*cloudv1.KubernetesAPIRequest)
 			if !ok {
 				continue
 			}
@@ -362,8 +363,8 @@ func TestSendRequestOnDataWithoutControl(t *testing.T) {
 	// The response is recorded like any other message.
 	recs := s.Records()
 	require.Len(t, recs, 1)
-	assert.IsType(t, &cloudv1.KubernetesAPIResponse{}, unwrap(recs[0].Message))
-	assert.Same(t, unwrap(recs[0].Message), recs[0].Payload)
+	assert.IsType(t, &cloudv1.KubernetesAPIResponse{}, envelope.Unwrap(recs[0].Message))
+	assert.Same(t, envelope.Unwrap(recs[0].Message), recs[0].Payload)
 
 	ctx, cancel := context.WithTimeout(testCtx(t), 50*time.Millisecond)
 	defer cancel()

@@ -14,6 +14,7 @@ import (
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
+	"github.com/kestrelai/otelcol-kestrel/internal/envelope"
 )
 
 var errStreamClosed = errors.New("devcloud: stream is closed")
@@ -135,13 +136,13 @@ func (s *Server) serveStream(st grpc.ServerStream, kind cloudconn.Stream) error 
 }
 
 func (s *Server) recvLoop(c *streamConn) error {
-	recvType := envelopes[c.kind].recv
+	recv := envelope.Request(c.kind)
 	for {
-		env := recvType.New().Interface()
+		env := recv.New()
 		if err := c.st.RecvMsg(env); err != nil {
 			return err
 		}
-		payload := unwrap(env)
+		payload := envelope.Unwrap(env)
 		rec := Record{Time: time.Now(), Operator: c.opID, Stream: c.kind, Message: env, Payload: payload}
 		s.mu.Lock()
 		s.records = append(s.records, rec)

@@ -1,8 +1,6 @@
 package devcloud
 
 import (
-	"fmt"
-
 	"google.golang.org/grpc/encoding"
 	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
@@ -12,6 +10,7 @@ import (
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
+	"github.com/kestrelai/otelcol-kestrel/internal/envelope"
 )
 
 // rawMessage is written to the wire as is; Inject uses it to send bytes that are not a
@@ -35,54 +34,10 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unm
 // Name stays "proto" so the content-subtype matches what clients send.
 func (c codec) Name() string { return grpcproto.Name }
 
-// envelopes maps each stream to the message types it receives and sends.
-var envelopes = map[cloudconn.Stream]struct {
-	recv, send protoreflect.MessageType
-}{
-	cloudconn.StreamData:    {(&cloudv1.StreamDataRequest{}).ProtoReflect().Type(), (&cloudv1.StreamDataResponse{}).ProtoReflect().Type()},
-	cloudconn.StreamControl: {(&cloudv1.StreamControlRequest{}).ProtoReflect().Type(), (&cloudv1.StreamControlResponse{}).ProtoReflect().Type()},
-	cloudconn.StreamFlows:   {(&cloudv1.StreamFlowsRequest{}).ProtoReflect().Type(), (&cloudv1.StreamFlowsResponse{}).ProtoReflect().Type()},
-	cloudconn.StreamEvents:  {(&cloudv1.StreamEventsRequest{}).ProtoReflect().Type(), (&cloudv1.StreamEventsResponse{}).ProtoReflect().Type()},
-	cloudconn.StreamLogs:    {(&cloudv1.StreamLogsRequest{}).ProtoReflect().Type(), (&cloudv1.StreamLogsResponse{}).ProtoReflect().Type()},
-}
-
-// oneofFieldFor finds the envelope's oneof member whose type is inner's type. Every
-// envelope has exactly one oneof and no two members share a type.
-func oneofFieldFor(env protoreflect.MessageDescriptor, inner protoreflect.FullName) protoreflect.FieldDescriptor {
-	fields := env.Oneofs().Get(0).Fields()
-	for i := range fields.Len() {
-		if fd := fields.Get(i); fd.Message() != nil && fd.Message().FullName() == inner {
-			return fd
-		}
-	}
-	return nil
-}
-
-// wrap puts inner into the envelope that stream sends to the operator.
-func wrap(stream cloudconn.Stream, inner proto.Message) (proto.Message, error) {
-	env := envelopes[stream].send.New()
-	fd := oneofFieldFor(env.Descriptor(), inner.ProtoReflect().Descriptor().FullName())
-	if fd == nil {
-		return nil, fmt.Errorf("%s cannot be sent on the %s stream", inner.ProtoReflect().Descriptor().FullName(), stream)
-	}
-	env.Set(fd, protoreflect.ValueOfMessage(inner.ProtoReflect()))
-	return env.Interface(), nil
-}
-
-// unwrap returns the payload set in a received envelope, or nil if none is set.
-func unwrap(env proto.Message) proto.Message {
-	m := env.ProtoReflect()
-	fd := m.WhichOneof(m.Descriptor().Oneofs().Get(0))
-	if fd == nil {
-		return nil
-	}
-	return m.Get(fd).Message().Interface()
-}
-
 func heartbeat(stream cloudconn.Stream) proto.Message {
-	env, err := wrap(stream, &cloudv1.Heartbeat{Timestamp: timestamppb.Now()})
+	env, err := envelope.Response(stream).Wrap(&cloudv1.Heartbeat{Timestamp: timestamppb.Now()})
 	if err != nil {
-		panic(err) // every response envelope has a heartbeat member; see envelopes
+		panic(err) // every response envelope has a heartbeat member
 	}
 	return env
 }
