@@ -103,7 +103,7 @@ func TestInvalidConfigs(t *testing.T) {
 }
 
 func TestFactoryCreatesAConnectionProvider(t *testing.T) {
-	cfg := testConfig(t.TempDir(), "127.0.0.1:4317")
+	cfg := testConfig(t, t.TempDir(), "127.0.0.1:4317")
 	ext, err := NewFactory().Create(context.Background(), extensiontest.NewNopSettings(metadata.Type), cfg)
 	require.NoError(t, err)
 	p, ok := ext.(cloudconn.Provider)

@@ -26,12 +26,13 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/extension/kestrelcommand/internal/metadatatest"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 )
 
 func TestConnectSequence(t *testing.T) {
-	certs := newCertsDir(t, devcloud.CertOptions{})
-	cloud := startCloud(t, devcloud.Config{CertsDir: certs})
-	h := newHarness(t, testConfig(certs, cloud.Addr()))
+	certs := testutil.NewCerts(t, devcloud.CertOptions{})
+	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	h := newHarness(t, testConfig(t, certs, cloud.Addr()))
 
 	var states []cloudconn.State
 	var statesMu sync.Mutex
@@ -64,12 +65,12 @@ func TestConnectSequence(t *testing.T) {
 	})
 	h.start(t)
 	h.waitState(t, cloudconn.Ready)
-	h.host.waitStatus(t, componentstatus.StatusOK)
+	h.host.WaitStatus(t, componentstatus.StatusOK)
 	waitSideStreamsUsable(t, h, cloud)
 
 	// The snapshot precedes the commit on StreamData.
 	recs := cloud.Records()
-	data := payloads(recs, cloudconn.StreamData)
+	data := testutil.PayloadsOn(recs, cloudconn.StreamData)
 	require.Len(t, data, 4)
 	assert.Empty(t, cmpMessages([]proto.Message{
 		&cloudv1.Namespace{Name: "default"},
@@ -92,10 +93,10 @@ func TestConnectSequence(t *testing.T) {
 	require.NoError(t, h.ext.Send(ctx, &cloudv1.Pod{Name: "p"}))
 	require.NoError(t, cloud.WaitFor(ctx, func(r []devcloud.Record) bool { return len(r) == len(recs)+5 }))
 	recs = cloud.Records()
-	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.Flow{SrcIp: "10.0.0.1"}, &cloudv1.L7AccessLog{Protocol: "HTTP"}}, payloads(recs, cloudconn.StreamFlows)))
-	assert.Empty(t, cmpMessages([]proto.Message{event("ev-1")}, payloads(recs, cloudconn.StreamEvents)))
-	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.PodLogs{PodName: "p"}}, payloads(recs, cloudconn.StreamLogs)))
-	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.Pod{Name: "p"}}, payloads(recs, cloudconn.StreamData)[4:]))
+	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.Flow{SrcIp: "10.0.0.1"}, &cloudv1.L7AccessLog{Protocol: "HTTP"}}, testutil.PayloadsOn(recs, cloudconn.StreamFlows)))
+	assert.Empty(t, cmpMessages([]proto.Message{event("ev-1")}, testutil.PayloadsOn(recs, cloudconn.StreamEvents)))
+	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.PodLogs{PodName: "p"}}, testutil.PayloadsOn(recs, cloudconn.StreamLogs)))
+	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.Pod{Name: "p"}}, testutil.PayloadsOn(recs, cloudconn.StreamData)[4:]))
 
 	statesMu.Lock()
 	assert.Equal(t, []cloudconn.State{cloudconn.Disconnected, cloudconn.Syncing, cloudconn.Ready}, states)
@@ -109,7 +110,7 @@ func TestConnectSequence(t *testing.T) {
 		{Attributes: attribute.NewSet(attribute.String("stream", "logs")), Value: 1},
 	}, metricdatatest.IgnoreTimestamp())
 	require.Eventually(t, func() bool {
-		return metricSum(h.tel, "otelcol.kestrel_command.heartbeats", attribute.String("stream", "data")) > 0
+		return testutil.MetricSum(h.tel, "otelcol.kestrel_command.heartbeats", attribute.String("stream", "data")) > 0
 	}, waitFor, tick)
 }
 
@@ -126,9 +127,9 @@ func cmpMessages(want, got []proto.Message) string {
 }
 
 func TestOldServerFallsBackToStreamData(t *testing.T) {
-	certs := newCertsDir(t, devcloud.CertOptions{})
-	cloud := startCloud(t, devcloud.Config{CertsDir: certs, OldServer: true})
-	h := startHarness(t, testConfig(certs, cloud.Addr()))
+	certs := testutil.NewCerts(t, devcloud.CertOptions{})
+	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs, OldServer: true})
+	h := startHarness(t, testConfig(t, certs, cloud.Addr()))
 	mustRegister(t, h.ext.Handle, &cloudv1.MetricsQueryRequest{}, func(_ context.Context, req proto.Message) proto.Message {
 		return &cloudv1.MetricsQueryResponse{RequestId: req.(*cloudv1.MetricsQueryRequest).GetRequestId(), TotalSeriesMatched: 7}
 	})
@@ -138,10 +139,10 @@ func TestOldServerFallsBackToStreamData(t *testing.T) {
 	require.NoError(t, h.ext.Send(ctx, &cloudv1.Flow{SrcIp: "10.0.0.1"}))
 	require.NoError(t, h.ext.Send(ctx, event("ev-1")))
 	require.NoError(t, h.ext.Send(ctx, &cloudv1.PodLogs{PodName: "p"}))
-	require.NoError(t, cloud.WaitFor(ctx, func(r []devcloud.Record) bool { return len(payloads(r, cloudconn.StreamData)) == 4 }))
+	require.NoError(t, cloud.WaitFor(ctx, func(r []devcloud.Record) bool { return len(testutil.PayloadsOn(r, cloudconn.StreamData)) == 4 }))
 	assert.Empty(t, cmpMessages([]proto.Message{
 		&cloudv1.InventoryCommit{}, &cloudv1.Flow{SrcIp: "10.0.0.1"}, event("ev-1"), &cloudv1.PodLogs{PodName: "p"},
-	}, payloads(cloud.Records(), cloudconn.StreamData)))
+	}, testutil.PayloadsOn(cloud.Records(), cloudconn.StreamData)))
 
 	// Without StreamControl, requests come on StreamData and are answered there.
 	resp, err := cloud.SendRequest(ctx, "", &cloudv1.MetricsQueryRequest{RequestId: "q-1"})
@@ -151,14 +152,14 @@ func TestOldServerFallsBackToStreamData(t *testing.T) {
 	assert.Equal(t, cloudconn.StreamData, last.Stream)
 
 	// Unimplemented side streams are not an error.
-	h.host.waitStatus(t, componentstatus.StatusOK)
+	h.host.WaitStatus(t, componentstatus.StatusOK)
 	assert.Equal(t, cloudconn.Ready, h.ext.State())
 }
 
 func TestRequestsAnsweredOnArrivalStream(t *testing.T) {
-	certs := newCertsDir(t, devcloud.CertOptions{})
-	cloud := startCloud(t, devcloud.Config{CertsDir: certs})
-	h := newHarness(t, testConfig(certs, cloud.Addr()))
+	certs := testutil.NewCerts(t, devcloud.CertOptions{})
+	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	h := newHarness(t, testConfig(t, certs, cloud.Addr()))
 	mustRegister(t, h.ext.Handle, &cloudv1.MetricsQueryRequest{}, func(_ context.Context, req proto.Message) proto.Message {
 		return &cloudv1.MetricsQueryResponse{RequestId: req.(*cloudv1.MetricsQueryRequest).GetRequestId(), Truncated: true}
 	})
@@ -185,16 +186,16 @@ func TestRequestsAnsweredOnArrivalStream(t *testing.T) {
 
 	// Requests are counted just after their response is sent.
 	require.Eventually(t, func() bool {
-		return metricSum(h.tel, "otelcol.kestrel_command.requests", attribute.String("type", "cloud.v1.MetricsQueryRequest"), attribute.String("outcome", "ok")) == 1 &&
-			metricSum(h.tel, "otelcol.kestrel_command.requests", attribute.String("type", "cloud.v1.KubernetesAPIRequest"), attribute.String("outcome", "unsupported")) == 1 &&
-			metricSum(h.tel, "otelcol.kestrel_command.requests", attribute.String("type", "cloud.v1.ShellCommandRequest"), attribute.String("outcome", "unsupported")) == 1
+		return testutil.MetricSum(h.tel, "otelcol.kestrel_command.requests", attribute.String("type", "cloud.v1.MetricsQueryRequest"), attribute.String("outcome", "ok")) == 1 &&
+			testutil.MetricSum(h.tel, "otelcol.kestrel_command.requests", attribute.String("type", "cloud.v1.KubernetesAPIRequest"), attribute.String("outcome", "unsupported")) == 1 &&
+			testutil.MetricSum(h.tel, "otelcol.kestrel_command.requests", attribute.String("type", "cloud.v1.ShellCommandRequest"), attribute.String("outcome", "unsupported")) == 1
 	}, waitFor, tick)
 }
 
 func TestSideStreamReconnectsAlone(t *testing.T) {
-	certs := newCertsDir(t, devcloud.CertOptions{})
-	cloud := startCloud(t, devcloud.Config{CertsDir: certs})
-	h := startHarness(t, testConfig(certs, cloud.Addr()))
+	certs := testutil.NewCerts(t, devcloud.CertOptions{})
+	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	h := startHarness(t, testConfig(t, certs, cloud.Addr()))
 	waitSideStreamsUsable(t, h, cloud)
 	before := cloud.Status().Operators[0].Streams
 
@@ -207,7 +208,7 @@ func TestSideStreamReconnectsAlone(t *testing.T) {
 	// Events keep flowing while and after the stream reconnects, on one stream or the other.
 	require.NoError(t, h.ext.Send(ctx, event("after-break")))
 	require.NoError(t, cloud.WaitFor(ctx, func(r []devcloud.Record) bool {
-		for _, p := range append(payloads(r, cloudconn.StreamEvents), payloads(r, cloudconn.StreamData)...) {
+		for _, p := range append(testutil.PayloadsOn(r, cloudconn.StreamEvents), testutil.PayloadsOn(r, cloudconn.StreamData)...) {
 			if e, ok := p.(*cloudv1.KubernetesEvent); ok && e.GetName() == "after-break" {
 				return true
 			}
@@ -221,16 +222,16 @@ func TestSideStreamReconnectsAlone(t *testing.T) {
 		assert.Equal(t, before[k].OpenedAt, after[k].OpenedAt, "%s was reopened", k)
 	}
 	assert.Equal(t, cloudconn.Ready, h.ext.State())
-	h.host.waitStatus(t, componentstatus.StatusOK)
+	h.host.WaitStatus(t, componentstatus.StatusOK)
 	metadatatest.AssertEqualKestrelCommandReconnects(t, h.tel, []metricdata.DataPoint[int64]{
 		{Attributes: attribute.NewSet(attribute.String("stream", "events")), Value: 1},
 	}, metricdatatest.IgnoreTimestamp())
 }
 
 func TestReconnectAfterServerKill(t *testing.T) {
-	certs := newCertsDir(t, devcloud.CertOptions{})
-	cloud := startCloud(t, devcloud.Config{CertsDir: certs})
-	h := newHarness(t, testConfig(certs, cloud.Addr()))
+	certs := testutil.NewCerts(t, devcloud.CertOptions{})
+	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	h := newHarness(t, testConfig(t, certs, cloud.Addr()))
 	var snapshots atomic.Int32
 	h.ext.RegisterSnapshot(func(context.Context, func(proto.Message) error) (*cloudv1.InventoryCommit, error) {
 		snapshots.Add(1)
@@ -239,23 +240,22 @@ func TestReconnectAfterServerKill(t *testing.T) {
 	h.start(t)
 	h.waitState(t, cloudconn.Ready)
 
-	addr := cloud.Addr()
 	cloud.Kill()
 	h.waitState(t, cloudconn.Disconnected)
-	h.host.waitStatus(t, componentstatus.StatusRecoverableError, "disconnected from Kestrel Cloud")
+	h.host.WaitStatus(t, componentstatus.StatusRecoverableError, "disconnected from Kestrel Cloud")
 	require.ErrorIs(t, h.ext.Send(context.Background(), event("while-down")), cloudconn.ErrNotConnected)
 
-	restarted := startCloud(t, devcloud.Config{CertsDir: certs, Listen: addr})
+	cloud.Restart(t)
 	h.waitState(t, cloudconn.Ready)
-	h.host.waitStatus(t, componentstatus.StatusOK)
-	waitCommitted(t, restarted)
+	h.host.WaitStatus(t, componentstatus.StatusOK)
+	cloud.WaitCommitted(t)
 	assert.Equal(t, int32(2), snapshots.Load(), "the snapshot is replayed on every connection")
 }
 
 func TestGracefulServerStopLosesNothing(t *testing.T) {
-	certs := newCertsDir(t, devcloud.CertOptions{})
-	cloud := startCloud(t, devcloud.Config{CertsDir: certs})
-	h := startHarness(t, testConfig(certs, cloud.Addr()))
+	certs := testutil.NewCerts(t, devcloud.CertOptions{})
+	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	h := startHarness(t, testConfig(t, certs, cloud.Addr()))
 	waitSideStreamsUsable(t, h, cloud)
 
 	// Two senders (side stream and StreamData) run until Send fails, across the Stop.
@@ -299,13 +299,13 @@ func TestGracefulServerStopLosesNothing(t *testing.T) {
 }
 
 func TestExpiredTokenIsRenewedAndPersisted(t *testing.T) {
-	certs := newCertsDir(t, devcloud.CertOptions{TokenTTL: -time.Hour})
-	cloud := startCloud(t, devcloud.Config{CertsDir: certs, TokenTTL: 2 * time.Hour})
-	cfg := testConfig(certs, cloud.Addr())
+	certs := testutil.NewCerts(t, devcloud.CertOptions{TokenTTL: -time.Hour})
+	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs, TokenTTL: 2 * time.Hour})
+	cfg := testConfig(t, certs, cloud.Addr())
 	cfg.Token.PersistFile = filepath.Join(t.TempDir(), "renewed-token")
 	h := startHarness(t, cfg)
 	h.waitState(t, cloudconn.Ready)
-	waitCommitted(t, cloud)
+	cloud.WaitCommitted(t)
 
 	st := cloud.Status()
 	assert.GreaterOrEqual(t, st.Renewals, 1)
@@ -321,22 +321,22 @@ func TestExpiredTokenIsRenewedAndPersisted(t *testing.T) {
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	assert.Equal(t, 1, st.Renewals, "one renewal serves both the timer and the Unauthenticated answer")
 	require.Eventually(t, func() bool {
-		return metricSum(h.tel, "otelcol.kestrel_command.token.renewals", attribute.String("outcome", "success")) == 1
+		return testutil.MetricSum(h.tel, "otelcol.kestrel_command.token.renewals", attribute.String("outcome", "success")) == 1
 	}, waitFor, tick)
 }
 
 func TestPersistedTokenWins(t *testing.T) {
-	certs := newCertsDir(t, devcloud.CertOptions{TokenTTL: -time.Hour})
-	cloud := startCloud(t, devcloud.Config{CertsDir: certs})
-	cfg := testConfig(certs, cloud.Addr())
+	certs := testutil.NewCerts(t, devcloud.CertOptions{TokenTTL: -time.Hour})
+	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	cfg := testConfig(t, certs, cloud.Addr())
 	cfg.Token.PersistFile = filepath.Join(t.TempDir(), "renewed-token")
-	fresh, err := devcloud.IssueToken(certs, testTenant, 3*time.Hour)
+	fresh, err := devcloud.IssueToken(certs, testutil.Tenant, 3*time.Hour)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(cfg.Token.PersistFile, []byte(fresh), 0o600))
 
 	h := startHarness(t, cfg)
 	h.waitState(t, cloudconn.Ready)
-	waitCommitted(t, cloud)
+	cloud.WaitCommitted(t)
 	st := cloud.Status()
 	assert.Zero(t, st.Renewals, "the persisted token needs no renewal")
 	expiry := st.Operators[0].Streams[cloudconn.StreamData].TokenExpiry
@@ -344,52 +344,52 @@ func TestPersistedTokenWins(t *testing.T) {
 }
 
 func TestRenewalFailureIsReported(t *testing.T) {
-	certs := newCertsDir(t, devcloud.CertOptions{})
-	cloud := startCloud(t, devcloud.Config{CertsDir: certs})
+	certs := testutil.NewCerts(t, devcloud.CertOptions{})
+	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
 	// An expired token signed by someone else: the cloud refuses both streams and renewal.
-	foreign, err := devcloud.IssueToken(newCertsDir(t, devcloud.CertOptions{}), testTenant, -time.Minute)
+	foreign, err := devcloud.IssueToken(testutil.NewCerts(t, devcloud.CertOptions{}), testutil.Tenant, -time.Minute)
 	require.NoError(t, err)
-	cfg := testConfig(certs, cloud.Addr())
+	cfg := testConfig(t, certs, cloud.Addr())
 	cfg.Token.File = filepath.Join(t.TempDir(), "token")
 	require.NoError(t, os.WriteFile(cfg.Token.File, []byte(foreign), 0o600))
 
 	h := startHarness(t, cfg)
-	h.host.waitStatus(t, componentstatus.StatusRecoverableError, "token expired and renewal failed", "Unauthenticated")
+	h.host.WaitStatus(t, componentstatus.StatusRecoverableError, "token expired and renewal failed", "Unauthenticated")
 	assert.Equal(t, cloudconn.Disconnected, h.ext.State())
-	assert.Positive(t, metricSum(h.tel, "otelcol.kestrel_command.token.renewals", attribute.String("outcome", "failure")))
+	assert.Positive(t, testutil.MetricSum(h.tel, "otelcol.kestrel_command.token.renewals", attribute.String("outcome", "failure")))
 }
 
 func TestUntrustedClientCertificate(t *testing.T) {
-	certs := newCertsDir(t, devcloud.CertOptions{})
-	other := newCertsDir(t, devcloud.CertOptions{})
-	cloud := startCloud(t, devcloud.Config{CertsDir: certs})
-	cfg := testConfig(certs, cloud.Addr())
+	certs := testutil.NewCerts(t, devcloud.CertOptions{})
+	other := testutil.NewCerts(t, devcloud.CertOptions{})
+	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	cfg := testConfig(t, certs, cloud.Addr())
 	cfg.TLS.CertFile = filepath.Join(other, devcloud.ClientCertFile)
 	cfg.TLS.KeyFile = filepath.Join(other, devcloud.ClientKeyFile)
 
 	h := startHarness(t, cfg)
-	h.host.waitStatus(t, componentstatus.StatusRecoverableError, "tls: ")
+	h.host.WaitStatus(t, componentstatus.StatusRecoverableError, "tls: ")
 	assert.Equal(t, cloudconn.Disconnected, h.ext.State())
 	assert.Empty(t, cloud.Status().Operators)
 }
 
 func TestUnreachableEndpoint(t *testing.T) {
-	certs := newCertsDir(t, devcloud.CertOptions{})
+	certs := testutil.NewCerts(t, devcloud.CertOptions{})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := lis.Addr().String()
 	require.NoError(t, lis.Close())
 
-	h := startHarness(t, testConfig(certs, addr))
-	h.host.waitStatus(t, componentstatus.StatusRecoverableError, "connection refused")
+	h := startHarness(t, testConfig(t, certs, addr))
+	h.host.WaitStatus(t, componentstatus.StatusRecoverableError, "connection refused")
 	assert.Equal(t, cloudconn.Disconnected, h.ext.State())
 	require.ErrorIs(t, h.ext.Send(context.Background(), event("x")), cloudconn.ErrNotConnected)
 }
 
 func TestHostileServerMessages(t *testing.T) {
-	certs := newCertsDir(t, devcloud.CertOptions{})
-	cloud := startCloud(t, devcloud.Config{CertsDir: certs})
-	h := startHarness(t, testConfig(certs, cloud.Addr()))
+	certs := testutil.NewCerts(t, devcloud.CertOptions{})
+	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	h := startHarness(t, testConfig(t, certs, cloud.Addr()))
 	waitSideStreamsUsable(t, h, cloud)
 
 	for _, tc := range []struct {
@@ -405,22 +405,22 @@ func TestHostileServerMessages(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := cloud.Status().Operators[0].Streams[tc.stream].OpenedAt
-			mark := h.host.mark()
+			mark := h.host.Mark()
 			require.NoError(t, cloud.Inject("", tc.stream, tc.raw))
-			h.host.waitReported(t, mark, componentstatus.StatusRecoverableError, tc.want)
+			h.host.WaitReported(t, mark, componentstatus.StatusRecoverableError, tc.want)
 			require.NoError(t, cloud.WaitStatus(testCtx(t), func(st devcloud.Status) bool {
 				s := st.Operators[0].Streams[tc.stream]
 				return s.Open && s.OpenedAt.After(before)
 			}))
 			waitSideStreamsUsable(t, h, cloud)
-			h.host.waitStatus(t, componentstatus.StatusOK)
+			h.host.WaitStatus(t, componentstatus.StatusOK)
 		})
 	}
 }
 
 func TestCertificateRotation(t *testing.T) {
-	certs := newCertsDir(t, devcloud.CertOptions{})
-	cloud := startCloud(t, devcloud.Config{CertsDir: certs})
+	certs := testutil.NewCerts(t, devcloud.CertOptions{})
+	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
 
 	// Lay the client files out like a Kubernetes Secret volume: the files are symlinks
 	// through ..data, which is swapped atomically on update.
@@ -445,13 +445,13 @@ func TestCertificateRotation(t *testing.T) {
 	for _, f := range []string{"tls.crt", "tls.key"} {
 		require.NoError(t, os.Symlink(filepath.Join("..data", f), filepath.Join(mount, f)))
 	}
-	cfg := testConfig(certs, cloud.Addr())
+	cfg := testConfig(t, certs, cloud.Addr())
 	cfg.TLS.CertFile = filepath.Join(mount, "tls.crt")
 	cfg.TLS.KeyFile = filepath.Join(mount, "tls.key")
 	h := startHarness(t, cfg)
 	h.waitState(t, cloudconn.Ready)
-	h.host.waitStatus(t, componentstatus.StatusOK)
-	waitCommitted(t, cloud)
+	h.host.WaitStatus(t, componentstatus.StatusOK)
+	cloud.WaitCommitted(t)
 	oldSerial := cloud.Status().Operators[0].CertSerial
 
 	// A key that does not match the certificate is reported; the connection stays.
@@ -459,7 +459,7 @@ func TestCertificateRotation(t *testing.T) {
 		issueClientCert(t, certs, filepath.Join(dir, "tls.crt"), filepath.Join(t.TempDir(), "unused.key"))
 		issueClientCert(t, certs, filepath.Join(t.TempDir(), "unused.crt"), filepath.Join(dir, "tls.key"))
 	})
-	h.host.waitStatus(t, componentstatus.StatusRecoverableError, "new TLS files rejected")
+	h.host.WaitStatus(t, componentstatus.StatusRecoverableError, "new TLS files rejected")
 	assert.Equal(t, cloudconn.Ready, h.ext.State())
 	assert.Equal(t, oldSerial, cloud.Status().Operators[0].CertSerial)
 
@@ -472,13 +472,13 @@ func TestCertificateRotation(t *testing.T) {
 		return len(st.Operators) == 1 && st.Operators[0].CertSerial == newSerial && st.Operators[0].Committed
 	}))
 	h.waitState(t, cloudconn.Ready)
-	h.host.waitStatus(t, componentstatus.StatusOK)
+	h.host.WaitStatus(t, componentstatus.StatusOK)
 }
 
 func TestSendErrors(t *testing.T) {
-	certs := newCertsDir(t, devcloud.CertOptions{})
-	cloud := startCloud(t, devcloud.Config{CertsDir: certs})
-	cfg := testConfig(certs, cloud.Addr())
+	certs := testutil.NewCerts(t, devcloud.CertOptions{})
+	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	cfg := testConfig(t, certs, cloud.Addr())
 	cfg.MaxMessageSizeMiB = 1
 	h := newHarness(t, cfg)
 
@@ -505,7 +505,7 @@ func TestSendErrors(t *testing.T) {
 	// The refused oversized payload did not break the stream.
 	require.NoError(t, h.ext.Send(context.Background(), &cloudv1.PodLogs{PodName: "small"}))
 	require.NoError(t, cloud.WaitFor(testCtx(t), func(r []devcloud.Record) bool {
-		return len(payloads(r, cloudconn.StreamLogs)) == 1
+		return len(testutil.PayloadsOn(r, cloudconn.StreamLogs)) == 1
 	}))
 	assert.Equal(t, cloudconn.Ready, h.ext.State())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -514,7 +514,7 @@ func TestSendErrors(t *testing.T) {
 }
 
 func TestStartFailsWithoutToken(t *testing.T) {
-	cfg := testConfig(t.TempDir(), "127.0.0.1:4317")
+	cfg := testConfig(t, t.TempDir(), "127.0.0.1:4317")
 	cfg.Token.File = filepath.Join(t.TempDir(), "missing")
 	cfg.Token.EnvVar = "KESTREL_COMMAND_TEST_UNSET"
 	h := newHarness(t, cfg)
@@ -525,7 +525,7 @@ func TestStartFailsWithoutToken(t *testing.T) {
 }
 
 func TestHandleValidation(t *testing.T) {
-	h := newHarness(t, testConfig(t.TempDir(), "127.0.0.1:4317"))
+	h := newHarness(t, testConfig(t, t.TempDir(), "127.0.0.1:4317"))
 	noop := func(context.Context, proto.Message) proto.Message { return nil }
 	unregister := mustRegister(t, h.ext.Handle, &cloudv1.ShellCommandRequest{}, noop)
 	handleErr := func(typ proto.Message) error {
@@ -548,14 +548,14 @@ func TestHandleValidation(t *testing.T) {
 // A handler that was unregistered (its pipeline shut down) no longer answers; the request
 // is answered as unsupported.
 func TestUnregisteredHandlerNoLongerAnswers(t *testing.T) {
-	certs := newCertsDir(t, devcloud.CertOptions{})
-	cloud := startCloud(t, devcloud.Config{CertsDir: certs})
-	h := newHarness(t, testConfig(certs, cloud.Addr()))
+	certs := testutil.NewCerts(t, devcloud.CertOptions{})
+	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	h := newHarness(t, testConfig(t, certs, cloud.Addr()))
 	unregister := mustRegister(t, h.ext.Handle, &cloudv1.MetricsQueryRequest{}, func(_ context.Context, req proto.Message) proto.Message {
 		return &cloudv1.MetricsQueryResponse{RequestId: req.(*cloudv1.MetricsQueryRequest).GetRequestId()}
 	})
 	h.start(t)
-	waitCommitted(t, cloud)
+	cloud.WaitCommitted(t)
 	ctx := testCtx(t)
 	resp, err := cloud.SendRequest(ctx, "", &cloudv1.MetricsQueryRequest{RequestId: "q-1"})
 	require.NoError(t, err)
@@ -569,9 +569,9 @@ func TestUnregisteredHandlerNoLongerAnswers(t *testing.T) {
 }
 
 func TestSnapshotFailureRetries(t *testing.T) {
-	certs := newCertsDir(t, devcloud.CertOptions{})
-	cloud := startCloud(t, devcloud.Config{CertsDir: certs})
-	h := newHarness(t, testConfig(certs, cloud.Addr()))
+	certs := testutil.NewCerts(t, devcloud.CertOptions{})
+	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	h := newHarness(t, testConfig(t, certs, cloud.Addr()))
 	var calls atomic.Int32
 	h.ext.RegisterSnapshot(func(context.Context, func(proto.Message) error) (*cloudv1.InventoryCommit, error) {
 		if calls.Add(1) == 1 {
@@ -579,20 +579,20 @@ func TestSnapshotFailureRetries(t *testing.T) {
 		}
 		return &cloudv1.InventoryCommit{HasArgocd: true}, nil
 	})
-	mark := h.host.mark()
+	mark := h.host.Mark()
 	h.start(t)
-	h.host.waitReported(t, mark, componentstatus.StatusRecoverableError, "snapshot provider 0 failed: informer cache not synced")
-	h.host.waitStatus(t, componentstatus.StatusOK)
-	waitCommitted(t, cloud)
+	h.host.WaitReported(t, mark, componentstatus.StatusRecoverableError, "snapshot provider 0 failed: informer cache not synced")
+	h.host.WaitStatus(t, componentstatus.StatusOK)
+	cloud.WaitCommitted(t)
 	assert.Equal(t, int32(2), calls.Load())
 	// The failed attempt committed nothing.
-	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.InventoryCommit{HasArgocd: true}}, payloads(cloud.Records(), cloudconn.StreamData)))
+	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.InventoryCommit{HasArgocd: true}}, testutil.PayloadsOn(cloud.Records(), cloudconn.StreamData)))
 }
 
 func TestShutdownCancelsHandlers(t *testing.T) {
-	certs := newCertsDir(t, devcloud.CertOptions{})
-	cloud := startCloud(t, devcloud.Config{CertsDir: certs})
-	h := newHarness(t, testConfig(certs, cloud.Addr()))
+	certs := testutil.NewCerts(t, devcloud.CertOptions{})
+	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	h := newHarness(t, testConfig(t, certs, cloud.Addr()))
 	running := make(chan struct{})
 	cancelled := make(chan struct{})
 	mustRegister(t, h.ext.Handle, &cloudv1.ShellCommandRequest{}, func(ctx context.Context, _ proto.Message) proto.Message {
@@ -618,9 +618,9 @@ func TestShutdownCancelsHandlers(t *testing.T) {
 // an inventory snapshot that only the lease holder produces), other data is still
 // delivered: the side streams are not open yet, so it goes on StreamData.
 func TestSendWhileTheSnapshotWaits(t *testing.T) {
-	certs := newCertsDir(t, devcloud.CertOptions{})
-	cloud := startCloud(t, devcloud.Config{CertsDir: certs})
-	h := newHarness(t, testConfig(certs, cloud.Addr()))
+	certs := testutil.NewCerts(t, devcloud.CertOptions{})
+	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	h := newHarness(t, testConfig(t, certs, cloud.Addr()))
 	h.ext.RegisterSnapshot(func(ctx context.Context, _ func(proto.Message) error) (*cloudv1.InventoryCommit, error) {
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -631,7 +631,7 @@ func TestSendWhileTheSnapshotWaits(t *testing.T) {
 	require.NoError(t, h.ext.Send(ctx, event("ev-1")))
 	require.NoError(t, h.ext.Send(ctx, &cloudv1.Flow{SrcIp: "10.0.0.1"}))
 	require.NoError(t, cloud.WaitFor(ctx, func(r []devcloud.Record) bool { return len(r) == 2 }))
-	assert.Empty(t, cmpMessages([]proto.Message{event("ev-1"), &cloudv1.Flow{SrcIp: "10.0.0.1"}}, payloads(cloud.Records(), cloudconn.StreamData)))
+	assert.Empty(t, cmpMessages([]proto.Message{event("ev-1"), &cloudv1.Flow{SrcIp: "10.0.0.1"}}, testutil.PayloadsOn(cloud.Records(), cloudconn.StreamData)))
 	assert.Equal(t, cloudconn.Syncing, h.ext.State())
 	assert.False(t, cloud.Status().Operators[0].Committed)
 }

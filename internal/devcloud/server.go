@@ -46,6 +46,7 @@ var ErrUnknownOperator = errors.New("unknown or disconnected operator")
 // from DefaultConfig.
 type Config struct {
 	Listen            string        // gRPC listen address
+	Listener          net.Listener  // optional: serve gRPC on this listener instead of Listen; Stop and Kill close it
 	CertsDir          string        // dir produced by GenerateCerts (server cert, CA for client certs, token.key)
 	RecordDir         string        // optional: one JSON-lines file per stream (data.jsonl, control.jsonl, ...)
 	AdminListen       string        // optional loopback HTTP admin API address
@@ -253,9 +254,12 @@ func (s *Server) start() error {
 	if stopped {
 		return errors.New("devcloud: server was stopped")
 	}
-	lis, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("devcloud: listen: %w", err)
+	lis := s.cfg.Listener
+	if lis == nil {
+		var err error
+		if lis, err = net.Listen("tcp", s.cfg.Listen); err != nil {
+			return fmt.Errorf("devcloud: listen: %w", err)
+		}
 	}
 	if s.admin != nil {
 		adminLis, err := net.Listen("tcp", s.cfg.AdminListen)

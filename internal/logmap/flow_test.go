@@ -7,7 +7,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/pdata/plog"
 	"google.golang.org/protobuf/proto"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
@@ -411,32 +410,4 @@ func TestNetworkRecordsWithHostileValues(t *testing.T) {
 		_, err := proto.Marshal(it.Payload)
 		require.NoError(t, err)
 	}
-}
-
-// FuzzNetworkRecords mutates the attribute values of flow and access-log records through
-// their OTLP encoding: mapping must not panic and must only produce payloads that marshal.
-func FuzzNetworkRecords(f *testing.F) {
-	for _, r := range []rec{flowRecord(), httpRecord(), tcpRecord()} {
-		b, err := (&plog.ProtoMarshaler{}).MarshalLogs(logsOf(f, r))
-		require.NoError(f, err)
-		f.Add(b)
-	}
-	m := NewMapper(fixedNow)
-	f.Fuzz(func(t *testing.T, data []byte) {
-		ld, err := (&plog.ProtoUnmarshaler{}).UnmarshalLogs(data)
-		if err != nil {
-			return
-		}
-		res := m.Map(ld)
-		n := 0
-		for _, it := range res.Items {
-			n += it.Records
-			_, err := proto.Marshal(it.Payload)
-			require.NoError(t, err)
-		}
-		for _, d := range res.Drops {
-			n += d.Count
-		}
-		require.Equal(t, ld.LogRecordCount(), n)
-	})
 }

@@ -5,13 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.uber.org/zap"
@@ -25,6 +23,7 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
 	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 )
 
 func TestMain(m *testing.M) { kubeenv.Main(m) }
@@ -151,28 +150,6 @@ func TestInformedReleasesItsInformers(t *testing.T) {
 	assert.Equal(t, before, k8scache.Running())
 }
 
-// statusHost records the component statuses reported to it.
-type statusHost struct {
-	component.Host
-	mu     sync.Mutex
-	events []*componentstatus.Event
-}
-
-func (h *statusHost) Report(e *componentstatus.Event) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.events = append(h.events, e)
-}
-
-func (h *statusHost) last() *componentstatus.Event {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.events) == 0 {
-		return nil
-	}
-	return h.events[len(h.events)-1]
-}
-
 // An apiserver that is not there does not stop the component: the failure is reported as a
 // recoverable status, and pods are resolved by name meanwhile.
 func TestOpenReportsAnUnreachableAPIServer(t *testing.T) {
@@ -190,15 +167,15 @@ func TestOpenReportsAnUnreachableAPIServer(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte(broken), 0o600))
 	t.Setenv("KUBECONFIG", path)
 
-	host := &statusHost{Host: componenttest.NewNopHost()}
+	host := &testutil.StatusHost{}
 	r, err := Open(&k8sapi.Config{AuthType: k8sapi.AuthTypeKubeConfig}, zap.NewNop(), host)
 	require.NoError(t, err)
 	defer r.Close()
 	require.Eventually(t, func() bool {
-		e := host.last()
+		e := host.Last()
 		return e != nil && e.Status() == componentstatus.StatusRecoverableError
 	}, waitFor, tick)
-	assert.ErrorContains(t, host.last().Err(), dead)
+	assert.ErrorContains(t, host.Last().Err(), dead)
 	assert.False(t, r.HasSynced())
 	_, ok := Chain{r, Names{}}.Owner("default", "web-7d9f8b6c5-x2x4k")
 	assert.True(t, ok, "names still answer")

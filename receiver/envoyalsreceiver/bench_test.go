@@ -20,6 +20,7 @@ import (
 
 	"github.com/kestrelai/otelcol-kestrel/internal/logmap"
 	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadata"
 )
 
@@ -121,12 +122,12 @@ func BenchmarkGRPC(b *testing.B) {
 			sent += len(msg.GetHttpLogs().GetLogEntry())
 		}
 	}
-	for metricSum(tt, "otelcol.envoy_access_log_receiver.entries") < int64(sent) {
+	for testutil.MetricSum(tt, "otelcol.envoy_access_log_receiver.entries") < int64(sent) {
 		runtime.Gosched()
 	}
 	b.StopTimer()
 	cpu = cpuTime(b) - cpu
 	b.ReportMetric(float64(sent)/b.Elapsed().Seconds(), "entries/s")
 	b.ReportMetric(float64(sent)/cpu.Seconds(), "entries/cpu-s")
-	b.ReportMetric(float64(metricSum(tt, "otelcol.envoy_access_log_receiver.entries.dropped")), "dropped")
+	b.ReportMetric(float64(testutil.MetricSum(tt, "otelcol.envoy_access_log_receiver.entries.dropped")), "dropped")
 }

@@ -15,21 +15,23 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
-	"github.com/kestrelai/otelcol-kestrel/internal/flowagg/flowaggtest"
+	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadatatest"
 )
 
 // Envoy → receiver → kestrel exporter → kestrel_command extension → kestrel-devcloud: the
 // aggregated entries arrive as cloud.v1.L7AccessLog messages on StreamFlows.
 func TestEndToEndAccessLogsReachCloud(t *testing.T) {
-	p := flowaggtest.Start(t)
+	p := cloudtest.Start(t)
 	tt := componenttest.NewTelemetry()
 	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
 	cfg := testConfig()
 	cfg.Aggregation.Window = 100 * time.Millisecond
 	cfg.Headers.Request = append(cfg.Headers.Request, "authorization")
-	r, err := newReceiver(cfg, metadatatest.NewSettings(tt), p.Logs, podowner.Names{})
+	r, err := newReceiver(cfg, metadatatest.NewSettings(tt), p.Exporter, podowner.Names{})
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	stopped := false
@@ -64,7 +66,7 @@ func TestEndToEndAccessLogsReachCloud(t *testing.T) {
 		ConnectionProperties: &accesslogv3.ConnectionProperties{SentBytes: 4096, ReceivedBytes: 1024},
 	})
 	require.Eventually(t, func() bool {
-		return metricSum(tt, "otelcol.envoy_access_log_receiver.entries") >= 42
+		return testutil.MetricSum(tt, "otelcol.envoy_access_log_receiver.entries") >= 42
 	}, waitFor, tick)
 	stop()
 
@@ -75,7 +77,7 @@ func TestEndToEndAccessLogsReachCloud(t *testing.T) {
 		}
 		return n
 	}
-	got := p.WaitPayloads(t, &cloudv1.L7AccessLog{}, func(ps []proto.Message) bool { return count(ps) >= 42 })
+	got := p.Cloud.WaitPayloads(t, cloudconn.StreamFlows, &cloudv1.L7AccessLog{}, func(ps []proto.Message) bool { return count(ps) >= 42 })
 	require.Equal(t, int64(42), count(got))
 	byPath := map[string]*cloudv1.L7AccessLog{}
 	for _, m := range got {

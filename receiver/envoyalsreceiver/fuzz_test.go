@@ -9,13 +9,11 @@ import (
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/kestrelai/otelcol-kestrel/internal/logmap"
 	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadata"
 )
 
@@ -44,27 +42,12 @@ func FuzzAccessLogConversion(f *testing.F) {
 		require.NoError(f, err)
 		f.Add(b)
 	}
-	m := logmap.NewMapper(nil)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		msg := &alsv3.StreamAccessLogsMessage{}
 		if proto.Unmarshal(data, msg) != nil {
 			return
 		}
-		next, err := consumer.NewLogs(func(_ context.Context, ld plog.Logs) error {
-			res := m.Map(ld)
-			n := 0
-			for _, it := range res.Items {
-				n += it.Records
-				_, err := proto.Marshal(it.Payload)
-				require.NoError(t, err)
-			}
-			for _, d := range res.Drops {
-				n += d.Count
-			}
-			require.Equal(t, ld.LogRecordCount(), n)
-			return nil
-		})
-		require.NoError(t, err)
+		next := testutil.AccountingConsumer(t)
 		r, err := newReceiver(createDefaultConfig().(*Config), receivertest.NewNopSettings(metadata.Type), next, podowner.Names{})
 		require.NoError(t, err)
 		r.receive(context.Background(), &streamState{}, msg)

@@ -13,8 +13,6 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -146,26 +144,6 @@ func httpEntry(at time.Duration, path string, status uint32, headers map[string]
 			ResponseHeaders:   map[string]string{"content-type": "application/json", "set-cookie": "session=abc"},
 		},
 	}
-}
-
-// metricSum sums the points of an int sum whose attributes include attrs.
-func metricSum(tt *componenttest.Telemetry, name string, attrs ...attribute.KeyValue) int64 {
-	m, err := tt.GetMetric(name)
-	if err != nil {
-		return 0
-	}
-	var total int64
-	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-		match := true
-		for _, kv := range attrs {
-			v, ok := dp.Attributes.Value(kv.Key)
-			match = match && ok && v == kv.Value
-		}
-		if match {
-			total += dp.Value
-		}
-	}
-	return total
 }
 
 func records(sink *consumertest.LogsSink) []plog.LogRecord {

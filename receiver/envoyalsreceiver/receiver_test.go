@@ -26,6 +26,7 @@ import (
 
 	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadatatest"
 )
 
@@ -88,7 +89,7 @@ func TestIstioMesh(t *testing.T) {
 	payments.sendTCP(t, tcp(0, 100, 2000), tcp(time.Minute, 50, 1000))
 
 	require.Eventually(t, func() bool {
-		return metricSum(tt, "otelcol.envoy_access_log_receiver.entries") >= 7
+		return testutil.MetricSum(tt, "otelcol.envoy_access_log_receiver.entries") >= 7
 	}, waitFor, tick)
 	stop()
 
@@ -174,9 +175,9 @@ func TestIstioMesh(t *testing.T) {
 		schema.AttrEnvoyConnBytesReceived:     int64(150),
 		schema.AttrEnvoyAccessLogType:         "TcpConnectionEnd",
 	}, attrs(db))
-	assert.Equal(t, int64(5), metricSum(tt, "otelcol.envoy_access_log_receiver.entries", attribute.String("type", "http")))
-	assert.Equal(t, int64(2), metricSum(tt, "otelcol.envoy_access_log_receiver.entries", attribute.String("type", "tcp")))
-	assert.Zero(t, metricSum(tt, "otelcol.envoy_access_log_receiver.entries.dropped"))
+	assert.Equal(t, int64(5), testutil.MetricSum(tt, "otelcol.envoy_access_log_receiver.entries", attribute.String("type", "http")))
+	assert.Equal(t, int64(2), testutil.MetricSum(tt, "otelcol.envoy_access_log_receiver.entries", attribute.String("type", "tcp")))
+	assert.Zero(t, testutil.MetricSum(tt, "otelcol.envoy_access_log_receiver.entries.dropped"))
 }
 
 // Hostile entries: huge and numerous headers are cut down to the allowlist and
@@ -215,13 +216,13 @@ func TestHostileInput(t *testing.T) {
 	msg = protowire.AppendBytes(msg, entries)
 	require.NoError(t, st.SendMsg(rawMessage(msg)))
 	require.Eventually(t, func() bool {
-		return metricSum(tt, "otelcol.envoy_access_log_receiver.messages.invalid") == 1
+		return testutil.MetricSum(tt, "otelcol.envoy_access_log_receiver.messages.invalid") == 1
 	}, waitFor, tick)
 
 	// Still serving.
 	dialEnvoy(t, addr, nil).sendHTTP(t, httpEntry(time.Second, "/after", 200, nil))
 	require.Eventually(t, func() bool {
-		return metricSum(tt, "otelcol.envoy_access_log_receiver.entries") >= 2
+		return testutil.MetricSum(tt, "otelcol.envoy_access_log_receiver.entries") >= 2
 	}, waitFor, tick)
 	stop()
 
@@ -280,10 +281,10 @@ func TestNoDropsAt10kEntriesPerSecond(t *testing.T) {
 		<-done
 	}
 	require.Eventually(t, func() bool {
-		return metricSum(tt, "otelcol.envoy_access_log_receiver.entries") == streams*perMessage*messages
+		return testutil.MetricSum(tt, "otelcol.envoy_access_log_receiver.entries") == streams*perMessage*messages
 	}, waitFor, tick)
 	stop()
-	assert.Zero(t, metricSum(tt, "otelcol.envoy_access_log_receiver.entries.dropped"))
+	assert.Zero(t, testutil.MetricSum(tt, "otelcol.envoy_access_log_receiver.entries.dropped"))
 	var total int64
 	for _, lr := range records(sink) {
 		total += attrs(lr)[schema.AttrAggregateCount].(int64)
@@ -312,12 +313,12 @@ func TestOverloadDropsAndCounts(t *testing.T) {
 	// messages are read in order, so once the next message is counted the batch is done.
 	e.sendHTTP(t, httpEntry(0, "/last", 200, nil))
 	require.Eventually(t, func() bool {
-		return metricSum(tt, "otelcol.envoy_access_log_receiver.entries") == 101
+		return testutil.MetricSum(tt, "otelcol.envoy_access_log_receiver.entries") == 101
 	}, waitFor, tick)
 	// Window 1 went to the (blocked) pipeline, window 2 waits, window 3 is full; everything
 	// else was dropped.
 	dropped := func() int64 {
-		return metricSum(tt, "otelcol.envoy_access_log_receiver.entries.dropped", attribute.String("reason", "overload"))
+		return testutil.MetricSum(tt, "otelcol.envoy_access_log_receiver.entries.dropped", attribute.String("reason", "overload"))
 	}
 	assert.GreaterOrEqual(t, dropped(), int64(70))
 	close(release)

@@ -12,7 +12,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
-	"github.com/kestrelai/otelcol-kestrel/internal/flowagg/flowaggtest"
+	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
 )
 
 // cloudKey is what a cloud.v1.Flow tells apart: refKey without verdict and drop reason,
@@ -36,14 +38,14 @@ func cloudEndpoint(e *cloudv1.Endpoint, ip string) string {
 // extension to kestrel-devcloud, and arrives as aggregated cloud.v1.Flow messages on
 // StreamFlows, with counts and event times that match the fixture.
 func TestEndToEndFlowsReachCloud(t *testing.T) {
-	p := flowaggtest.Start(t)
+	p := cloudtest.Start(t)
 	events := loadFixture(t)
 	_, addr := serveRelay(t, newFakeRelay(events), "127.0.0.1:0")
 	tt := componenttest.NewTelemetry()
 	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
 	cfg := testConfig(addr)
 	cfg.Aggregation.Window = 100 * time.Millisecond
-	_, stop := startReceiver(t, cfg, p.Logs, tt, nil)
+	_, stop := startReceiver(t, cfg, p.Exporter, tt, nil)
 
 	want := map[cloudKey]*refAgg{}
 	ref, flows := expected(events, nil)
@@ -63,7 +65,7 @@ func TestEndToEndFlowsReachCloud(t *testing.T) {
 		}
 	}
 	replies := countFlows(events, func(f *flowpb.Flow) bool { return f.IsReply.GetValue() })
-	require.Eventually(t, func() bool { return metricSum(tt, "otelcol.hubble_receiver.flows") >= flows+replies }, waitFor, tick)
+	require.Eventually(t, func() bool { return testutil.MetricSum(tt, "otelcol.hubble_receiver.flows") >= flows+replies }, waitFor, tick)
 	stop()
 
 	sum := func(ps []proto.Message) int64 {
@@ -73,7 +75,7 @@ func TestEndToEndFlowsReachCloud(t *testing.T) {
 		}
 		return n
 	}
-	got := p.WaitPayloads(t, &cloudv1.Flow{}, func(ps []proto.Message) bool { return sum(ps) >= flows })
+	got := p.Cloud.WaitPayloads(t, cloudconn.StreamFlows, &cloudv1.Flow{}, func(ps []proto.Message) bool { return sum(ps) >= flows })
 	require.Equal(t, flows, sum(got))
 
 	merged := map[cloudKey]*refAgg{}

@@ -8,13 +8,11 @@ import (
 	observerpb "github.com/cilium/cilium/api/v1/observer"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/flowagg"
-	"github.com/kestrelai/otelcol-kestrel/internal/logmap"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/receiver/hubblereceiver/internal/metadata"
 )
 
@@ -126,24 +124,9 @@ func FuzzFlowConversion(f *testing.F) {
 			f.Add(b)
 		}
 	}
-	m := logmap.NewMapper(nil)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkView(t, data)
-		next, err := consumer.NewLogs(func(_ context.Context, ld plog.Logs) error {
-			res := m.Map(ld)
-			n := 0
-			for _, it := range res.Items {
-				n += it.Records
-				_, err := proto.Marshal(it.Payload)
-				require.NoError(t, err)
-			}
-			for _, d := range res.Drops {
-				n += d.Count
-			}
-			require.Equal(t, ld.LogRecordCount(), n)
-			return nil
-		})
-		require.NoError(t, err)
+		next := testutil.AccountingConsumer(t)
 		r, err := newReceiver(createDefaultConfig().(*Config), receivertest.NewNopSettings(metadata.Type), next)
 		require.NoError(t, err)
 		ctx := context.Background()

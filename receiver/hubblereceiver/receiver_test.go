@@ -20,13 +20,13 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/receiver/hubblereceiver/internal/fixturegen"
 	"github.com/kestrelai/otelcol-kestrel/receiver/hubblereceiver/internal/metadatatest"
 )
@@ -35,32 +35,6 @@ const (
 	waitFor = 20 * time.Second
 	tick    = 5 * time.Millisecond
 )
-
-// statusHost is a component.Host that records the status events reported to it.
-type statusHost struct {
-	mu     sync.Mutex
-	events []*componentstatus.Event
-}
-
-var _ componentstatus.Reporter = (*statusHost)(nil)
-
-func (*statusHost) GetExtensions() map[component.ID]component.Component { return nil }
-
-func (h *statusHost) Report(ev *componentstatus.Event) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.events = append(h.events, ev)
-}
-
-func (h *statusHost) statuses() []componentstatus.Status {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := make([]componentstatus.Status, len(h.events))
-	for i, ev := range h.events {
-		out[i] = ev.Status()
-	}
-	return out
-}
 
 func testConfig(endpoint string) *Config {
 	cfg := createDefaultConfig().(*Config)
@@ -88,27 +62,6 @@ func startReceiver(t *testing.T, cfg *Config, sink consumer.Logs, tt *componentt
 	stop := func() { once.Do(func() { require.NoError(t, r.Shutdown(context.Background())) }) }
 	t.Cleanup(stop)
 	return r, stop
-}
-
-// metricSum sums the data points of an int sum whose attributes include attrs; 0 before the
-// metric has been recorded.
-func metricSum(tt *componenttest.Telemetry, name string, attrs ...attribute.KeyValue) int64 {
-	m, err := tt.GetMetric(name)
-	if err != nil {
-		return 0
-	}
-	var total int64
-	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-		match := true
-		for _, kv := range attrs {
-			v, ok := dp.Attributes.Value(kv.Key)
-			match = match && ok && v == kv.Value
-		}
-		if match {
-			total += dp.Value
-		}
-	}
-	return total
 }
 
 func outcome(v string) attribute.KeyValue { return attribute.String("outcome", v) }
@@ -288,7 +241,7 @@ func TestReplayIsAggregatedByWorkloadPairFromEventTime(t *testing.T) {
 	tt := componenttest.NewTelemetry()
 	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
 	sink := &consumertest.LogsSink{}
-	host := &statusHost{}
+	host := &testutil.StatusHost{}
 	cfg := testConfig(addr)
 	cfg.Aggregation.Window = time.Hour // one window, emitted by the shutdown
 	_, stop := startReceiver(t, cfg, sink, tt, host)
@@ -296,19 +249,19 @@ func TestReplayIsAggregatedByWorkloadPairFromEventTime(t *testing.T) {
 	want, flows := expected(events, nil)
 	replies := countFlows(events, func(f *flowpb.Flow) bool { return f.IsReply.GetValue() })
 	require.Eventually(t, func() bool {
-		return metricSum(tt, "otelcol.hubble_receiver.flows") >= flows+replies
+		return testutil.MetricSum(tt, "otelcol.hubble_receiver.flows") >= flows+replies
 	}, waitFor, tick)
 	stop()
 
 	assertAggregates(t, want, received(t, sink))
 	assert.Equal(t, len(want), sink.LogRecordCount(), "one record per key")
 	assert.Less(t, len(want), int(flows)/20)
-	assert.Equal(t, flows, metricSum(tt, "otelcol.hubble_receiver.flows", outcome("aggregated")))
-	assert.Equal(t, replies, metricSum(tt, "otelcol.hubble_receiver.flows", outcome("reply")))
-	assert.Zero(t, metricSum(tt, "otelcol.hubble_receiver.flows", outcome("duplicate")))
-	assert.Equal(t, int64(17), metricSum(tt, "otelcol.hubble_receiver.lost_events", attribute.String("source", "HUBBLE_RING_BUFFER")))
-	assert.Equal(t, int64(5), metricSum(tt, "otelcol.hubble_receiver.lost_events", attribute.String("source", "OBSERVER_EVENTS_QUEUE")))
-	assert.Contains(t, host.statuses(), componentstatus.StatusOK)
+	assert.Equal(t, flows, testutil.MetricSum(tt, "otelcol.hubble_receiver.flows", outcome("aggregated")))
+	assert.Equal(t, replies, testutil.MetricSum(tt, "otelcol.hubble_receiver.flows", outcome("reply")))
+	assert.Zero(t, testutil.MetricSum(tt, "otelcol.hubble_receiver.flows", outcome("duplicate")))
+	assert.Equal(t, int64(17), testutil.MetricSum(tt, "otelcol.hubble_receiver.lost_events", attribute.String("source", "HUBBLE_RING_BUFFER")))
+	assert.Equal(t, int64(5), testutil.MetricSum(tt, "otelcol.hubble_receiver.lost_events", attribute.String("source", "OBSERVER_EVENTS_QUEUE")))
+	assert.Contains(t, host.Statuses(), componentstatus.StatusOK)
 
 	reqs := relay.Requests()
 	require.Len(t, reqs, 1)
@@ -366,11 +319,11 @@ func TestFiltersGoToRelay(t *testing.T) {
 	}
 	want, flows := expected(events, keep)
 	all := countFlows(events, keep)
-	require.Eventually(t, func() bool { return metricSum(tt, "otelcol.hubble_receiver.flows") >= all }, waitFor, tick)
+	require.Eventually(t, func() bool { return testutil.MetricSum(tt, "otelcol.hubble_receiver.flows") >= all }, waitFor, tick)
 	stop()
 
 	assertAggregates(t, want, received(t, sink))
-	assert.Equal(t, flows, metricSum(tt, "otelcol.hubble_receiver.flows", outcome("aggregated")))
+	assert.Equal(t, flows, testutil.MetricSum(tt, "otelcol.hubble_receiver.flows", outcome("aggregated")))
 	reqs := relay.Requests()
 	require.Len(t, reqs, 1)
 	assert.Empty(t, cmpFilters(t, []*flowpb.FlowFilter{
@@ -404,13 +357,13 @@ func TestRelayRestartResumesWithoutDuplicates(t *testing.T) {
 	tt := componenttest.NewTelemetry()
 	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
 	sink := &consumertest.LogsSink{}
-	host := &statusHost{}
+	host := &testutil.StatusHost{}
 	cfg := testConfig(addr)
 	cfg.ResumeOverlap = 500 * time.Millisecond
 	_, stop := startReceiver(t, cfg, sink, tt, host)
 
 	<-relay1.paused
-	require.Eventually(t, func() bool { return metricSum(tt, "otelcol.hubble_receiver.flows") == 4000 }, waitFor, tick)
+	require.Eventually(t, func() bool { return testutil.MetricSum(tt, "otelcol.hubble_receiver.flows") == 4000 }, waitFor, tick)
 	srv1.Stop()
 
 	relay2 := newFakeRelay(events)
@@ -418,13 +371,13 @@ func TestRelayRestartResumesWithoutDuplicates(t *testing.T) {
 	want, flows := expected(events, nil)
 	replies := countFlows(events, func(f *flowpb.Flow) bool { return f.IsReply.GetValue() })
 	require.Eventually(t, func() bool {
-		return metricSum(tt, "otelcol.hubble_receiver.flows", outcome("aggregated"))+
-			metricSum(tt, "otelcol.hubble_receiver.flows", outcome("reply")) >= flows+replies
+		return testutil.MetricSum(tt, "otelcol.hubble_receiver.flows", outcome("aggregated"))+
+			testutil.MetricSum(tt, "otelcol.hubble_receiver.flows", outcome("reply")) >= flows+replies
 	}, waitFor, tick)
 	stop()
 
 	assertAggregates(t, want, received(t, sink))
-	assert.Equal(t, flows, metricSum(tt, "otelcol.hubble_receiver.flows", outcome("aggregated")))
+	assert.Equal(t, flows, testutil.MetricSum(tt, "otelcol.hubble_receiver.flows", outcome("aggregated")))
 
 	// The second relay was asked for flows since the 4000th flow's time minus the overlap,
 	// and the flows it sent again were recognised.
@@ -452,11 +405,11 @@ func TestRelayRestartResumesWithoutDuplicates(t *testing.T) {
 		}
 	}
 	assert.Positive(t, resent)
-	assert.Equal(t, resent, metricSum(tt, "otelcol.hubble_receiver.flows", outcome("duplicate")))
-	assert.Positive(t, metricSum(tt, "otelcol.hubble_receiver.reconnects"))
-	assert.Equal(t, int64(17), metricSum(tt, "otelcol.hubble_receiver.lost_events", attribute.String("source", "HUBBLE_RING_BUFFER")), "lost events are not counted twice")
-	assert.Contains(t, host.statuses(), componentstatus.StatusRecoverableError)
-	assert.Equal(t, componentstatus.StatusOK, host.statuses()[len(host.statuses())-1])
+	assert.Equal(t, resent, testutil.MetricSum(tt, "otelcol.hubble_receiver.flows", outcome("duplicate")))
+	assert.Positive(t, testutil.MetricSum(tt, "otelcol.hubble_receiver.reconnects"))
+	assert.Equal(t, int64(17), testutil.MetricSum(tt, "otelcol.hubble_receiver.lost_events", attribute.String("source", "HUBBLE_RING_BUFFER")), "lost events are not counted twice")
+	assert.Contains(t, host.Statuses(), componentstatus.StatusRecoverableError)
+	assert.Equal(t, componentstatus.StatusOK, host.Statuses()[len(host.Statuses())-1])
 }
 
 func TestDisabled(t *testing.T) {
@@ -513,7 +466,7 @@ func TestTLS(t *testing.T) {
 		sink := &consumertest.LogsSink{}
 		_, stop := startReceiver(t, cfg, sink, tt, nil)
 		n := countFlows(events, func(*flowpb.Flow) bool { return true })
-		require.Eventually(t, func() bool { return metricSum(tt, "otelcol.hubble_receiver.flows") == n }, waitFor, tick)
+		require.Eventually(t, func() bool { return testutil.MetricSum(tt, "otelcol.hubble_receiver.flows") == n }, waitFor, tick)
 		stop()
 		assert.Positive(t, sink.LogRecordCount())
 	})
@@ -526,15 +479,15 @@ func TestTLS(t *testing.T) {
 		cfg.TLS.CAFile = filepath.Join(dir, devcloud.CACertFile)
 		tt := componenttest.NewTelemetry()
 		t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
-		host := &statusHost{}
+		host := &testutil.StatusHost{}
 		sink := &consumertest.LogsSink{}
 		_, stop := startReceiver(t, cfg, sink, tt, host)
-		require.Eventually(t, func() bool { return metricSum(tt, "otelcol.hubble_receiver.reconnects") >= 2 }, waitFor, tick)
+		require.Eventually(t, func() bool { return testutil.MetricSum(tt, "otelcol.hubble_receiver.reconnects") >= 2 }, waitFor, tick)
 		stop()
 		assert.Empty(t, relay.Requests())
 		assert.Zero(t, sink.LogRecordCount())
-		assert.Contains(t, host.statuses(), componentstatus.StatusRecoverableError)
-		assert.NotContains(t, host.statuses(), componentstatus.StatusOK)
+		assert.Contains(t, host.Statuses(), componentstatus.StatusRecoverableError)
+		assert.NotContains(t, host.Statuses(), componentstatus.StatusOK)
 	})
 }
 
@@ -557,9 +510,9 @@ func TestLostEventsAndRepliesAreCountedNotAggregated(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
 	sink := &consumertest.LogsSink{}
 	_, stop := startReceiver(t, testConfig(addr), sink, tt, nil)
-	require.Eventually(t, func() bool { return metricSum(tt, "otelcol.hubble_receiver.flows", outcome("reply")) == 10 }, waitFor, tick)
+	require.Eventually(t, func() bool { return testutil.MetricSum(tt, "otelcol.hubble_receiver.flows", outcome("reply")) == 10 }, waitFor, tick)
 	require.Eventually(t, func() bool {
-		return metricSum(tt, "otelcol.hubble_receiver.lost_events", attribute.String("source", "PERF_EVENT_RING_BUFFER")) == 3
+		return testutil.MetricSum(tt, "otelcol.hubble_receiver.lost_events", attribute.String("source", "PERF_EVENT_RING_BUFFER")) == 3
 	}, waitFor, tick)
 	stop()
 	assert.Zero(t, sink.LogRecordCount())

@@ -23,6 +23,7 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
 	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 )
 
 // BenchmarkInventory10kPods creates $KESTREL_BENCH_PODS (default 10000) pods in the real
@@ -79,7 +80,7 @@ func BenchmarkInventory10kPods(b *testing.B) {
 	cfg.Namespaces.Include = []string{ns}
 	r := testReceiver(b, cfg, rc, sink)
 	start = time.Now()
-	if err := r.Start(ctx, &statusHost{}); err != nil {
+	if err := r.Start(ctx, &testutil.StatusHost{}); err != nil {
 		b.Fatal(err)
 	}
 	sink.waitCompletes(1)

@@ -2,17 +2,11 @@ package k8sinventoryreceiver
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/exporter/exportertest"
-	"go.opentelemetry.io/collector/extension/extensioncapabilities"
-	"go.opentelemetry.io/collector/extension/extensiontest"
-	"go.uber.org/zap/zaptest"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	corev1 "k8s.io/api/core/v1"
@@ -21,40 +15,10 @@ import (
 	"k8s.io/utils/ptr"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
-	"github.com/kestrelai/otelcol-kestrel/exporter/kestrelexporter"
-	"github.com/kestrelai/otelcol-kestrel/extension/kestrelcommand"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
 	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
 )
-
-type extensionHost struct {
-	statusHost
-	extensions map[component.ID]component.Component
-}
-
-func (h *extensionHost) GetExtensions() map[component.ID]component.Component { return h.extensions }
-
-func startCloud(t *testing.T, certs, listen string) *devcloud.Server {
-	t.Helper()
-	s, err := devcloud.New(devcloud.Config{
-		Listen: listen, CertsDir: certs, HeartbeatInterval: 200 * time.Millisecond, DrainTimeout: 2 * time.Second,
-	}, zaptest.NewLogger(t).Named("devcloud"))
-	require.NoError(t, err)
-	require.NoError(t, s.Start())
-	t.Cleanup(s.Kill)
-	return s
-}
-
-// received lists the payloads devcloud got, unwrapped from their envelopes, in order.
-func received(s *devcloud.Server) []proto.Message {
-	var out []proto.Message
-	for _, r := range s.Records() {
-		if r.Payload != nil {
-			out = append(out, r.Payload)
-		}
-	}
-	return out
-}
 
 func typeName(m proto.Message) protoreflect.Name { return m.ProtoReflect().Descriptor().Name() }
 
@@ -77,21 +41,6 @@ func snapshotOf(msgs []proto.Message) (map[protoreflect.Name][]proto.Message, bo
 	return out, false
 }
 
-func waitMessage(t *testing.T, s *devcloud.Server, what string, pred func(proto.Message) bool) proto.Message {
-	t.Helper()
-	var found proto.Message
-	require.Eventually(t, func() bool {
-		for _, m := range received(s) {
-			if pred(m) {
-				found = m
-				return true
-			}
-		}
-		return false
-	}, waitFor, tick, "devcloud never received %s", what)
-	return found
-}
-
 // TestCloudGetsInventoryAndReplaysItWithoutListing runs the whole path: the receiver
 // against a real apiserver, the kestrel exporter, the kestrel_command extension and
 // kestrel-devcloud, which is restarted in the middle.
@@ -102,52 +51,18 @@ func TestCloudGetsInventoryAndReplaysItWithoutListing(t *testing.T) {
 	workloads(t, cs, ns)
 	ctx := t.Context()
 
-	certs := filepath.Join(t.TempDir(), "certs")
-	require.NoError(t, devcloud.GenerateCerts(certs, devcloud.CertOptions{Tenant: "acme"}))
-	cloud := startCloud(t, certs, "127.0.0.1:0")
-	addr := cloud.Addr()
-
-	extFactory := kestrelcommand.NewFactory()
-	extCfg := extFactory.CreateDefaultConfig().(*kestrelcommand.Config)
-	extCfg.Endpoint = addr
-	extCfg.TLS.CAFile = filepath.Join(certs, devcloud.CACertFile)
-	extCfg.TLS.CertFile = filepath.Join(certs, devcloud.ClientCertFile)
-	extCfg.TLS.KeyFile = filepath.Join(certs, devcloud.ClientKeyFile)
-	extCfg.Token.File = filepath.Join(certs, devcloud.TokenFile)
-	extCfg.Reconnect.InitialInterval = 20 * time.Millisecond
-	extCfg.Reconnect.MaxInterval = 200 * time.Millisecond
-	extSet := extensiontest.NewNopSettings(extFactory.Type())
-	extSet.Logger = zaptest.NewLogger(t).Named("kestrel_command")
-	ext, err := extFactory.Create(ctx, extSet, extCfg)
-	require.NoError(t, err)
-	host := &extensionHost{extensions: map[component.ID]component.Component{component.NewID(extFactory.Type()): ext}}
-
-	expFactory := kestrelexporter.NewFactory()
-	expSet := exportertest.NewNopSettings(expFactory.Type())
-	expSet.Logger = zaptest.NewLogger(t).Named("kestrel")
-	exp, err := expFactory.CreateLogs(ctx, expSet, expFactory.CreateDefaultConfig())
-	require.NoError(t, err)
-
 	rc, counter := isolatedConfig(t, env)
 	cfg := createDefaultConfig().(*Config)
 	cfg.Namespaces.Include = []string{ns}
-	r := testReceiver(t, cfg, rc, exp)
+	// Started in the collector's order: extensions, exporters, receivers, then Ready.
+	pipeline := cloudtest.New(t, devcloud.Config{HeartbeatInterval: 200 * time.Millisecond, DrainTimeout: 2 * time.Second})
+	cloud := pipeline.Cloud
+	r := testReceiver(t, cfg, rc, pipeline.Exporter)
+	require.NoError(t, r.Start(ctx, pipeline.Host))
+	pipeline.Ready(t)
 
-	// Start in the collector's order: extensions, exporters, receivers, then Ready.
-	require.NoError(t, ext.Start(ctx, host))
-	t.Cleanup(func() { require.NoError(t, ext.Shutdown(context.Background())) })
-	require.NoError(t, exp.Start(ctx, host))
-	t.Cleanup(func() { require.NoError(t, exp.Shutdown(context.Background())) })
-	require.NoError(t, r.Start(ctx, host))
-	require.NoError(t, ext.(extensioncapabilities.PipelineWatcher).Ready())
-
-	committed := func(s *devcloud.Server) {
-		require.NoError(t, s.WaitStatus(ctx, func(st devcloud.Status) bool {
-			return len(st.Operators) == 1 && st.Operators[0].Committed
-		}))
-	}
-	committed(cloud)
-	snap, ok := snapshotOf(received(cloud))
+	cloud.WaitCommitted(t)
+	snap, ok := snapshotOf(cloud.Payloads())
 	require.True(t, ok)
 	counts := map[protoreflect.Name]int{}
 	for name, msgs := range snap {
@@ -159,24 +74,24 @@ func TestCloudGetsInventoryAndReplaysItWithoutListing(t *testing.T) {
 	}
 	// 7 workloads: Deployment, its ReplicaSet, StatefulSet, DaemonSet, Job, CronJob and the bare pod.
 	assert.Equal(t, map[protoreflect.Name]int{"Namespace": 1, "Workload": 7, "Pod": 4, "Service": 1, "NetworkPolicy": 1}, counts)
-	waitMessage(t, cloud, "the Warning event", func(m proto.Message) bool {
+	cloud.WaitPayload(t, "the Warning event", func(m proto.Message) bool {
 		e, ok := m.(*cloudv1.KubernetesEvent)
 		return ok && e.Reason == "BackOff" && e.InvolvedObject.GetName() == "debug"
 	})
 
 	// Deltas: an update and a delete, each with its action.
-	_, err = cs.AppsV1().Deployments(ns).Patch(ctx, "web", types.MergePatchType, []byte(`{"metadata":{"labels":{"tier":"back"}}}`), metav1.PatchOptions{})
+	_, err := cs.AppsV1().Deployments(ns).Patch(ctx, "web", types.MergePatchType, []byte(`{"metadata":{"labels":{"tier":"back"}}}`), metav1.PatchOptions{})
 	require.NoError(t, err)
-	waitMessage(t, cloud, "the Deployment update", func(m proto.Message) bool {
+	cloud.WaitPayload(t, "the Deployment update", func(m proto.Message) bool {
 		w, ok := m.(*cloudv1.Workload)
 		return ok && w.Kind == "Deployment" && w.Action == cloudv1.Action_ACTION_UPDATE && w.Labels["tier"] == "back"
 	})
 	require.NoError(t, cs.CoreV1().Pods(ns).Delete(ctx, "debug", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}))
-	waitMessage(t, cloud, "the Pod delete", func(m proto.Message) bool {
+	cloud.WaitPayload(t, "the Pod delete", func(m proto.Message) bool {
 		p, ok := m.(*cloudv1.Pod)
 		return ok && p.Name == "debug" && p.Action == cloudv1.Action_ACTION_DELETE
 	})
-	waitMessage(t, cloud, "the bare pod's Workload delete", func(m proto.Message) bool {
+	cloud.WaitPayload(t, "the bare pod's Workload delete", func(m proto.Message) bool {
 		w, ok := m.(*cloudv1.Workload)
 		return ok && w.Kind == "Pod" && w.Action == cloudv1.Action_ACTION_DELETE
 	})
@@ -185,9 +100,9 @@ func TestCloudGetsInventoryAndReplaysItWithoutListing(t *testing.T) {
 	// apiserver sees no new List (or WatchList) from us.
 	lists := counter.lists.Load()
 	cloud.Stop()
-	cloud = startCloud(t, certs, addr)
-	committed(cloud)
-	snap, ok = snapshotOf(received(cloud))
+	cloud.Restart(t)
+	cloud.WaitCommitted(t)
+	snap, ok = snapshotOf(cloud.Payloads())
 	require.True(t, ok)
 	counts = map[protoreflect.Name]int{}
 	for name, msgs := range snap {
@@ -205,7 +120,7 @@ func TestCloudGetsInventoryAndReplaysItWithoutListing(t *testing.T) {
 	// deleted, and devcloud sees each with its action.
 	_, err = cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "late"}, Spec: podTemplate("late").Spec}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	waitMessage(t, cloud, "a pod created after the restart", func(m proto.Message) bool {
+	cloud.WaitPayload(t, "a pod created after the restart", func(m proto.Message) bool {
 		p, ok := m.(*cloudv1.Pod)
 		return ok && p.Name == "late" && p.Action == cloudv1.Action_ACTION_CREATE
 	})
@@ -213,11 +128,11 @@ func TestCloudGetsInventoryAndReplaysItWithoutListing(t *testing.T) {
 	_, err = cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cs.CoreV1().Nodes().Delete(context.Background(), nodeName, metav1.DeleteOptions{}) })
-	waitMessage(t, cloud, "the Node create", func(m proto.Message) bool {
+	cloud.WaitPayload(t, "the Node create", func(m proto.Message) bool {
 		n, ok := m.(*cloudv1.Node)
 		return ok && n.Name == nodeName && n.Action == cloudv1.Action_ACTION_CREATE
 	})
-	waitMessage(t, cloud, "the new node's conditions (not Ready)", func(m proto.Message) bool {
+	cloud.WaitPayload(t, "the new node's conditions (not Ready)", func(m proto.Message) bool {
 		n, ok := m.(*cloudv1.NodeConditionChange)
 		return ok && n.Name == nodeName
 	})
@@ -326,20 +241,20 @@ func TestCloudGetsInventoryAndReplaysItWithoutListing(t *testing.T) {
 	}
 	for _, o := range objects {
 		require.NoError(t, o.patch(), o.kind)
-		waitMessage(t, cloud, o.kind+" "+o.name+" update", is(o, cloudv1.Action_ACTION_UPDATE))
+		cloud.WaitPayload(t, o.kind+" "+o.name+" update", is(o, cloudv1.Action_ACTION_UPDATE))
 	}
 	for _, o := range objects {
 		require.NoError(t, o.delete(), o.kind)
-		waitMessage(t, cloud, o.kind+" "+o.name+" delete", is(o, cloudv1.Action_ACTION_DELETE))
+		cloud.WaitPayload(t, o.kind+" "+o.name+" delete", is(o, cloudv1.Action_ACTION_DELETE))
 	}
 	_, err = cs.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, label, metav1.PatchOptions{})
 	require.NoError(t, err)
-	waitMessage(t, cloud, "the Namespace update", func(m proto.Message) bool {
+	cloud.WaitPayload(t, "the Namespace update", func(m proto.Message) bool {
 		n, ok := m.(*cloudv1.Namespace)
 		return ok && n.Name == ns && n.Action == cloudv1.Action_ACTION_UPDATE && n.Labels["e2e"] == "updated"
 	})
 	require.NoError(t, cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}))
-	waitMessage(t, cloud, "the Namespace delete", func(m proto.Message) bool {
+	cloud.WaitPayload(t, "the Namespace delete", func(m proto.Message) bool {
 		n, ok := m.(*cloudv1.Namespace)
 		return ok && n.Name == ns && n.Action == cloudv1.Action_ACTION_DELETE
 	})

@@ -6,14 +6,11 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -77,30 +74,6 @@ func adminClient(t *testing.T, env *kubeenv.Env) *kubernetes.Clientset {
 	require.NoError(t, err)
 	return cs
 }
-
-// statusHost records the component status reported to it.
-type statusHost struct {
-	component.Host
-	mu     sync.Mutex
-	events []*componentstatus.Event
-}
-
-func (h *statusHost) Report(ev *componentstatus.Event) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.events = append(h.events, ev)
-}
-
-func (h *statusHost) last() *componentstatus.Event {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.events) == 0 {
-		return nil
-	}
-	return h.events[len(h.events)-1]
-}
-
-func (*statusHost) GetExtensions() map[component.ID]component.Component { return nil }
 
 // testReceiver creates the receiver with cfg against rc; it is shut down when the test ends.
 func testReceiver(t testing.TB, cfg *Config, rc *rest.Config, next consumer.Logs) *inventoryReceiver {

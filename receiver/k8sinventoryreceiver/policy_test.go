@@ -21,6 +21,7 @@ import (
 
 	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
 	kschema "github.com/kestrelai/otelcol-kestrel/internal/schema"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sinventoryreceiver/internal/metadatatest"
 )
 
@@ -102,7 +103,7 @@ func TestAuthorizationPoliciesAppearAtRunTime(t *testing.T) {
 	cfg.Namespaces.Include = []string{ns}
 	sink := &consumertest.LogsSink{}
 	r := testReceiverWith(t, cfg, rc, sink, metadatatest.NewSettings(tt))
-	require.NoError(t, r.Start(ctx, &statusHost{}))
+	require.NoError(t, r.Start(ctx, &testutil.StatusHost{}))
 	first := waitRecord(t, sink, "snapshot_complete", is(kschema.EventInventorySnapshotComplete, ""))
 	assert.Equal(t, false, first.attrs[kschema.AttrIntegrationArgoRollouts])
 

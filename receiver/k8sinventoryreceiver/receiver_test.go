@@ -24,6 +24,7 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
 	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 )
 
 func podTemplate(app string) corev1.PodTemplateSpec {
@@ -133,7 +134,7 @@ func TestSnapshotThenDeltas(t *testing.T) {
 	cfg.Namespaces.Include = []string{ns}
 	sink := &consumertest.LogsSink{}
 	r := testReceiver(t, cfg, rc, sink)
-	host := &statusHost{}
+	host := &testutil.StatusHost{}
 	require.NoError(t, r.Start(ctx, host))
 
 	waitRecord(t, sink, "snapshot_complete", is(schema.EventInventorySnapshotComplete, ""))
@@ -180,7 +181,7 @@ func TestSnapshotThenDeltas(t *testing.T) {
 	assert.Equal(t, "BackOff", events[0].str(schema.AttrK8sEventReason))
 	assert.Equal(t, "debug", events[0].str(schema.AttrK8sObjectName))
 	assert.Equal(t, plog.SeverityNumberWarn, events[0].sev)
-	assert.Equal(t, componentstatus.StatusOK, host.last().Status())
+	assert.Equal(t, componentstatus.StatusOK, host.Last().Status())
 
 	// Changes that no record carries produce nothing. The namespace label that follows is
 	// processed after them, so once it arrives they were seen and skipped.
@@ -252,7 +253,7 @@ func TestNoInformerOutlivesShutdown(t *testing.T) {
 	rc, _ := isolatedConfig(t, env)
 	sink := &consumertest.LogsSink{}
 	r := testReceiver(t, createDefaultConfig().(*Config), rc, sink)
-	require.NoError(t, r.Start(t.Context(), &statusHost{}))
+	require.NoError(t, r.Start(t.Context(), &testutil.StatusHost{}))
 	waitRecord(t, sink, "snapshot_complete", is(schema.EventInventorySnapshotComplete, ""))
 	assert.Greater(t, k8scache.Running(), before)
 	require.NoError(t, r.Shutdown(context.Background()))

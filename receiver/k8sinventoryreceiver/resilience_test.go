@@ -2,7 +2,6 @@ package k8sinventoryreceiver
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,16 +20,9 @@ import (
 
 	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sinventoryreceiver/internal/metadatatest"
 )
-
-func waitStatus(t *testing.T, host *statusHost, st componentstatus.Status, contains string) {
-	t.Helper()
-	require.Eventually(t, func() bool {
-		ev := host.last()
-		return ev != nil && ev.Status() == st && (contains == "" || (ev.Err() != nil && strings.Contains(ev.Err().Error(), contains)))
-	}, waitFor, tick, "status %v containing %q; last: %+v", st, contains, host.last())
-}
 
 func TestForbiddenKindIsLeftOut(t *testing.T) {
 	env := kubeenv.Shared(t)
@@ -83,14 +75,14 @@ func TestForbiddenKindIsLeftOut(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	cfg.Namespaces.Include = []string{ns}
 	sink := &consumertest.LogsSink{}
-	host := &statusHost{}
+	host := &testutil.StatusHost{}
 	require.NoError(t, testReceiver(t, cfg, rc, sink).Start(ctx, host))
 
 	waitRecord(t, sink, "snapshot_complete", is(schema.EventInventorySnapshotComplete, ""))
 	assert.NotEmpty(t, find(records(sink), is(schema.EventInventoryPod, schema.ActionCreate, attr(schema.AttrK8sPodName, "visible"))))
 	assert.Empty(t, find(records(sink), is(schema.EventInventoryService, "")))
-	waitStatus(t, host, componentstatus.StatusRecoverableError, "services@"+ns)
-	assert.Contains(t, host.last().Err().Error(), "forbidden")
+	host.WaitStatus(t, componentstatus.StatusRecoverableError, "services@"+ns)
+	assert.Contains(t, host.Last().Err().Error(), "forbidden")
 
 	// The rest keeps working.
 	_, err = cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "later"}, Spec: podTemplate("later").Spec}, metav1.CreateOptions{})
@@ -114,20 +106,20 @@ func TestAPIServerOutage(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	cfg.Namespaces.Include = []string{ns}
 	sink := &consumertest.LogsSink{}
-	host := &statusHost{}
+	host := &testutil.StatusHost{}
 	require.NoError(t, testReceiver(t, cfg, rc, sink).Start(ctx, host))
 	waitRecord(t, sink, "snapshot_complete", is(schema.EventInventorySnapshotComplete, ""))
-	waitStatus(t, host, componentstatus.StatusOK, "")
+	host.WaitStatus(t, componentstatus.StatusOK)
 	before := len(records(sink))
 
 	env.StopAPIServer()
-	waitStatus(t, host, componentstatus.StatusRecoverableError, "connection refused")
+	host.WaitStatus(t, componentstatus.StatusRecoverableError, "connection refused")
 	require.NoError(t, env.StartAPIServer(ctx))
 
 	_, err = cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "after"}, Spec: podTemplate("after").Spec}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	waitRecord(t, sink, "pod created after the outage", is(schema.EventInventoryPod, schema.ActionCreate, attr(schema.AttrK8sPodName, "after")))
-	waitStatus(t, host, componentstatus.StatusOK, "")
+	host.WaitStatus(t, componentstatus.StatusOK)
 	// Relisting after the outage re-emits nothing that did not change.
 	for _, r := range records(sink)[before:] {
 		assert.Equal(t, "after", r.str(schema.AttrK8sPodName), "unexpected record after the outage: %v", r)
@@ -160,7 +152,7 @@ func TestLeaderElection(t *testing.T) {
 		sink := &consumertest.LogsSink{}
 		r := testReceiverWith(t, cfg, rc, sink, metadatatest.NewSettings(tel))
 		r.leaderIdentity = id
-		require.NoError(t, r.Start(ctx, &statusHost{}))
+		require.NoError(t, r.Start(ctx, &testutil.StatusHost{}))
 		replicas = append(replicas, &replica{r, sink, tel})
 	}
 

@@ -10,6 +10,7 @@ import (
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 )
 
 // OTLP logs reach the cloud as cloud.v1 messages on the streams the protocol prefers:
@@ -25,17 +26,14 @@ func TestLogsReachCloud(t *testing.T) {
 		{name: "old server", oldServer: true, eventStream: "data", logStream: "data"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			certs := newCerts(t)
-			dc := startDevcloud(t, devcloud.Config{CertsDir: certs, OldServer: tc.oldServer})
-			otlp := startCollector(t, dc.Addr(), certs)
+			dc := testutil.StartCloud(t, devcloud.Config{OldServer: tc.oldServer})
+			otlp := startCollector(t, dc)
 			ctx := testCtx(t, 60*time.Second)
 
 			// Data is sent only once the operator is connected and committed, so that the
 			// events are routed by the stream set the server really offers.
-			require.NoError(t, dc.WaitStatus(ctx, func(s devcloud.Status) bool {
-				return len(s.Operators) == 1 && s.Operators[0].Committed
-			}))
-			base := waitRouted(t, dc, otlp, tc.eventStream, tc.logStream)
+			dc.WaitCommitted(t)
+			base := waitRouted(t, dc.Server, otlp, tc.eventStream, tc.logStream)
 
 			const events = 50
 			ev := newSender(t, otlp)
@@ -149,14 +147,11 @@ func podLines(recs []devcloud.Record) int {
 // The cloud restarts (gracefully, as a rolling deploy does) while events stream in:
 // the operator reconnects, and every record the collector accepted arrives exactly once.
 func TestCloudRestartLosesNothing(t *testing.T) {
-	certs := newCerts(t)
-	first := startDevcloud(t, devcloud.Config{CertsDir: certs})
-	addr := first.Addr()
-	otlp := startCollector(t, addr, certs)
+	cloud := testutil.StartCloud(t, devcloud.Config{})
+	first := cloud.Server
+	otlp := startCollector(t, cloud)
 	ctx := testCtx(t, 60*time.Second)
-	require.NoError(t, first.WaitStatus(ctx, func(s devcloud.Status) bool {
-		return len(s.Operators) == 1 && s.Operators[0].Committed
-	}))
+	cloud.WaitCommitted(t)
 
 	const total = 3000
 	s := newSender(t, otlp)
@@ -179,7 +174,8 @@ func TestCloudRestartLosesNothing(t *testing.T) {
 	<-sent
 	s.flush(t)
 
-	second := startDevcloud(t, devcloud.Config{CertsDir: certs, Listen: addr})
+	cloud.Restart(t)
+	second := cloud.Server
 	require.NoError(t, second.WaitFor(ctx, func(recs []devcloud.Record) bool {
 		uids, _ := eventUIDs(recs)
 		return len(uids)+len(beforeRestart) >= total

@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -17,33 +18,12 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
 	"go.opentelemetry.io/collector/otelcol"
-	"go.uber.org/zap/zaptest"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/components"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 )
-
-// startDevcloud starts a reference cloud configured by cfg (CertsDir is required; Listen
-// and AdminListen may be "127.0.0.1:0" style for a fresh port) that heartbeats fast, so
-// liveness paths run during the test too.
-func startDevcloud(t *testing.T, cfg devcloud.Config) *devcloud.Server {
-	t.Helper()
-	cfg.HeartbeatInterval = 200 * time.Millisecond
-	cfg.DrainTimeout = 5 * time.Second
-	dc, err := devcloud.New(cfg, zaptest.NewLogger(t))
-	require.NoError(t, err)
-	require.NoError(t, dc.Start())
-	t.Cleanup(dc.Kill)
-	return dc
-}
-
-func newCerts(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "certs")
-	require.NoError(t, devcloud.GenerateCerts(dir, devcloud.CertOptions{Tenant: "e2e"}))
-	return dir
-}
 
 // freeAddr returns a loopback address nobody listens on right now.
 func freeAddr(t *testing.T) string {
@@ -55,29 +35,21 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// connectionConfig configures kestrel_command for the devcloud at %[1]s with the
-// certificates in %[2]s; the configs below start with it.
-const connectionConfig = `
-extensions:
-  kestrel_command:
-    endpoint: %[1]s
-    tls:
-      ca_file: %[2]s/ca.crt
-      cert_file: %[2]s/client.crt
-      key_file: %[2]s/client.key
-    token:
-      file: %[2]s/token
-    reconnect:
-      initial_interval: 50ms
-      max_interval: 500ms
-`
+// withConnection puts the kestrel_command extension that reaches cloud in front of the
+// rest of a configuration. JSON is YAML's flow style, so the block needs no template.
+func withConnection(t *testing.T, cloud *testutil.Cloud, rest string) string {
+	t.Helper()
+	conn, err := json.Marshal(cloud.ConnectionConfig())
+	require.NoError(t, err)
+	return "extensions:\n  kestrel_command: " + string(conn) + "\n" + rest
+}
 
-const collectorConfig = connectionConfig + `
+const collectorConfig = `
 receivers:
   otlp:
     protocols:
       grpc:
-        endpoint: %[3]s
+        endpoint: %[1]s
 exporters:
   kestrel:
     connection: kestrel_command
@@ -100,12 +72,12 @@ service:
       level: none
 `
 
-// startCollector runs otelcol-kestrel's components in-process against the cloud at
-// cloudAddr and returns the OTLP gRPC address it listens on.
-func startCollector(t *testing.T, cloudAddr, certs string) string {
+// startCollector runs otelcol-kestrel's components in-process against cloud and returns
+// the OTLP gRPC address it listens on.
+func startCollector(t *testing.T, cloud *testutil.Cloud) string {
 	t.Helper()
 	otlpAddr := freeAddr(t)
-	startWithConfig(t, fmt.Sprintf(collectorConfig, cloudAddr, certs, otlpAddr))
+	startWithConfig(t, withConnection(t, cloud, fmt.Sprintf(collectorConfig, otlpAddr)))
 	return otlpAddr
 }
 

@@ -22,14 +22,15 @@ import (
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 )
 
-const metricsConfig = connectionConfig + `
+const metricsConfig = `
 receivers:
   otlp:
     protocols:
       grpc:
-        endpoint: %[3]s
+        endpoint: %[1]s
 processors:
   metrics_store:
     max_response_bytes: 16384
@@ -60,12 +61,11 @@ type pod struct {
 // through the cloud connection; an answer too large for the limit comes back truncated.
 func TestMetricsQueryFromCloud(t *testing.T) {
 	ctl := buildDevcloudCLI(t)
-	certs := newCerts(t)
-	dc := startDevcloud(t, devcloud.Config{CertsDir: certs, AdminListen: "127.0.0.1:0"})
+	dc := testutil.StartCloud(t, devcloud.Config{AdminListen: "127.0.0.1:0"})
 	otlp := freeAddr(t)
-	startWithConfig(t, fmt.Sprintf(metricsConfig, dc.Addr(), certs, otlp))
+	startWithConfig(t, withConnection(t, dc, fmt.Sprintf(metricsConfig, otlp)))
 	ctx := testCtx(t, 60*time.Second)
-	require.NoError(t, dc.WaitStatus(ctx, func(s devcloud.Status) bool { return len(s.Operators) == 1 && s.Operators[0].Committed }))
+	dc.WaitCommitted(t)
 
 	pods := []pod{
 		{"shop", "checkout-7d9f8b6c5-x2x4k", "checkout"},

@@ -23,18 +23,19 @@ import (
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
 	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 )
 
 func TestMain(m *testing.M) { kubeenv.Main(m) }
 
-const workloadsConfig = connectionConfig + `
+const workloadsConfig = `
 receivers:
   otlp:
     protocols:
       grpc:
-        endpoint: %[3]s
+        endpoint: %[1]s
   envoy_access_log:
-    endpoint: %[4]s
+    endpoint: %[2]s
     aggregation:
       window: 100ms
     kubernetes:
@@ -105,11 +106,10 @@ func TestWorkloadsFromTheKubernetesAPI(t *testing.T) {
 		return len(pods.Items) == 2
 	}, 30*time.Second, 50*time.Millisecond, "the controllers create the pods")
 
-	certs := newCerts(t)
-	dc := startDevcloud(t, devcloud.Config{CertsDir: certs, AdminListen: "127.0.0.1:0"})
+	dc := testutil.StartCloud(t, devcloud.Config{AdminListen: "127.0.0.1:0"})
 	otlp, als := freeAddr(t), freeAddr(t)
-	startWithConfig(t, fmt.Sprintf(workloadsConfig, dc.Addr(), certs, otlp, als))
-	require.NoError(t, dc.WaitStatus(ctx, func(s devcloud.Status) bool { return len(s.Operators) == 1 && s.Operators[0].Committed }))
+	startWithConfig(t, withConnection(t, dc, fmt.Sprintf(workloadsConfig, otlp, als)))
+	dc.WaitCommitted(t)
 	operator := dc.Status().Operators[0].ID
 
 	// Metrics with only the pod's name, as an application's SDK reports them.

@@ -1,0 +1,42 @@
+// Package testutil is the support code that the tests of several packages share: a
+// component host that records status, the reference cloud (devcloud) over mTLS on an
+// address that outlives restarts, the kestrel_command configuration that reaches it, and
+// the check that a mapping of log records accounts for every record. Its cloudtest
+// package adds the real kestrel_command extension and kestrel exporter.
+package testutil // import "github.com/kestrelai/otelcol-kestrel/internal/testutil"
+
+import (
+	"time"
+
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+)
+
+// The waits of this package give up after WaitFor, polling every Tick: generous, because
+// tests share a small machine with apiservers and other packages' tests.
+const (
+	WaitFor = 30 * time.Second
+	Tick    = 5 * time.Millisecond
+)
+
+// MetricSum sums the data points of an int64 sum whose attributes include attrs; 0 before
+// the metric has been recorded.
+func MetricSum(tel *componenttest.Telemetry, name string, attrs ...attribute.KeyValue) int64 {
+	m, err := tel.GetMetric(name)
+	if err != nil {
+		return 0
+	}
+	var total int64
+	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+		match := true
+		for _, kv := range attrs {
+			v, ok := dp.Attributes.Value(kv.Key)
+			match = match && ok && v == kv.Value
+		}
+		if match {
+			total += dp.Value
+		}
+	}
+	return total
+}
