@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/exporter/kestrelexporter/internal/metadata"
@@ -39,25 +40,31 @@ import (
 //   - an InventoryCommit that a receiver asks for while Ready goes out after every
 //     object change absorbed before it, through the same sender.
 
-// kind identifies the cloud.v1 message type of an entry, in snapshot order.
+// kind identifies the cloud.v1 message type of an entry: its index in
+// schema.InventoryOrder, the order in which snapshots replay the kinds.
 type kind uint8
 
-const (
-	kindNamespace kind = iota
-	kindNode
-	kindWorkload
-	kindPod
-	kindService
-	kindNetworkPolicy
-	kindAuthorizationPolicy
-	numKinds
-)
-
-// kindEvents are the event names of the records each kind comes from.
-var kindEvents = [numKinds]string{
-	schema.EventInventoryNamespace, schema.EventInventoryNode, schema.EventInventoryWorkload, schema.EventInventoryPod,
-	schema.EventInventoryService, schema.EventInventoryNetworkPolicy, schema.EventInventoryAuthorizationPolicy,
+// messages are the cloud.v1 messages that inventory records become, by event name.
+var messages = map[string]proto.Message{
+	schema.EventInventoryNamespace:           &cloudv1.Namespace{},
+	schema.EventInventoryNode:                &cloudv1.Node{},
+	schema.EventInventoryWorkload:            &cloudv1.Workload{},
+	schema.EventInventoryPod:                 &cloudv1.Pod{},
+	schema.EventInventoryService:             &cloudv1.Service{},
+	schema.EventInventoryNetworkPolicy:       &cloudv1.NetworkPolicy{},
+	schema.EventInventoryAuthorizationPolicy: &cloudv1.AuthorizationPolicy{},
 }
+
+// kinds are the message types of schema.InventoryOrder; kindOf finds a type's kind.
+var kinds, kindOf = func() ([]protoreflect.MessageType, map[protoreflect.FullName]kind) {
+	types := make([]protoreflect.MessageType, len(schema.InventoryOrder))
+	of := make(map[protoreflect.FullName]kind, len(types))
+	for i, ev := range schema.InventoryOrder {
+		types[i] = messages[ev].ProtoReflect().Type()
+		of[types[i].Descriptor().FullName()] = kind(i)
+	}
+	return types, of
+}()
 
 type mirrorKey struct {
 	kind kind
@@ -78,70 +85,33 @@ func (e *entry) deleted() bool { return e.action == cloudv1.Action_ACTION_DELETE
 
 // identify returns the mirror key of an inventory message.
 func identify(m proto.Message) (mirrorKey, bool) {
-	switch p := m.(type) {
-	case *cloudv1.Namespace:
-		return mirrorKey{kindNamespace, p.GetUid()}, true
-	case *cloudv1.Node:
-		return mirrorKey{kindNode, p.GetUid()}, true
-	case *cloudv1.Workload:
-		return mirrorKey{kindWorkload, p.GetUid()}, true
-	case *cloudv1.Pod:
-		return mirrorKey{kindPod, p.GetUid()}, true
-	case *cloudv1.Service:
-		return mirrorKey{kindService, p.GetUid()}, true
-	case *cloudv1.NetworkPolicy:
-		return mirrorKey{kindNetworkPolicy, p.GetMetadata().GetUid()}, true
-	case *cloudv1.AuthorizationPolicy:
-		return mirrorKey{kindAuthorizationPolicy, p.GetMetadata().GetUid()}, true
+	k, ok := kindOf[m.ProtoReflect().Descriptor().FullName()]
+	if !ok {
+		return mirrorKey{}, false
 	}
-	return mirrorKey{}, false
+	uid := ""
+	switch p := m.(type) {
+	case interface{ GetUid() string }:
+		uid = p.GetUid()
+	case interface{ GetMetadata() *cloudv1.ObjectMeta }: // the policies
+		uid = p.GetMetadata().GetUid()
+	}
+	return mirrorKey{k, uid}, true
 }
 
 func getAction(m proto.Message) cloudv1.Action {
 	return m.(interface{ GetAction() cloudv1.Action }).GetAction()
 }
 
+// setAction sets the action field that every inventory message has.
 func setAction(m proto.Message, a cloudv1.Action) {
-	switch p := m.(type) {
-	case *cloudv1.Namespace:
-		p.Action = a
-	case *cloudv1.Node:
-		p.Action = a
-	case *cloudv1.Workload:
-		p.Action = a
-	case *cloudv1.Pod:
-		p.Action = a
-	case *cloudv1.Service:
-		p.Action = a
-	case *cloudv1.NetworkPolicy:
-		p.Action = a
-	case *cloudv1.AuthorizationPolicy:
-		p.Action = a
-	}
-}
-
-func newMessage(k kind) proto.Message {
-	switch k {
-	case kindNamespace:
-		return &cloudv1.Namespace{}
-	case kindNode:
-		return &cloudv1.Node{}
-	case kindWorkload:
-		return &cloudv1.Workload{}
-	case kindPod:
-		return &cloudv1.Pod{}
-	case kindService:
-		return &cloudv1.Service{}
-	case kindNetworkPolicy:
-		return &cloudv1.NetworkPolicy{}
-	default:
-		return &cloudv1.AuthorizationPolicy{}
-	}
+	pr := m.ProtoReflect()
+	pr.Set(pr.Descriptor().Fields().ByName("action"), protoreflect.ValueOfEnum(protoreflect.EnumNumber(a)))
 }
 
 // decode rebuilds the message of kind k that data holds, with the given action.
 func decode(k kind, data []byte, a cloudv1.Action) (proto.Message, error) {
-	m := newMessage(k)
+	m := kinds[k].New().Interface()
 	if err := proto.Unmarshal(data, m); err != nil {
 		return nil, err
 	}
@@ -499,8 +469,8 @@ func (m *mirror) sendNext(ctx context.Context, conn cloudconn.Connection, timeou
 	switch {
 	case err == nil || status.Code(err) == codes.InvalidArgument:
 		if err != nil {
-			m.dropped(ctx, kindEvents[e.key.kind], reasonRejected, 1)
-			m.logger.Debug("Dropped an inventory message the connection rejected", zap.String("event_name", kindEvents[e.key.kind]), zap.Error(err))
+			m.dropped(ctx, schema.InventoryOrder[e.key.kind], reasonRejected, 1)
+			m.logger.Debug("Dropped an inventory message the connection rejected", zap.String("event_name", schema.InventoryOrder[e.key.kind]), zap.Error(err))
 		} else {
 			m.telemetry.KestrelExporterInventoryMessagesSent.Add(ctx, 1, metric.WithAttributes(attribute.String("trigger", "change")))
 		}

@@ -37,6 +37,15 @@ const (
 	EventInventorySnapshotComplete = "kestrelai.k8s.inventory.snapshot_complete"
 )
 
+// InventoryOrder is the order of the inventory kinds in a snapshot, by event name:
+// namespaces and nodes before what lives in them, workloads before their pods, then
+// services and the policies, whose targets are workloads. Sources list and replays
+// follow it.
+var InventoryOrder = []string{
+	EventInventoryNamespace, EventInventoryNode, EventInventoryWorkload, EventInventoryPod,
+	EventInventoryService, EventInventoryNetworkPolicy, EventInventoryAuthorizationPolicy,
+}
+
 // Incident-signal event names. Unlike inventory they are real-time notifications, not state.
 const (
 	// EventPodStatusChange is a problematic pod, or a significant change of a pod's status.

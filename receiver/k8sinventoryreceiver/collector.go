@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
+	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sinventoryreceiver/internal/metadata"
 )
 
@@ -28,13 +29,28 @@ const (
 	recheckInterval = 30 * time.Second
 )
 
-// Kinds watched besides CRDs and AuthorizationPolicies, in snapshot order: namespaces and
-// nodes before what lives in them.
-var kinds = []*k8scache.Resource{
-	k8scache.Namespaces, k8scache.Nodes,
-	k8scache.Deployments, k8scache.StatefulSets, k8scache.DaemonSets, k8scache.ReplicaSets,
-	k8scache.Jobs, k8scache.CronJobs, k8scache.Pods, k8scache.Services, k8scache.NetworkPolicies,
+// resourcesOf are the resources whose objects become the records of each inventory event
+// (AuthorizationPolicies are watched once their API is found).
+var resourcesOf = map[string][]*k8scache.Resource{
+	schema.EventInventoryNamespace: {k8scache.Namespaces},
+	schema.EventInventoryNode:      {k8scache.Nodes},
+	schema.EventInventoryWorkload: {
+		k8scache.Deployments, k8scache.StatefulSets, k8scache.DaemonSets, k8scache.ReplicaSets, k8scache.Jobs, k8scache.CronJobs,
+	},
+	schema.EventInventoryPod:           {k8scache.Pods},
+	schema.EventInventoryService:       {k8scache.Services},
+	schema.EventInventoryNetworkPolicy: {k8scache.NetworkPolicies},
 }
+
+// kinds are the resources watched besides CRDs and AuthorizationPolicies, in the snapshot
+// order of their records.
+var kinds = func() []*k8scache.Resource {
+	var out []*k8scache.Resource
+	for _, ev := range schema.InventoryOrder {
+		out = append(out, resourcesOf[ev]...)
+	}
+	return out
+}()
 
 type opKind uint8
 
