@@ -1,7 +1,6 @@
 package logmap
 
 import (
-	"fmt"
 	"strings"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -232,59 +231,13 @@ func npPorts(in []networkingv1.NetworkPolicyPort) []*cloudv1.NetworkPolicyPort {
 	return out
 }
 
-// AuthorizationPolicySpec is the part of an Istio AuthorizationPolicy's spec that
-// cloud.v1.AuthorizationPolicySpec can carry, with the Istio API's JSON names.
-type AuthorizationPolicySpec struct {
-	Selector *struct {
-		MatchLabels map[string]string `json:"matchLabels"`
-	} `json:"selector"`
-	Action string `json:"action"`
-	Rules  []struct {
-		From []struct {
-			Source struct {
-				Principals        []string `json:"principals"`
-				RequestPrincipals []string `json:"requestPrincipals"`
-				Namespaces        []string `json:"namespaces"`
-				IPBlocks          []string `json:"ipBlocks"`
-				RemoteIPBlocks    []string `json:"remoteIpBlocks"`
-			} `json:"source"`
-		} `json:"from"`
-		To []struct {
-			Operation struct {
-				Methods []string `json:"methods"`
-				Paths   []string `json:"paths"`
-				Ports   []string `json:"ports"`
-				Hosts   []string `json:"hosts"`
-			} `json:"operation"`
-		} `json:"to"`
-		When []struct {
-			Key       string   `json:"key"`
-			Values    []string `json:"values"`
-			NotValues []string `json:"notValues"`
-		} `json:"when"`
-	} `json:"rules"`
-}
-
-var authzActions = map[string]cloudv1.AuthorizationPolicyAction{
-	"":       cloudv1.AuthorizationPolicyAction_AUTHORIZATION_POLICY_ACTION_ALLOW, // Istio's default
-	"ALLOW":  cloudv1.AuthorizationPolicyAction_AUTHORIZATION_POLICY_ACTION_ALLOW,
-	"DENY":   cloudv1.AuthorizationPolicyAction_AUTHORIZATION_POLICY_ACTION_DENY,
-	"AUDIT":  cloudv1.AuthorizationPolicyAction_AUTHORIZATION_POLICY_ACTION_AUDIT,
-	"CUSTOM": cloudv1.AuthorizationPolicyAction_AUTHORIZATION_POLICY_ACTION_CUSTOM,
-}
-
-// ParseAuthorizationPolicySpec decodes an AuthorizationPolicy's spec as found in the
-// object (unstructured JSON values). It fails when a field has the wrong type or the
-// action is unknown, so that a producer can reject an invalid object before emitting it.
-func ParseAuthorizationPolicySpec(spec map[string]any) (*AuthorizationPolicySpec, error) {
-	var s AuthorizationPolicySpec
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(spec, &s); err != nil {
-		return nil, err
+// authzAction maps an Istio action to cloud.v1's enum, whose names are the Istio names
+// with a prefix; Istio's default is ALLOW.
+func authzAction(a string) cloudv1.AuthorizationPolicyAction {
+	if a == "" {
+		a = "ALLOW"
 	}
-	if _, ok := authzActions[s.Action]; !ok {
-		return nil, fmt.Errorf("unknown action %q", s.Action)
-	}
-	return &s, nil
+	return cloudv1.AuthorizationPolicyAction(cloudv1.AuthorizationPolicyAction_value["AUTHORIZATION_POLICY_ACTION_"+a])
 }
 
 func (b *batch) authorizationPolicy(r *record) (int, Reason, string) {
@@ -296,10 +249,10 @@ func (b *batch) authorizationPolicy(r *record) (int, Reason, string) {
 	}
 	targets := rd.strs(schema.AttrPolicyTargetWorkloads)
 	action := rd.action()
-	var spec *AuthorizationPolicySpec
+	var spec *schema.AuthorizationPolicySpec
 	if raw := rd.rawBody(); raw != nil {
 		var err error
-		spec, err = ParseAuthorizationPolicySpec(asMap(raw["spec"]))
+		spec, err = schema.ParseAuthorizationPolicySpec(asMap(raw["spec"]))
 		if err != nil {
 			rd.fail(ReasonInvalidAttribute, bodyDetail)
 		}
@@ -322,11 +275,11 @@ func asMap(v any) map[string]any {
 	return m
 }
 
-func authorizationPolicySpec(s *AuthorizationPolicySpec) *cloudv1.AuthorizationPolicySpec {
+func authorizationPolicySpec(s *schema.AuthorizationPolicySpec) *cloudv1.AuthorizationPolicySpec {
 	if s == nil {
-		s = &AuthorizationPolicySpec{}
+		s = &schema.AuthorizationPolicySpec{}
 	}
-	out := &cloudv1.AuthorizationPolicySpec{Action: authzActions[s.Action]}
+	out := &cloudv1.AuthorizationPolicySpec{Action: authzAction(s.Action)}
 	if s.Selector != nil {
 		out.Selector = &cloudv1.LabelSelector{MatchLabels: stringMap(s.Selector.MatchLabels)}
 	}

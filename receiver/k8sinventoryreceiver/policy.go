@@ -22,7 +22,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
-	"github.com/kestrelai/otelcol-kestrel/internal/logmap"
 	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	kschema "github.com/kestrelai/otelcol-kestrel/internal/schema"
 )
@@ -112,7 +111,7 @@ func (c *collector) authorizationPolicy(op opKind, u *unstructured.Unstructured)
 		sel = labels.SelectorFromSet(ml)
 	}
 	c.policyRecord(op, kschema.EventInventoryAuthorizationPolicy, u, u.GetAPIVersion(), sel, func() (map[string]any, bool) {
-		if _, err := logmap.ParseAuthorizationPolicySpec(spec); err != nil {
+		if _, err := kschema.ParseAuthorizationPolicySpec(spec); err != nil {
 			c.invalidObject(c.authzResName(), u, err)
 			return nil, false
 		}
