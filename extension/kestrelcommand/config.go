@@ -71,19 +71,19 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, errors.New("endpoint must be set (e.g. grpc.platform.usekestrel.ai:443)"))
 	}
 	if cfg.TLS.Insecure {
-		errs = append(errs, errors.New("tls.insecure must not be true: the bearer token is never sent in clear text"))
+		errs = append(errs, errors.New("tls::insecure must not be true: the bearer token is never sent in clear text"))
 	}
 	if cfg.TLS.CertFile == "" && cfg.TLS.CertPem == "" {
-		errs = append(errs, errors.New("tls.cert_file (or tls.cert_pem) must be set: Kestrel Cloud authenticates the cluster with a client certificate"))
+		errs = append(errs, errors.New("tls::cert_file (or tls::cert_pem) must be set: Kestrel Cloud authenticates the cluster with a client certificate"))
 	}
 	if cfg.TLS.KeyFile == "" && cfg.TLS.KeyPem == "" {
-		errs = append(errs, errors.New("tls.key_file (or tls.key_pem) must be set"))
+		errs = append(errs, errors.New("tls::key_file (or tls::key_pem) must be set"))
 	}
 	if cfg.Token.File == "" && cfg.Token.EnvVar == "" {
-		errs = append(errs, errors.New("token.file or token.env_var must be set"))
+		errs = append(errs, errors.New("token::file or token::env_var must be set"))
 	}
 	if cfg.Token.RenewAt <= 0 || cfg.Token.RenewAt >= 1 {
-		errs = append(errs, fmt.Errorf("token.renew_at must be between 0 and 1 (exclusive), got %v", cfg.Token.RenewAt))
+		errs = append(errs, fmt.Errorf("token::renew_at must be between 0 and 1 (exclusive), got %v", cfg.Token.RenewAt))
 	}
 	if cfg.MaxMessageSizeMiB <= 0 || cfg.MaxMessageSizeMiB > 1024 {
 		errs = append(errs, fmt.Errorf("max_message_size_mib must be between 1 and 1024, got %d", cfg.MaxMessageSizeMiB))
@@ -98,19 +98,19 @@ func (cfg *Config) Validate() error {
 func (rc *ReconnectConfig) validate() []error {
 	var errs []error
 	if rc.InitialInterval <= 0 {
-		errs = append(errs, fmt.Errorf("reconnect.initial_interval must be positive, got %v", rc.InitialInterval))
+		errs = append(errs, fmt.Errorf("reconnect::initial_interval must be positive, got %v", rc.InitialInterval))
 	}
 	if rc.MaxInterval < rc.InitialInterval {
-		errs = append(errs, fmt.Errorf("reconnect.max_interval (%v) must not be less than reconnect.initial_interval (%v)", rc.MaxInterval, rc.InitialInterval))
+		errs = append(errs, fmt.Errorf("reconnect::max_interval (%v) must not be less than reconnect::initial_interval (%v)", rc.MaxInterval, rc.InitialInterval))
 	}
 	if rc.Multiplier < 1 {
-		errs = append(errs, fmt.Errorf("reconnect.multiplier must be at least 1, got %v", rc.Multiplier))
+		errs = append(errs, fmt.Errorf("reconnect::multiplier must be at least 1, got %v", rc.Multiplier))
 	}
 	if rc.RandomizationFactor < 0 || rc.RandomizationFactor >= 1 {
-		errs = append(errs, fmt.Errorf("reconnect.randomization_factor must be in [0, 1), got %v", rc.RandomizationFactor))
+		errs = append(errs, fmt.Errorf("reconnect::randomization_factor must be in [0, 1), got %v", rc.RandomizationFactor))
 	}
 	if rc.ResetAfter <= 0 {
-		errs = append(errs, fmt.Errorf("reconnect.reset_after must be positive, got %v", rc.ResetAfter))
+		errs = append(errs, fmt.Errorf("reconnect::reset_after must be positive, got %v", rc.ResetAfter))
 	}
 	return errs
 }

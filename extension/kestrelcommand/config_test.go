@@ -79,7 +79,7 @@ func TestDefaultConfig(t *testing.T) {
 	// Without endpoint and client certificate the defaults alone are not usable.
 	err := confmap.Validate(cfg)
 	require.ErrorContains(t, err, "endpoint must be set")
-	require.ErrorContains(t, err, "tls.cert_file")
+	require.ErrorContains(t, err, "tls::cert_file")
 }
 
 func TestInvalidConfigs(t *testing.T) {

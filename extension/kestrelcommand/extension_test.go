@@ -439,15 +439,15 @@ func TestCertificateRotation(t *testing.T) {
 		require.NoError(t, os.WriteFile(to, b, 0o600))
 	}
 	writeVersion("..v1", func(dir string) {
-		copyFile(filepath.Join(certs, devcloud.ClientCertFile), filepath.Join(dir, "tls.crt"))
-		copyFile(filepath.Join(certs, devcloud.ClientKeyFile), filepath.Join(dir, "tls.key"))
+		copyFile(filepath.Join(certs, devcloud.ClientCertFile), filepath.Join(dir, "tls::crt"))
+		copyFile(filepath.Join(certs, devcloud.ClientKeyFile), filepath.Join(dir, "tls::key"))
 	})
-	for _, f := range []string{"tls.crt", "tls.key"} {
+	for _, f := range []string{"tls::crt", "tls::key"} {
 		require.NoError(t, os.Symlink(filepath.Join("..data", f), filepath.Join(mount, f)))
 	}
 	cfg := testConfig(t, certs, cloud.Addr())
-	cfg.TLS.CertFile = filepath.Join(mount, "tls.crt")
-	cfg.TLS.KeyFile = filepath.Join(mount, "tls.key")
+	cfg.TLS.CertFile = filepath.Join(mount, "tls::crt")
+	cfg.TLS.KeyFile = filepath.Join(mount, "tls::key")
 	h := startHarness(t, cfg)
 	h.waitState(t, cloudconn.Ready)
 	h.host.WaitStatus(t, componentstatus.StatusOK)
@@ -456,8 +456,8 @@ func TestCertificateRotation(t *testing.T) {
 
 	// A key that does not match the certificate is reported; the connection stays.
 	writeVersion("..v2", func(dir string) {
-		issueClientCert(t, certs, filepath.Join(dir, "tls.crt"), filepath.Join(t.TempDir(), "unused.key"))
-		issueClientCert(t, certs, filepath.Join(t.TempDir(), "unused.crt"), filepath.Join(dir, "tls.key"))
+		issueClientCert(t, certs, filepath.Join(dir, "tls::crt"), filepath.Join(t.TempDir(), "unused.key"))
+		issueClientCert(t, certs, filepath.Join(t.TempDir(), "unused.crt"), filepath.Join(dir, "tls::key"))
 	})
 	h.host.WaitStatus(t, componentstatus.StatusRecoverableError, "new TLS files rejected")
 	assert.Equal(t, cloudconn.Ready, h.ext.State())
@@ -466,7 +466,7 @@ func TestCertificateRotation(t *testing.T) {
 	// A good pair is picked up without restarting the extension.
 	var newSerial string
 	writeVersion("..v3", func(dir string) {
-		newSerial = issueClientCert(t, certs, filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
+		newSerial = issueClientCert(t, certs, filepath.Join(dir, "tls::crt"), filepath.Join(dir, "tls::key"))
 	})
 	require.NoError(t, cloud.WaitStatus(testCtx(t), func(st devcloud.Status) bool {
 		return len(st.Operators) == 1 && st.Operators[0].CertSerial == newSerial && st.Operators[0].Committed
@@ -521,7 +521,7 @@ func TestStartFailsWithoutToken(t *testing.T) {
 	err := h.ext.Start(context.Background(), h.host)
 	require.ErrorContains(t, err, "no usable Kestrel Cloud token")
 	require.ErrorContains(t, err, "env var KESTREL_COMMAND_TEST_UNSET: not set")
-	require.ErrorContains(t, err, "token.file")
+	require.ErrorContains(t, err, "token::file")
 }
 
 func TestHandleValidation(t *testing.T) {

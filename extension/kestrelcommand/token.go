@@ -135,7 +135,7 @@ func (tm *tokenManager) load() error {
 		if err == nil {
 			configured, found = ti, true
 		} else {
-			reasons = append(reasons, fmt.Sprintf("token.file %q: %v", tm.cfg.File, err))
+			reasons = append(reasons, fmt.Sprintf("token::file %q: %v", tm.cfg.File, err))
 		}
 	}
 	if !found && tm.cfg.EnvVar != "" {

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -42,16 +41,16 @@ func NewDefaultConfig() Config {
 	return Config{Window: 30 * time.Second, MaxEntries: 100_000}
 }
 
-var _ confmap.Validator = (*Config)(nil)
-
-// Validate checks the window and the key bound.
-func (c *Config) Validate() error {
+// Check validates the window and the key bound, naming them under key, the receiver's
+// name for this section (e.g. aggregation::window). It is not a confmap.Validator, which
+// would report them relative to the section: receivers call it from their Validate.
+func (c *Config) Check(key string) error {
 	var errs []error
 	if c.Window < 10*time.Millisecond {
-		errs = append(errs, fmt.Errorf("aggregation.window must be at least 10ms, got %v", c.Window))
+		errs = append(errs, fmt.Errorf("%s::window must be at least 10ms, got %v", key, c.Window))
 	}
 	if c.MaxEntries <= 0 {
-		errs = append(errs, fmt.Errorf("aggregation.max_entries must be positive, got %d", c.MaxEntries))
+		errs = append(errs, fmt.Errorf("%s::max_entries must be positive, got %d", key, c.MaxEntries))
 	}
 	return errors.Join(errs...)
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -162,14 +161,14 @@ func TestSpan(t *testing.T) {
 
 func TestConfig(t *testing.T) {
 	cfg := NewDefaultConfig()
-	require.NoError(t, confmap.Validate(&cfg))
+	require.NoError(t, cfg.Check("aggregation"))
 	assert.Equal(t, 30*time.Second, cfg.Window)
 	cfg.Window = time.Millisecond
 	cfg.MaxEntries = 0
-	err := cfg.Validate()
+	err := cfg.Check("aggregation")
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "aggregation.window")
-	assert.Contains(t, err.Error(), "aggregation.max_entries")
+	assert.Contains(t, err.Error(), "aggregation::window")
+	assert.Contains(t, err.Error(), "aggregation::max_entries")
 }
 
 // A flush the flusher is running when Shutdown is called finishes with a live context: the

@@ -62,6 +62,9 @@ func (cfg *Config) Validate() error {
 	if cfg.NetAddr.Endpoint == "" {
 		errs = append(errs, errors.New("endpoint must be set, e.g. 0.0.0.0:8080"))
 	}
+	if err := cfg.Aggregation.Check("aggregation"); err != nil {
+		errs = append(errs, err)
+	}
 	if cfg.MaxRecvMsgSizeMiB <= 0 {
 		errs = append(errs, fmt.Errorf("max_recv_msg_size_mib must be positive, got %d", cfg.MaxRecvMsgSizeMiB))
 	}
@@ -69,11 +72,11 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, errors.New("max_concurrent_streams must be positive"))
 	}
 	if cfg.Headers.MaxValueLength <= 0 {
-		errs = append(errs, fmt.Errorf("headers.max_value_length must be positive, got %d", cfg.Headers.MaxValueLength))
+		errs = append(errs, fmt.Errorf("headers::max_value_length must be positive, got %d", cfg.Headers.MaxValueLength))
 	}
 	for key, names := range map[string][]string{
-		"headers.request": cfg.Headers.Request, "headers.response": cfg.Headers.Response,
-		"headers.redact": cfg.Headers.Redact, "headers.redact_containing": cfg.Headers.RedactContaining,
+		"headers::request": cfg.Headers.Request, "headers::response": cfg.Headers.Response,
+		"headers::redact": cfg.Headers.Redact, "headers::redact_containing": cfg.Headers.RedactContaining,
 	} {
 		for _, n := range names {
 			if n == "" || strings.ContainsAny(n, " \t\r\n:") {

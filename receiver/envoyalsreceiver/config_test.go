@@ -78,11 +78,11 @@ func TestInvalidConfigs(t *testing.T) {
 		"no endpoint":     {func(c *Config) { c.NetAddr.Endpoint = "" }, "endpoint must be set"},
 		"no message size": {func(c *Config) { c.MaxRecvMsgSizeMiB = 0 }, "max_recv_msg_size_mib"},
 		"no streams":      {func(c *Config) { c.MaxConcurrentStreams = 0 }, "max_concurrent_streams"},
-		"no value length": {func(c *Config) { c.Headers.MaxValueLength = 0 }, "headers.max_value_length"},
-		"bad header name": {func(c *Config) { c.Headers.Request = []string{"x request"} }, `headers.request: "x request"`},
-		"empty redact":    {func(c *Config) { c.Headers.Redact = []string{""} }, `headers.redact: ""`},
-		"pseudo header":   {func(c *Config) { c.Headers.Response = []string{":status"} }, `headers.response`},
-		"zero window":     {func(c *Config) { c.Aggregation.Window = 0 }, "aggregation.window"},
+		"no value length": {func(c *Config) { c.Headers.MaxValueLength = 0 }, "headers::max_value_length"},
+		"bad header name": {func(c *Config) { c.Headers.Request = []string{"x request"} }, `headers::request: "x request"`},
+		"empty redact":    {func(c *Config) { c.Headers.Redact = []string{""} }, `headers::redact: ""`},
+		"pseudo header":   {func(c *Config) { c.Headers.Response = []string{":status"} }, `headers::response`},
+		"zero window":     {func(c *Config) { c.Aggregation.Window = 0 }, "aggregation::window"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -65,6 +65,9 @@ func (cfg *Config) Validate() error {
 	if cfg.Endpoint == "" {
 		errs = append(errs, errors.New("endpoint must be set, e.g. hubble-relay.kube-system.svc:443"))
 	}
+	if err := cfg.Aggregation.Check("aggregation"); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := parseFilters("allowlist", cfg.Allowlist); err != nil {
 		errs = append(errs, err)
 	}
@@ -73,16 +76,16 @@ func (cfg *Config) Validate() error {
 	}
 	r := cfg.Reconnect
 	if r.InitialInterval <= 0 {
-		errs = append(errs, fmt.Errorf("reconnect.initial_interval must be positive, got %v", r.InitialInterval))
+		errs = append(errs, fmt.Errorf("reconnect::initial_interval must be positive, got %v", r.InitialInterval))
 	}
 	if r.MaxInterval < r.InitialInterval {
-		errs = append(errs, fmt.Errorf("reconnect.max_interval (%v) must not be less than reconnect.initial_interval (%v)", r.MaxInterval, r.InitialInterval))
+		errs = append(errs, fmt.Errorf("reconnect::max_interval (%v) must not be less than reconnect::initial_interval (%v)", r.MaxInterval, r.InitialInterval))
 	}
 	if r.Multiplier < 1 {
-		errs = append(errs, fmt.Errorf("reconnect.multiplier must be at least 1, got %v", r.Multiplier))
+		errs = append(errs, fmt.Errorf("reconnect::multiplier must be at least 1, got %v", r.Multiplier))
 	}
 	if r.RandomizationFactor < 0 || r.RandomizationFactor >= 1 {
-		errs = append(errs, fmt.Errorf("reconnect.randomization_factor must be in [0, 1), got %v", r.RandomizationFactor))
+		errs = append(errs, fmt.Errorf("reconnect::randomization_factor must be in [0, 1), got %v", r.RandomizationFactor))
 	}
 	if cfg.ResumeOverlap < 0 {
 		errs = append(errs, fmt.Errorf("resume_overlap must not be negative, got %v", cfg.ResumeOverlap))

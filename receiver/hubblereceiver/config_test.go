@@ -101,12 +101,12 @@ func TestInvalidConfigs(t *testing.T) {
 		"deeply nested":      {func(c *Config) { c.Allowlist = []map[string]any{deepFilter(10_000)} }, `allowlist[0]:`},
 		"huge filter":        {func(c *Config) { c.Allowlist = []map[string]any{{"source_pod": []any{strings.Repeat("x", 70_000)}}} }, `larger than`},
 		"unmarshalable":      {func(c *Config) { c.Allowlist = []map[string]any{{"source_pod": func() {}}} }, `allowlist[0]: json`},
-		"zero window":        {func(c *Config) { c.Aggregation.Window = 0 }, "aggregation.window"},
-		"no entries":         {func(c *Config) { c.Aggregation.MaxEntries = 0 }, "aggregation.max_entries"},
-		"backoff":            {func(c *Config) { c.Reconnect.InitialInterval = 0 }, "reconnect.initial_interval"},
-		"backoff max":        {func(c *Config) { c.Reconnect.MaxInterval = time.Millisecond }, "reconnect.max_interval"},
-		"backoff multiplier": {func(c *Config) { c.Reconnect.Multiplier = 0.5 }, "reconnect.multiplier"},
-		"backoff jitter":     {func(c *Config) { c.Reconnect.RandomizationFactor = 1 }, "reconnect.randomization_factor"},
+		"zero window":        {func(c *Config) { c.Aggregation.Window = 0 }, "aggregation::window"},
+		"no entries":         {func(c *Config) { c.Aggregation.MaxEntries = 0 }, "aggregation::max_entries"},
+		"backoff":            {func(c *Config) { c.Reconnect.InitialInterval = 0 }, "reconnect::initial_interval"},
+		"backoff max":        {func(c *Config) { c.Reconnect.MaxInterval = time.Millisecond }, "reconnect::max_interval"},
+		"backoff multiplier": {func(c *Config) { c.Reconnect.Multiplier = 0.5 }, "reconnect::multiplier"},
+		"backoff jitter":     {func(c *Config) { c.Reconnect.RandomizationFactor = 1 }, "reconnect::randomization_factor"},
 		"negative overlap":   {func(c *Config) { c.ResumeOverlap = -time.Second }, "resume_overlap"},
 	}
 	for name, tc := range tests {
