@@ -35,9 +35,10 @@ type kestrelExporter struct {
 	mirror    *mirror
 	conn      cloudconn.Connection // set by start, before the first push
 
-	stopMirror  context.CancelFunc
-	mirrorDone  chan struct{}
-	unsubscribe func()
+	stopMirror         context.CancelFunc
+	mirrorDone         chan struct{}
+	unsubscribe        func()
+	unregisterSnapshot func()
 }
 
 func newExporter(cfg *Config, set exporter.Settings) (*kestrelExporter, error) {
@@ -65,7 +66,7 @@ func (e *kestrelExporter) start(_ context.Context, host component.Host) error {
 		return fmt.Errorf("extension %q (%T) does not provide a Kestrel Cloud connection: \"connection\" must name a kestrel_command extension", e.cfg.Connection, ext)
 	}
 	e.conn = p.Connection()
-	e.conn.RegisterSnapshot(e.mirror.snapshot)
+	e.unregisterSnapshot = e.conn.RegisterSnapshot(e.mirror.snapshot)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stopMirror, e.mirrorDone = cancel, make(chan struct{})
 	go func() {
@@ -78,6 +79,7 @@ func (e *kestrelExporter) start(_ context.Context, host component.Host) error {
 
 func (e *kestrelExporter) shutdown(context.Context) error {
 	if e.stopMirror != nil {
+		e.unregisterSnapshot()
 		e.unsubscribe()
 		e.stopMirror()
 		<-e.mirrorDone

@@ -63,7 +63,7 @@ func (c *recordingConn) Handle(proto.Message, cloudconn.Handler) (func(), error)
 
 func (c *recordingConn) MaxMessageBytes() int { return 10 << 20 }
 
-func (c *recordingConn) RegisterSnapshot(cloudconn.SnapshotFunc) {}
+func (c *recordingConn) RegisterSnapshot(cloudconn.SnapshotFunc) func() { return func() {} }
 
 func (c *recordingConn) State() cloudconn.State { return cloudconn.Ready }
 

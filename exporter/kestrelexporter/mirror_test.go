@@ -3,6 +3,8 @@ package kestrelexporter
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
@@ -19,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
+	"github.com/kestrelai/otelcol-kestrel/exporter/kestrelexporter/internal/metadata"
 	"github.com/kestrelai/otelcol-kestrel/exporter/kestrelexporter/internal/metadatatest"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 	"github.com/kestrelai/otelcol-kestrel/internal/inventorysources"
@@ -38,12 +42,15 @@ type sessionConn struct {
 	state   cloudconn.State
 	subs    map[int]func(cloudconn.State)
 	nextSub int
-	snaps   []cloudconn.SnapshotFunc
+	snaps   map[int]cloudconn.SnapshotFunc // by registration, in order
+	nextSnp int
 	sent    []proto.Message
 	fail    func(proto.Message) error
 }
 
-func newSessionConn() *sessionConn { return &sessionConn{subs: map[int]func(cloudconn.State){}} }
+func newSessionConn() *sessionConn {
+	return &sessionConn{subs: map[int]func(cloudconn.State){}, snaps: map[int]cloudconn.SnapshotFunc{}}
+}
 
 func (c *sessionConn) Send(_ context.Context, payload proto.Message) error {
 	c.mu.Lock()
@@ -66,10 +73,17 @@ func (c *sessionConn) Handle(proto.Message, cloudconn.Handler) (func(), error) {
 
 func (c *sessionConn) MaxMessageBytes() int { return 10 << 20 }
 
-func (c *sessionConn) RegisterSnapshot(fn cloudconn.SnapshotFunc) {
+func (c *sessionConn) RegisterSnapshot(fn cloudconn.SnapshotFunc) func() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.snaps = append(c.snaps, fn)
+	c.nextSnp++
+	id := c.nextSnp
+	c.snaps[id] = fn
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		delete(c.snaps, id)
+	}
 }
 
 func (c *sessionConn) State() cloudconn.State {
@@ -110,7 +124,10 @@ func (c *sessionConn) setState(st cloudconn.State) {
 func (c *sessionConn) connect(ctx context.Context) error {
 	c.setState(cloudconn.Syncing)
 	c.mu.Lock()
-	snaps := append([]cloudconn.SnapshotFunc(nil), c.snaps...)
+	var snaps []cloudconn.SnapshotFunc
+	for _, id := range slices.Sorted(maps.Keys(c.snaps)) {
+		snaps = append(snaps, c.snaps[id])
+	}
 	c.mu.Unlock()
 	commit := &cloudv1.InventoryCommit{}
 	for _, fn := range snaps {
@@ -530,5 +547,23 @@ func TestMirrorCommitsAfterTheTimeoutWhenARunningSourceAnnouncesNothing(t *testi
 		t.Fatal("the commit did not go out after the timeout")
 	}
 	assert.GreaterOrEqual(t, time.Since(start), timeout, "the commit waited for the source")
+	assertPayloads(t, []proto.Message{&cloudv1.InventoryCommit{}}, conn.payloads())
+}
+
+// Shutdown unregisters the mirror: a reconnect after it replays nothing of this exporter.
+func TestShutdownUnregistersTheSnapshot(t *testing.T) {
+	conn := newSessionConn()
+	ctx := context.Background()
+	exp, err := createLogs(ctx, exportertest.NewNopSettings(metadata.Type), createDefaultConfig())
+	require.NoError(t, err)
+	require.NoError(t, exp.Start(ctx, hostWith(conn)))
+	require.NoError(t, exp.ConsumeLogs(ctx, invLogs(t, startRec, nsRec("prod", schema.ActionCreate), doneRec)))
+	require.NoError(t, conn.connect(ctx))
+	waitPayloads(t, conn, ns("prod", cloudv1.Action_ACTION_CREATE, nil), &cloudv1.InventoryCommit{HasFlux: true})
+
+	require.NoError(t, exp.Shutdown(ctx))
+	conn.setState(cloudconn.Disconnected)
+	conn.reset()
+	require.NoError(t, conn.connect(ctx))
 	assertPayloads(t, []proto.Message{&cloudv1.InventoryCommit{}}, conn.payloads())
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,7 +63,8 @@ type kestrelCommand struct {
 	host      component.Host
 	started   bool
 	running   bool // the connect loop was started
-	snapshots []cloudconn.SnapshotFunc
+	snapshots []snapshotProvider
+	nextSnap  uint64
 
 	session atomic.Pointer[session]
 
@@ -78,6 +80,11 @@ type kestrelCommand struct {
 type subscriber struct {
 	id uint64
 	fn func(cloudconn.State)
+}
+
+type snapshotProvider struct {
+	id uint64
+	fn cloudconn.SnapshotFunc
 }
 
 func newExtension(cfg *Config, set extension.Settings) (*kestrelCommand, error) {
@@ -201,17 +208,29 @@ func (e *kestrelCommand) Handle(requestType proto.Message, h cloudconn.Handler) 
 // MaxMessageBytes implements cloudconn.Connection.
 func (e *kestrelCommand) MaxMessageBytes() int { return e.maxSize }
 
-// RegisterSnapshot implements cloudconn.Connection.
-func (e *kestrelCommand) RegisterSnapshot(fn cloudconn.SnapshotFunc) {
+// RegisterSnapshot implements cloudconn.Connection. A replay in progress when the provider
+// is unregistered still finishes with it.
+func (e *kestrelCommand) RegisterSnapshot(fn cloudconn.SnapshotFunc) func() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.snapshots = append(e.snapshots, fn)
+	e.nextSnap++
+	id := e.nextSnap
+	e.snapshots = append(e.snapshots, snapshotProvider{id: id, fn: fn})
+	return func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.snapshots = slices.DeleteFunc(e.snapshots, func(p snapshotProvider) bool { return p.id == id })
+	}
 }
 
 func (e *kestrelCommand) snapshotFuncs() []cloudconn.SnapshotFunc {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return append([]cloudconn.SnapshotFunc(nil), e.snapshots...)
+	fns := make([]cloudconn.SnapshotFunc, len(e.snapshots))
+	for i, p := range e.snapshots {
+		fns[i] = p.fn
+	}
+	return fns
 }
 
 // State implements cloudconn.Connection.

@@ -252,6 +252,30 @@ func TestReconnectAfterServerKill(t *testing.T) {
 	assert.Equal(t, int32(2), snapshots.Load(), "the snapshot is replayed on every connection")
 }
 
+// An unregistered snapshot provider is not replayed on the next connection; the commit
+// still is.
+func TestUnregisteredSnapshotIsNotReplayed(t *testing.T) {
+	cloud := testutil.StartCloud(t, devcloud.Config{})
+	h := newHarness(t, testConfig(t, cloud.Certs, cloud.Addr()))
+	var snapshots atomic.Int32
+	unregister := h.ext.RegisterSnapshot(func(_ context.Context, send func(proto.Message) error) (*cloudv1.InventoryCommit, error) {
+		snapshots.Add(1)
+		return &cloudv1.InventoryCommit{HasFlux: true}, send(&cloudv1.Namespace{Name: "from-provider"})
+	})
+	h.start(t)
+	cloud.WaitCommitted(t)
+	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.Namespace{Name: "from-provider"}, &cloudv1.InventoryCommit{HasFlux: true}},
+		testutil.PayloadsOn(cloud.Records(), cloudconn.StreamData)))
+
+	unregister()
+	cloud.Kill()
+	h.waitState(t, cloudconn.Disconnected)
+	cloud.Restart(t)
+	cloud.WaitCommitted(t)
+	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.InventoryCommit{}}, testutil.PayloadsOn(cloud.Records(), cloudconn.StreamData)))
+	assert.Equal(t, int32(1), snapshots.Load())
+}
+
 func TestGracefulServerStopLosesNothing(t *testing.T) {
 	certs := testutil.NewCerts(t, devcloud.CertOptions{})
 	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})

@@ -84,8 +84,9 @@ type Connection interface {
 	// MaxMessageBytes is the largest message the connection sends or receives; a response
 	// must fit in it together with its stream envelope.
 	MaxMessageBytes() int
-	// RegisterSnapshot adds a provider that replays state on each (re)connect.
-	RegisterSnapshot(fn SnapshotFunc)
+	// RegisterSnapshot adds a provider that replays state on each (re)connect. After
+	// unregister (a component's shutdown calls it), reconnects no longer replay it.
+	RegisterSnapshot(fn SnapshotFunc) (unregister func())
 	// State returns the current state; Subscribe calls fn on every change (and once with
 	// the current state) until the returned function is called.
 	State() State

@@ -74,7 +74,7 @@ func (c *testConnection) registered(req proto.Message) bool {
 	return ok
 }
 
-func (c *testConnection) RegisterSnapshot(cloudconn.SnapshotFunc) {}
+func (c *testConnection) RegisterSnapshot(cloudconn.SnapshotFunc) func() { return func() {} }
 
 func (c *testConnection) State() cloudconn.State { return cloudconn.Ready }
 
