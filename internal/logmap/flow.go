@@ -38,15 +38,15 @@ type netEndpoint struct {
 
 func (rd *reader) netEndpoint(k netEndpointKeys) netEndpoint {
 	e := netEndpoint{
-		namespace: rd.str(k.namespace),
-		kind:      rd.str(k.kind),
-		name:      rd.str(k.name),
-		pod:       rd.str(k.pod),
+		namespace: rd.Str(k.namespace),
+		kind:      rd.Str(k.kind),
+		name:      rd.Str(k.name),
+		pod:       rd.Str(k.pod),
 		identity:  rd.int(k.identity),
-		labels:    rd.strs(k.labels),
+		labels:    rd.Strs(k.labels),
 	}
 	if k.service != "" {
-		e.service = rd.str(k.service)
+		e.service = rd.Str(k.service)
 	}
 	return e
 }
@@ -88,16 +88,16 @@ func (e netEndpoint) l7Endpoint(ip string, port uint32) *cloudv1.L7Endpoint {
 // flow maps a kestrelai.network.flow record (an aggregate of Hubble flows) to a cloud.v1.Flow.
 func (b *batch) flow(r *record) (int, Reason, string) {
 	rd := reader{rec: r}
-	verdict := rd.required(schema.AttrCiliumVerdict)
-	direction := rd.str(schema.AttrCiliumTrafficDirection)
+	verdict := rd.Required(schema.AttrCiliumVerdict)
+	direction := rd.Str(schema.AttrCiliumTrafficDirection)
 	if direction == "" {
 		direction = "TRAFFIC_DIRECTION_UNKNOWN"
 	}
 	src := rd.netEndpoint(netSourceKeys)
 	dst := rd.netEndpoint(netDestKeys)
 	f := &cloudv1.Flow{
-		SrcIp:            rd.str(schema.AttrSourceAddress),
-		DstIp:            rd.str(schema.AttrDestinationAddress),
+		SrcIp:            rd.Str(schema.AttrSourceAddress),
+		DstIp:            rd.Str(schema.AttrDestinationAddress),
 		Src:              src.flowEndpoint(),
 		Dst:              dst.flowEndpoint(),
 		Direction:        direction,
@@ -115,38 +115,38 @@ func (b *batch) flow(r *record) (int, Reason, string) {
 // to a cloud.v1.L7AccessLog.
 func (b *batch) l7AccessLog(r *record) (int, Reason, string) {
 	rd := reader{rec: r}
-	srcIP := rd.required(schema.AttrSourceAddress)
-	isHTTP := rd.str(schema.AttrNetworkProtocolName) == "http"
-	cluster := rd.str(schema.AttrEnvoyUpstreamCluster)
-	flags := rd.strs(schema.AttrEnvoyResponseFlags)
+	srcIP := rd.Required(schema.AttrSourceAddress)
+	isHTTP := rd.Str(schema.AttrNetworkProtocolName) == "http"
+	cluster := rd.Str(schema.AttrEnvoyUpstreamCluster)
+	flags := rd.Strs(schema.AttrEnvoyResponseFlags)
 	l := &cloudv1.L7AccessLog{
 		Source:        rd.netEndpoint(netSourceKeys).l7Endpoint(srcIP, rd.netPort(schema.AttrSourcePort)),
-		Destination:   rd.netEndpoint(netDestKeys).l7Endpoint(rd.str(schema.AttrDestinationAddress), rd.netPort(schema.AttrDestinationPort)),
+		Destination:   rd.netEndpoint(netDestKeys).l7Endpoint(rd.Str(schema.AttrDestinationAddress), rd.netPort(schema.AttrDestinationPort)),
 		Protocol:      "TCP",
 		DurationMs:    rd.int(schema.AttrEnvoyDurationMs),
 		BytesSent:     uint64(rd.int(schema.AttrEnvoyUpstreamBytesSent)),
 		BytesReceived: uint64(rd.int(schema.AttrEnvoyUpstreamBytesReceived)),
 		Allowed:       l7Allowed(flags, cluster, isHTTP),
-		NodeId:        rd.str(schema.AttrEnvoyNodeID),
+		NodeId:        rd.Str(schema.AttrEnvoyNodeID),
 		ClusterName:   cluster,
 	}
 	l.Count, l.FirstSeen, l.LastSeen = rd.aggregateSpan()
 	l.Timestamp = l.FirstSeen
-	termination := rd.str(schema.AttrEnvoyTerminationDetails)
-	upstreamFailure := rd.str(schema.AttrEnvoyUpstreamFailure)
-	downstreamFailure := rd.str(schema.AttrEnvoyDownstreamFailure)
-	logType := rd.str(schema.AttrEnvoyAccessLogType)
-	streamID := rd.str(schema.AttrEnvoyStreamID)
+	termination := rd.Str(schema.AttrEnvoyTerminationDetails)
+	upstreamFailure := rd.Str(schema.AttrEnvoyUpstreamFailure)
+	downstreamFailure := rd.Str(schema.AttrEnvoyDownstreamFailure)
+	logType := rd.Str(schema.AttrEnvoyAccessLogType)
+	streamID := rd.Str(schema.AttrEnvoyStreamID)
 	attempts := uint32(min(rd.int(schema.AttrEnvoyAttemptCount), 1<<32-1))
 	if isHTTP {
 		l.L7Protocol = cloudv1.L7ProtocolType_L7_PROTOCOL_HTTP
 		reqHeaders := rd.httpHeaders(schema.AttrHTTPRequestHeaderPrefix)
 		l.HttpData = &cloudv1.HTTPAccessLogData{
-			Method:                           rd.str(schema.AttrHTTPRequestMethod),
-			Path:                             rd.str(schema.AttrURLPath),
-			Version:                          l7HTTPVersion(rd.str(schema.AttrNetworkProtocolVersion)),
-			Host:                             rd.str(schema.AttrServerAddress),
-			UserAgent:                        rd.str(schema.AttrUserAgentOriginal),
+			Method:                           rd.Str(schema.AttrHTTPRequestMethod),
+			Path:                             rd.Str(schema.AttrURLPath),
+			Version:                          l7HTTPVersion(rd.Str(schema.AttrNetworkProtocolVersion)),
+			Host:                             rd.Str(schema.AttrServerAddress),
+			UserAgent:                        rd.Str(schema.AttrUserAgentOriginal),
 			RequestHeaders:                   reqHeaders,
 			ResponseCode:                     uint32(min(rd.int(schema.AttrHTTPResponseStatusCode), 999)),
 			ResponseHeaders:                  rd.httpHeaders(schema.AttrHTTPResponseHeaderPrefix),
@@ -235,12 +235,12 @@ func l7ConnectionState(logType, termination string) string {
 // flowProtocol returns the Flow protocol name (TCP, UDP, SCTP, ICMPv4, ICMPv6) from the semconv
 // transport and network type; unknown transports give "".
 func (rd *reader) flowProtocol() string {
-	transport := rd.str(schema.AttrNetworkTransport)
+	transport := rd.Str(schema.AttrNetworkTransport)
 	switch transport {
 	case schema.TransportTCP, schema.TransportUDP, schema.TransportSCTP:
 		return strings.ToUpper(transport)
 	case schema.TransportICMP:
-		if rd.str(schema.AttrNetworkType) == schema.NetworkIPv6 {
+		if rd.Str(schema.AttrNetworkType) == schema.NetworkIPv6 {
 			return "ICMPv6"
 		}
 		return "ICMPv4"
@@ -263,7 +263,7 @@ func (rd *reader) aggregateSpan() (int64, *timestamppb.Timestamp, *timestamppb.T
 		t = rd.rec.lr.ObservedTimestamp()
 	}
 	first := newTimestamp(t)
-	last := rd.time(schema.AttrAggregateLastSeen)
+	last := rd.Time(schema.AttrAggregateLastSeen)
 	if last == nil {
 		last = first
 	}
@@ -301,10 +301,10 @@ func (rd *reader) strList(key string, s pcommon.Slice) []string {
 // ciliumPolicies returns a Cilium policy list attribute (maps with name, namespace, kind, labels
 // and revision).
 func (rd *reader) ciliumPolicies(key string) []*cloudv1.Policy {
-	return mapList(rd, key, func(m mapReader) (*cloudv1.Policy, bool) {
+	return mapList(rd, key, func(m pcommon.Map) (*cloudv1.Policy, bool) {
 		p := &cloudv1.Policy{}
 		ok := true
-		m.m.Range(func(k string, v pcommon.Value) bool {
+		m.Range(func(k string, v pcommon.Value) bool {
 			switch {
 			case k == schema.PolicyName && v.Type() == pcommon.ValueTypeStr:
 				p.Name = validUTF8(v.Str())

@@ -5,6 +5,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -41,124 +42,44 @@ func IsInventory(eventName string) bool {
 const bodyDetail = "(body)"
 
 func (b *batch) workload(r *record) (int, Reason, string) {
-	rd := reader{rec: r}
-	kind := rd.required(schema.AttrWorkloadKind)
-	prefix, ok := schema.WorkloadKinds[kind]
-	if !ok && rd.reason == "" {
-		return -1, ReasonInvalidAttribute, schema.AttrWorkloadKind
+	rd := b.reader(r)
+	fields, ok := schema.WorkloadFields(rd.Required(schema.AttrWorkloadKind))
+	if !ok {
+		rd.fail(ReasonInvalidAttribute, schema.AttrWorkloadKind)
+		return -1, rd.reason, rd.detail
 	}
-	w := &cloudv1.Workload{
-		Kind:           kind,
-		Name:           rd.required(prefix + ".name"),
-		Uid:            rd.required(prefix + ".uid"),
-		Namespace:      rd.str(schema.AttrK8sNamespaceName),
-		Labels:         rd.prefixed(prefix + ".label."),
-		CreatedAt:      rd.time(schema.AttrCreationTime),
-		ServiceAccount: rd.str(schema.AttrServiceAccountName),
-		Action:         rd.action(),
-	}
-	return b.emit(&rd, schema.EventInventoryWorkload, w)
+	w := &cloudv1.Workload{}
+	fields.Read(rd, w)
+	w.Action = rd.action()
+	return b.emit(rd, schema.EventInventoryWorkload, w)
 }
 
-func (b *batch) pod(r *record) (int, Reason, string) {
-	rd := reader{rec: r}
-	p := &cloudv1.Pod{
-		Name:            rd.required(schema.AttrK8sPodName),
-		Namespace:       rd.required(schema.AttrK8sNamespaceName),
-		Uid:             rd.required(schema.AttrK8sPodUID),
-		PodIp:           rd.str(schema.AttrK8sPodIP),
-		Labels:          rd.prefixed(schema.AttrK8sPodLabelPrefix),
-		Phase:           rd.str(schema.AttrK8sPodStatusPhase),
-		OwnerReferences: rd.owners(),
-		CreatedAt:       rd.time(schema.AttrCreationTime),
-		Ready:           rd.bool(schema.AttrPodReady),
-		Action:          rd.action(),
-	}
-	return b.emit(&rd, schema.EventInventoryPod, p)
-}
-
-func (b *batch) namespace(r *record) (int, Reason, string) {
-	rd := reader{rec: r}
-	ns := &cloudv1.Namespace{
-		Name:      rd.required(schema.AttrK8sNamespaceName),
-		Uid:       rd.required(schema.AttrNamespaceUID),
-		Labels:    rd.prefixed(schema.AttrK8sNamespaceLabelPrefix),
-		CreatedAt: rd.time(schema.AttrCreationTime),
-		Action:    rd.action(),
-	}
-	return b.emit(&rd, schema.EventInventoryNamespace, ns)
-}
-
-func (b *batch) node(r *record) (int, Reason, string) {
-	rd := reader{rec: r}
-	n := &cloudv1.Node{
-		Name:         rd.required(schema.AttrK8sNodeName),
-		Uid:          rd.required(schema.AttrK8sNodeUID),
-		Labels:       rd.prefixed(schema.AttrK8sNodeLabelPrefix),
-		InternalIps:  rd.strs(schema.AttrNodeInternalIPs),
-		ExternalIps:  rd.strs(schema.AttrNodeExternalIPs),
-		Hostname:     rd.str(schema.AttrNodeHostname),
-		Ready:        rd.bool(schema.AttrNodeReady),
-		InstanceType: rd.str(schema.AttrNodeInstanceType),
-		Zone:         rd.str(schema.AttrNodeZone),
-		CreatedAt:    rd.time(schema.AttrCreationTime),
-		Action:       rd.action(),
-	}
-	return b.emit(&rd, schema.EventInventoryNode, n)
-}
-
-func (b *batch) service(r *record) (int, Reason, string) {
-	rd := reader{rec: r}
-	s := &cloudv1.Service{
-		Name:        rd.required(schema.AttrK8sServiceName),
-		Namespace:   rd.required(schema.AttrK8sNamespaceName),
-		Uid:         rd.required(schema.AttrK8sServiceUID),
-		Labels:      rd.prefixed(schema.AttrK8sServiceLabelPrefix),
-		Annotations: rd.prefixed(schema.AttrK8sServiceAnnotationPrefix),
-		Selector:    rd.prefixed(schema.AttrK8sServiceSelectorPrefix),
-		Ports:       rd.servicePorts(),
-		ServiceType: rd.str(schema.AttrK8sServiceType),
-		ClusterIp:   rd.str(schema.AttrServiceClusterIP),
-		ExternalIps: rd.strs(schema.AttrServiceExternalIPs),
-		CreatedAt:   rd.time(schema.AttrCreationTime),
-		Action:      rd.action(),
-	}
-	return b.emit(&rd, schema.EventInventoryService, s)
-}
-
-// policyMeta reads what NetworkPolicy and AuthorizationPolicy records share.
-func (rd *reader) policyMeta() *cloudv1.ObjectMeta {
-	return &cloudv1.ObjectMeta{
-		Name:            rd.required(schema.AttrPolicyName),
-		Namespace:       rd.required(schema.AttrK8sNamespaceName),
-		Uid:             rd.required(schema.AttrPolicyUID),
-		Labels:          rd.prefixed(schema.AttrPolicyLabelPrefix),
-		Annotations:     rd.prefixed(schema.AttrPolicyAnnotationPrefix),
-		ResourceVersion: rd.str(schema.AttrPolicyResourceVersion),
+// inventory is the mapper of the records that one of schema's tables describes; action
+// sets the message's action.
+func inventory[S, M any](eventName string, fields schema.Table[S, M], action func(*M, cloudv1.Action)) mapFunc {
+	return func(b *batch, r *record) (int, Reason, string) {
+		rd := b.reader(r)
+		m := new(M)
+		fields.Read(rd, m)
+		action(m, rd.action())
+		return b.emit(rd, eventName, any(m).(proto.Message))
 	}
 }
 
 func (b *batch) networkPolicy(r *record) (int, Reason, string) {
-	rd := reader{rec: r}
-	meta := rd.policyMeta()
-	apiVersion := rd.str(schema.AttrPolicyAPIVersion)
-	if apiVersion == "" {
-		apiVersion = "networking.k8s.io/v1"
+	rd := b.reader(r)
+	np := &cloudv1.NetworkPolicy{Kind: "NetworkPolicy", Metadata: &cloudv1.ObjectMeta{}}
+	schema.NetworkPolicyFields.Read(rd, np)
+	if np.ApiVersion == "" {
+		np.ApiVersion = "networking.k8s.io/v1"
 	}
-	targets := rd.strs(schema.AttrPolicyTargetWorkloads)
-	action := rd.action()
+	np.Action = rd.action()
 	var body struct {
 		Spec networkingv1.NetworkPolicySpec `json:"spec"`
 	}
 	rd.body(&body)
-	return b.emit(&rd, schema.EventInventoryNetworkPolicy, &cloudv1.NetworkPolicy{
-		ApiVersion:      apiVersion,
-		Kind:            "NetworkPolicy",
-		Metadata:        meta,
-		Spec:            networkPolicySpec(&body.Spec),
-		TargetWorkloads: targets,
-		Action:          action,
-	})
+	np.Spec = networkPolicySpec(&body.Spec)
+	return b.emit(rd, schema.EventInventoryNetworkPolicy, np)
 }
 
 func networkPolicySpec(s *networkingv1.NetworkPolicySpec) *cloudv1.NetworkPolicySpec {
@@ -241,14 +162,13 @@ func authzAction(a string) cloudv1.AuthorizationPolicyAction {
 }
 
 func (b *batch) authorizationPolicy(r *record) (int, Reason, string) {
-	rd := reader{rec: r}
-	meta := rd.policyMeta()
-	apiVersion := rd.str(schema.AttrPolicyAPIVersion)
-	if apiVersion == "" {
-		apiVersion = "security.istio.io/v1"
+	rd := b.reader(r)
+	ap := &cloudv1.AuthorizationPolicy{Kind: "AuthorizationPolicy", Metadata: &cloudv1.ObjectMeta{}}
+	schema.AuthorizationPolicyFields.Read(rd, ap)
+	if ap.ApiVersion == "" {
+		ap.ApiVersion = "security.istio.io/v1"
 	}
-	targets := rd.strs(schema.AttrPolicyTargetWorkloads)
-	action := rd.action()
+	ap.Action = rd.action()
 	var spec *schema.AuthorizationPolicySpec
 	if raw := rd.rawBody(); raw != nil {
 		var err error
@@ -257,14 +177,8 @@ func (b *batch) authorizationPolicy(r *record) (int, Reason, string) {
 			rd.fail(ReasonInvalidAttribute, bodyDetail)
 		}
 	}
-	return b.emit(&rd, schema.EventInventoryAuthorizationPolicy, &cloudv1.AuthorizationPolicy{
-		ApiVersion:      apiVersion,
-		Kind:            "AuthorizationPolicy",
-		Metadata:        meta,
-		Spec:            authorizationPolicySpec(spec),
-		TargetWorkloads: targets,
-		Action:          action,
-	})
+	ap.Spec = authorizationPolicySpec(spec)
+	return b.emit(rd, schema.EventInventoryAuthorizationPolicy, ap)
 }
 
 func asMap(v any) map[string]any {
@@ -317,27 +231,22 @@ func (*batch) snapshotStart(*record) (int, Reason, string) {
 }
 
 func (b *batch) snapshotComplete(r *record) (int, Reason, string) {
-	rd := reader{rec: r}
-	c := &cloudv1.InventoryCommit{
-		HasDatadog:   rd.bool(schema.AttrIntegrationDatadog),
-		HasArgocd:    rd.bool(schema.AttrIntegrationArgoCD),
-		HasRollouts:  rd.bool(schema.AttrIntegrationArgoRollouts),
-		HasFlux:      rd.bool(schema.AttrIntegrationFlux),
-		HasKarpenter: rd.bool(schema.AttrIntegrationKarpenter),
-	}
-	return b.emit(&rd, schema.EventInventorySnapshotComplete, c)
+	rd := b.reader(r)
+	c := &cloudv1.InventoryCommit{}
+	schema.IntegrationFields.Read(rd, c)
+	return b.emit(rd, schema.EventInventorySnapshotComplete, c)
 }
 
 func (b *batch) podStatusChange(r *record) (int, Reason, string) {
-	rd := reader{rec: r}
+	rd := b.reader(r)
 	p := &cloudv1.PodStatusChange{
-		Name:              rd.required(schema.AttrK8sPodName),
-		Namespace:         rd.required(schema.AttrK8sNamespaceName),
-		Uid:               rd.required(schema.AttrK8sPodUID),
-		PodIp:             rd.str(schema.AttrK8sPodIP),
-		NodeName:          rd.str(schema.AttrK8sNodeName),
-		Phase:             rd.str(schema.AttrK8sPodStatusPhase),
-		QosClass:          rd.str(schema.AttrPodQOSClass),
+		Name:              rd.Required(schema.AttrK8sPodName),
+		Namespace:         rd.Required(schema.AttrK8sNamespaceName),
+		Uid:               rd.Required(schema.AttrK8sPodUID),
+		PodIp:             rd.Str(schema.AttrK8sPodIP),
+		NodeName:          rd.Str(schema.AttrK8sNodeName),
+		Phase:             rd.Str(schema.AttrK8sPodStatusPhase),
+		QosClass:          rd.Str(schema.AttrPodQOSClass),
 		TotalRestartCount: rd.count(schema.AttrPodRestartCount),
 		ResourceUsage: &cloudv1.ResourceUsage{
 			CpuRequestNanoCores: rd.int(schema.AttrPodCPURequest),
@@ -345,8 +254,8 @@ func (b *batch) podStatusChange(r *record) (int, Reason, string) {
 			MemoryRequestBytes:  rd.int(schema.AttrPodMemoryRequest),
 			MemoryLimitBytes:    rd.int(schema.AttrPodMemoryLimit),
 		},
-		OwnerReferences: rd.owners(),
-		CreatedAt:       rd.time(schema.AttrCreationTime),
+		OwnerReferences: schema.ReadMaps(rd, schema.AttrOwnerReferences, schema.OwnerFields),
+		CreatedAt:       rd.Time(schema.AttrCreationTime),
 		StatusTimestamp: b.recordTime(r),
 		Action:          rd.action(),
 	}
@@ -426,14 +335,14 @@ func containerState(s *corev1.ContainerState) *cloudv1.ContainerState {
 func (b *batch) nodeConditionChange(r *record) (int, Reason, string) {
 	rd := reader{rec: r}
 	n := &cloudv1.NodeConditionChange{
-		Name:               rd.required(schema.AttrK8sNodeName),
-		Uid:                rd.required(schema.AttrK8sNodeUID),
-		InternalIps:        rd.strs(schema.AttrNodeInternalIPs),
-		ExternalIps:        rd.strs(schema.AttrNodeExternalIPs),
-		Hostname:           rd.str(schema.AttrNodeHostname),
-		InstanceType:       rd.str(schema.AttrNodeInstanceType),
-		Zone:               rd.str(schema.AttrNodeZone),
-		CreatedAt:          rd.time(schema.AttrCreationTime),
+		Name:               rd.Required(schema.AttrK8sNodeName),
+		Uid:                rd.Required(schema.AttrK8sNodeUID),
+		InternalIps:        rd.Strs(schema.AttrNodeInternalIPs),
+		ExternalIps:        rd.Strs(schema.AttrNodeExternalIPs),
+		Hostname:           rd.Str(schema.AttrNodeHostname),
+		InstanceType:       rd.Str(schema.AttrNodeInstanceType),
+		Zone:               rd.Str(schema.AttrNodeZone),
+		CreatedAt:          rd.Time(schema.AttrCreationTime),
 		ConditionTimestamp: b.recordTime(r),
 		Action:             rd.action(),
 	}
@@ -476,19 +385,19 @@ func quantities(l corev1.ResourceList) map[string]string {
 
 func (b *batch) workloadRolloutStatus(r *record) (int, Reason, string) {
 	rd := reader{rec: r}
-	kind := rd.required(schema.AttrWorkloadKind)
+	kind := rd.Required(schema.AttrWorkloadKind)
 	prefix, ok := schema.WorkloadKinds[kind]
 	if !ok && rd.reason == "" {
 		return -1, ReasonInvalidAttribute, schema.AttrWorkloadKind
 	}
 	w := &cloudv1.WorkloadRolloutStatus{
 		Kind:                kind,
-		Name:                rd.required(prefix + ".name"),
-		Uid:                 rd.required(prefix + ".uid"),
-		Namespace:           rd.required(schema.AttrK8sNamespaceName),
-		RolloutStatus:       rd.str(schema.AttrRolloutStatus),
-		RolloutReason:       rd.str(schema.AttrRolloutReason),
-		RolloutMessage:      rd.str(schema.AttrRolloutMessage),
+		Name:                rd.Required(prefix + ".name"),
+		Uid:                 rd.Required(prefix + ".uid"),
+		Namespace:           rd.Required(schema.AttrK8sNamespaceName),
+		RolloutStatus:       rd.Str(schema.AttrRolloutStatus),
+		RolloutReason:       rd.Str(schema.AttrRolloutReason),
+		RolloutMessage:      rd.Str(schema.AttrRolloutMessage),
 		DesiredReplicas:     rd.count(schema.AttrRolloutDesiredReplicas),
 		CurrentReplicas:     rd.count(schema.AttrRolloutCurrentReplicas),
 		ReadyReplicas:       rd.count(schema.AttrRolloutReadyReplicas),
@@ -497,7 +406,7 @@ func (b *batch) workloadRolloutStatus(r *record) (int, Reason, string) {
 		UnavailableReplicas: rd.count(schema.AttrRolloutUnavailableReplicas),
 		ObservedGeneration:  rd.int(schema.AttrRolloutObservedGeneration),
 		MetadataGeneration:  rd.int(schema.AttrRolloutGeneration),
-		CreatedAt:           rd.time(schema.AttrCreationTime),
+		CreatedAt:           rd.Time(schema.AttrCreationTime),
 		StatusTimestamp:     b.recordTime(r),
 		Action:              rd.action(),
 	}
@@ -568,9 +477,9 @@ func stringMap(in map[string]string) map[string]string {
 	return out
 }
 
-// bool returns a bool attribute, false when absent.
-func (rd *reader) bool(key string) bool {
-	v, ok := rd.rec.attr(key)
+// Bool returns a bool attribute, false when absent.
+func (rd *reader) Bool(key string) bool {
+	v, ok := rd.get(key)
 	if !ok {
 		return false
 	}
@@ -581,9 +490,22 @@ func (rd *reader) bool(key string) bool {
 	return v.Bool()
 }
 
-// strs returns a string-slice attribute, nil when absent or empty.
-func (rd *reader) strs(key string) []string {
-	v, ok := rd.rec.attr(key)
+// Int32 returns an int attribute in [0, 2³¹), 0 when absent.
+func (rd *reader) Int32(key string) int32 {
+	v, ok := rd.get(key)
+	if !ok {
+		return 0
+	}
+	if v.Type() != pcommon.ValueTypeInt || v.Int() < 0 || v.Int() > 1<<31-1 {
+		rd.fail(ReasonInvalidAttribute, key)
+		return 0
+	}
+	return int32(v.Int())
+}
+
+// Strs returns a string-slice attribute, nil when absent or empty.
+func (rd *reader) Strs(key string) []string {
+	v, ok := rd.get(key)
 	if !ok {
 		return nil
 	}
@@ -594,9 +516,9 @@ func (rd *reader) strs(key string) []string {
 	return rd.strList(key, v.Slice())
 }
 
-// prefixed collects the attributes under a template prefix (e.g. k8s.pod.label.) into a
+// Prefixed collects the attributes under a template prefix (e.g. k8s.pod.label.) into a
 // map keyed by the rest of the name; record attributes win over resource attributes.
-func (rd *reader) prefixed(prefix string) map[string]string {
+func (rd *reader) Prefixed(prefix string) map[string]string {
 	var out map[string]string
 	collect := func(m pcommon.Map) {
 		for k, v := range m.All() {
@@ -613,109 +535,72 @@ func (rd *reader) prefixed(prefix string) map[string]string {
 			out[validUTF8(k[len(prefix):])] = validUTF8(v.Str())
 		}
 	}
+	if rd.rec == nil {
+		collect(rd.elem)
+		return out
+	}
 	collect(rd.rec.res)
 	collect(rd.rec.lr.Attributes())
 	return out
 }
 
-// mapList reads a list-of-maps attribute, building one element per map; an attribute of
-// another shape fails the record.
-func mapList[T any](rd *reader, key string, build func(m mapReader) (T, bool)) []T {
-	v, ok := rd.rec.attr(key)
+// Maps returns the length of a list-of-maps attribute; another type fails the record.
+func (rd *reader) Maps(key string) int {
+	v, ok := rd.get(key)
 	if !ok {
-		return nil
+		return 0
 	}
 	if v.Type() != pcommon.ValueTypeSlice {
 		rd.fail(ReasonInvalidAttribute, key)
+		return 0
+	}
+	return v.Slice().Len()
+}
+
+// MapAt returns a reader of the i-th map of a list attribute whose length Maps returned,
+// nil (and a failed record) when it is not a map. Problems in the map are reported against
+// the attribute. The reader is reused by the next call.
+func (rd *reader) MapAt(key string, i int) schema.Reader {
+	m, ok := rd.mapAt(key, i)
+	if !ok {
 		return nil
 	}
-	s := v.Slice()
-	out := make([]T, 0, s.Len())
-	for i := 0; i < s.Len(); i++ {
-		e := s.At(i)
-		if e.Type() != pcommon.ValueTypeMap {
-			rd.fail(ReasonInvalidAttribute, key)
-			return nil
-		}
-		t, ok := build(mapReader{m: e.Map(), rd: rd, key: key})
+	if rd.spare == nil {
+		rd.spare = &reader{}
+	}
+	*rd.spare = reader{elem: m, list: key, parent: rd}
+	return rd.spare
+}
+
+func (rd *reader) mapAt(key string, i int) (pcommon.Map, bool) {
+	v, _ := rd.get(key)
+	e := v.Slice().At(i)
+	if e.Type() != pcommon.ValueTypeMap {
+		rd.fail(ReasonInvalidAttribute, key)
+		return pcommon.Map{}, false
+	}
+	return e.Map(), true
+}
+
+// mapList reads a list-of-maps attribute, building one element per map; a map that build
+// refuses, or an element that is not a map, fails the record.
+func mapList[T any](rd *reader, key string, build func(m pcommon.Map) (T, bool)) []T {
+	n := rd.Maps(key)
+	if n == 0 {
+		return nil
+	}
+	out := make([]T, n)
+	for i := range out {
+		m, ok := rd.mapAt(key, i)
 		if !ok {
+			return nil
+		}
+		if out[i], ok = build(m); !ok {
 			rd.fail(ReasonInvalidAttribute, key)
 			return nil
 		}
-		out = append(out, t)
 	}
 	return out
-}
-
-// owners reads AttrOwnerReferences.
-func (rd *reader) owners() []*cloudv1.OwnerReference {
-	return mapList(rd, schema.AttrOwnerReferences, func(m mapReader) (*cloudv1.OwnerReference, bool) {
-		return &cloudv1.OwnerReference{
-			ApiVersion:         m.str("api_version"),
-			Kind:               m.str("kind"),
-			Name:               m.str("name"),
-			Uid:                m.str("uid"),
-			Controller:         m.bool("controller"),
-			BlockOwnerDeletion: m.bool("block_owner_deletion"),
-		}, true
-	})
-}
-
-// servicePorts reads AttrServicePorts.
-func (rd *reader) servicePorts() []*cloudv1.ServicePort {
-	return mapList(rd, schema.AttrServicePorts, func(m mapReader) (*cloudv1.ServicePort, bool) {
-		return &cloudv1.ServicePort{
-			Name:       m.str("name"),
-			Protocol:   m.str("protocol"),
-			Port:       m.int32("port"),
-			TargetPort: m.int32("target_port"),
-			NodePort:   m.int32("node_port"),
-		}, true
-	})
-}
-
-// mapReader reads the entries of one map inside an attribute; problems are reported
-// against the attribute.
-type mapReader struct {
-	m   pcommon.Map
-	rd  *reader
-	key string
-}
-
-func (m mapReader) str(k string) string {
-	v, ok := m.m.Get(k)
-	if !ok {
-		return ""
-	}
-	if v.Type() != pcommon.ValueTypeStr {
-		m.rd.fail(ReasonInvalidAttribute, m.key)
-		return ""
-	}
-	return validUTF8(v.Str())
-}
-
-func (m mapReader) bool(k string) bool {
-	v, ok := m.m.Get(k)
-	if !ok {
-		return false
-	}
-	if v.Type() != pcommon.ValueTypeBool {
-		m.rd.fail(ReasonInvalidAttribute, m.key)
-		return false
-	}
-	return v.Bool()
-}
-
-func (m mapReader) int32(k string) int32 {
-	v, ok := m.m.Get(k)
-	if !ok {
-		return 0
-	}
-	if v.Type() != pcommon.ValueTypeInt || v.Int() < 0 || v.Int() > 1<<31-1 {
-		m.rd.fail(ReasonInvalidAttribute, m.key)
-		return 0
-	}
-	return int32(v.Int())
 }
 
 // rawBody returns the record body as a map, nil when the body is empty. Any other body

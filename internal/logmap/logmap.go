@@ -141,10 +141,10 @@ var table = map[string]mapFunc{
 	schema.EventNetworkFlow:                  (*batch).flow,
 	schema.EventL7AccessLog:                  (*batch).l7AccessLog,
 	schema.EventInventoryWorkload:            (*batch).workload,
-	schema.EventInventoryPod:                 (*batch).pod,
-	schema.EventInventoryNamespace:           (*batch).namespace,
-	schema.EventInventoryNode:                (*batch).node,
-	schema.EventInventoryService:             (*batch).service,
+	schema.EventInventoryPod:                 inventory(schema.EventInventoryPod, schema.PodFields, func(m *cloudv1.Pod, a cloudv1.Action) { m.Action = a }),
+	schema.EventInventoryNamespace:           inventory(schema.EventInventoryNamespace, schema.NamespaceFields, func(m *cloudv1.Namespace, a cloudv1.Action) { m.Action = a }),
+	schema.EventInventoryNode:                inventory(schema.EventInventoryNode, schema.NodeFields, func(m *cloudv1.Node, a cloudv1.Action) { m.Action = a }),
+	schema.EventInventoryService:             inventory(schema.EventInventoryService, schema.ServiceFields, func(m *cloudv1.Service, a cloudv1.Action) { m.Action = a }),
 	schema.EventInventoryNetworkPolicy:       (*batch).networkPolicy,
 	schema.EventInventoryAuthorizationPolicy: (*batch).authorizationPolicy,
 	schema.EventInventorySnapshotStart:       (*batch).snapshotStart,
@@ -227,6 +227,8 @@ type batch struct {
 	// referenced.
 	entries []cloudv1.LogEntry
 	stamps  []timestamppb.Timestamp
+
+	rd, elemRd reader // see batch.reader
 }
 
 // firstSlab is the size of a batch's first slab, so that a few log lines in a large batch
@@ -312,26 +314,26 @@ func (b *batch) add(eventName string, payload proto.Message, records int) int {
 
 func (b *batch) k8sEvent(r *record) (int, Reason, string) {
 	rd := reader{rec: r}
-	uid := rd.required(schema.AttrK8sEventUID)
-	reason := rd.required(schema.AttrK8sEventReason)
-	kind := rd.required(schema.AttrK8sObjectKind)
-	objName := rd.required(schema.AttrK8sObjectName)
-	name := rd.str(schema.AttrK8sEventName)
-	namespace := rd.str(schema.AttrK8sNamespaceName)
-	objUID := rd.str(schema.AttrK8sObjectUID)
-	apiVersion := rd.str(schema.AttrK8sObjectAPIVersion)
-	resourceVersion := rd.str(schema.AttrK8sObjectResourceVersion)
-	fieldPath := rd.str(schema.AttrK8sObjectFieldPath)
-	component := rd.str(schema.AttrK8sEventSourceComponent)
-	host := rd.str(schema.AttrK8sNodeName)
-	eventType := rd.str(schema.AttrK8sEventType)
+	uid := rd.Required(schema.AttrK8sEventUID)
+	reason := rd.Required(schema.AttrK8sEventReason)
+	kind := rd.Required(schema.AttrK8sObjectKind)
+	objName := rd.Required(schema.AttrK8sObjectName)
+	name := rd.Str(schema.AttrK8sEventName)
+	namespace := rd.Str(schema.AttrK8sNamespaceName)
+	objUID := rd.Str(schema.AttrK8sObjectUID)
+	apiVersion := rd.Str(schema.AttrK8sObjectAPIVersion)
+	resourceVersion := rd.Str(schema.AttrK8sObjectResourceVersion)
+	fieldPath := rd.Str(schema.AttrK8sObjectFieldPath)
+	component := rd.Str(schema.AttrK8sEventSourceComponent)
+	host := rd.Str(schema.AttrK8sNodeName)
+	eventType := rd.Str(schema.AttrK8sEventType)
 	if eventType == "" {
 		eventType = validUTF8(r.lr.SeverityText())
 	}
 	action := rd.action()
 	count := rd.count(schema.AttrK8sEventCount)
-	first := rd.time(schema.AttrK8sEventStartTime)
-	last := rd.time(schema.AttrK8sEventLastTime)
+	first := rd.Time(schema.AttrK8sEventStartTime)
+	last := rd.Time(schema.AttrK8sEventLastTime)
 	if last == nil {
 		last = newTimestamp(r.lr.Timestamp())
 	}
@@ -362,16 +364,16 @@ func (b *batch) k8sEvent(r *record) (int, Reason, string) {
 func (b *batch) podLog(r *record) (int, Reason, string) {
 	rd := reader{rec: r}
 	key := podKey{
-		pod:       rd.required(schema.AttrK8sPodName),
-		namespace: rd.required(schema.AttrK8sNamespaceName),
-		uid:       rd.str(schema.AttrK8sPodUID),
-		container: rd.str(schema.AttrK8sContainerName),
-		node:      rd.str(schema.AttrK8sNodeName),
+		pod:       rd.Required(schema.AttrK8sPodName),
+		namespace: rd.Required(schema.AttrK8sNamespaceName),
+		uid:       rd.Str(schema.AttrK8sPodUID),
+		container: rd.Str(schema.AttrK8sContainerName),
+		node:      rd.Str(schema.AttrK8sNodeName),
 	}
 	line := rd.int(schema.AttrLogFileRecordNumber)
-	errType := rd.str(schema.AttrExceptionType)
-	errMessage := rd.str(schema.AttrExceptionMessage)
-	stack := rd.str(schema.AttrExceptionStacktrace)
+	errType := rd.Str(schema.AttrExceptionType)
+	errMessage := rd.Str(schema.AttrExceptionMessage)
+	stack := rd.Str(schema.AttrExceptionStacktrace)
 	if rd.reason != "" {
 		return -1, rd.reason, rd.detail
 	}
@@ -464,22 +466,49 @@ var textLevels = []struct{ text, level string }{
 }
 
 // reader reads a record's attributes and keeps the first problem it meets, so that a mapper
-// reads everything first and builds its payload only when the record is complete.
+// reads everything first and builds its payload only when the record is complete. It is
+// the schema.Reader of the inventory tables.
 type reader struct {
-	rec    *record
+	rec *record // the record; nil while reading one map of a list attribute:
+	// elem is that map, list the attribute, which problems name, and parent the record's
+	// reader, which keeps them.
+	elem   pcommon.Map
+	list   string
+	parent *reader
+	spare  *reader // reused for the maps of list attributes
 	reason Reason
 	detail string
 }
 
+var _ schema.Reader = (*reader)(nil)
+
+// reader returns the batch's reader, set to read r; the inventory mappers use it because
+// reading through schema.Reader would move a reader of their own to the heap.
+func (b *batch) reader(r *record) *reader {
+	b.rd = reader{rec: r, spare: &b.elemRd}
+	return &b.rd
+}
+
+func (rd *reader) get(key string) (pcommon.Value, bool) {
+	if rd.rec == nil {
+		return rd.elem.Get(key)
+	}
+	return rd.rec.attr(key)
+}
+
 func (rd *reader) fail(reason Reason, key string) {
+	if rd.parent != nil {
+		rd.parent.fail(reason, rd.list)
+		return
+	}
 	if rd.reason == "" {
 		rd.reason, rd.detail = reason, key
 	}
 }
 
-// str returns a string attribute, "" when absent.
-func (rd *reader) str(key string) string {
-	v, ok := rd.rec.attr(key)
+// Str returns a string attribute, "" when absent.
+func (rd *reader) Str(key string) string {
+	v, ok := rd.get(key)
 	if !ok {
 		return ""
 	}
@@ -490,8 +519,9 @@ func (rd *reader) str(key string) string {
 	return validUTF8(v.Str())
 }
 
-func (rd *reader) required(key string) string {
-	s := rd.str(key)
+// Required returns a string attribute and reports it missing when absent or empty.
+func (rd *reader) Required(key string) string {
+	s := rd.Str(key)
 	if s == "" {
 		rd.fail(ReasonMissingAttribute, key)
 	}
@@ -500,7 +530,7 @@ func (rd *reader) required(key string) string {
 
 // int returns a non-negative int attribute, 0 when absent.
 func (rd *reader) int(key string) int64 {
-	v, ok := rd.rec.attr(key)
+	v, ok := rd.get(key)
 	if !ok {
 		return 0
 	}
@@ -517,7 +547,7 @@ func (rd *reader) count(key string) int32 {
 }
 
 func (rd *reader) action() cloudv1.Action {
-	switch rd.str(schema.AttrAction) {
+	switch rd.Str(schema.AttrAction) {
 	case "", schema.ActionCreate:
 		return cloudv1.Action_ACTION_CREATE
 	case schema.ActionUpdate:
@@ -533,10 +563,10 @@ func (rd *reader) action() cloudv1.Action {
 // goTimeLayout is time.Time.String()'s layout, which contrib's k8s_events receiver writes.
 const goTimeLayout = "2006-01-02 15:04:05.999999999 -0700 MST"
 
-// time parses a timestamp attribute (RFC 3339, or Go's time.Time.String() layout). Absent and
+// Time parses a timestamp attribute (RFC 3339, or Go's time.Time.String() layout). Absent and
 // zero times give nil: the protocol leaves unset Kubernetes times unset.
-func (rd *reader) time(key string) *timestamppb.Timestamp {
-	s := rd.str(key)
+func (rd *reader) Time(key string) *timestamppb.Timestamp {
+	s := rd.Str(key)
 	if s == "" {
 		return nil
 	}

@@ -49,11 +49,13 @@ var InventoryOrder = []string{
 // Incident-signal event names. Unlike inventory they are real-time notifications, not state.
 const (
 	// EventPodStatusChange is a problematic pod, or a significant change of a pod's status.
-	// Body: {"status": {"conditions", "containerStatuses", "initContainerStatuses"}} as in the
-	// Kubernetes API. Becomes a cloud.v1.PodStatusChange.
+	// It carries the attributes of a Pod record (PodFields) and the pod's QoS class,
+	// restarts and resources. Body: {"status": {"conditions", "containerStatuses",
+	// "initContainerStatuses"}} as in the Kubernetes API. Becomes a cloud.v1.PodStatusChange.
 	EventPodStatusChange = "kestrelai.k8s.pod.status_change"
-	// EventNodeConditionChange is a problematic node or a change of its conditions. Body:
-	// {"status": {"conditions", "capacity", "allocatable"}}. Becomes a cloud.v1.NodeConditionChange.
+	// EventNodeConditionChange is a problematic node or a change of its conditions. It
+	// carries the attributes of a Node record (NodeFields). Body: {"status": {"conditions",
+	// "capacity", "allocatable"}}. Becomes a cloud.v1.NodeConditionChange.
 	EventNodeConditionChange = "kestrelai.k8s.node.condition_change"
 	// EventWorkloadRolloutStatus is the rollout state of a Deployment, StatefulSet or
 	// DaemonSet. Body: {"status": {"conditions"}}. Becomes a cloud.v1.WorkloadRolloutStatus.

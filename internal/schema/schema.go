@@ -1,6 +1,8 @@
 // Package schema holds the names that our receivers put on log records and that the kestrel
-// exporter reads: log record event names (plog.LogRecord EventName) and attribute keys.
-// Both sides import these constants so a rename cannot silently break the mapping.
+// exporter reads: log record event names (plog.LogRecord EventName) and attribute keys,
+// and, for inventory records, the tables (tables.go) that list each record's attributes
+// once for both sides. Both sides import them so a rename cannot silently break the
+// mapping.
 //
 // Semantic-convention names are taken from go.opentelemetry.io/otel/semconv where one
 // exists; names for Kubernetes Events follow what contrib's k8s_events receiver emits, so

@@ -124,7 +124,7 @@ type collector struct {
 
 	started      time.Time
 	snapshotDone bool
-	emitted      integrations
+	emitted      schema.Integrations
 	recheckFlags bool
 	policies     map[types.UID]string // targets last emitted per policy, joined
 	dirtyNS      map[string]struct{}  // namespaces whose pods changed since targets were computed

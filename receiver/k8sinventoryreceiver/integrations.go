@@ -13,11 +13,6 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 )
 
-// integrations is the presence of the tools Kestrel Cloud can work with.
-type integrations struct {
-	datadog, argocd, rollouts, flux, karpenter bool
-}
-
 // CRDs and CRD groups whose presence reveals an integration.
 var (
 	argoCDCRDs    = []string{"applications.argoproj.io"}
@@ -38,8 +33,8 @@ func integrationService(name string) bool {
 }
 
 // detectIntegrations reads the CRD and Service caches.
-func (c *collector) detectIntegrations() integrations {
-	var in integrations
+func (c *collector) detectIntegrations() schema.Integrations {
+	var in schema.Integrations
 	has := func(names []string) bool {
 		for _, n := range names {
 			if c.get(k8scache.CustomResourceDefinitions, "", n) != nil {
@@ -48,13 +43,13 @@ func (c *collector) detectIntegrations() integrations {
 		}
 		return false
 	}
-	in.argocd = has(argoCDCRDs)
-	in.rollouts = has(rolloutsCRDs)
-	in.karpenter = has(karpenterCRDs)
+	in.ArgoCD = has(argoCDCRDs)
+	in.ArgoRollouts = has(rolloutsCRDs)
+	in.Karpenter = has(karpenterCRDs)
 	for _, w := range c.byRes[k8scache.CustomResourceDefinitions] {
 		for _, name := range w.inf.GetIndexer().ListKeys() {
-			in.flux = in.flux || strings.HasSuffix(name, fluxGroup)
-			in.datadog = in.datadog || strings.HasSuffix(name, datadogGroup)
+			in.Flux = in.Flux || strings.HasSuffix(name, fluxGroup)
+			in.Datadog = in.Datadog || strings.HasSuffix(name, datadogGroup)
 		}
 	}
 	for _, w := range c.byRes[k8scache.Services] {
@@ -63,21 +58,16 @@ func (c *collector) detectIntegrations() integrations {
 			if !ok || c.excluded(s.Namespace) {
 				continue
 			}
-			in.argocd = in.argocd || slices.Contains(argoCDServices, s.Name)
-			in.datadog = in.datadog || slices.Contains(datadogServices, s.Name)
+			in.ArgoCD = in.ArgoCD || slices.Contains(argoCDServices, s.Name)
+			in.Datadog = in.Datadog || slices.Contains(datadogServices, s.Name)
 		}
 	}
 	return in
 }
 
-func (c *collector) emitFlags(in integrations) {
+func (c *collector) emitFlags(in schema.Integrations) {
 	lr := c.record(schema.EventInventorySnapshotComplete, plog.SeverityNumberInfo)
-	m := lr.Attributes()
-	m.PutBool(schema.AttrIntegrationDatadog, in.datadog)
-	m.PutBool(schema.AttrIntegrationArgoCD, in.argocd)
-	m.PutBool(schema.AttrIntegrationArgoRollouts, in.rollouts)
-	m.PutBool(schema.AttrIntegrationFlux, in.flux)
-	m.PutBool(schema.AttrIntegrationKarpenter, in.karpenter)
+	schema.IntegrationFields.Put(lr.Attributes(), &in)
 	c.emitted = in
 }
 
@@ -91,8 +81,8 @@ func (c *collector) snapshotComplete() {
 	c.r.tb.K8sInventorySnapshotDuration.Record(context.Background(), took.Seconds())
 	c.logger.Info("Initial Kubernetes inventory snapshot complete",
 		zap.Duration("took", took),
-		zap.Bool("datadog", in.datadog), zap.Bool("argocd", in.argocd), zap.Bool("argo_rollouts", in.rollouts),
-		zap.Bool("flux", in.flux), zap.Bool("karpenter", in.karpenter))
+		zap.Bool("datadog", in.Datadog), zap.Bool("argocd", in.ArgoCD), zap.Bool("argo_rollouts", in.ArgoRollouts),
+		zap.Bool("flux", in.Flux), zap.Bool("karpenter", in.Karpenter))
 }
 
 // integrationsChanged emits a new snapshot_complete record when presence changed.
@@ -102,7 +92,7 @@ func (c *collector) integrationsChanged() {
 		return
 	}
 	c.logger.Info("Integration presence changed",
-		zap.Bool("datadog", in.datadog), zap.Bool("argocd", in.argocd), zap.Bool("argo_rollouts", in.rollouts),
-		zap.Bool("flux", in.flux), zap.Bool("karpenter", in.karpenter))
+		zap.Bool("datadog", in.Datadog), zap.Bool("argocd", in.ArgoCD), zap.Bool("argo_rollouts", in.ArgoRollouts),
+		zap.Bool("flux", in.Flux), zap.Bool("karpenter", in.Karpenter))
 	c.emitFlags(in)
 }

@@ -133,12 +133,7 @@ func (c *collector) podStatus(op opKind, old, p *corev1.Pod) {
 	}
 	lr := c.record(schema.EventPodStatusChange, sev)
 	m := lr.Attributes()
-	m.PutStr(schema.AttrK8sNamespaceName, p.Namespace)
-	m.PutStr(schema.AttrK8sPodName, p.Name)
-	m.PutStr(schema.AttrK8sPodUID, string(p.UID))
-	putNonEmpty(m, schema.AttrK8sPodIP, p.Status.PodIP)
-	putNonEmpty(m, schema.AttrK8sNodeName, p.Spec.NodeName)
-	putNonEmpty(m, schema.AttrK8sPodStatusPhase, string(p.Status.Phase))
+	schema.PodFields.Put(m, p)
 	putNonEmpty(m, schema.AttrPodQOSClass, string(p.Status.QOSClass))
 	m.PutInt(schema.AttrPodRestartCount, int64(restarts(p)))
 	// The cache keeps the pod's resources, summed over its containers (k8scache).
@@ -150,8 +145,6 @@ func (c *collector) podStatus(op opKind, old, p *corev1.Pod) {
 	m.PutInt(schema.AttrPodCPULimit, res.Limits.Cpu().ScaledValue(-9))
 	m.PutInt(schema.AttrPodMemoryRequest, res.Requests.Memory().Value())
 	m.PutInt(schema.AttrPodMemoryLimit, res.Limits.Memory().Value())
-	putOwners(m, p.OwnerReferences)
-	putTime(m, schema.AttrCreationTime, p.CreationTimestamp.Time)
 	m.PutStr(schema.AttrAction, actions[op])
 	var body podStatusBody
 	body.Status.Conditions = p.Status.Conditions
@@ -218,10 +211,7 @@ func (c *collector) nodeConditions(op opKind, old, n *corev1.Node) {
 	}
 	lr := c.record(schema.EventNodeConditionChange, sev)
 	m := lr.Attributes()
-	m.PutStr(schema.AttrK8sNodeName, n.Name)
-	m.PutStr(schema.AttrK8sNodeUID, string(n.UID))
-	nodeIdentity(m, n)
-	putTime(m, schema.AttrCreationTime, n.CreationTimestamp.Time)
+	schema.NodeFields.Put(m, n)
 	m.PutStr(schema.AttrAction, actions[op])
 	var body nodeStatusBody
 	body.Status.Conditions = n.Status.Conditions

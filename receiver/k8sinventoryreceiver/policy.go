@@ -37,28 +37,16 @@ const (
 // authzVersions are the served versions we can read, preferred first.
 var authzVersions = []string{"v1", "v1beta1"}
 
-// policyMeta writes what NetworkPolicy and AuthorizationPolicy records share.
-func policyMeta(m pcommon.Map, obj metav1.Object, apiVersion string, targets []string) {
-	m.PutStr(kschema.AttrK8sNamespaceName, obj.GetNamespace())
-	m.PutStr(kschema.AttrPolicyName, obj.GetName())
-	m.PutStr(kschema.AttrPolicyUID, string(obj.GetUID()))
-	m.PutStr(kschema.AttrPolicyResourceVersion, obj.GetResourceVersion())
-	m.PutStr(kschema.AttrPolicyAPIVersion, apiVersion)
-	putPrefixed(m, kschema.AttrPolicyLabelPrefix, obj.GetLabels())
-	putPrefixed(m, kschema.AttrPolicyAnnotationPrefix, obj.GetAnnotations())
-	putStrings(m, kschema.AttrPolicyTargetWorkloads, targets)
-}
-
-// policyRecord emits a policy unless it is an update that changed neither the object
-// nor the workloads it selects. body builds the record's body, or reports the object as
+// policyRecord emits a policy, with attributes written by put, unless it is an update
+// that changed neither the object nor the workloads it selects. body builds the record's body, or reports the object as
 // invalid and returns false; it runs only for a record to emit, since each batch of pod
 // changes rechecks every policy of their namespaces.
-func (c *collector) policyRecord(op opKind, eventName string, obj metav1.Object, apiVersion string, sel labels.Selector, body func() (map[string]any, bool)) {
+func (c *collector) policyRecord(op opKind, eventName string, put func(pcommon.Map, *kschema.Policy), obj metav1.Object, apiVersion string, sel labels.Selector, body func() (map[string]any, bool)) {
 	uid := obj.GetUID()
 	if op == opDelete {
 		delete(c.policies, uid)
 		lr := c.record(eventName, plog.SeverityNumberInfo)
-		policyMeta(lr.Attributes(), obj, apiVersion, nil)
+		put(lr.Attributes(), &kschema.Policy{Object: obj, APIVersion: apiVersion})
 		lr.Attributes().PutStr(kschema.AttrAction, actions[op])
 		return
 	}
@@ -73,7 +61,7 @@ func (c *collector) policyRecord(op opKind, eventName string, obj metav1.Object,
 	}
 	c.policies[uid] = key
 	lr := c.record(eventName, plog.SeverityNumberInfo)
-	policyMeta(lr.Attributes(), obj, apiVersion, targets)
+	put(lr.Attributes(), &kschema.Policy{Object: obj, APIVersion: apiVersion, Targets: targets})
 	lr.Attributes().PutStr(kschema.AttrAction, actions[op])
 	if err := lr.Body().SetEmptyMap().FromRaw(raw); err != nil {
 		c.logger.Debug("Cannot convert a policy", zap.String("policy", obj.GetNamespace()+"/"+obj.GetName()), zap.Error(err))
@@ -86,7 +74,7 @@ func (c *collector) networkPolicy(op opKind, np *networkingv1.NetworkPolicy) {
 		c.invalidObject(k8scache.NetworkPolicies.Name, np, err)
 		return
 	}
-	c.policyRecord(op, kschema.EventInventoryNetworkPolicy, np, "networking.k8s.io/v1", sel, func() (map[string]any, bool) {
+	c.policyRecord(op, kschema.EventInventoryNetworkPolicy, kschema.NetworkPolicyFields.Put, np, "networking.k8s.io/v1", sel, func() (map[string]any, bool) {
 		var body struct {
 			Spec networkingv1.NetworkPolicySpec `json:"spec"`
 		}
@@ -110,7 +98,7 @@ func (c *collector) authorizationPolicy(op opKind, u *unstructured.Unstructured)
 	if ml, ok, _ := unstructured.NestedStringMap(spec, "selector", "matchLabels"); ok {
 		sel = labels.SelectorFromSet(ml)
 	}
-	c.policyRecord(op, kschema.EventInventoryAuthorizationPolicy, u, u.GetAPIVersion(), sel, func() (map[string]any, bool) {
+	c.policyRecord(op, kschema.EventInventoryAuthorizationPolicy, kschema.AuthorizationPolicyFields.Put, u, u.GetAPIVersion(), sel, func() (map[string]any, bool) {
 		if _, err := kschema.ParseAuthorizationPolicySpec(spec); err != nil {
 			c.invalidObject(c.authzResName(), u, err)
 			return nil, false

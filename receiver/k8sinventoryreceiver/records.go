@@ -50,14 +50,14 @@ func (c *collector) handle(it item) {
 			return
 		}
 		old, _ := it.old.(*corev1.Namespace)
-		c.state(it.op, schema.EventInventoryNamespace, func(m pcommon.Map) { namespaceAttrs(m, o) }, func(m pcommon.Map) { namespaceAttrs(m, old) })
+		c.state(it.op, schema.EventInventoryNamespace, func(m pcommon.Map) { schema.NamespaceFields.Put(m, o) }, func(m pcommon.Map) { schema.NamespaceFields.Put(m, old) })
 	case *corev1.Node:
 		old, _ := it.old.(*corev1.Node)
-		c.state(it.op, schema.EventInventoryNode, func(m pcommon.Map) { nodeAttrs(m, o) }, func(m pcommon.Map) { nodeAttrs(m, old) })
+		c.state(it.op, schema.EventInventoryNode, func(m pcommon.Map) { schema.NodeFields.Put(m, o) }, func(m pcommon.Map) { schema.NodeFields.Put(m, old) })
 		c.nodeConditions(it.op, old, o)
 	case *corev1.Service:
 		old, _ := it.old.(*corev1.Service)
-		c.state(it.op, schema.EventInventoryService, func(m pcommon.Map) { serviceAttrs(m, o) }, func(m pcommon.Map) { serviceAttrs(m, old) })
+		c.state(it.op, schema.EventInventoryService, func(m pcommon.Map) { schema.ServiceFields.Put(m, o) }, func(m pcommon.Map) { schema.ServiceFields.Put(m, old) })
 		if integrationService(o.Name) {
 			c.recheckFlags = true
 		}
@@ -66,25 +66,25 @@ func (c *collector) handle(it item) {
 		c.event(it.op, old, o)
 	case *appsv1.Deployment:
 		old, _ := it.old.(*appsv1.Deployment)
-		c.workload(it.op, "Deployment", deploymentView(o), deploymentView(old))
+		c.workload(it.op, deploymentView(o), deploymentView(old))
 		c.rollout(it.op, deploymentRollout(old), deploymentRollout(o))
 	case *appsv1.StatefulSet:
 		old, _ := it.old.(*appsv1.StatefulSet)
-		c.workload(it.op, "StatefulSet", statefulSetView(o), statefulSetView(old))
+		c.workload(it.op, statefulSetView(o), statefulSetView(old))
 		c.rollout(it.op, statefulSetRollout(old), statefulSetRollout(o))
 	case *appsv1.DaemonSet:
 		old, _ := it.old.(*appsv1.DaemonSet)
-		c.workload(it.op, "DaemonSet", daemonSetView(o), daemonSetView(old))
+		c.workload(it.op, daemonSetView(o), daemonSetView(old))
 		c.rollout(it.op, daemonSetRollout(old), daemonSetRollout(o))
 	case *appsv1.ReplicaSet:
 		old, _ := it.old.(*appsv1.ReplicaSet)
-		c.workload(it.op, "ReplicaSet", replicaSetView(o), replicaSetView(old))
+		c.workload(it.op, replicaSetView(o), replicaSetView(old))
 	case *batchv1.Job:
 		old, _ := it.old.(*batchv1.Job)
-		c.workload(it.op, "Job", jobView(o), jobView(old))
+		c.workload(it.op, jobView(o), jobView(old))
 	case *batchv1.CronJob:
 		old, _ := it.old.(*batchv1.CronJob)
-		c.workload(it.op, "CronJob", cronJobView(o), cronJobView(old))
+		c.workload(it.op, cronJobView(o), cronJobView(old))
 	case *networkingv1.NetworkPolicy:
 		c.networkPolicy(it.op, o)
 	case *unstructured.Unstructured:
@@ -94,61 +94,55 @@ func (c *collector) handle(it item) {
 	}
 }
 
-// workloadView is what a Workload record shows of a workload object.
-type workloadView struct {
-	meta *metav1.ObjectMeta
-	sa   string // the pod template's service account
-}
+// The workload views of each kind are nil for a nil object (no old object on add).
 
-// The views of each kind are nil for a nil object (no old object on add).
-
-func deploymentView(d *appsv1.Deployment) *workloadView {
+func deploymentView(d *appsv1.Deployment) *schema.Workload {
 	if d == nil {
 		return nil
 	}
-	return &workloadView{&d.ObjectMeta, d.Spec.Template.Spec.ServiceAccountName}
+	return &schema.Workload{Kind: "Deployment", Meta: &d.ObjectMeta, ServiceAccount: d.Spec.Template.Spec.ServiceAccountName}
 }
 
-func statefulSetView(s *appsv1.StatefulSet) *workloadView {
+func statefulSetView(s *appsv1.StatefulSet) *schema.Workload {
 	if s == nil {
 		return nil
 	}
-	return &workloadView{&s.ObjectMeta, s.Spec.Template.Spec.ServiceAccountName}
+	return &schema.Workload{Kind: "StatefulSet", Meta: &s.ObjectMeta, ServiceAccount: s.Spec.Template.Spec.ServiceAccountName}
 }
 
-func daemonSetView(d *appsv1.DaemonSet) *workloadView {
+func daemonSetView(d *appsv1.DaemonSet) *schema.Workload {
 	if d == nil {
 		return nil
 	}
-	return &workloadView{&d.ObjectMeta, d.Spec.Template.Spec.ServiceAccountName}
+	return &schema.Workload{Kind: "DaemonSet", Meta: &d.ObjectMeta, ServiceAccount: d.Spec.Template.Spec.ServiceAccountName}
 }
 
-func replicaSetView(r *appsv1.ReplicaSet) *workloadView {
+func replicaSetView(r *appsv1.ReplicaSet) *schema.Workload {
 	if r == nil {
 		return nil
 	}
-	return &workloadView{&r.ObjectMeta, r.Spec.Template.Spec.ServiceAccountName}
+	return &schema.Workload{Kind: "ReplicaSet", Meta: &r.ObjectMeta, ServiceAccount: r.Spec.Template.Spec.ServiceAccountName}
 }
 
-func jobView(j *batchv1.Job) *workloadView {
+func jobView(j *batchv1.Job) *schema.Workload {
 	if j == nil {
 		return nil
 	}
-	return &workloadView{&j.ObjectMeta, j.Spec.Template.Spec.ServiceAccountName}
+	return &schema.Workload{Kind: "Job", Meta: &j.ObjectMeta, ServiceAccount: j.Spec.Template.Spec.ServiceAccountName}
 }
 
-func cronJobView(j *batchv1.CronJob) *workloadView {
+func cronJobView(j *batchv1.CronJob) *schema.Workload {
 	if j == nil {
 		return nil
 	}
-	return &workloadView{&j.ObjectMeta, j.Spec.JobTemplate.Spec.Template.Spec.ServiceAccountName}
+	return &schema.Workload{Kind: "CronJob", Meta: &j.ObjectMeta, ServiceAccount: j.Spec.JobTemplate.Spec.Template.Spec.ServiceAccountName}
 }
 
-func podView(p *corev1.Pod) *workloadView {
+func podView(p *corev1.Pod) *schema.Workload {
 	if p == nil {
 		return nil
 	}
-	return &workloadView{&p.ObjectMeta, p.Spec.ServiceAccountName}
+	return &schema.Workload{Kind: "Pod", Meta: &p.ObjectMeta, ServiceAccount: p.Spec.ServiceAccountName}
 }
 
 func (c *collector) namespaceWanted(name string) bool {
@@ -176,25 +170,27 @@ func (c *collector) state(op opKind, eventName string, cur, old func(pcommon.Map
 	lr.Attributes().PutStr(schema.AttrAction, actions[op])
 }
 
-func (c *collector) workload(op opKind, kind string, cur, old *workloadView) {
+func (c *collector) workload(op opKind, cur, old *schema.Workload) {
+	// The kind never changes, and is a key of WorkloadKinds: the views set it.
+	fields, _ := schema.WorkloadFields(cur.Kind)
 	c.state(op, schema.EventInventoryWorkload,
-		func(m pcommon.Map) { workloadAttrs(m, kind, cur) },
-		func(m pcommon.Map) { workloadAttrs(m, kind, old) })
+		func(m pcommon.Map) { fields.Put(m, cur) },
+		func(m pcommon.Map) { fields.Put(m, old) })
 }
 
 func (c *collector) pod(op opKind, old, p *corev1.Pod) {
-	c.state(op, schema.EventInventoryPod, func(m pcommon.Map) { podAttrs(m, p) }, func(m pcommon.Map) { podAttrs(m, old) })
+	c.state(op, schema.EventInventoryPod, func(m pcommon.Map) { schema.PodFields.Put(m, p) }, func(m pcommon.Map) { schema.PodFields.Put(m, old) })
 	// A pod without owners is a workload of its own (kind Pod); adoption or orphaning
 	// turns it into one or out of one.
 	bare := len(p.OwnerReferences) == 0
 	wasBare := old != nil && len(old.OwnerReferences) == 0
 	switch {
 	case op == opUpdate && wasBare && !bare:
-		c.workload(opDelete, "Pod", podView(old), nil)
+		c.workload(opDelete, podView(old), nil)
 	case op == opUpdate && !wasBare && bare:
-		c.workload(opAdd, "Pod", podView(p), nil)
+		c.workload(opAdd, podView(p), nil)
 	case bare:
-		c.workload(op, "Pod", podView(p), podView(old))
+		c.workload(op, podView(p), podView(old))
 	}
 	c.podStatus(op, old, p)
 	if op != opUpdate || !maps.Equal(old.Labels, p.Labels) || !equalOwners(old.OwnerReferences, p.OwnerReferences) {
@@ -298,134 +294,6 @@ func putTime(m pcommon.Map, k string, t time.Time) {
 	}
 }
 
-func putPrefixed(m pcommon.Map, prefix string, kv map[string]string) {
-	for k, v := range kv {
-		m.PutStr(prefix+k, v)
-	}
-}
-
-func putStrings(m pcommon.Map, k string, vs []string) {
-	if len(vs) == 0 {
-		return
-	}
-	s := m.PutEmptySlice(k)
-	s.EnsureCapacity(len(vs))
-	for _, v := range vs {
-		s.AppendEmpty().SetStr(v)
-	}
-}
-
-func putOwners(m pcommon.Map, refs []metav1.OwnerReference) {
-	if len(refs) == 0 {
-		return
-	}
-	s := m.PutEmptySlice(schema.AttrOwnerReferences)
-	for _, r := range refs {
-		o := s.AppendEmpty().SetEmptyMap()
-		o.PutStr("api_version", r.APIVersion)
-		o.PutStr("kind", r.Kind)
-		o.PutStr("name", r.Name)
-		o.PutStr("uid", string(r.UID))
-		o.PutBool("controller", r.Controller != nil && *r.Controller)
-		o.PutBool("block_owner_deletion", r.BlockOwnerDeletion != nil && *r.BlockOwnerDeletion)
-	}
-}
-
-func namespaceAttrs(m pcommon.Map, ns *corev1.Namespace) {
-	m.PutStr(schema.AttrK8sNamespaceName, ns.Name)
-	m.PutStr(schema.AttrNamespaceUID, string(ns.UID))
-	putPrefixed(m, schema.AttrK8sNamespaceLabelPrefix, ns.Labels)
-	putTime(m, schema.AttrCreationTime, ns.CreationTimestamp.Time)
-}
-
-func nodeAttrs(m pcommon.Map, n *corev1.Node) {
-	m.PutStr(schema.AttrK8sNodeName, n.Name)
-	m.PutStr(schema.AttrK8sNodeUID, string(n.UID))
-	putPrefixed(m, schema.AttrK8sNodeLabelPrefix, n.Labels)
-	nodeIdentity(m, n)
-	m.PutBool(schema.AttrNodeReady, nodeConditionTrue(n, corev1.NodeReady))
-	putTime(m, schema.AttrCreationTime, n.CreationTimestamp.Time)
-}
-
-// nodeIdentity writes what Node and NodeConditionChange records share besides name and UID.
-func nodeIdentity(m pcommon.Map, n *corev1.Node) {
-	var internal, external []string
-	hostname := ""
-	for _, a := range n.Status.Addresses {
-		switch a.Type {
-		case corev1.NodeInternalIP:
-			internal = append(internal, a.Address)
-		case corev1.NodeExternalIP:
-			external = append(external, a.Address)
-		case corev1.NodeHostName:
-			hostname = a.Address
-		}
-	}
-	putStrings(m, schema.AttrNodeInternalIPs, internal)
-	putStrings(m, schema.AttrNodeExternalIPs, external)
-	putNonEmpty(m, schema.AttrNodeHostname, hostname)
-	putNonEmpty(m, schema.AttrNodeInstanceType, n.Labels[corev1.LabelInstanceTypeStable])
-	putNonEmpty(m, schema.AttrNodeZone, n.Labels[corev1.LabelTopologyZone])
-}
-
-func podAttrs(m pcommon.Map, p *corev1.Pod) {
-	m.PutStr(schema.AttrK8sNamespaceName, p.Namespace)
-	m.PutStr(schema.AttrK8sPodName, p.Name)
-	m.PutStr(schema.AttrK8sPodUID, string(p.UID))
-	putNonEmpty(m, schema.AttrK8sPodIP, p.Status.PodIP)
-	putNonEmpty(m, schema.AttrK8sNodeName, p.Spec.NodeName)
-	putNonEmpty(m, schema.AttrK8sPodStatusPhase, string(p.Status.Phase))
-	m.PutBool(schema.AttrPodReady, podConditionTrue(p, corev1.PodReady))
-	putPrefixed(m, schema.AttrK8sPodLabelPrefix, p.Labels)
-	putOwners(m, p.OwnerReferences)
-	putTime(m, schema.AttrCreationTime, p.CreationTimestamp.Time)
-}
-
-func workloadAttrs(m pcommon.Map, kind string, w *workloadView) {
-	meta, sa := w.meta, w.sa
-	prefix := schema.WorkloadKinds[kind]
-	m.PutStr(schema.AttrWorkloadKind, kind)
-	m.PutStr(schema.AttrK8sNamespaceName, meta.Namespace)
-	m.PutStr(prefix+".name", meta.Name)
-	m.PutStr(prefix+".uid", string(meta.UID))
-	putPrefixed(m, prefix+".label.", meta.Labels)
-	if sa == "" {
-		sa = "default"
-	}
-	m.PutStr(schema.AttrServiceAccountName, sa)
-	putTime(m, schema.AttrCreationTime, meta.CreationTimestamp.Time)
-}
-
-func serviceAttrs(m pcommon.Map, s *corev1.Service) {
-	m.PutStr(schema.AttrK8sNamespaceName, s.Namespace)
-	m.PutStr(schema.AttrK8sServiceName, s.Name)
-	m.PutStr(schema.AttrK8sServiceUID, string(s.UID))
-	putNonEmpty(m, schema.AttrK8sServiceType, string(s.Spec.Type))
-	putPrefixed(m, schema.AttrK8sServiceLabelPrefix, s.Labels)
-	putPrefixed(m, schema.AttrK8sServiceAnnotationPrefix, s.Annotations)
-	putPrefixed(m, schema.AttrK8sServiceSelectorPrefix, s.Spec.Selector)
-	putNonEmpty(m, schema.AttrServiceClusterIP, s.Spec.ClusterIP)
-	putStrings(m, schema.AttrServiceExternalIPs, s.Spec.ExternalIPs)
-	if len(s.Spec.Ports) > 0 {
-		ports := m.PutEmptySlice(schema.AttrServicePorts)
-		for _, p := range s.Spec.Ports {
-			pm := ports.AppendEmpty().SetEmptyMap()
-			putNonEmpty(pm, "name", p.Name)
-			pm.PutStr("protocol", string(p.Protocol))
-			pm.PutInt("port", int64(p.Port))
-			if p.TargetPort.StrVal != "" {
-				pm.PutStr("target_port_name", p.TargetPort.StrVal)
-			} else if p.TargetPort.IntVal != 0 {
-				pm.PutInt("target_port", int64(p.TargetPort.IntVal))
-			}
-			if p.NodePort != 0 {
-				pm.PutInt("node_port", int64(p.NodePort))
-			}
-		}
-	}
-	putTime(m, schema.AttrCreationTime, s.CreationTimestamp.Time)
-}
-
 // setBody puts v (a struct of Kubernetes API types) into the record body as a map with the
 // API's field names.
 func setBody(lr plog.LogRecord, v any) error {
@@ -457,11 +325,6 @@ func nodeCondition(n *corev1.Node, t corev1.NodeConditionType) *corev1.NodeCondi
 		}
 	}
 	return nil
-}
-
-func podConditionTrue(p *corev1.Pod, t corev1.PodConditionType) bool {
-	c := podCondition(p, t)
-	return c != nil && c.Status == corev1.ConditionTrue
 }
 
 func nodeConditionTrue(n *corev1.Node, t corev1.NodeConditionType) bool {

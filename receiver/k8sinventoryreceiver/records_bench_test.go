@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 )
 
 // BenchmarkRecordAttributes builds the attributes of a pod, a Deployment, a service and a
@@ -37,11 +39,12 @@ func BenchmarkRecordAttributes(b *testing.B) {
 		Addresses:  []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.1.0.1"}, {Type: corev1.NodeHostName, Address: "worker-1"}},
 		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}},
 	}}
+	deployment, _ := schema.WorkloadFields("Deployment")
 	builds := []func(pcommon.Map){
-		func(m pcommon.Map) { podAttrs(m, pod) },
-		func(m pcommon.Map) { workloadAttrs(m, "Deployment", deploymentView(dep)) },
-		func(m pcommon.Map) { serviceAttrs(m, svc) },
-		func(m pcommon.Map) { nodeAttrs(m, node) },
+		func(m pcommon.Map) { schema.PodFields.Put(m, pod) },
+		func(m pcommon.Map) { deployment.Put(m, deploymentView(dep)) },
+		func(m pcommon.Map) { schema.ServiceFields.Put(m, svc) },
+		func(m pcommon.Map) { schema.NodeFields.Put(m, node) },
 	}
 	b.ReportAllocs()
 	for b.Loop() {

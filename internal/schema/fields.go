@@ -1,0 +1,210 @@
+package schema
+
+import (
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Table is the one list of the attributes of one kind of record: for each attribute its
+// key, the value that the source object S gives it, and the field of the cloud.v1 message M
+// it becomes. The receiver writes records with Put and logmap reads them with Read, so an
+// attribute is added, renamed or retyped in one row.
+type Table[S, M any] []Field[S, M]
+
+// Field is one row of a Table; the constructors below make them.
+type Field[S, M any] interface {
+	put(attrs pcommon.Map, src *S)
+	read(r Reader, msg *M)
+}
+
+// Put writes the attributes of src.
+func (t Table[S, M]) Put(attrs pcommon.Map, src *S) {
+	for _, f := range t {
+		f.put(attrs, src)
+	}
+}
+
+// Read fills msg from the attributes r reads.
+func (t Table[S, M]) Read(r Reader, msg *M) {
+	for _, f := range t {
+		f.read(r, msg)
+	}
+}
+
+// Reader reads the attributes of one record, or of one map of a list attribute, for
+// Table.Read. logmap implements it: it checks types, repairs UTF-8 and keeps the first
+// problem, so that a row only says what to read and where it goes.
+type Reader interface {
+	// Str returns a string attribute, "" when absent; Required also reports it missing then.
+	Str(key string) string
+	Required(key string) string
+	// Bool returns a bool attribute, false when absent.
+	Bool(key string) bool
+	// Int32 returns a non-negative int attribute that fits an int32, 0 when absent.
+	Int32(key string) int32
+	// Strs returns a string-slice attribute, nil when absent.
+	Strs(key string) []string
+	// Prefixed collects the string attributes under prefix into a map keyed by the rest of
+	// their names, nil when there are none.
+	Prefixed(prefix string) map[string]string
+	// Time parses a timestamp attribute, nil when absent.
+	Time(key string) *timestamppb.Timestamp
+	// Maps returns the length of a list-of-maps attribute, 0 when absent; MapAt returns a
+	// Reader of its i-th map, nil when that is not a map.
+	Maps(key string) int
+	MapAt(key string, i int) Reader
+}
+
+// Presence says whether a record must carry a string attribute: a record without a
+// Required one (or with it empty) maps to no message; an empty Optional one is left out.
+type Presence bool
+
+const (
+	Required Presence = true
+	Optional Presence = false
+)
+
+// Str is a string attribute. A nil set writes the attribute without reading it: cloud.v1
+// has no field for it.
+func Str[S, M any](key string, p Presence, get func(*S) string, set func(*M, string)) Field[S, M] {
+	if p == Required {
+		return field[S, M, string]{key, get, set, pcommon.Map.PutStr, Reader.Required}
+	}
+	return field[S, M, string]{key, get, set, putNonEmpty, Reader.Str}
+}
+
+// Bool is a bool attribute, always written.
+func Bool[S, M any](key string, get func(*S) bool, set func(*M, bool)) Field[S, M] {
+	return field[S, M, bool]{key, get, set, pcommon.Map.PutBool, Reader.Bool}
+}
+
+// Int32 is an int attribute, left out when zero.
+func Int32[S, M any](key string, get func(*S) int32, set func(*M, int32)) Field[S, M] {
+	return field[S, M, int32]{key, get, set, putNonZero, Reader.Int32}
+}
+
+// Strs is a string-slice attribute, left out when empty.
+func Strs[S, M any](key string, get func(*S) []string, set func(*M, []string)) Field[S, M] {
+	return field[S, M, []string]{key, get, set, putStrs, Reader.Strs}
+}
+
+// Prefixed is a string map written as one attribute per entry, named prefix + key: labels,
+// annotations and selectors (e.g. k8s.pod.label.app).
+func Prefixed[S, M any](prefix string, get func(*S) map[string]string, set func(*M, map[string]string)) Field[S, M] {
+	return field[S, M, map[string]string]{prefix, get, set, putPrefixed, Reader.Prefixed}
+}
+
+// Time is a time written as an RFC 3339 string in UTC, left out when zero.
+func Time[S, M any](key string, get func(*S) time.Time, set func(*M, *timestamppb.Timestamp)) Field[S, M] {
+	return timeField[S, M]{key, get, set}
+}
+
+// field is a row whose value has the same Go type V on both sides; write and value are how
+// its attribute is written and read.
+type field[S, M, V any] struct {
+	key   string
+	get   func(*S) V
+	set   func(*M, V)
+	write func(attrs pcommon.Map, key string, v V)
+	value func(r Reader, key string) V
+}
+
+func (f field[S, M, V]) put(attrs pcommon.Map, src *S) { f.write(attrs, f.key, f.get(src)) }
+
+func (f field[S, M, V]) read(r Reader, msg *M) {
+	if f.set != nil {
+		f.set(msg, f.value(r, f.key))
+	}
+}
+
+func putNonEmpty(attrs pcommon.Map, key, v string) {
+	if v != "" {
+		attrs.PutStr(key, v)
+	}
+}
+
+func putNonZero(attrs pcommon.Map, key string, v int32) {
+	if v != 0 {
+		attrs.PutInt(key, int64(v))
+	}
+}
+
+func putStrs(attrs pcommon.Map, key string, vs []string) {
+	if len(vs) == 0 {
+		return
+	}
+	s := attrs.PutEmptySlice(key)
+	s.EnsureCapacity(len(vs))
+	for _, v := range vs {
+		s.AppendEmpty().SetStr(v)
+	}
+}
+
+func putPrefixed(attrs pcommon.Map, prefix string, kv map[string]string) {
+	for k, v := range kv {
+		attrs.PutStr(prefix+k, v)
+	}
+}
+
+// timeField writes a time.Time and reads a timestamppb.Timestamp.
+type timeField[S, M any] struct {
+	key string
+	get func(*S) time.Time
+	set func(*M, *timestamppb.Timestamp)
+}
+
+func (f timeField[S, M]) put(attrs pcommon.Map, src *S) {
+	if t := f.get(src); !t.IsZero() {
+		attrs.PutStr(f.key, t.UTC().Format(time.RFC3339))
+	}
+}
+
+func (f timeField[S, M]) read(r Reader, msg *M) { f.set(msg, r.Time(f.key)) }
+
+// Maps is a list of maps, one per element of a list of E, each map written and read with
+// elems; left out when empty.
+func Maps[S, M, E, N any](key string, elems Table[E, N], get func(*S) []E, set func(*M, []*N)) Field[S, M] {
+	return mapsField[S, M, E, N]{key, elems, get, set}
+}
+
+type mapsField[S, M, E, N any] struct {
+	key   string
+	elems Table[E, N]
+	get   func(*S) []E
+	set   func(*M, []*N)
+}
+
+func (f mapsField[S, M, E, N]) put(attrs pcommon.Map, src *S) {
+	list := f.get(src)
+	if len(list) == 0 {
+		return
+	}
+	s := attrs.PutEmptySlice(f.key)
+	s.EnsureCapacity(len(list))
+	for i := range list {
+		f.elems.Put(s.AppendEmpty().SetEmptyMap(), &list[i])
+	}
+}
+
+func (f mapsField[S, M, E, N]) read(r Reader, msg *M) { f.set(msg, ReadMaps(r, f.key, f.elems)) }
+
+// ReadMaps reads a list-of-maps attribute with elems, one N per map; nil when it is absent
+// or not all maps.
+func ReadMaps[E, N any](r Reader, key string, elems Table[E, N]) []*N {
+	n := r.Maps(key)
+	if n == 0 {
+		return nil
+	}
+	out := make([]*N, n)
+	for i := range out {
+		er := r.MapAt(key, i)
+		if er == nil {
+			return nil
+		}
+		out[i] = new(N)
+		elems.Read(er, out[i])
+	}
+	return out
+}
