@@ -156,16 +156,8 @@ func recEndpoint(m pcommon.Map, ns, kind, name, pod, addr string) string {
 
 // forEachRecord calls fn with every record the sink received.
 func forEachRecord(sink *consumertest.LogsSink, fn func(lr plog.LogRecord)) {
-	for _, ld := range sink.AllLogs() {
-		for i := 0; i < ld.ResourceLogs().Len(); i++ {
-			sls := ld.ResourceLogs().At(i).ScopeLogs()
-			for j := 0; j < sls.Len(); j++ {
-				lrs := sls.At(j).LogRecords()
-				for k := 0; k < lrs.Len(); k++ {
-					fn(lrs.At(k))
-				}
-			}
-		}
+	for lr := range testutil.LogRecords(sink.AllLogs()...) {
+		fn(lr)
 	}
 }
 

@@ -167,21 +167,13 @@ func (s *countingSink) ConsumeLogs(_ context.Context, ld plog.Logs) error {
 	if s.cond == nil {
 		s.cond = sync.NewCond(&s.mu)
 	}
-	rls := ld.ResourceLogs()
-	for i := 0; i < rls.Len(); i++ {
-		sls := rls.At(i).ScopeLogs()
-		for j := 0; j < sls.Len(); j++ {
-			lrs := sls.At(j).LogRecords()
-			for k := 0; k < lrs.Len(); k++ {
-				lr := lrs.At(k)
-				switch lr.EventName() {
-				case schema.EventInventorySnapshotComplete:
-					s.completes++
-				case schema.EventInventoryPod:
-					if a, _ := lr.Attributes().Get(schema.AttrAction); a.Str() == schema.ActionUpdate {
-						s.updates++
-					}
-				}
+	for lr := range testutil.LogRecords(ld) {
+		switch lr.EventName() {
+		case schema.EventInventorySnapshotComplete:
+			s.completes++
+		case schema.EventInventoryPod:
+			if a, _ := lr.Attributes().Get(schema.AttrAction); a.Str() == schema.ActionUpdate {
+				s.updates++
 			}
 		}
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sinventoryreceiver/internal/metadata"
 )
 
@@ -113,24 +114,14 @@ func (r rec) String() string {
 
 func records(sink *consumertest.LogsSink) []rec {
 	var out []rec
-	for _, ld := range sink.AllLogs() {
-		rls := ld.ResourceLogs()
-		for i := 0; i < rls.Len(); i++ {
-			sls := rls.At(i).ScopeLogs()
-			for j := 0; j < sls.Len(); j++ {
-				lrs := sls.At(j).LogRecords()
-				for k := 0; k < lrs.Len(); k++ {
-					lr := lrs.At(k)
-					attrs := lr.Attributes().AsRaw()
-					action, _ := attrs[schema.AttrAction].(string)
-					var body any
-					if lr.Body().Type() != pcommon.ValueTypeEmpty {
-						body = lr.Body().AsRaw()
-					}
-					out = append(out, rec{event: lr.EventName(), action: action, attrs: attrs, body: body, sev: lr.SeverityNumber()})
-				}
-			}
+	for lr := range testutil.LogRecords(sink.AllLogs()...) {
+		attrs := lr.Attributes().AsRaw()
+		action, _ := attrs[schema.AttrAction].(string)
+		var body any
+		if lr.Body().Type() != pcommon.ValueTypeEmpty {
+			body = lr.Body().AsRaw()
 		}
+		out = append(out, rec{event: lr.EventName(), action: action, attrs: attrs, body: body, sev: lr.SeverityNumber()})
 	}
 	return out
 }
