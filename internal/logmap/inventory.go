@@ -56,13 +56,16 @@ func (b *batch) workload(r *record) (int, Reason, string) {
 
 // inventory is the mapper of the records that one of schema's tables describes; action
 // sets the message's action.
-func inventory[S, M any](eventName string, fields schema.Table[S, M], action func(*M, cloudv1.Action)) mapFunc {
+func inventory[S, M any, PM interface {
+	*M
+	proto.Message
+}](eventName string, fields schema.Table[S, M], action func(*M, cloudv1.Action)) mapFunc {
 	return func(b *batch, r *record) (int, Reason, string) {
 		rd := b.reader(r)
 		m := new(M)
 		fields.Read(rd, m)
 		action(m, rd.action())
-		return b.emit(rd, eventName, any(m).(proto.Message))
+		return b.emit(rd, eventName, PM(m))
 	}
 }
 
@@ -544,8 +547,10 @@ func (rd *reader) Prefixed(prefix string) map[string]string {
 	return out
 }
 
-// Maps returns the length of a list-of-maps attribute; another type fails the record.
+// Maps returns the length of a list-of-maps attribute; another type fails the record. It
+// keeps the list for MapAt.
 func (rd *reader) Maps(key string) int {
+	rd.list, rd.maps = "", pcommon.Slice{}
 	v, ok := rd.get(key)
 	if !ok {
 		return 0
@@ -554,12 +559,13 @@ func (rd *reader) Maps(key string) int {
 		rd.fail(ReasonInvalidAttribute, key)
 		return 0
 	}
-	return v.Slice().Len()
+	rd.list, rd.maps = key, v.Slice()
+	return rd.maps.Len()
 }
 
-// MapAt returns a reader of the i-th map of a list attribute whose length Maps returned,
-// nil (and a failed record) when it is not a map. Problems in the map are reported against
-// the attribute. The reader is reused by the next call.
+// MapAt returns a reader of the i-th map of the list Maps returned the length of, nil (and
+// a failed record) when it is not a map. Problems in the map are reported against the
+// attribute. The reader is reused by the next call.
 func (rd *reader) MapAt(key string, i int) schema.Reader {
 	m, ok := rd.mapAt(key, i)
 	if !ok {
@@ -573,8 +579,7 @@ func (rd *reader) MapAt(key string, i int) schema.Reader {
 }
 
 func (rd *reader) mapAt(key string, i int) (pcommon.Map, bool) {
-	v, _ := rd.get(key)
-	e := v.Slice().At(i)
+	e := rd.maps.At(i)
 	if e.Type() != pcommon.ValueTypeMap {
 		rd.fail(ReasonInvalidAttribute, key)
 		return pcommon.Map{}, false

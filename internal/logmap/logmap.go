@@ -471,9 +471,11 @@ var textLevels = []struct{ text, level string }{
 type reader struct {
 	rec *record // the record; nil while reading one map of a list attribute:
 	// elem is that map, list the attribute, which problems name, and parent the record's
-	// reader, which keeps them.
+	// reader, which keeps them. In the record's reader, list and maps are the list
+	// attribute that Maps found.
 	elem   pcommon.Map
 	list   string
+	maps   pcommon.Slice
 	parent *reader
 	spare  *reader // reused for the maps of list attributes
 	reason Reason

@@ -69,86 +69,115 @@ const (
 // Str is a string attribute. A nil set writes the attribute without reading it: cloud.v1
 // has no field for it.
 func Str[S, M any](key string, p Presence, get func(*S) string, set func(*M, string)) Field[S, M] {
-	if p == Required {
-		return field[S, M, string]{key, get, set, pcommon.Map.PutStr, Reader.Required}
+	return strField[S, M]{key, p, get, set}
+}
+
+type strField[S, M any] struct {
+	key string
+	p   Presence
+	get func(*S) string
+	set func(*M, string)
+}
+
+func (f strField[S, M]) put(attrs pcommon.Map, src *S) {
+	if v := f.get(src); v != "" || f.p == Required {
+		attrs.PutStr(f.key, v)
 	}
-	return field[S, M, string]{key, get, set, putNonEmpty, Reader.Str}
+}
+
+func (f strField[S, M]) read(r Reader, msg *M) {
+	switch {
+	case f.set == nil:
+	case f.p == Required:
+		f.set(msg, r.Required(f.key))
+	default:
+		f.set(msg, r.Str(f.key))
+	}
 }
 
 // Bool is a bool attribute, always written.
 func Bool[S, M any](key string, get func(*S) bool, set func(*M, bool)) Field[S, M] {
-	return field[S, M, bool]{key, get, set, pcommon.Map.PutBool, Reader.Bool}
+	return boolField[S, M]{key, get, set}
 }
+
+type boolField[S, M any] struct {
+	key string
+	get func(*S) bool
+	set func(*M, bool)
+}
+
+func (f boolField[S, M]) put(attrs pcommon.Map, src *S) { attrs.PutBool(f.key, f.get(src)) }
+func (f boolField[S, M]) read(r Reader, msg *M)         { f.set(msg, r.Bool(f.key)) }
 
 // Int32 is an int attribute, left out when zero.
 func Int32[S, M any](key string, get func(*S) int32, set func(*M, int32)) Field[S, M] {
-	return field[S, M, int32]{key, get, set, putNonZero, Reader.Int32}
+	return int32Field[S, M]{key, get, set}
 }
+
+type int32Field[S, M any] struct {
+	key string
+	get func(*S) int32
+	set func(*M, int32)
+}
+
+func (f int32Field[S, M]) put(attrs pcommon.Map, src *S) {
+	if v := f.get(src); v != 0 {
+		attrs.PutInt(f.key, int64(v))
+	}
+}
+
+func (f int32Field[S, M]) read(r Reader, msg *M) { f.set(msg, r.Int32(f.key)) }
 
 // Strs is a string-slice attribute, left out when empty.
 func Strs[S, M any](key string, get func(*S) []string, set func(*M, []string)) Field[S, M] {
-	return field[S, M, []string]{key, get, set, putStrs, Reader.Strs}
+	return strsField[S, M]{key, get, set}
 }
 
-// Prefixed is a string map written as one attribute per entry, named prefix + key: labels,
-// annotations and selectors (e.g. k8s.pod.label.app).
-func Prefixed[S, M any](prefix string, get func(*S) map[string]string, set func(*M, map[string]string)) Field[S, M] {
-	return field[S, M, map[string]string]{prefix, get, set, putPrefixed, Reader.Prefixed}
+type strsField[S, M any] struct {
+	key string
+	get func(*S) []string
+	set func(*M, []string)
 }
 
-// Time is a time written as an RFC 3339 string in UTC, left out when zero.
-func Time[S, M any](key string, get func(*S) time.Time, set func(*M, *timestamppb.Timestamp)) Field[S, M] {
-	return timeField[S, M]{key, get, set}
-}
-
-// field is a row whose value has the same Go type V on both sides; write and value are how
-// its attribute is written and read.
-type field[S, M, V any] struct {
-	key   string
-	get   func(*S) V
-	set   func(*M, V)
-	write func(attrs pcommon.Map, key string, v V)
-	value func(r Reader, key string) V
-}
-
-func (f field[S, M, V]) put(attrs pcommon.Map, src *S) { f.write(attrs, f.key, f.get(src)) }
-
-func (f field[S, M, V]) read(r Reader, msg *M) {
-	if f.set != nil {
-		f.set(msg, f.value(r, f.key))
-	}
-}
-
-func putNonEmpty(attrs pcommon.Map, key, v string) {
-	if v != "" {
-		attrs.PutStr(key, v)
-	}
-}
-
-func putNonZero(attrs pcommon.Map, key string, v int32) {
-	if v != 0 {
-		attrs.PutInt(key, int64(v))
-	}
-}
-
-func putStrs(attrs pcommon.Map, key string, vs []string) {
+func (f strsField[S, M]) put(attrs pcommon.Map, src *S) {
+	vs := f.get(src)
 	if len(vs) == 0 {
 		return
 	}
-	s := attrs.PutEmptySlice(key)
+	s := attrs.PutEmptySlice(f.key)
 	s.EnsureCapacity(len(vs))
 	for _, v := range vs {
 		s.AppendEmpty().SetStr(v)
 	}
 }
 
-func putPrefixed(attrs pcommon.Map, prefix string, kv map[string]string) {
-	for k, v := range kv {
-		attrs.PutStr(prefix+k, v)
+func (f strsField[S, M]) read(r Reader, msg *M) { f.set(msg, r.Strs(f.key)) }
+
+// Prefixed is a string map written as one attribute per entry, named prefix + key: labels,
+// annotations and selectors (e.g. k8s.pod.label.app).
+func Prefixed[S, M any](prefix string, get func(*S) map[string]string, set func(*M, map[string]string)) Field[S, M] {
+	return prefixedField[S, M]{prefix, get, set}
+}
+
+type prefixedField[S, M any] struct {
+	prefix string
+	get    func(*S) map[string]string
+	set    func(*M, map[string]string)
+}
+
+func (f prefixedField[S, M]) put(attrs pcommon.Map, src *S) {
+	for k, v := range f.get(src) {
+		attrs.PutStr(f.prefix+k, v)
 	}
 }
 
-// timeField writes a time.Time and reads a timestamppb.Timestamp.
+func (f prefixedField[S, M]) read(r Reader, msg *M) { f.set(msg, r.Prefixed(f.prefix)) }
+
+// Time is a time written as an RFC 3339 string in UTC, left out when zero.
+func Time[S, M any](key string, get func(*S) time.Time, set func(*M, *timestamppb.Timestamp)) Field[S, M] {
+	return timeField[S, M]{key, get, set}
+}
+
 type timeField[S, M any] struct {
 	key string
 	get func(*S) time.Time
