@@ -329,7 +329,7 @@ func (rd *reader) ciliumPolicies(key string) []*cloudv1.Policy {
 // lower-case header name) into a map; several values are joined with ",", as HTTP does.
 func (rd *reader) httpHeaders(prefix string) map[string]string {
 	var out map[string]string
-	rd.rec.lr.Attributes().Range(func(k string, v pcommon.Value) bool {
+	rd.rec.attrs.Range(func(k string, v pcommon.Value) bool {
 		name, ok := strings.CutPrefix(k, prefix)
 		if !ok || name == "" {
 			return true

@@ -482,7 +482,7 @@ func stringMap(in map[string]string) map[string]string {
 
 // Bool returns a bool attribute, false when absent.
 func (rd *reader) Bool(key string) bool {
-	v, ok := rd.get(key)
+	v, ok := rd.rec.attr(key)
 	if !ok {
 		return false
 	}
@@ -495,7 +495,7 @@ func (rd *reader) Bool(key string) bool {
 
 // Int32 returns an int attribute in [0, 2³¹), 0 when absent.
 func (rd *reader) Int32(key string) int32 {
-	v, ok := rd.get(key)
+	v, ok := rd.rec.attr(key)
 	if !ok {
 		return 0
 	}
@@ -508,7 +508,7 @@ func (rd *reader) Int32(key string) int32 {
 
 // Strs returns a string-slice attribute, nil when absent or empty.
 func (rd *reader) Strs(key string) []string {
-	v, ok := rd.get(key)
+	v, ok := rd.rec.attr(key)
 	if !ok {
 		return nil
 	}
@@ -538,12 +538,8 @@ func (rd *reader) Prefixed(prefix string) map[string]string {
 			out[validUTF8(k[len(prefix):])] = validUTF8(v.Str())
 		}
 	}
-	if rd.rec == nil {
-		collect(rd.elem)
-		return out
-	}
 	collect(rd.rec.res)
-	collect(rd.rec.lr.Attributes())
+	collect(rd.rec.attrs)
 	return out
 }
 
@@ -551,7 +547,7 @@ func (rd *reader) Prefixed(prefix string) map[string]string {
 // keeps the list for MapAt.
 func (rd *reader) Maps(key string) int {
 	rd.list, rd.maps = "", pcommon.Slice{}
-	v, ok := rd.get(key)
+	v, ok := rd.rec.attr(key)
 	if !ok {
 		return 0
 	}
@@ -572,10 +568,12 @@ func (rd *reader) MapAt(key string, i int) schema.Reader {
 		return nil
 	}
 	if rd.spare == nil {
-		rd.spare = &reader{}
+		rd.spare = &elemReader{}
 	}
-	*rd.spare = reader{elem: m, list: key, parent: rd}
-	return rd.spare
+	e := rd.spare
+	e.rec = record{res: noAttrs, attrs: m}
+	e.reader = reader{rec: &e.rec, list: key, parent: rd}
+	return &e.reader
 }
 
 func (rd *reader) mapAt(key string, i int) (pcommon.Map, bool) {

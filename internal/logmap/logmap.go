@@ -191,6 +191,7 @@ func (m *Mapper) Map(ld plog.Logs) Result {
 			lrs := sls.At(j).LogRecords()
 			for k := 0; k < lrs.Len(); k++ {
 				rec.lr = lrs.At(k)
+				rec.attrs = rec.lr.Attributes()
 				b.res.owner = append(b.res.owner, b.one(&rec))
 			}
 		}
@@ -198,19 +199,24 @@ func (m *Mapper) Map(ld plog.Logs) Result {
 	return b.res
 }
 
-// record is one log record plus its resource attributes.
+// record is one log record plus its resource attributes. A reader of one map of a list
+// attribute reads a record whose attrs are that map, with no resource attributes and no lr.
 type record struct {
-	res pcommon.Map
-	lr  plog.LogRecord
+	res   pcommon.Map
+	attrs pcommon.Map // lr's attributes
+	lr    plog.LogRecord
 }
 
 // attr looks a key up on the record first, then on the resource.
 func (r *record) attr(key string) (pcommon.Value, bool) {
-	if v, ok := r.lr.Attributes().Get(key); ok {
+	if v, ok := r.attrs.Get(key); ok {
 		return v, true
 	}
 	return r.res.Get(key)
 }
+
+// noAttrs is the resource of the maps of list attributes.
+var noAttrs = pcommon.NewMap()
 
 // batch is the state of one Map call.
 type batch struct {
@@ -228,7 +234,8 @@ type batch struct {
 	entries []cloudv1.LogEntry
 	stamps  []timestamppb.Timestamp
 
-	rd, elemRd reader // see batch.reader
+	rd     reader // see batch.reader
+	elemRd elemReader
 }
 
 // firstSlab is the size of a batch's first slab, so that a few log lines in a large batch
@@ -469,17 +476,22 @@ var textLevels = []struct{ text, level string }{
 // reads everything first and builds its payload only when the record is complete. It is
 // the schema.Reader of the inventory tables.
 type reader struct {
-	rec *record // the record; nil while reading one map of a list attribute:
-	// elem is that map, list the attribute, which problems name, and parent the record's
-	// reader, which keeps them. In the record's reader, list and maps are the list
-	// attribute that Maps found.
-	elem   pcommon.Map
+	rec *record
+	// In the reader of one map of a list attribute, list is the attribute, which problems
+	// name, and parent the record's reader, which keeps them. In a record's reader, list
+	// and maps are the list attribute that Maps found.
 	list   string
 	maps   pcommon.Slice
 	parent *reader
-	spare  *reader // reused for the maps of list attributes
+	spare  *elemReader // reused for the maps of list attributes
 	reason Reason
 	detail string
+}
+
+// elemReader reads one map of a list attribute.
+type elemReader struct {
+	reader
+	rec record
 }
 
 var _ schema.Reader = (*reader)(nil)
@@ -491,17 +503,9 @@ func (b *batch) reader(r *record) *reader {
 	return &b.rd
 }
 
-func (rd *reader) get(key string) (pcommon.Value, bool) {
-	if rd.rec == nil {
-		return rd.elem.Get(key)
-	}
-	return rd.rec.attr(key)
-}
-
 func (rd *reader) fail(reason Reason, key string) {
 	if rd.parent != nil {
-		rd.parent.fail(reason, rd.list)
-		return
+		rd, key = rd.parent, rd.list
 	}
 	if rd.reason == "" {
 		rd.reason, rd.detail = reason, key
@@ -510,7 +514,7 @@ func (rd *reader) fail(reason Reason, key string) {
 
 // Str returns a string attribute, "" when absent.
 func (rd *reader) Str(key string) string {
-	v, ok := rd.get(key)
+	v, ok := rd.rec.attr(key)
 	if !ok {
 		return ""
 	}
@@ -532,7 +536,7 @@ func (rd *reader) Required(key string) string {
 
 // int returns a non-negative int attribute, 0 when absent.
 func (rd *reader) int(key string) int64 {
-	v, ok := rd.get(key)
+	v, ok := rd.rec.attr(key)
 	if !ok {
 		return 0
 	}
