@@ -27,11 +27,12 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
 )
 
 func TestConnectSequence(t *testing.T) {
-	certs := testutil.NewCerts(t, devcloud.CertOptions{})
-	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs})
 	h := newHarness(t, testConfig(t, certs, cloud.Addr()))
 
 	var states []cloudconn.State
@@ -70,7 +71,7 @@ func TestConnectSequence(t *testing.T) {
 
 	// The snapshot precedes the commit on StreamData.
 	recs := cloud.Records()
-	data := testutil.PayloadsOn(recs, cloudconn.StreamData)
+	data := cloudtest.PayloadsOn(recs, cloudconn.StreamData)
 	require.Len(t, data, 4)
 	assert.Empty(t, cmpMessages([]proto.Message{
 		&cloudv1.Namespace{Name: "default"},
@@ -93,10 +94,10 @@ func TestConnectSequence(t *testing.T) {
 	require.NoError(t, h.ext.Send(ctx, &cloudv1.Pod{Name: "p"}))
 	require.NoError(t, cloud.WaitFor(ctx, func(r []devcloud.Record) bool { return len(r) == len(recs)+5 }))
 	recs = cloud.Records()
-	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.Flow{SrcIp: "10.0.0.1"}, &cloudv1.L7AccessLog{Protocol: "HTTP"}}, testutil.PayloadsOn(recs, cloudconn.StreamFlows)))
-	assert.Empty(t, cmpMessages([]proto.Message{event("ev-1")}, testutil.PayloadsOn(recs, cloudconn.StreamEvents)))
-	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.PodLogs{PodName: "p"}}, testutil.PayloadsOn(recs, cloudconn.StreamLogs)))
-	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.Pod{Name: "p"}}, testutil.PayloadsOn(recs, cloudconn.StreamData)[4:]))
+	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.Flow{SrcIp: "10.0.0.1"}, &cloudv1.L7AccessLog{Protocol: "HTTP"}}, cloudtest.PayloadsOn(recs, cloudconn.StreamFlows)))
+	assert.Empty(t, cmpMessages([]proto.Message{event("ev-1")}, cloudtest.PayloadsOn(recs, cloudconn.StreamEvents)))
+	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.PodLogs{PodName: "p"}}, cloudtest.PayloadsOn(recs, cloudconn.StreamLogs)))
+	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.Pod{Name: "p"}}, cloudtest.PayloadsOn(recs, cloudconn.StreamData)[4:]))
 
 	statesMu.Lock()
 	assert.Equal(t, []cloudconn.State{cloudconn.Disconnected, cloudconn.Syncing, cloudconn.Ready}, states)
@@ -127,8 +128,8 @@ func cmpMessages(want, got []proto.Message) string {
 }
 
 func TestOldServerFallsBackToStreamData(t *testing.T) {
-	certs := testutil.NewCerts(t, devcloud.CertOptions{})
-	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs, OldServer: true})
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs, OldServer: true})
 	h := startHarness(t, testConfig(t, certs, cloud.Addr()))
 	mustRegister(t, h.ext.Handle, &cloudv1.MetricsQueryRequest{}, func(_ context.Context, req proto.Message) proto.Message {
 		return &cloudv1.MetricsQueryResponse{RequestId: req.(*cloudv1.MetricsQueryRequest).GetRequestId(), TotalSeriesMatched: 7}
@@ -139,10 +140,10 @@ func TestOldServerFallsBackToStreamData(t *testing.T) {
 	require.NoError(t, h.ext.Send(ctx, &cloudv1.Flow{SrcIp: "10.0.0.1"}))
 	require.NoError(t, h.ext.Send(ctx, event("ev-1")))
 	require.NoError(t, h.ext.Send(ctx, &cloudv1.PodLogs{PodName: "p"}))
-	require.NoError(t, cloud.WaitFor(ctx, func(r []devcloud.Record) bool { return len(testutil.PayloadsOn(r, cloudconn.StreamData)) == 4 }))
+	require.NoError(t, cloud.WaitFor(ctx, func(r []devcloud.Record) bool { return len(cloudtest.PayloadsOn(r, cloudconn.StreamData)) == 4 }))
 	assert.Empty(t, cmpMessages([]proto.Message{
 		&cloudv1.InventoryCommit{}, &cloudv1.Flow{SrcIp: "10.0.0.1"}, event("ev-1"), &cloudv1.PodLogs{PodName: "p"},
-	}, testutil.PayloadsOn(cloud.Records(), cloudconn.StreamData)))
+	}, cloudtest.PayloadsOn(cloud.Records(), cloudconn.StreamData)))
 
 	// Without StreamControl, requests come on StreamData and are answered there.
 	resp, err := cloud.SendRequest(ctx, "", &cloudv1.MetricsQueryRequest{RequestId: "q-1"})
@@ -157,8 +158,8 @@ func TestOldServerFallsBackToStreamData(t *testing.T) {
 }
 
 func TestRequestsAnsweredOnArrivalStream(t *testing.T) {
-	certs := testutil.NewCerts(t, devcloud.CertOptions{})
-	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs})
 	h := newHarness(t, testConfig(t, certs, cloud.Addr()))
 	mustRegister(t, h.ext.Handle, &cloudv1.MetricsQueryRequest{}, func(_ context.Context, req proto.Message) proto.Message {
 		return &cloudv1.MetricsQueryResponse{RequestId: req.(*cloudv1.MetricsQueryRequest).GetRequestId(), Truncated: true}
@@ -193,8 +194,8 @@ func TestRequestsAnsweredOnArrivalStream(t *testing.T) {
 }
 
 func TestSideStreamReconnectsAlone(t *testing.T) {
-	certs := testutil.NewCerts(t, devcloud.CertOptions{})
-	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs})
 	h := startHarness(t, testConfig(t, certs, cloud.Addr()))
 	waitSideStreamsUsable(t, h, cloud)
 	before := cloud.Status().Operators[0].Streams
@@ -208,7 +209,7 @@ func TestSideStreamReconnectsAlone(t *testing.T) {
 	// Events keep flowing while and after the stream reconnects, on one stream or the other.
 	require.NoError(t, h.ext.Send(ctx, event("after-break")))
 	require.NoError(t, cloud.WaitFor(ctx, func(r []devcloud.Record) bool {
-		for _, p := range append(testutil.PayloadsOn(r, cloudconn.StreamEvents), testutil.PayloadsOn(r, cloudconn.StreamData)...) {
+		for _, p := range append(cloudtest.PayloadsOn(r, cloudconn.StreamEvents), cloudtest.PayloadsOn(r, cloudconn.StreamData)...) {
 			if e, ok := p.(*cloudv1.KubernetesEvent); ok && e.GetName() == "after-break" {
 				return true
 			}
@@ -229,8 +230,8 @@ func TestSideStreamReconnectsAlone(t *testing.T) {
 }
 
 func TestReconnectAfterServerKill(t *testing.T) {
-	certs := testutil.NewCerts(t, devcloud.CertOptions{})
-	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs})
 	h := newHarness(t, testConfig(t, certs, cloud.Addr()))
 	var snapshots atomic.Int32
 	h.ext.RegisterSnapshot(func(context.Context, func(proto.Message) error) (*cloudv1.InventoryCommit, error) {
@@ -255,7 +256,7 @@ func TestReconnectAfterServerKill(t *testing.T) {
 // An unregistered snapshot provider is not replayed on the next connection; the commit
 // still is.
 func TestUnregisteredSnapshotIsNotReplayed(t *testing.T) {
-	cloud := testutil.StartCloud(t, devcloud.Config{})
+	cloud := cloudtest.Start(t, devcloud.Config{})
 	h := newHarness(t, testConfig(t, cloud.Certs, cloud.Addr()))
 	var snapshots atomic.Int32
 	unregister := h.ext.RegisterSnapshot(func(_ context.Context, send func(proto.Message) error) (*cloudv1.InventoryCommit, error) {
@@ -265,20 +266,20 @@ func TestUnregisteredSnapshotIsNotReplayed(t *testing.T) {
 	h.start(t)
 	cloud.WaitCommitted(t)
 	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.Namespace{Name: "from-provider"}, &cloudv1.InventoryCommit{HasFlux: true}},
-		testutil.PayloadsOn(cloud.Records(), cloudconn.StreamData)))
+		cloudtest.PayloadsOn(cloud.Records(), cloudconn.StreamData)))
 
 	unregister()
 	cloud.Kill()
 	h.waitState(t, cloudconn.Disconnected)
 	cloud.Restart(t)
 	cloud.WaitCommitted(t)
-	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.InventoryCommit{}}, testutil.PayloadsOn(cloud.Records(), cloudconn.StreamData)))
+	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.InventoryCommit{}}, cloudtest.PayloadsOn(cloud.Records(), cloudconn.StreamData)))
 	assert.Equal(t, int32(1), snapshots.Load())
 }
 
 func TestGracefulServerStopLosesNothing(t *testing.T) {
-	certs := testutil.NewCerts(t, devcloud.CertOptions{})
-	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs})
 	h := startHarness(t, testConfig(t, certs, cloud.Addr()))
 	waitSideStreamsUsable(t, h, cloud)
 
@@ -323,8 +324,8 @@ func TestGracefulServerStopLosesNothing(t *testing.T) {
 }
 
 func TestExpiredTokenIsRenewedAndPersisted(t *testing.T) {
-	certs := testutil.NewCerts(t, devcloud.CertOptions{TokenTTL: -time.Hour})
-	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs, TokenTTL: 2 * time.Hour})
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{TokenTTL: -time.Hour})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs, TokenTTL: 2 * time.Hour})
 	cfg := testConfig(t, certs, cloud.Addr())
 	cfg.Token.PersistFile = filepath.Join(t.TempDir(), "renewed-token")
 	h := startHarness(t, cfg)
@@ -350,11 +351,11 @@ func TestExpiredTokenIsRenewedAndPersisted(t *testing.T) {
 }
 
 func TestPersistedTokenWins(t *testing.T) {
-	certs := testutil.NewCerts(t, devcloud.CertOptions{TokenTTL: -time.Hour})
-	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{TokenTTL: -time.Hour})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs})
 	cfg := testConfig(t, certs, cloud.Addr())
 	cfg.Token.PersistFile = filepath.Join(t.TempDir(), "renewed-token")
-	fresh, err := devcloud.IssueToken(certs, testutil.Tenant, 3*time.Hour)
+	fresh, err := devcloud.IssueToken(certs, cloudtest.Tenant, 3*time.Hour)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(cfg.Token.PersistFile, []byte(fresh), 0o600))
 
@@ -368,10 +369,10 @@ func TestPersistedTokenWins(t *testing.T) {
 }
 
 func TestRenewalFailureIsReported(t *testing.T) {
-	certs := testutil.NewCerts(t, devcloud.CertOptions{})
-	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs})
 	// An expired token signed by someone else: the cloud refuses both streams and renewal.
-	foreign, err := devcloud.IssueToken(testutil.NewCerts(t, devcloud.CertOptions{}), testutil.Tenant, -time.Minute)
+	foreign, err := devcloud.IssueToken(cloudtest.NewCerts(t, devcloud.CertOptions{}), cloudtest.Tenant, -time.Minute)
 	require.NoError(t, err)
 	cfg := testConfig(t, certs, cloud.Addr())
 	cfg.Token.File = filepath.Join(t.TempDir(), "token")
@@ -384,9 +385,9 @@ func TestRenewalFailureIsReported(t *testing.T) {
 }
 
 func TestUntrustedClientCertificate(t *testing.T) {
-	certs := testutil.NewCerts(t, devcloud.CertOptions{})
-	other := testutil.NewCerts(t, devcloud.CertOptions{})
-	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	other := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs})
 	cfg := testConfig(t, certs, cloud.Addr())
 	cfg.TLS.CertFile = filepath.Join(other, devcloud.ClientCertFile)
 	cfg.TLS.KeyFile = filepath.Join(other, devcloud.ClientKeyFile)
@@ -398,7 +399,7 @@ func TestUntrustedClientCertificate(t *testing.T) {
 }
 
 func TestUnreachableEndpoint(t *testing.T) {
-	certs := testutil.NewCerts(t, devcloud.CertOptions{})
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := lis.Addr().String()
@@ -411,8 +412,8 @@ func TestUnreachableEndpoint(t *testing.T) {
 }
 
 func TestHostileServerMessages(t *testing.T) {
-	certs := testutil.NewCerts(t, devcloud.CertOptions{})
-	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs})
 	h := startHarness(t, testConfig(t, certs, cloud.Addr()))
 	waitSideStreamsUsable(t, h, cloud)
 
@@ -443,8 +444,8 @@ func TestHostileServerMessages(t *testing.T) {
 }
 
 func TestCertificateRotation(t *testing.T) {
-	certs := testutil.NewCerts(t, devcloud.CertOptions{})
-	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs})
 
 	// Lay the client files out like a Kubernetes Secret volume: the files are symlinks
 	// through ..data, which is swapped atomically on update.
@@ -500,8 +501,8 @@ func TestCertificateRotation(t *testing.T) {
 }
 
 func TestSendErrors(t *testing.T) {
-	certs := testutil.NewCerts(t, devcloud.CertOptions{})
-	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs})
 	cfg := testConfig(t, certs, cloud.Addr())
 	cfg.MaxMessageSizeMiB = 1
 	h := newHarness(t, cfg)
@@ -529,7 +530,7 @@ func TestSendErrors(t *testing.T) {
 	// The refused oversized payload did not break the stream.
 	require.NoError(t, h.ext.Send(context.Background(), &cloudv1.PodLogs{PodName: "small"}))
 	require.NoError(t, cloud.WaitFor(testCtx(t), func(r []devcloud.Record) bool {
-		return len(testutil.PayloadsOn(r, cloudconn.StreamLogs)) == 1
+		return len(cloudtest.PayloadsOn(r, cloudconn.StreamLogs)) == 1
 	}))
 	assert.Equal(t, cloudconn.Ready, h.ext.State())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -572,8 +573,8 @@ func TestHandleValidation(t *testing.T) {
 // A handler that was unregistered (its pipeline shut down) no longer answers; the request
 // is answered as unsupported.
 func TestUnregisteredHandlerNoLongerAnswers(t *testing.T) {
-	certs := testutil.NewCerts(t, devcloud.CertOptions{})
-	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs})
 	h := newHarness(t, testConfig(t, certs, cloud.Addr()))
 	unregister := mustRegister(t, h.ext.Handle, &cloudv1.MetricsQueryRequest{}, func(_ context.Context, req proto.Message) proto.Message {
 		return &cloudv1.MetricsQueryResponse{RequestId: req.(*cloudv1.MetricsQueryRequest).GetRequestId()}
@@ -593,8 +594,8 @@ func TestUnregisteredHandlerNoLongerAnswers(t *testing.T) {
 }
 
 func TestSnapshotFailureRetries(t *testing.T) {
-	certs := testutil.NewCerts(t, devcloud.CertOptions{})
-	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs})
 	h := newHarness(t, testConfig(t, certs, cloud.Addr()))
 	var calls atomic.Int32
 	h.ext.RegisterSnapshot(func(context.Context, func(proto.Message) error) (*cloudv1.InventoryCommit, error) {
@@ -610,12 +611,12 @@ func TestSnapshotFailureRetries(t *testing.T) {
 	cloud.WaitCommitted(t)
 	assert.Equal(t, int32(2), calls.Load())
 	// The failed attempt committed nothing.
-	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.InventoryCommit{HasArgocd: true}}, testutil.PayloadsOn(cloud.Records(), cloudconn.StreamData)))
+	assert.Empty(t, cmpMessages([]proto.Message{&cloudv1.InventoryCommit{HasArgocd: true}}, cloudtest.PayloadsOn(cloud.Records(), cloudconn.StreamData)))
 }
 
 func TestShutdownCancelsHandlers(t *testing.T) {
-	certs := testutil.NewCerts(t, devcloud.CertOptions{})
-	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs})
 	h := newHarness(t, testConfig(t, certs, cloud.Addr()))
 	running := make(chan struct{})
 	cancelled := make(chan struct{})
@@ -642,8 +643,8 @@ func TestShutdownCancelsHandlers(t *testing.T) {
 // an inventory snapshot that only the lease holder produces), other data is still
 // delivered: the side streams are not open yet, so it goes on StreamData.
 func TestSendWhileTheSnapshotWaits(t *testing.T) {
-	certs := testutil.NewCerts(t, devcloud.CertOptions{})
-	cloud := testutil.StartCloud(t, devcloud.Config{CertsDir: certs})
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs})
 	h := newHarness(t, testConfig(t, certs, cloud.Addr()))
 	h.ext.RegisterSnapshot(func(ctx context.Context, _ func(proto.Message) error) (*cloudv1.InventoryCommit, error) {
 		<-ctx.Done()
@@ -655,7 +656,7 @@ func TestSendWhileTheSnapshotWaits(t *testing.T) {
 	require.NoError(t, h.ext.Send(ctx, event("ev-1")))
 	require.NoError(t, h.ext.Send(ctx, &cloudv1.Flow{SrcIp: "10.0.0.1"}))
 	require.NoError(t, cloud.WaitFor(ctx, func(r []devcloud.Record) bool { return len(r) == 2 }))
-	assert.Empty(t, cmpMessages([]proto.Message{event("ev-1"), &cloudv1.Flow{SrcIp: "10.0.0.1"}}, testutil.PayloadsOn(cloud.Records(), cloudconn.StreamData)))
+	assert.Empty(t, cmpMessages([]proto.Message{event("ev-1"), &cloudv1.Flow{SrcIp: "10.0.0.1"}}, cloudtest.PayloadsOn(cloud.Records(), cloudconn.StreamData)))
 	assert.Equal(t, cloudconn.Syncing, h.ext.State())
 	assert.False(t, cloud.Status().Operators[0].Committed)
 }

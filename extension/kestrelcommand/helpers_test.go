@@ -16,10 +16,11 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
 )
 
 const (
-	operatorID = devcloud.ClientCommonName + "/" + testutil.Tenant
+	operatorID = devcloud.ClientCommonName + "/" + cloudtest.Tenant
 	waitFor    = 10 * time.Second
 	tick       = 5 * time.Millisecond
 )
@@ -29,7 +30,7 @@ const (
 func testConfig(t *testing.T, certsDir, endpoint string) *Config {
 	t.Helper()
 	cfg := createDefaultConfig().(*Config)
-	require.NoError(t, confmap.NewFromStringMap(testutil.ConnectionConfig(certsDir, endpoint)).Unmarshal(cfg))
+	require.NoError(t, confmap.NewFromStringMap(cloudtest.ConnectionConfig(certsDir, endpoint)).Unmarshal(cfg))
 	return cfg
 }
 
@@ -83,7 +84,7 @@ func testCtx(t *testing.T) context.Context {
 
 // waitSideStreamsUsable waits until every side stream is open on the server and
 // accepted on the client, so that Send prefers them.
-func waitSideStreamsUsable(t *testing.T, h *harness, cloud *testutil.Cloud) {
+func waitSideStreamsUsable(t *testing.T, h *harness, cloud *cloudtest.Cloud) {
 	t.Helper()
 	require.NoError(t, cloud.WaitStatus(testCtx(t), func(st devcloud.Status) bool {
 		if len(st.Operators) != 1 {

@@ -1,8 +1,9 @@
 // Package testutil is the support code that the tests of several packages share: a
-// component host that records status, the reference cloud (devcloud) over mTLS on an
-// address that outlives restarts, the kestrel_command configuration that reaches it, and
-// the check that a mapping of log records accounts for every record. Its cloudtest
-// package adds the real kestrel_command extension and kestrel exporter.
+// component host that records status, metric sums, the records of plog.Logs, and the check
+// that a mapping of log records accounts for every record. Its cloudtest package runs the
+// reference cloud (devcloud) for tests, and pipelinetest the real kestrel_command extension
+// and kestrel exporter against it. The root package links neither, so that the tests of
+// the packages below the components (logmap's among them) stay small.
 package testutil // import "github.com/kestrelai/otelcol-kestrel/internal/testutil"
 
 import (

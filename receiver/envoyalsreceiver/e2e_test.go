@@ -18,14 +18,14 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
-	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil/pipelinetest"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadatatest"
 )
 
 // Envoy → receiver → kestrel exporter → kestrel_command extension → kestrel-devcloud: the
 // aggregated entries arrive as cloud.v1.L7AccessLog messages on StreamFlows.
 func TestEndToEndAccessLogsReachCloud(t *testing.T) {
-	p := cloudtest.Start(t)
+	p := pipelinetest.Start(t)
 	tt := componenttest.NewTelemetry()
 	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
 	cfg := testConfig()

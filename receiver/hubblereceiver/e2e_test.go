@@ -14,7 +14,7 @@ import (
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
-	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil/pipelinetest"
 )
 
 // cloudKey is what a cloud.v1.Flow tells apart: refKey without verdict and drop reason,
@@ -38,7 +38,7 @@ func cloudEndpoint(e *cloudv1.Endpoint, ip string) string {
 // extension to kestrel-devcloud, and arrives as aggregated cloud.v1.Flow messages on
 // StreamFlows, with counts and event times that match the fixture.
 func TestEndToEndFlowsReachCloud(t *testing.T) {
-	p := cloudtest.Start(t)
+	p := pipelinetest.Start(t)
 	events := loadFixture(t)
 	_, addr := serveRelay(t, newFakeRelay(events), "127.0.0.1:0")
 	tt := componenttest.NewTelemetry()

@@ -17,7 +17,7 @@ import (
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
 	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
-	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil/pipelinetest"
 )
 
 func typeName(m proto.Message) protoreflect.Name { return m.ProtoReflect().Descriptor().Name() }
@@ -55,7 +55,7 @@ func TestCloudGetsInventoryAndReplaysItWithoutListing(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	cfg.Namespaces.Include = []string{ns}
 	// Started in the collector's order: extensions, exporters, receivers, then Ready.
-	pipeline := cloudtest.New(t, devcloud.Config{HeartbeatInterval: 200 * time.Millisecond, DrainTimeout: 2 * time.Second})
+	pipeline := pipelinetest.New(t, devcloud.Config{HeartbeatInterval: 200 * time.Millisecond, DrainTimeout: 2 * time.Second})
 	cloud := pipeline.Cloud
 	r := testReceiver(t, cfg, rc, pipeline.Exporter)
 	require.NoError(t, r.Start(ctx, pipeline.Host))

@@ -10,7 +10,7 @@ import (
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
-	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
 )
 
 // OTLP logs reach the cloud as cloud.v1 messages on the streams the protocol prefers:
@@ -26,7 +26,7 @@ func TestLogsReachCloud(t *testing.T) {
 		{name: "old server", oldServer: true, eventStream: "data", logStream: "data"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dc := testutil.StartCloud(t, devcloud.Config{OldServer: tc.oldServer})
+			dc := cloudtest.Start(t, devcloud.Config{OldServer: tc.oldServer})
 			otlp := startCollector(t, dc)
 			ctx := testCtx(t, 60*time.Second)
 
@@ -147,7 +147,7 @@ func podLines(recs []devcloud.Record) int {
 // The cloud restarts (gracefully, as a rolling deploy does) while events stream in:
 // the operator reconnects, and every record the collector accepted arrives exactly once.
 func TestCloudRestartLosesNothing(t *testing.T) {
-	cloud := testutil.StartCloud(t, devcloud.Config{})
+	cloud := cloudtest.Start(t, devcloud.Config{})
 	first := cloud.Server
 	otlp := startCollector(t, cloud)
 	ctx := testCtx(t, 60*time.Second)

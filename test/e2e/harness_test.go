@@ -22,7 +22,7 @@ import (
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/components"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
-	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
 )
 
 // freeAddr returns a loopback address nobody listens on right now.
@@ -37,7 +37,7 @@ func freeAddr(t *testing.T) string {
 
 // withConnection puts the kestrel_command extension that reaches cloud in front of the
 // rest of a configuration. JSON is YAML's flow style, so the block needs no template.
-func withConnection(t *testing.T, cloud *testutil.Cloud, rest string) string {
+func withConnection(t *testing.T, cloud *cloudtest.Cloud, rest string) string {
 	t.Helper()
 	conn, err := json.Marshal(cloud.ConnectionConfig())
 	require.NoError(t, err)
@@ -74,7 +74,7 @@ service:
 
 // startCollector runs otelcol-kestrel's components in-process against cloud and returns
 // the OTLP gRPC address it listens on.
-func startCollector(t *testing.T, cloud *testutil.Cloud) string {
+func startCollector(t *testing.T, cloud *cloudtest.Cloud) string {
 	t.Helper()
 	otlpAddr := freeAddr(t)
 	startWithConfig(t, withConnection(t, cloud, fmt.Sprintf(collectorConfig, otlpAddr)))

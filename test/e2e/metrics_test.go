@@ -22,7 +22,7 @@ import (
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
-	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
 )
 
 const metricsConfig = `
@@ -61,7 +61,7 @@ type pod struct {
 // through the cloud connection; an answer too large for the limit comes back truncated.
 func TestMetricsQueryFromCloud(t *testing.T) {
 	ctl := buildDevcloudCLI(t)
-	dc := testutil.StartCloud(t, devcloud.Config{AdminListen: "127.0.0.1:0"})
+	dc := cloudtest.Start(t, devcloud.Config{AdminListen: "127.0.0.1:0"})
 	otlp := freeAddr(t)
 	startWithConfig(t, withConnection(t, dc, fmt.Sprintf(metricsConfig, otlp)))
 	ctx := testCtx(t, 60*time.Second)

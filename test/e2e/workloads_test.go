@@ -23,7 +23,7 @@ import (
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
 	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
-	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
 )
 
 func TestMain(m *testing.M) { kubeenv.Main(m) }
@@ -106,7 +106,7 @@ func TestWorkloadsFromTheKubernetesAPI(t *testing.T) {
 		return len(pods.Items) == 2
 	}, 30*time.Second, 50*time.Millisecond, "the controllers create the pods")
 
-	dc := testutil.StartCloud(t, devcloud.Config{AdminListen: "127.0.0.1:0"})
+	dc := cloudtest.Start(t, devcloud.Config{AdminListen: "127.0.0.1:0"})
 	otlp, als := freeAddr(t), freeAddr(t)
 	startWithConfig(t, withConnection(t, dc, fmt.Sprintf(workloadsConfig, otlp, als)))
 	dc.WaitCommitted(t)
