@@ -16,7 +16,6 @@ import (
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/flowagg/flowaggtest"
-	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadatatest"
 )
 
@@ -29,7 +28,7 @@ func TestEndToEndAccessLogsReachCloud(t *testing.T) {
 	cfg := testConfig()
 	cfg.Aggregation.Window = 100 * time.Millisecond
 	cfg.Headers.Request = append(cfg.Headers.Request, "authorization")
-	r, err := newReceiver(cfg, metadatatest.NewSettings(tt), p.Logs, podowner.Names{})
+	r, err := newReceiver(cfg, metadatatest.NewSettings(tt), p.Logs)
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	stopped := false

@@ -15,7 +15,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/logmap"
-	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadata"
 )
 
@@ -65,7 +64,7 @@ func FuzzAccessLogConversion(f *testing.F) {
 			return nil
 		})
 		require.NoError(t, err)
-		r, err := newReceiver(createDefaultConfig().(*Config), receivertest.NewNopSettings(metadata.Type), next, podowner.Names{})
+		r, err := newReceiver(createDefaultConfig().(*Config), receivertest.NewNopSettings(metadata.Type), next)
 		require.NoError(t, err)
 		r.receive(context.Background(), &streamState{}, msg)
 		r.window.Flush(context.Background())
