@@ -90,7 +90,7 @@ func TestUsageErrors(t *testing.T) {
 
 // The usage text names every flag of every command, as their -h output lists them.
 func TestUsageListsEveryFlag(t *testing.T) {
-	flagLine := regexp.MustCompile(`(?m)^  -(\S+)`)
+	flagLine := regexp.MustCompile(`(?m)^ {2}-(\S+)`)
 	for _, cmd := range [][]string{
 		{"certs"}, {"serve"}, {"ctl"}, {"ctl", "status"}, {"ctl", "request"}, {"ctl", "metrics-query"},
 	} {

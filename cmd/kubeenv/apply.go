@@ -82,7 +82,7 @@ func readManifests(paths []string) ([]manifest, error) {
 	}
 	var ms []manifest
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := os.ReadFile(f) //nolint:gosec // the manifests the user named with -f
 		if err != nil {
 			return nil, fmt.Errorf("kubeenv: %w", err)
 		}

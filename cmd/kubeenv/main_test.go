@@ -190,7 +190,7 @@ func TestStatus(t *testing.T) {
 
 	empty := t.TempDir()
 	_, err = runCmd(t, "status", "--dir", empty)
-	assert.EqualError(t, err, "kubeenv: no environment runs in "+empty)
+	require.EqualError(t, err, "kubeenv: no environment runs in "+empty)
 
 	// A pid file whose process is not that binary (crashed, pid reused) is not healthy.
 	dead := t.TempDir()
@@ -198,7 +198,7 @@ func TestStatus(t *testing.T) {
 	writeFile(t, dead, "etcd.pid", self+"\n")
 	writeFile(t, dead, "kube-apiserver.pid", self+"\n")
 	out, err = runCmd(t, "status", "--dir", dead)
-	assert.EqualError(t, err, "kubeenv: environment in "+dead+" is not healthy: etcd exited, kube-apiserver exited")
+	require.EqualError(t, err, "kubeenv: environment in "+dead+" is not healthy: etcd exited, kube-apiserver exited")
 	assert.Contains(t, out, "etcd                     exited (pid "+self+")")
 
 	// An apiserver that runs but is not reachable through the kubeconfig is not healthy.
@@ -248,7 +248,7 @@ func TestDownWithoutEnvironmentIsANoOp(t *testing.T) {
 func TestBuildCheck(t *testing.T) {
 	t.Setenv("KUBEENV_CACHE", t.TempDir())
 	out, err := runCmd(t, "build", "--check")
-	assert.ErrorContains(t, err, "are not built yet")
+	require.ErrorContains(t, err, "are not built yet")
 	assert.Empty(t, out)
 
 	dir, err := kubeenv.AssetsDir()

@@ -351,7 +351,8 @@ func TestStart(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			assert.Same(t, tc.extensions[named].(*connExtension).conn, exp.conn)
+			want := tc.extensions[named].(*connExtension).conn
+			assert.Same(t, want, exp.conn)
 		})
 	}
 }

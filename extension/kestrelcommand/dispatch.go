@@ -155,8 +155,6 @@ func (d *dispatcher) wait() {
 	d.wg.Wait()
 }
 
-var networkPolicyWithErrorName = (&cloudv1.NetworkPolicyWithError{}).ProtoReflect().Descriptor().FullName()
-
 // errorResponse builds the response the cloud expects for req, carrying msg as the
 // error: by convention <Name>Request is answered by <Name>Response with request_id
 // echoed and error_message (or global_error_message) set. A pushed network policy is

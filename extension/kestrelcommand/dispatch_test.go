@@ -24,12 +24,13 @@ type sentReply struct {
 }
 
 // testDispatcher wraps replies exactly as the session does and records them.
-func testDispatcher(t testing.TB) (*dispatcher, func() []sentReply) {
-	tb, err := metadata.NewTelemetryBuilder(componenttest.NewNopTelemetrySettings())
-	require.NoError(t, err)
+func testDispatcher(tb testing.TB) (*dispatcher, func() []sentReply) {
+	tb.Helper()
+	telemetry, err := metadata.NewTelemetryBuilder(componenttest.NewNopTelemetrySettings())
+	require.NoError(tb, err)
 	var mu sync.Mutex
 	var sent []sentReply
-	d := newDispatcher(context.Background(), 2, zap.NewNop(), tb, func(_ context.Context, arrival cloudconn.Stream, resp proto.Message) error {
+	d := newDispatcher(context.Background(), 2, zap.NewNop(), telemetry, func(_ context.Context, arrival cloudconn.Stream, resp proto.Message) error {
 		s := replyStream(arrival, resp)
 		env, err := envelope.Request(s).Wrap(resp)
 		if err != nil {

@@ -68,7 +68,7 @@ type kestrelCommand struct {
 
 	session atomic.Pointer[session]
 
-	state   atomic.Int32
+	state   atomic.Int64
 	stateMu sync.Mutex // serialises state changes so subscribers see them in order
 	subsMu  sync.Mutex
 	subs    []subscriber
@@ -262,7 +262,7 @@ func (e *kestrelCommand) Subscribe(fn func(cloudconn.State)) func() {
 func (e *kestrelCommand) setState(st cloudconn.State) {
 	e.stateMu.Lock()
 	defer e.stateMu.Unlock()
-	if cloudconn.State(e.state.Swap(int32(st))) == st {
+	if cloudconn.State(e.state.Swap(int64(st))) == st {
 		return
 	}
 	connected := int64(0)

@@ -535,7 +535,7 @@ func TestSendErrors(t *testing.T) {
 	assert.Equal(t, cloudconn.Ready, h.ext.State())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	require.True(t, errors.Is(h.ext.Send(ctx, event("cancelled")), context.Canceled))
+	require.ErrorIs(t, h.ext.Send(ctx, event("cancelled")), context.Canceled)
 }
 
 func TestStartFailsWithoutToken(t *testing.T) {

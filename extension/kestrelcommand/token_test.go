@@ -24,7 +24,7 @@ func TestParseToken(t *testing.T) {
 	ti, err := parseToken(" "+signedToken(t, jwt.MapClaims{"tenant": "acme", "iat": 1_799_990_000, "exp": 1_800_090_000})+"\n", now)
 	require.NoError(t, err)
 	assert.Equal(t, "acme", ti.tenant)
-	assert.Equal(t, time.Unix(1_800_090_000, 0), ti.exp)
+	assert.Equal(t, time.Unix(1_800_090_000, 0), ti.exp) //nolint:testifylint // ti.exp (the exp claim) is the actual value; the linter reads "exp" as "expected"
 	assert.Equal(t, time.Unix(1_799_990_000, 0), ti.iat)
 	// 80 % of iat→exp (100000 s) after iat.
 	assert.Equal(t, time.Unix(1_799_990_000+80_000, 0), ti.renewAt(0.8))

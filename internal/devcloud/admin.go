@@ -1,6 +1,7 @@
 package devcloud
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,7 +59,7 @@ func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := mt.New().Interface()
-	if len(strings.TrimSpace(string(body))) > 0 {
+	if len(bytes.TrimSpace(body)) > 0 {
 		if err := protojson.Unmarshal(body, req); err != nil {
 			writeError(w, http.StatusBadRequest, fmt.Errorf("body is not a valid %s: %w", mt.Descriptor().FullName(), err))
 			return
@@ -86,8 +87,9 @@ func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request) {
 	}
 	s.logger.Info("admin request answered", zap.String("type", string(mt.Descriptor().Name())))
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(out)
+	_, _ = w.Write(out) //nolint:gosec // protojson served as application/json with nosniff, never as HTML
 }
 
 // requestType resolves a cloud.v1 tool request by its short name: a *Request message
@@ -122,6 +124,7 @@ func RequestTypes() []string {
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }

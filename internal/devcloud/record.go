@@ -48,7 +48,7 @@ func (r *recorder) write(rec Record) error {
 	defer r.mu.Unlock()
 	f := r.files[rec.Stream]
 	if f == nil {
-		f, err = os.OpenFile(filepath.Join(r.dir, string(rec.Stream)+".jsonl"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		f, err = os.OpenFile(filepath.Join(r.dir, string(rec.Stream)+".jsonl"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
 			return err
 		}

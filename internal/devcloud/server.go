@@ -179,7 +179,7 @@ func New(cfg Config, logger *zap.Logger) (*Server, error) {
 		pending:   map[string]chan proto.Message{},
 	}
 	if cfg.RecordDir != "" {
-		if err := os.MkdirAll(cfg.RecordDir, 0o755); err != nil {
+		if err := os.MkdirAll(cfg.RecordDir, 0o700); err != nil {
 			return nil, fmt.Errorf("devcloud: record dir: %w", err)
 		}
 		s.recorder = newRecorder(cfg.RecordDir)
@@ -208,7 +208,7 @@ func loadTLS(dir string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("devcloud: loading server certificate: %w", err)
 	}
-	caPEM, err := os.ReadFile(filepath.Join(dir, CACertFile))
+	caPEM, err := os.ReadFile(filepath.Join(dir, CACertFile)) //nolint:gosec // dir is the certificates directory from the devcloud configuration
 	if err != nil {
 		return nil, fmt.Errorf("devcloud: reading CA: %w", err)
 	}

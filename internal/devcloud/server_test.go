@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -516,7 +515,7 @@ func TestWaitForHonoursContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(testCtx(t), 20*time.Millisecond)
 	defer cancel()
 	err := s.WaitFor(ctx, func(r []Record) bool { return len(r) > 0 })
-	require.True(t, errors.Is(err, context.DeadlineExceeded))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
 
 func assertProtoEqual(t *testing.T, want, got proto.Message) {

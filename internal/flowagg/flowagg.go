@@ -149,7 +149,7 @@ func (w *Window[K, V]) Update(key K, fn func(v *V, fresh bool)) bool {
 // FlushFunc calls get: that happens only when Shutdown's ctx ends before the flush does.
 func (w *Window[K, V]) Start() {
 	stop := make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background()) //nolint:gosec // kept in w.cancel, which Shutdown calls
 	w.stop = sync.OnceFunc(func() { close(stop) })
 	w.cancel = cancel
 	w.done = make(chan struct{})

@@ -49,7 +49,7 @@ func TestInformersAreSharedAndReleased(t *testing.T) {
 	nsScoped, release3 := a.Informer(Pods, "default")
 	assert.NotSame(t, p1, nsScoped)
 	nodes, release4 := a.Informer(Nodes, "ignored for cluster-scoped kinds")
-	assert.Equal(t, "", nodes.Namespace)
+	assert.Empty(t, nodes.Namespace)
 	assert.Equal(t, before+3, Running())
 	require.Eventually(t, p1.HasSynced, waitFor, tick)
 

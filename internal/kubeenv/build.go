@@ -57,10 +57,10 @@ func EnsureBinaries(ctx context.Context, log io.Writer) (string, error) {
 	if haveBinaries(out, allBinaries...) {
 		return out, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(out), 0o750); err != nil {
 		return "", fmt.Errorf("kubeenv: %w", err)
 	}
-	lock, err := os.OpenFile(out+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := os.OpenFile(out+".lock", os.O_CREATE|os.O_RDWR, 0o600) //nolint:gosec // in the kubeenv cache (KUBEENV_CACHE or ~/.cache)
 	if err != nil {
 		return "", fmt.Errorf("kubeenv: %w", err)
 	}
@@ -94,10 +94,10 @@ func build(ctx context.Context, out string, log io.Writer) error {
 	if err := os.RemoveAll(tmp); err != nil { // leftovers of an interrupted build
 		return fmt.Errorf("kubeenv: %w", err)
 	}
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	if err := os.MkdirAll(tmp, 0o750); err != nil {
 		return fmt.Errorf("kubeenv: %w", err)
 	}
-	logFile, err := os.Create(filepath.Join(tmp, "build.log"))
+	logFile, err := os.Create(filepath.Join(tmp, "build.log")) //nolint:gosec // in the kubeenv cache (KUBEENV_CACHE or ~/.cache)
 	if err != nil {
 		return fmt.Errorf("kubeenv: %w", err)
 	}
@@ -142,7 +142,7 @@ func (b *builder) goCmd(dir string, args ...string) error {
 // static binaries, and module resolution allowed to update the generated go.mod.
 func (b *builder) goCmdTo(dir string, stdout io.Writer, args ...string) error {
 	fmt.Fprintf(b.log, "kubeenv: (cd %s && go %s)\n", dir, strings.Join(args, " "))
-	cmd := exec.CommandContext(b.ctx, "go", args...)
+	cmd := exec.CommandContext(b.ctx, "go", args...) //nolint:gosec // the go tool, with arguments this package builds from its pinned versions
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOWORK=off", "GOTOOLCHAIN=local", "CGO_ENABLED=0", "GOFLAGS=-mod=mod -buildvcs=false")
 	cmd.Stdout = stdout
@@ -154,7 +154,7 @@ func (b *builder) goCmdTo(dir string, stdout io.Writer, args ...string) error {
 }
 
 func writeModule(dir, goMod string, imports ...string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("kubeenv: %w", err)
 	}
 	var tools strings.Builder
@@ -163,10 +163,10 @@ func writeModule(dir, goMod string, imports ...string) error {
 		fmt.Fprintf(&tools, "\t_ %q\n", imp)
 	}
 	tools.WriteString(")\n")
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(goMod), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(goMod), 0o600); err != nil {
 		return fmt.Errorf("kubeenv: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "tools.go"), []byte(tools.String()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "tools.go"), []byte(tools.String()), 0o600); err != nil {
 		return fmt.Errorf("kubeenv: %w", err)
 	}
 	return nil
@@ -190,7 +190,7 @@ func (b *builder) buildEtcd(work, out string) error {
 // one to the matching published v0.MINOR.PATCH.
 func (b *builder) buildKubernetes(work, out string) error {
 	const mod = "k8s.io/kubernetes"
-	if err := os.MkdirAll(work, 0o755); err != nil {
+	if err := os.MkdirAll(work, 0o750); err != nil {
 		return fmt.Errorf("kubeenv: %w", err)
 	}
 	var dl bytes.Buffer
@@ -198,8 +198,11 @@ func (b *builder) buildKubernetes(work, out string) error {
 		return err
 	}
 	var info struct{ GoMod string }
-	if err := json.Unmarshal(dl.Bytes(), &info); err != nil || info.GoMod == "" {
-		return fmt.Errorf("kubeenv: go mod download %s@%s printed no GoMod: %v", mod, KubernetesVersion, err)
+	if err := json.Unmarshal(dl.Bytes(), &info); err != nil {
+		return fmt.Errorf("kubeenv: go mod download %s@%s: %w", mod, KubernetesVersion, err)
+	}
+	if info.GoMod == "" {
+		return fmt.Errorf("kubeenv: go mod download %s@%s printed no GoMod", mod, KubernetesVersion)
 	}
 	upstream, err := os.ReadFile(info.GoMod)
 	if err != nil {

@@ -88,7 +88,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 			return nil, err
 		}
 		e.removeDir = true
-	} else if err = os.MkdirAll(e.dir, 0o755); err != nil {
+	} else if err := os.MkdirAll(e.dir, 0o700); err != nil { // holds the cluster's keys
 		return nil, err
 	}
 	if e.dir, err = filepath.Abs(e.dir); err != nil {
@@ -100,7 +100,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		}
 	}
 	// Every Start is a new cluster: an old etcd member's data would carry old peer URLs.
-	if err = os.RemoveAll(filepath.Join(e.dir, "etcd")); err != nil {
+	if err := os.RemoveAll(filepath.Join(e.dir, "etcd")); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -249,7 +249,7 @@ func (e *Env) waitReady(ctx context.Context, p *proc, url string, auth bool) err
 		case <-p.done:
 			return p.exitError()
 		case <-ctx.Done():
-			return fmt.Errorf("kubeenv: %s not ready at %s after %v: %w (last probe: %v)\n--- last lines of %s ---\n%s",
+			return fmt.Errorf("kubeenv: %s not ready at %s after %v: %w (last probe: %w)\n--- last lines of %s ---\n%s",
 				p.name, url, e.readyTimeout, ctx.Err(), last, p.logPath, logTail(p.logPath, 25))
 		case <-tick.C:
 		}
@@ -257,7 +257,7 @@ func (e *Env) waitReady(ctx context.Context, p *proc, url string, auth bool) err
 }
 
 func (e *Env) probe(ctx context.Context, url string, auth bool) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
 	if err != nil {
 		return err
 	}

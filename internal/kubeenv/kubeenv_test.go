@@ -269,7 +269,7 @@ func TestAPIServerRestart(t *testing.T) {
 	require.NoError(t, StopDir(dir))
 	for name, pid := range pids {
 		_, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		assert.Error(t, err, "%s (pid %d) still running after StopDir", name, pid)
+		require.Error(t, err, "%s (pid %d) still running after StopDir", name, pid)
 		assert.NoFileExists(t, pidFile(dir, name))
 	}
 }

@@ -34,14 +34,14 @@ type proc struct {
 // crashed test binary leaves no servers behind.
 func startProc(dir, name, bin string, args []string, detach bool) (*proc, error) {
 	logPath := filepath.Join(dir, name+".log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600) //nolint:gosec // in the environment's own directory
 	if err != nil {
 		return nil, err
 	}
 	defer logFile.Close() // the child has its own copy of the descriptor
 	fmt.Fprintf(logFile, "==== %s kubeenv: starting %s %s\n", time.Now().Format(time.RFC3339Nano), bin, strings.Join(args, " "))
 
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin, args...) //nolint:gosec // a binary kubeenv built, with arguments this package builds
 	cmd.Dir = dir
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
@@ -58,7 +58,7 @@ func startProc(dir, name, bin string, args []string, detach bool) (*proc, error)
 		p.waitErr = cmd.Wait()
 		close(p.done)
 	}()
-	if err := os.WriteFile(pidFile(dir, name), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(pidFile(dir, name), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600); err != nil {
 		p.stop(0)
 		return nil, err
 	}
@@ -95,11 +95,15 @@ func (p *proc) stop(grace time.Duration) {
 // exitError describes an unexpected exit with the end of the process's log, which is
 // where the reason is.
 func (p *proc) exitError() error {
-	return fmt.Errorf("kubeenv: %s exited: %v\n--- last lines of %s ---\n%s", p.name, p.waitErr, p.logPath, logTail(p.logPath, 25))
+	err := p.waitErr
+	if err == nil {
+		err = errors.New("exit status 0")
+	}
+	return fmt.Errorf("kubeenv: %s exited: %w\n--- last lines of %s ---\n%s", p.name, err, p.logPath, logTail(p.logPath, 25))
 }
 
 func logTail(path string, lines int) string {
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(path) //nolint:gosec // a log file startProc writes
 	if err != nil {
 		return err.Error()
 	}

@@ -62,40 +62,40 @@ func Main(m *testing.M) {
 // they are not cached) on first use. It skips the test only when KESTREL_SKIP_KUBE=1; any
 // failure to build or start fails every test that asks for it. The package's TestMain
 // must call Main, which stops it.
-func Shared(t testing.TB) *Env {
-	t.Helper()
-	SkipIfDisabled(t)
+func Shared(tb testing.TB) *Env {
+	tb.Helper()
+	SkipIfDisabled(tb)
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if !shared.inMain {
-		t.Fatal("kubeenv.Shared needs the test package to have: func TestMain(m *testing.M) { kubeenv.Main(m) }")
+		tb.Fatal("kubeenv.Shared needs the test package to have: func TestMain(m *testing.M) { kubeenv.Main(m) }")
 	}
 	if !shared.started {
 		shared.started = true
 		shared.env, shared.err = startShared()
 	}
 	if shared.err != nil {
-		t.Fatalf("kubeenv: shared kube-apiserver: %v", shared.err)
+		tb.Fatalf("kubeenv: shared kube-apiserver: %v", shared.err)
 	}
 	return shared.env
 }
 
 // SkipIfDisabled skips t when KESTREL_SKIP_KUBE=1. Shared and New call it.
-func SkipIfDisabled(t testing.TB) {
-	t.Helper()
+func SkipIfDisabled(tb testing.TB) {
+	tb.Helper()
 	if os.Getenv(SkipEnv) == "1" {
-		t.Skip(SkipEnv + "=1: skipping a test that needs a kube-apiserver")
+		tb.Skip(SkipEnv + "=1: skipping a test that needs a kube-apiserver")
 	}
 }
 
 // New starts an environment of t's own and stops it when t ends; for tests that would
 // disturb a shared one, such as those stopping the apiserver. An empty opts.Dir becomes a
 // directory under t.TempDir(). Like Shared, it skips only when KESTREL_SKIP_KUBE=1.
-func New(t testing.TB, opts Options) *Env {
-	t.Helper()
-	SkipIfDisabled(t)
+func New(tb testing.TB, opts Options) *Env {
+	tb.Helper()
+	SkipIfDisabled(tb)
 	if opts.Dir == "" {
-		opts.Dir = filepath.Join(t.TempDir(), "kubeenv")
+		opts.Dir = filepath.Join(tb.TempDir(), "kubeenv")
 	}
 	if opts.BuildLog == nil {
 		opts.BuildLog = os.Stderr
@@ -104,9 +104,9 @@ func New(t testing.TB, opts Options) *Env {
 	defer cancel()
 	env, err := Start(ctx, opts)
 	if err != nil {
-		t.Fatalf("kubeenv: %v", err)
+		tb.Fatalf("kubeenv: %v", err)
 	}
-	t.Cleanup(env.Stop)
+	tb.Cleanup(env.Stop)
 	return env
 }
 
@@ -128,11 +128,11 @@ func startShared() (*Env, error) {
 // Namespace creates a namespace with a unique name for t and deletes it when t ends. With
 // the controller-manager running it also waits for the namespace's "default"
 // ServiceAccount, without which the ServiceAccount admission plugin rejects pods.
-func (e *Env) Namespace(t testing.TB) string {
-	t.Helper()
+func (e *Env) Namespace(tb testing.TB) string {
+	tb.Helper()
 	cs, err := kubernetes.NewForConfig(e.RestConfig())
 	if err != nil {
-		t.Fatalf("kubeenv: %v", err)
+		tb.Fatalf("kubeenv: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -140,13 +140,13 @@ func (e *Env) Namespace(t testing.TB) string {
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "test-"},
 	}, metav1.CreateOptions{})
 	if err != nil {
-		t.Fatalf("kubeenv: creating a namespace: %v", err)
+		tb.Fatalf("kubeenv: creating a namespace: %v", err)
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := cs.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			t.Errorf("kubeenv: deleting namespace %s: %v", ns.Name, err)
+			tb.Errorf("kubeenv: deleting namespace %s: %v", ns.Name, err)
 		}
 	})
 	e.mu.Lock()
@@ -161,7 +161,7 @@ func (e *Env) Namespace(t testing.TB) string {
 			return err == nil, err
 		})
 		if err != nil {
-			t.Fatalf("kubeenv: waiting for the default ServiceAccount of %s: %v", ns.Name, err)
+			tb.Fatalf("kubeenv: waiting for the default ServiceAccount of %s: %v", ns.Name, err)
 		}
 	}
 	return ns.Name

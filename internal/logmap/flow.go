@@ -124,8 +124,8 @@ func (b *batch) l7AccessLog(r *record) (int, Reason, string) {
 		Destination:   rd.netEndpoint(netDestKeys).l7Endpoint(rd.Str(schema.AttrDestinationAddress), rd.netPort(schema.AttrDestinationPort)),
 		Protocol:      "TCP",
 		DurationMs:    rd.int(schema.AttrEnvoyDurationMs),
-		BytesSent:     uint64(rd.int(schema.AttrEnvoyUpstreamBytesSent)),
-		BytesReceived: uint64(rd.int(schema.AttrEnvoyUpstreamBytesReceived)),
+		BytesSent:     rd.uint(schema.AttrEnvoyUpstreamBytesSent),
+		BytesReceived: rd.uint(schema.AttrEnvoyUpstreamBytesReceived),
 		Allowed:       l7Allowed(flags, cluster, isHTTP),
 		NodeId:        rd.Str(schema.AttrEnvoyNodeID),
 		ClusterName:   cluster,
@@ -137,7 +137,7 @@ func (b *batch) l7AccessLog(r *record) (int, Reason, string) {
 	downstreamFailure := rd.Str(schema.AttrEnvoyDownstreamFailure)
 	logType := rd.Str(schema.AttrEnvoyAccessLogType)
 	streamID := rd.Str(schema.AttrEnvoyStreamID)
-	attempts := uint32(min(rd.int(schema.AttrEnvoyAttemptCount), 1<<32-1))
+	attempts := rd.uint32(schema.AttrEnvoyAttemptCount)
 	if isHTTP {
 		l.L7Protocol = cloudv1.L7ProtocolType_L7_PROTOCOL_HTTP
 		reqHeaders := rd.httpHeaders(schema.AttrHTTPRequestHeaderPrefix)
@@ -148,10 +148,10 @@ func (b *batch) l7AccessLog(r *record) (int, Reason, string) {
 			Host:                             rd.Str(schema.AttrServerAddress),
 			UserAgent:                        rd.Str(schema.AttrUserAgentOriginal),
 			RequestHeaders:                   reqHeaders,
-			ResponseCode:                     uint32(min(rd.int(schema.AttrHTTPResponseStatusCode), 999)),
+			ResponseCode:                     min(rd.uint32(schema.AttrHTTPResponseStatusCode), 999),
 			ResponseHeaders:                  rd.httpHeaders(schema.AttrHTTPResponseHeaderPrefix),
-			RequestSize:                      uint64(rd.int(schema.AttrHTTPRequestBodySize)),
-			ResponseSize:                     uint64(rd.int(schema.AttrHTTPResponseBodySize)),
+			RequestSize:                      rd.uint(schema.AttrHTTPRequestBodySize),
+			ResponseSize:                     rd.uint(schema.AttrHTTPResponseBodySize),
 			Referer:                          reqHeaders["referer"],
 			ResponseFlags:                    flags,
 			ConnectionTerminationDetails:     termination,
@@ -165,8 +165,8 @@ func (b *batch) l7AccessLog(r *record) (int, Reason, string) {
 		l.L7Protocol = cloudv1.L7ProtocolType_L7_PROTOCOL_TCP
 		l.TcpData = &cloudv1.TCPAccessLogData{
 			ConnectionState:                  l7ConnectionState(logType, termination),
-			ReceivedBytes:                    uint64(rd.int(schema.AttrEnvoyConnBytesReceived)),
-			SentBytes:                        uint64(rd.int(schema.AttrEnvoyConnBytesSent)),
+			ReceivedBytes:                    rd.uint(schema.AttrEnvoyConnBytesReceived),
+			SentBytes:                        rd.uint(schema.AttrEnvoyConnBytesSent),
 			ConnectionTerminationDetails:     termination,
 			UpstreamTransportFailureReason:   upstreamFailure,
 			DownstreamTransportFailureReason: downstreamFailure,
@@ -272,7 +272,7 @@ func (rd *reader) aggregateSpan() (int64, *timestamppb.Timestamp, *timestamppb.T
 
 // netPort returns a port attribute (0..65535), 0 when absent.
 func (rd *reader) netPort(key string) uint32 {
-	p := rd.int(key)
+	p := rd.uint(key)
 	if p > 65535 {
 		rd.fail(ReasonInvalidAttribute, key)
 		return 0
@@ -312,8 +312,8 @@ func (rd *reader) ciliumPolicies(key string) []*cloudv1.Policy {
 				p.Namespace = validUTF8(v.Str())
 			case k == schema.PolicyKind && v.Type() == pcommon.ValueTypeStr:
 				p.Kind = validUTF8(v.Str())
-			case k == schema.PolicyRevision && v.Type() == pcommon.ValueTypeInt && v.Int() >= 0:
-				p.Revision = uint64(v.Int())
+			case k == schema.PolicyRevision:
+				p.Revision, ok = uintValue(v)
 			case k == schema.PolicyLabels && v.Type() == pcommon.ValueTypeSlice:
 				p.Labels = rd.strList(key, v.Slice())
 			default:

@@ -1,6 +1,7 @@
 package logmap
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -369,6 +370,45 @@ func TestL7AccessLog(t *testing.T) {
 			reason: ReasonInvalidAttribute, detail: schema.AttrHTTPRequestHeaderPrefix + "x-n",
 		},
 		{name: "flags not strings", rec: httpRecord, edit: func(a map[string]any) { a[schema.AttrEnvoyResponseFlags] = "UH" }, reason: ReasonInvalidAttribute, detail: schema.AttrEnvoyResponseFlags},
+		// Byte counts are unsigned in the protocol: a negative one from a sender is invalid,
+		// never wrapped into 2^64-1 bytes.
+		{
+			name: "negative http body size", rec: httpRecord,
+			edit:   func(a map[string]any) { a[schema.AttrHTTPRequestBodySize] = int64(-1) },
+			reason: ReasonInvalidAttribute, detail: schema.AttrHTTPRequestBodySize,
+		},
+		{
+			name: "negative upstream byte count", rec: httpRecord,
+			edit:   func(a map[string]any) { a[schema.AttrEnvoyUpstreamBytesSent] = int64(-300) },
+			reason: ReasonInvalidAttribute, detail: schema.AttrEnvoyUpstreamBytesSent,
+		},
+		{
+			name: "negative tcp byte count", rec: tcpRecord,
+			edit:   func(a map[string]any) { a[schema.AttrEnvoyConnBytesReceived] = int64(math.MinInt64) },
+			reason: ReasonInvalidAttribute, detail: schema.AttrEnvoyConnBytesReceived,
+		},
+		{
+			name: "negative attempt count", rec: tcpRecord,
+			edit:   func(a map[string]any) { a[schema.AttrEnvoyAttemptCount] = int64(-2) },
+			reason: ReasonInvalidAttribute, detail: schema.AttrEnvoyAttemptCount,
+		},
+		{
+			name: "negative port", rec: tcpRecord,
+			edit:   func(a map[string]any) { a[schema.AttrSourcePort] = int64(-1) },
+			reason: ReasonInvalidAttribute, detail: schema.AttrSourcePort,
+		},
+		// Counts too large for their field saturate instead of wrapping.
+		{
+			name: "huge attempt count and status code saturate", rec: httpRecord, want: httpPayload,
+			edit: func(a map[string]any) {
+				a[schema.AttrEnvoyAttemptCount] = int64(1) << 40
+				a[schema.AttrHTTPResponseStatusCode] = int64(1)<<32 + 200
+			},
+			change: func(l *cloudv1.L7AccessLog) {
+				l.HttpData.UpstreamRequestAttemptCount = math.MaxUint32
+				l.HttpData.ResponseCode = 999
+			},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

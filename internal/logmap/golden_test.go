@@ -39,11 +39,12 @@ func envelope(t *testing.T, m proto.Message) *cloudv1.StreamDataRequest {
 	return nil
 }
 
-func readLogs(t testing.TB, path string) plog.Logs {
+func readLogs(tb testing.TB, path string) plog.Logs {
+	tb.Helper()
 	raw, err := os.ReadFile(path)
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	ld, err := (&plog.JSONUnmarshaler{}).UnmarshalLogs(raw)
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	return ld
 }
 

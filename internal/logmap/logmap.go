@@ -4,6 +4,7 @@
 package logmap
 
 import (
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -61,7 +62,7 @@ type Result struct {
 	Drops []Drop
 	// owner holds, per record in traversal order, the index of the Item it went into, or -1
 	// when it was dropped. It lets Unsent rebuild the records behind any suffix of Items.
-	owner []int32
+	owner []int
 }
 
 // Unsent returns the records of ld that went into Items[from:], with their resource and
@@ -69,7 +70,7 @@ type Result struct {
 // them. ld must be the plog.Logs that Map produced r from.
 func (r *Result) Unsent(ld plog.Logs, from int) plog.Logs {
 	from = max(from, 0)
-	return Filter(ld, func(i int, _ plog.LogRecord) bool { return int(r.owner[i]) >= from })
+	return Filter(ld, func(i int, _ plog.LogRecord) bool { return r.owner[i] >= from })
 }
 
 // Filter returns the records of ld for which keep is true, with their resource and scope.
@@ -181,7 +182,7 @@ func (m *Mapper) Map(ld plog.Logs) Result {
 		now:   m.now,
 		total: ld.LogRecordCount(),
 	}
-	b.res.owner = make([]int32, 0, b.total)
+	b.res.owner = make([]int, 0, b.total)
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
@@ -271,7 +272,7 @@ type dropKey struct {
 	reason    Reason
 }
 
-func (b *batch) one(r *record) int32 {
+func (b *batch) one(r *record) int {
 	name := r.lr.EventName()
 	// contrib's k8s_events receiver sets no event name; its records are recognised by the
 	// event UID it always sets.
@@ -290,7 +291,7 @@ func (b *batch) one(r *record) int32 {
 		b.drop(name, reason, detail)
 		return -1
 	}
-	return int32(item)
+	return item
 }
 
 func (b *batch) drop(name string, reason Reason, detail string) {
@@ -534,22 +535,46 @@ func (rd *reader) Required(key string) string {
 	return s
 }
 
-// int returns a non-negative int attribute, 0 when absent.
-func (rd *reader) int(key string) int64 {
+// uintValue returns v when it is a non-negative int. Every count, size, port and number the
+// mappers read goes through it: attribute values come from untrusted OTLP senders, and a
+// negative one is invalid rather than wrapped into a huge unsigned value (a byte count of
+// 2^64-1).
+func uintValue(v pcommon.Value) (uint64, bool) {
+	n := v.Int() // 0 for other types
+	if v.Type() != pcommon.ValueTypeInt || n < 0 {
+		return 0, false
+	}
+	return uint64(n), true
+}
+
+// uint returns a non-negative int attribute, 0 when absent; anything else fails key.
+func (rd *reader) uint(key string) uint64 {
 	v, ok := rd.rec.attr(key)
 	if !ok {
 		return 0
 	}
-	if v.Type() != pcommon.ValueTypeInt || v.Int() < 0 {
+	u, ok := uintValue(v)
+	if !ok {
 		rd.fail(ReasonInvalidAttribute, key)
-		return 0
 	}
-	return v.Int()
+	return u
 }
 
-// count returns an int attribute as an int32 count, saturating rather than wrapping.
+// int returns a non-negative int attribute as an int64 (rd.uint), 0 when absent.
+func (rd *reader) int(key string) int64 {
+	return int64(min(rd.uint(key), math.MaxInt64)) // no-op: the value was an int64
+}
+
+// uint32 returns a non-negative int attribute (rd.uint) as a uint32, saturating rather than
+// wrapping.
+func (rd *reader) uint32(key string) uint32 {
+	return uint32(min(rd.uint(key), math.MaxUint32))
+}
+
+// count returns a non-negative int attribute (rd.uint) as an int32 count, saturating rather
+// than wrapping.
 func (rd *reader) count(key string) int32 {
-	return int32(min(rd.int(key), 1<<31-1))
+	return int32(min(rd.uint(key), math.MaxInt32))
 }
 
 func (rd *reader) action() cloudv1.Action {
@@ -606,7 +631,7 @@ func newTimestamp(t pcommon.Timestamp) *timestamppb.Timestamp {
 
 // split converts Unix nanoseconds; every uint64 value is within Timestamp's valid range.
 func split(t pcommon.Timestamp) (int64, int32) {
-	return int64(t / 1e9), int32(t % 1e9)
+	return int64(t / 1e9), int32(t % 1e9) //nolint:gosec // t/1e9 < 2^64/1e9 ≈ 1.8e10 seconds, far inside int64
 }
 
 // validUTF8 keeps proto marshalling from failing on the invalid UTF-8 that application logs

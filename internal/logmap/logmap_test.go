@@ -1,6 +1,7 @@
 package logmap
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,22 +36,24 @@ type rec struct {
 }
 
 // logsOf puts each record in its own ResourceLogs.
-func logsOf(t testing.TB, recs ...rec) plog.Logs {
+func logsOf(tb testing.TB, recs ...rec) plog.Logs {
+	tb.Helper()
 	ld := plog.NewLogs()
 	for _, r := range recs {
 		rl := ld.ResourceLogs().AppendEmpty()
-		require.NoError(t, rl.Resource().Attributes().FromRaw(r.resource))
-		appendRecord(t, rl.ScopeLogs().AppendEmpty(), r)
+		require.NoError(tb, rl.Resource().Attributes().FromRaw(r.resource))
+		appendRecord(tb, rl.ScopeLogs().AppendEmpty(), r)
 	}
 	return ld
 }
 
-func appendRecord(t testing.TB, sl plog.ScopeLogs, r rec) {
+func appendRecord(tb testing.TB, sl plog.ScopeLogs, r rec) {
+	tb.Helper()
 	lr := sl.LogRecords().AppendEmpty()
 	lr.SetEventName(r.eventName)
-	require.NoError(t, lr.Attributes().FromRaw(r.attrs))
+	require.NoError(tb, lr.Attributes().FromRaw(r.attrs))
 	if r.body != nil {
-		require.NoError(t, lr.Body().FromRaw(r.body))
+		require.NoError(tb, lr.Body().FromRaw(r.body))
 	}
 	if !r.ts.IsZero() {
 		lr.SetTimestamp(pcommon.NewTimestampFromTime(r.ts))
@@ -436,7 +439,7 @@ func TestPodLogsAreCapped(t *testing.T) {
 		assert.Equal(t, 1, res.Items[1].Records)
 		assert.EqualValues(t, 1, res.Items[1].Payload.(*cloudv1.PodLogs).TotalLines)
 		// The entries span many slabs; each keeps its own line.
-		entries := append(res.Items[0].Payload.(*cloudv1.PodLogs).LogEntries, res.Items[1].Payload.(*cloudv1.PodLogs).LogEntries...)
+		entries := slices.Concat(res.Items[0].Payload.(*cloudv1.PodLogs).LogEntries, res.Items[1].Payload.(*cloudv1.PodLogs).LogEntries)
 		for i, e := range entries {
 			require.Equal(t, strconv.Itoa(i), e.Message)
 			require.Equal(t, clock.Add(time.Duration(i)*time.Second), e.Timestamp.AsTime())
@@ -512,6 +515,7 @@ func TestUnsent(t *testing.T) {
 
 func TestFilter(t *testing.T) {
 	ld := logsOf(t, podRecord("web-0", "web", "a", 1), podRecord("web-0", "web", "b", 2), podRecord("web-0", "web", "c", 3))
+	//nolint:testifylint // identity, not equality: assert.Equal would pass for a copy too
 	assert.True(t, Filter(ld, func(int, plog.LogRecord) bool { return true }) == ld, "keeping every record copies nothing")
 	assert.Equal(t, 0, Filter(ld, func(int, plog.LogRecord) bool { return false }).LogRecordCount())
 

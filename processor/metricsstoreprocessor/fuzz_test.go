@@ -103,7 +103,7 @@ func seedMetrics() []pmetric.Metrics {
 	qdp.SetTimestamp(stamp(1))
 	qv := qdp.QuantileValues().AppendEmpty()
 	qv.SetQuantile(math.NaN())
-	qv.SetValue(-0.0)
+	qv.SetValue(math.Copysign(0, -1)) // -0
 	q.Summary().DataPoints().AppendEmpty().SetTimestamp(stamp(1))
 
 	return []pmetric.Metrics{md, pmetric.NewMetrics()}

@@ -119,7 +119,7 @@ func (p *metricsStoreProcessor) start(_ context.Context, host component.Host) er
 	sh.started = true
 	sh.stop = make(chan struct{})
 	sh.wg.Add(1)
-	go sh.evictLoop()
+	go sh.evictLoop() //nolint:gosec // runs until shutdown; Start's ctx must not outlive Start (component.Component)
 	if sh.owners != nil {
 		sh.wg.Add(1)
 		go sh.useOwnersWhenSynced()

@@ -19,7 +19,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/logmap"
-	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadata"
 )
@@ -70,7 +69,7 @@ func BenchmarkEntries(b *testing.B) {
 		return nil
 	})
 	require.NoError(b, err)
-	r, err := newReceiver(createDefaultConfig().(*Config), receivertest.NewNopSettings(metadata.Type), next, podowner.Names{})
+	r, err := newReceiver(createDefaultConfig().(*Config), receivertest.NewNopSettings(metadata.Type), next)
 	require.NoError(b, err)
 	entries := float64(len(msgs) * 100)
 	var before, after runtime.MemStats

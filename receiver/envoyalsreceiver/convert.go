@@ -309,7 +309,7 @@ func decodeCommon(nd *node, c *accesslogv3.AccessLogCommon, authority string) en
 
 // addCommon merges what HTTP and TCP entries share into the aggregate.
 func (a *entryAgg) addCommon(ec *entryCommon, fresh bool) {
-	a.Span.Add(ec.t)
+	a.Add(ec.t)
 	c := ec.c
 	if fresh {
 		a.node = ec.nd
@@ -330,7 +330,7 @@ func toRecord(k entryKey, a *entryAgg, lr plog.LogRecord, observed pcommon.Times
 	if k.status >= 500 || k.flags != 0 && !k.http {
 		lr.SetSeverityNumber(plog.SeverityNumberWarn)
 	}
-	a.Span.Put(lr)
+	a.Put(lr)
 	m := lr.Attributes()
 	putStr(m, schema.AttrSourceAddress, a.srcIP)
 	putPort(m, schema.AttrSourcePort, a.srcPort)

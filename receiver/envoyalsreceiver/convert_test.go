@@ -236,7 +236,7 @@ type lateCache struct {
 
 func (c *lateCache) HasSynced() bool { return c.synced.Load() }
 
-func (c *lateCache) Owner(ns, pod string) (podowner.Ref, bool) {
+func (c *lateCache) Owner(_, _ string) (podowner.Ref, bool) {
 	if !c.synced.Load() {
 		return podowner.Ref{}, false
 	}
@@ -247,7 +247,7 @@ func (c *lateCache) Owner(ns, pod string) (podowner.Ref, bool) {
 // first message, so a stream opened before the Kubernetes cache synced (every sidecar
 // reconnects when the collector restarts) is identified again once it has.
 func TestStreamIdentifiedAgainOnceTheCacheSynced(t *testing.T) {
-	r, err := newReceiver(testConfig(), receivertest.NewNopSettings(metadata.Type), consumertest.NewNop(), podowner.Names{})
+	r, err := newReceiver(testConfig(), receivertest.NewNopSettings(metadata.Type), consumertest.NewNop())
 	require.NoError(t, err)
 	cache := &lateCache{}
 	r.exact = cache
@@ -259,9 +259,9 @@ func TestStreamIdentifiedAgainOnceTheCacheSynced(t *testing.T) {
 	}
 	var st streamState
 	r.receive(context.Background(), &st, msg(id))
-	assert.Equal(t, "", st.nd.workload, "not known before the cache synced")
+	assert.Empty(t, st.nd.workload, "not known before the cache synced")
 	r.receive(context.Background(), &st, msg(nil))
-	assert.Equal(t, "", st.nd.workload)
+	assert.Empty(t, st.nd.workload)
 
 	cache.synced.Store(true)
 	r.receive(context.Background(), &st, msg(nil))

@@ -16,7 +16,6 @@ import (
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
-	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/pipelinetest"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadatatest"
@@ -31,7 +30,7 @@ func TestEndToEndAccessLogsReachCloud(t *testing.T) {
 	cfg := testConfig()
 	cfg.Aggregation.Window = 100 * time.Millisecond
 	cfg.Headers.Request = append(cfg.Headers.Request, "authorization")
-	r, err := newReceiver(cfg, metadatatest.NewSettings(tt), p.Exporter, podowner.Names{})
+	r, err := newReceiver(cfg, metadatatest.NewSettings(tt), p.Exporter)
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	stopped := false

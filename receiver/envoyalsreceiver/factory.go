@@ -11,7 +11,6 @@ import (
 
 	"github.com/kestrelai/otelcol-kestrel/internal/flowagg"
 	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
-	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadata"
 )
 
@@ -21,7 +20,7 @@ func NewFactory() receiver.Factory {
 		metadata.Type,
 		createDefaultConfig,
 		receiver.WithLogs(func(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Logs) (receiver.Logs, error) {
-			return newReceiver(cfg.(*Config), set, next, podowner.Names{})
+			return newReceiver(cfg.(*Config), set, next)
 		}, metadata.LogsStability),
 	)
 }

@@ -12,7 +12,6 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadata"
 )
@@ -48,7 +47,7 @@ func FuzzAccessLogConversion(f *testing.F) {
 			return
 		}
 		next := testutil.AccountingConsumer(t)
-		r, err := newReceiver(createDefaultConfig().(*Config), receivertest.NewNopSettings(metadata.Type), next, podowner.Names{})
+		r, err := newReceiver(createDefaultConfig().(*Config), receivertest.NewNopSettings(metadata.Type), next)
 		require.NoError(t, err)
 		r.receive(context.Background(), &streamState{}, msg)
 		r.window.Flush(context.Background())

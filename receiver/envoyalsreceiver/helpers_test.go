@@ -21,7 +21,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadatatest"
@@ -42,15 +41,15 @@ func testConfig() *Config {
 }
 
 // startReceiver starts a receiver; the returned stop shuts it down once (also at test end).
-func startReceiver(t testing.TB, cfg *Config, sink *consumertest.LogsSink, tt *componenttest.Telemetry) (*alsReceiver, func()) {
-	t.Helper()
-	require.NoError(t, cfg.Validate())
-	r, err := newReceiver(cfg, metadatatest.NewSettings(tt), sink, podowner.Names{})
-	require.NoError(t, err)
-	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+func startReceiver(tb testing.TB, cfg *Config, sink *consumertest.LogsSink, tt *componenttest.Telemetry) (*alsReceiver, func()) {
+	tb.Helper()
+	require.NoError(tb, cfg.Validate())
+	r, err := newReceiver(cfg, metadatatest.NewSettings(tt), sink)
+	require.NoError(tb, err)
+	require.NoError(tb, r.Start(context.Background(), componenttest.NewNopHost()))
 	var once sync.Once
-	stop := func() { once.Do(func() { require.NoError(t, r.Shutdown(context.Background())) }) }
-	t.Cleanup(stop)
+	stop := func() { once.Do(func() { require.NoError(tb, r.Shutdown(context.Background())) }) }
+	tb.Cleanup(stop)
 	return r, stop
 }
 
@@ -61,36 +60,48 @@ type envoy struct {
 	id     *alsv3.StreamAccessLogsMessage_Identifier
 }
 
-func dialEnvoy(t testing.TB, addr string, id *alsv3.StreamAccessLogsMessage_Identifier) *envoy {
-	t.Helper()
+func dialEnvoy(tb testing.TB, addr string, id *alsv3.StreamAccessLogsMessage_Identifier) *envoy {
+	tb.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = conn.Close() })
 	st, err := alsv3.NewAccessLogServiceClient(conn).StreamAccessLogs(context.Background())
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	return &envoy{stream: st, id: id}
 }
 
-func (e *envoy) send(t testing.TB, msg *alsv3.StreamAccessLogsMessage) {
-	t.Helper()
+func (e *envoy) send(tb testing.TB, msg *alsv3.StreamAccessLogsMessage) {
+	tb.Helper()
+	require.NoError(tb, e.trySend(msg))
+}
+
+// trySend is send for goroutines other than the test's, which must not call FailNow.
+func (e *envoy) trySend(msg *alsv3.StreamAccessLogsMessage) error {
 	msg.Identifier, e.id = e.id, nil
-	require.NoError(t, e.stream.Send(msg))
+	return e.stream.Send(msg)
 }
 
-func (e *envoy) sendHTTP(t testing.TB, entries ...*accesslogv3.HTTPAccessLogEntry) {
-	e.send(t, &alsv3.StreamAccessLogsMessage{LogEntries: &alsv3.StreamAccessLogsMessage_HttpLogs{
+func (e *envoy) sendHTTP(tb testing.TB, entries ...*accesslogv3.HTTPAccessLogEntry) {
+	tb.Helper()
+	e.send(tb, httpMessage(entries...))
+}
+
+func httpMessage(entries ...*accesslogv3.HTTPAccessLogEntry) *alsv3.StreamAccessLogsMessage {
+	return &alsv3.StreamAccessLogsMessage{LogEntries: &alsv3.StreamAccessLogsMessage_HttpLogs{
 		HttpLogs: &alsv3.StreamAccessLogsMessage_HTTPAccessLogEntries{LogEntry: entries},
-	}})
+	}}
 }
 
-func (e *envoy) sendTCP(t testing.TB, entries ...*accesslogv3.TCPAccessLogEntry) {
-	e.send(t, &alsv3.StreamAccessLogsMessage{LogEntries: &alsv3.StreamAccessLogsMessage_TcpLogs{
+func (e *envoy) sendTCP(tb testing.TB, entries ...*accesslogv3.TCPAccessLogEntry) {
+	tb.Helper()
+	e.send(tb, &alsv3.StreamAccessLogsMessage{LogEntries: &alsv3.StreamAccessLogsMessage_TcpLogs{
 		TcpLogs: &alsv3.StreamAccessLogsMessage_TCPAccessLogEntries{LogEntry: entries},
 	}})
 }
 
 // istioNode is the node an Istio sidecar reports.
-func istioNode(t testing.TB, ip, pod, ns, owner string) *alsv3.StreamAccessLogsMessage_Identifier {
+func istioNode(tb testing.TB, ip, pod, ns, owner string) *alsv3.StreamAccessLogsMessage_Identifier {
+	tb.Helper()
 	md := map[string]any{"CLUSTER_ID": "Kubernetes", "ISTIO_VERSION": "1.24.2"}
 	if owner != "" {
 		md["OWNER"] = owner
@@ -98,7 +109,7 @@ func istioNode(t testing.TB, ip, pod, ns, owner string) *alsv3.StreamAccessLogsM
 		md["NAMESPACE"] = ns
 	}
 	s, err := structpb.NewStruct(md)
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	return &alsv3.StreamAccessLogsMessage_Identifier{
 		Node: &corev3.Node{
 			Id:       "sidecar~" + ip + "~" + pod + "." + ns + "~" + ns + ".svc.cluster.local",

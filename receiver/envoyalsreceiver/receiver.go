@@ -35,7 +35,6 @@ type alsReceiver struct {
 	cfg       *Config
 	set       receiver.Settings
 	telemetry *metadata.TelemetryBuilder
-	names     podowner.Resolver
 	// exact resolves pods through the Kubernetes API when the kubernetes section is set.
 	exact      syncedResolver
 	closeExact func()
@@ -49,9 +48,8 @@ type alsReceiver struct {
 	wg     sync.WaitGroup
 }
 
-// newReceiver creates the receiver; names resolves pods to workloads where the Kubernetes API
-// (if configured) does not.
-func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs, names podowner.Resolver) (*alsReceiver, error) {
+// newReceiver creates the receiver.
+func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*alsReceiver, error) {
 	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
 	if err != nil {
 		return nil, err
@@ -71,7 +69,6 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs, names p
 		cfg:       cfg,
 		set:       set,
 		telemetry: tb,
-		names:     names,
 		headers:   newHeaderFilter(cfg.Headers),
 		typeHTTP:  attr("type", "http"),
 		typeTCP:   attr("type", "tcp"),
@@ -168,12 +165,13 @@ type syncedResolver interface {
 }
 
 // resolver returns what identifies a stream's workload now, and whether a later answer
-// could be better (the Kubernetes cache has not synced yet).
+// could be better (the Kubernetes cache has not synced yet). Pod names resolve workloads
+// where the Kubernetes API (if configured) does not.
 func (r *alsReceiver) resolver() (podowner.Resolver, bool) {
 	if r.exact == nil {
-		return r.names, false
+		return podowner.Names{}, false
 	}
-	return podowner.Chain{r.exact, r.names}, !r.exact.HasSynced()
+	return podowner.Chain{r.exact, podowner.Names{}}, !r.exact.HasSynced()
 }
 
 // StreamAccessLogs serves one Envoy stream. Envoy expects no response and never waits for

@@ -24,7 +24,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver/internal/metadatatest"
@@ -260,25 +259,29 @@ func TestNoDropsAt10kEntriesPerSecond(t *testing.T) {
 	sink := &consumertest.LogsSink{}
 	r, stop := startReceiver(t, testConfig(), sink, tt)
 	const streams, perMessage, messages = 4, 50, 50 // 10,000 entries
-	done := make(chan struct{}, streams)
+	done := make(chan error, streams)
 	for s := range streams {
 		e := dialEnvoy(t, r.addr.String(), istioNode(t, "10.244.1.1"+string(rune('0'+s)), "frontend-7d9f8b6c5-x2x4"+string(rune('a'+s)), "shop", ""))
 		go func() {
-			defer func() { done <- struct{}{} }()
-			tick := time.NewTicker(20 * time.Millisecond) // 50 messages in 1 s per stream
-			defer tick.Stop()
-			for m := range messages {
-				batch := make([]*accesslogv3.HTTPAccessLogEntry, perMessage)
-				for i := range batch {
-					batch[i] = httpEntry(time.Duration(m*perMessage+i)*time.Millisecond, "/api/v1/items/"+string(rune('a'+i%26)), 200, nil)
+			done <- func() error {
+				tick := time.NewTicker(20 * time.Millisecond) // 50 messages in 1 s per stream
+				defer tick.Stop()
+				for m := range messages {
+					batch := make([]*accesslogv3.HTTPAccessLogEntry, perMessage)
+					for i := range batch {
+						batch[i] = httpEntry(time.Duration(m*perMessage+i)*time.Millisecond, "/api/v1/items/"+string(rune('a'+i%26)), 200, nil)
+					}
+					<-tick.C
+					if err := e.trySend(httpMessage(batch...)); err != nil {
+						return err
+					}
 				}
-				<-tick.C
-				e.sendHTTP(t, batch...)
-			}
+				return nil
+			}()
 		}()
 	}
 	for range streams {
-		<-done
+		require.NoError(t, <-done)
 	}
 	require.Eventually(t, func() bool {
 		return testutil.MetricSum(tt, "otelcol.envoy_access_log_receiver.entries") == streams*perMessage*messages
@@ -300,7 +303,7 @@ func TestOverloadDropsAndCounts(t *testing.T) {
 	sink := &consumertest.LogsSink{}
 	cfg := testConfig()
 	cfg.Aggregation.MaxEntries = 10
-	r, err := newReceiver(cfg, metadatatest.NewSettings(tt), blockingConsumer{sink: sink, release: release}, podowner.Names{})
+	r, err := newReceiver(cfg, metadatatest.NewSettings(tt), blockingConsumer{sink: sink, release: release})
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	e := dialEnvoy(t, r.addr.String(), nil)

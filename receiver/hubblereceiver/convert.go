@@ -105,7 +105,7 @@ func keyOf(v *flowView) flowKey {
 // reused for the next flow, so whatever the aggregate keeps is copied out of it (the strings
 // themselves belong to the flow's frame and are not copied).
 func (a *flowAgg) add(v *flowView, t int64, fresh bool) {
-	a.Span.Add(t)
+	a.Add(t)
 	if fresh {
 		a.srcIP, a.dstIP, a.ipv6 = v.srcIP, v.dstIP, v.ipv6
 		a.src.identity = v.src.identity
@@ -180,7 +180,7 @@ func toRecord(k flowKey, a *flowAgg, lr plog.LogRecord, observed pcommon.Timesta
 	} else {
 		lr.SetSeverityNumber(plog.SeverityNumberWarn)
 	}
-	a.Span.Put(lr)
+	a.Put(lr)
 	attrs := lr.Attributes()
 	putStr(attrs, schema.AttrSourceAddress, a.srcIP)
 	putStr(attrs, schema.AttrDestinationAddress, a.dstIP)

@@ -377,7 +377,8 @@ func TestRelayRestartResumesWithoutDuplicates(t *testing.T) {
 	n := 0
 	for _, ev := range events {
 		if f := ev.GetFlow(); f != nil {
-			if n++; n == 4000 {
+			n++
+			if n == 4000 {
 				last = f.Time.AsTime()
 				break
 			}
@@ -391,7 +392,8 @@ func TestRelayRestartResumesWithoutDuplicates(t *testing.T) {
 	n = 0
 	for _, ev := range events {
 		if f := ev.GetFlow(); f != nil {
-			if n++; n <= 4000 && !f.Time.AsTime().Before(since) {
+			n++
+			if n <= 4000 && !f.Time.AsTime().Before(since) {
 				resent++
 			}
 		}

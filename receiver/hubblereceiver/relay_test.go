@@ -29,15 +29,16 @@ var (
 
 // loadFixture returns the committed replay fixture (read once per test binary; callers must
 // not modify it).
-func loadFixture(t testing.TB) []*observerpb.GetFlowsResponse {
+func loadFixture(tb testing.TB) []*observerpb.GetFlowsResponse {
+	tb.Helper()
 	fixtureOnce.Do(func() {
 		f, err := os.Open("testdata/flows.pb.gz")
-		require.NoError(t, err)
+		require.NoError(tb, err)
 		defer f.Close()
 		fixture, err = fixturegen.Read(f)
-		require.NoError(t, err)
+		require.NoError(tb, err)
 	})
-	require.NotEmpty(t, fixture)
+	require.NotEmpty(tb, fixture)
 	return fixture
 }
 

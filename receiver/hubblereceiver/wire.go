@@ -108,11 +108,14 @@ type response struct {
 
 var errTruncated = errors.New("truncated or malformed protobuf")
 
+// unsafeString views b as a string without copying. b is always part of a frame, which
+// frameCodec materialises into a fresh slice that nothing writes to afterwards, so the
+// string stays immutable for as long as it is referenced.
 func unsafeString(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	return unsafe.String(&b[0], len(b))
+	return unsafe.String(&b[0], len(b)) //nolint:gosec // see above: frames are never written after decoding
 }
 
 // skip is returned by a field callback for fields it does not read.

@@ -73,18 +73,22 @@ func TestLogsReachCloud(t *testing.T) {
 			assert.Equal(t, "payment backend unreachable", logs[0].GetLogEntries()[1].GetMessage())
 
 			// The first event in full: every field the record carried is on the wire.
+			var e *cloudv1.KubernetesEvent
 			for _, r := range dc.Records() {
-				if e, ok := r.Payload.(*cloudv1.KubernetesEvent); ok && e.GetUid() == "ev-0" {
-					assert.Equal(t, "BackOff", e.GetReason())
-					assert.Equal(t, "Warning", e.GetEventType())
-					assert.Equal(t, "shop", e.GetNamespace())
-					assert.Equal(t, "Pod", e.GetInvolvedObject().GetKind())
-					assert.Equal(t, "checkout-7d9f8b6c5-x2x4k", e.GetInvolvedObject().GetName())
-					assert.Equal(t, int32(3), e.GetCount())
-					assert.Equal(t, cloudv1.Action_ACTION_CREATE, e.GetAction())
-					assert.Equal(t, int64(1767225900), e.GetLastTimestamp().GetSeconds())
+				if ev, ok := r.Payload.(*cloudv1.KubernetesEvent); ok && ev.GetUid() == "ev-0" {
+					e = ev
+					break
 				}
 			}
+			require.NotNil(t, e, "event ev-0 reached the cloud")
+			assert.Equal(t, "BackOff", e.GetReason())
+			assert.Equal(t, "Warning", e.GetEventType())
+			assert.Equal(t, "shop", e.GetNamespace())
+			assert.Equal(t, "Pod", e.GetInvolvedObject().GetKind())
+			assert.Equal(t, "checkout-7d9f8b6c5-x2x4k", e.GetInvolvedObject().GetName())
+			assert.Equal(t, int32(3), e.GetCount())
+			assert.Equal(t, cloudv1.Action_ACTION_CREATE, e.GetAction())
+			assert.Equal(t, int64(1767225900), e.GetLastTimestamp().GetSeconds())
 		})
 	}
 }

@@ -54,8 +54,8 @@ func testConfig(clock *testClock) Config {
 }
 
 // newTestStore returns a store whose clock stands a little after at(1000).
-func newTestStore(t testing.TB, mutate ...func(*Config)) (*Store, *testClock) {
-	t.Helper()
+func newTestStore(tb testing.TB, mutate ...func(*Config)) (*Store, *testClock) {
+	tb.Helper()
 	clock := &testClock{now: at(1000)}
 	cfg := testConfig(clock)
 	for _, m := range mutate {
@@ -117,18 +117,18 @@ func window(req *cloudv1.MetricsQueryRequest) *cloudv1.MetricsQueryRequest {
 	return req
 }
 
-func mustQuery(t testing.TB, s *Store, req *cloudv1.MetricsQueryRequest) *cloudv1.MetricsQueryResponse {
-	t.Helper()
+func mustQuery(tb testing.TB, s *Store, req *cloudv1.MetricsQueryRequest) *cloudv1.MetricsQueryResponse {
+	tb.Helper()
 	resp := s.Query(context.Background(), window(req))
-	require.Empty(t, resp.GetErrorMessage())
-	require.LessOrEqual(t, proto.Size(resp), s.cfg.MaxResponseBytes)
+	require.Empty(tb, resp.GetErrorMessage())
+	require.LessOrEqual(tb, proto.Size(resp), s.cfg.MaxResponseBytes)
 	return resp
 }
 
-func requireProtoEqual(t testing.TB, want, got proto.Message) {
-	t.Helper()
+func requireProtoEqual(tb testing.TB, want, got proto.Message) {
+	tb.Helper()
 	if !proto.Equal(want, got) {
-		require.Equal(t, prototext.Format(want), prototext.Format(got))
+		require.Equal(tb, prototext.Format(want), prototext.Format(got))
 	}
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -162,8 +163,8 @@ func TestRingSizeKeepsNewestPoints(t *testing.T) {
 		resp := mustQuery(t, s, &cloudv1.MetricsQueryRequest{})
 		pts := resp.Metrics[0].DataPoints
 		require.Len(t, pts, min(n, 8))
-		require.Equal(t, float64(n), pts[len(pts)-1].Value)
-		require.Equal(t, float64(max(1, n-7)), pts[0].Value)
+		require.Equal(t, math.Float64bits(float64(n)), math.Float64bits(pts[len(pts)-1].Value))
+		require.Equal(t, math.Float64bits(float64(max(1, n-7))), math.Float64bits(pts[0].Value))
 	}
 	// The chunk holds up to ring_size + ring_size/4 points before dropping the oldest.
 	require.LessOrEqual(t, numSamples(s.slot(0).chunk), 10)
@@ -278,7 +279,7 @@ func TestSizesMatchProto(t *testing.T) {
 	md, _ := everyType()
 	s.Ingest(md)
 	b := newBuilder(cartResource)
-	b.gauge("neg", map[string]any{"": "", "k": ""}, 1, -0.0)
+	b.gauge("neg", map[string]any{"": "", "k": ""}, 1, math.Copysign(0, -1)) // -0: proto3 writes it, unlike +0
 	s.Ingest(b.md)
 	for n := range 3 {
 		s.Ingest(newBuilder(map[string]any{"k8s.namespace.name": "a-namespace-name"}).gauge("x", map[string]any{"label": n}, n+1, float64(n)*1e300).md)

@@ -271,8 +271,8 @@ func TestOutOfOrderAndDuplicatePoints(t *testing.T) {
 	resp := mustQuery(t, s, &cloudv1.MetricsQueryRequest{})
 	require.Len(t, resp.Metrics, 1)
 	require.Len(t, resp.Metrics[0].DataPoints, 2)
-	require.Equal(t, 1.0, resp.Metrics[0].DataPoints[0].Value)
-	require.Equal(t, 4.0, resp.Metrics[0].DataPoints[1].Value)
+	require.Equal(t, math.Float64bits(1), math.Float64bits(resp.Metrics[0].DataPoints[0].Value))
+	require.Equal(t, math.Float64bits(4), math.Float64bits(resp.Metrics[0].DataPoints[1].Value))
 }
 
 func TestNoRecordedValuePointsAreDropped(t *testing.T) {

@@ -280,10 +280,12 @@ func (s *Store) deleteSeries(id uint32, reason int, c *Counts) {
 	if len(ctx.series) == 0 {
 		s.deleteContext(sr.ctx)
 	}
-	if s.labelSets[sr.labels].refs--; s.labelSets[sr.labels].refs == 0 {
+	s.labelSets[sr.labels].refs--
+	if s.labelSets[sr.labels].refs == 0 {
 		s.deleteLabelSet(sr.labels)
 	}
-	if s.families[sr.fam].refs--; s.families[sr.fam].refs == 0 {
+	s.families[sr.fam].refs--
+	if s.families[sr.fam].refs == 0 {
 		s.deleteFamily(sr.fam)
 	}
 	*sr = series{}

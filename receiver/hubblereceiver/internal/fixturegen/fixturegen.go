@@ -181,7 +181,7 @@ type gen struct {
 
 // Generate returns the fixture for seed with at least n flows, in time order.
 func Generate(seed uint64, n int) []*observerpb.GetFlowsResponse {
-	g := &gen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), c: newCluster(), t: Start}
+	g := &gen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), c: newCluster(), t: Start} //nolint:gosec // a reproducible fixture needs a seeded generator
 	g.prefix = g.r.Uint32()
 	g.events = append(g.events, &observerpb.GetFlowsResponse{
 		ResponseTypes: &observerpb.GetFlowsResponse_NodeStatus{NodeStatus: &relaypb.NodeStatusEvent{
@@ -310,7 +310,7 @@ func (g *gen) emit(cn conn) {
 	if cn.verdict == flowpb.Verdict_DROPPED {
 		f := g.flow(cn, t, cn.dropDir, sport, false)
 		f.DropReasonDesc = cn.reason
-		f.DropReason = uint32(cn.reason)
+		f.DropReason = uint32(cn.reason) //nolint:staticcheck // Cilium still fills the deprecated field; the receiver must skip it
 		f.EventType = &flowpb.CiliumEventType{Type: 1, SubType: int32(cn.reason)}
 		f.IngressDeniedBy, f.EgressDeniedBy = cn.ingressDeny, cn.egressDeny
 		g.add(f)

@@ -23,7 +23,7 @@ func main() {
 }
 
 func write(path string, seed uint64, n int) error {
-	f, err := os.Create(path)
+	f, err := os.Create(path) //nolint:gosec // the output file the developer named with -o
 	if err != nil {
 		return err
 	}
