@@ -1,6 +1,7 @@
 package logmap
 
 import (
+	"math"
 	"strings"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -499,11 +500,12 @@ func (rd *reader) Int32(key string) int32 {
 	if !ok {
 		return 0
 	}
-	if v.Type() != pcommon.ValueTypeInt || v.Int() < 0 || v.Int() > 1<<31-1 {
+	u, ok := uintValue(v)
+	if !ok || u > math.MaxInt32 {
 		rd.fail(ReasonInvalidAttribute, key)
 		return 0
 	}
-	return int32(v.Int())
+	return int32(u)
 }
 
 // Strs returns a string-slice attribute, nil when absent or empty.

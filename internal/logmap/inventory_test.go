@@ -434,12 +434,11 @@ func TestEachPairsRecordsWithItems(t *testing.T) {
 	res := NewMapper(fixedNow).Map(ld)
 	var got []string
 	res.Each(ld, func(lr plog.LogRecord, it *Item) {
-		switch {
-		case it == nil:
+		if it == nil {
 			got = append(got, lr.EventName()+"=nil")
-		default:
-			got = append(got, lr.EventName()+"="+string(it.Payload.ProtoReflect().Descriptor().Name()))
+			return
 		}
+		got = append(got, lr.EventName()+"="+string(it.Payload.ProtoReflect().Descriptor().Name()))
 	})
 	assert.Equal(t, []string{
 		schema.EventInventorySnapshotStart + "=nil",

@@ -129,7 +129,6 @@ func TestInformedFollowsControllers(t *testing.T) {
 	ref, ok := Chain{r, Names{}}.Owner(ns, "api-7d9f8b6c5d-x2k4p")
 	assert.True(t, ok)
 	assert.Equal(t, Ref{KindDeployment, "api"}, ref)
-
 }
 
 func withRestartNever(s corev1.PodSpec) corev1.PodSpec {
@@ -175,7 +174,7 @@ func TestOpenReportsAnUnreachableAPIServer(t *testing.T) {
 		e := host.Last()
 		return e != nil && e.Status() == componentstatus.StatusRecoverableError
 	}, waitFor, tick)
-	assert.ErrorContains(t, host.Last().Err(), dead)
+	require.ErrorContains(t, host.Last().Err(), dead)
 	assert.False(t, r.HasSynced())
 	_, ok := Chain{r, Names{}}.Owner("default", "web-7d9f8b6c5-x2x4k")
 	assert.True(t, ok, "names still answer")

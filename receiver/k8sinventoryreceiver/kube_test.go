@@ -77,20 +77,20 @@ func adminClient(t *testing.T, env *kubeenv.Env) *kubernetes.Clientset {
 }
 
 // testReceiver creates the receiver with cfg against rc; it is shut down when the test ends.
-func testReceiver(t testing.TB, cfg *Config, rc *rest.Config, next consumer.Logs) *inventoryReceiver {
-	t.Helper()
-	return testReceiverWith(t, cfg, rc, next, receivertest.NewNopSettings(metadata.Type))
+func testReceiver(tb testing.TB, cfg *Config, rc *rest.Config, next consumer.Logs) *inventoryReceiver {
+	tb.Helper()
+	return testReceiverWith(tb, cfg, rc, next, receivertest.NewNopSettings(metadata.Type))
 }
 
 // testReceiverWith is testReceiver with given settings (e.g. to observe telemetry).
-func testReceiverWith(t testing.TB, cfg *Config, rc *rest.Config, next consumer.Logs, set receiver.Settings) *inventoryReceiver {
-	t.Helper()
-	require.NoError(t, cfg.Validate())
-	set.Logger = zaptest.NewLogger(t).Named(t.Name())
+func testReceiverWith(tb testing.TB, cfg *Config, rc *rest.Config, next consumer.Logs, set receiver.Settings) *inventoryReceiver {
+	tb.Helper()
+	require.NoError(tb, cfg.Validate())
+	set.Logger = zaptest.NewLogger(tb).Named(tb.Name())
 	r, err := newReceiver(cfg, set, next)
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	r.restConfig = func() (*rest.Config, error) { return rc, nil }
-	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
+	tb.Cleanup(func() { require.NoError(tb, r.Shutdown(context.Background())) })
 	return r
 }
 
@@ -158,10 +158,6 @@ func describe(recs []rec) string {
 		lines = append(lines[:60], fmt.Sprintf("  ... %d more", len(lines)-60))
 	}
 	return strings.Join(lines, "\n")
-}
-
-func inNamespace(ns string) func(rec) bool {
-	return func(r rec) bool { return r.str(schema.AttrK8sNamespaceName) == ns }
 }
 
 func is(event, action string, more ...func(rec) bool) func(rec) bool {

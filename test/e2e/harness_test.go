@@ -102,7 +102,9 @@ func newCollector(t *testing.T, config string) *otelcol.Collector {
 	require.NoError(t, os.WriteFile(cfgPath, []byte(config), 0o600))
 	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
 		BuildInfo: component.BuildInfo{Command: "otelcol-kestrel", Description: "e2e", Version: "test"},
-		Factories: components.Components,
+		// grpc-go's logger is a process global that devcloud's server goroutines read.
+		SkipSettingGRPCLogger: true,
+		Factories:             components.Components,
 		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
 			URIs:              []string{"file:" + cfgPath},
 			ProviderFactories: []confmap.ProviderFactory{fileprovider.NewFactory()},
