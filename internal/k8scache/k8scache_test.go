@@ -253,7 +253,9 @@ func TestTemplatesSlimmedByWhoDescribesThePods(t *testing.T) {
 		"standalone Job": {Jobs, &batchv1.Job{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: spec()}}},
 			func(o runtime.Object) *corev1.PodSpec { return &o.(*batchv1.Job).Spec.Template.Spec }, want},
 		"CronJob": {CronJobs, &batchv1.CronJob{Spec: batchv1.CronJobSpec{JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: spec()}}}}},
-			func(o runtime.Object) *corev1.PodSpec { return &o.(*batchv1.CronJob).Spec.JobTemplate.Spec.Template.Spec }, want},
+			func(o runtime.Object) *corev1.PodSpec {
+				return &o.(*batchv1.CronJob).Spec.JobTemplate.Spec.Template.Spec
+			}, want},
 	} {
 		t.Run(name, func(t *testing.T) {
 			out, err := tc.res.transformFunc()(tc.obj)

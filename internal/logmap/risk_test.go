@@ -90,8 +90,8 @@ func TestRiskRecordsThatCannotMap(t *testing.T) {
 		reason Reason
 		detail string
 	}{
-		"no fingerprint": {func(m pcommon.Map) { m.Remove(schema.AttrRiskFingerprint) }, ReasonMissingAttribute, schema.AttrRiskFingerprint},
-		"no object kind": {func(m pcommon.Map) { m.Remove(schema.AttrK8sObjectKind) }, ReasonMissingAttribute, schema.AttrK8sObjectKind},
+		"no fingerprint":    {func(m pcommon.Map) { m.Remove(schema.AttrRiskFingerprint) }, ReasonMissingAttribute, schema.AttrRiskFingerprint},
+		"no object kind":    {func(m pcommon.Map) { m.Remove(schema.AttrK8sObjectKind) }, ReasonMissingAttribute, schema.AttrK8sObjectKind},
 		"evidence not maps": {func(m pcommon.Map) { m.PutStr(schema.AttrRiskEvidence, "x") }, ReasonInvalidAttribute, schema.AttrRiskEvidence},
 		// A problem in the evidence of a step is reported against the steps attribute.
 		"step evidence without path": {func(m pcommon.Map) {
