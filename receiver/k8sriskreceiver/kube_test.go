@@ -70,13 +70,18 @@ func startReceiver(tb testing.TB, cfg *Config, rc *rest.Config, next consumer.Lo
 
 func startReceiverWith(tb testing.TB, cfg *Config, rc *rest.Config, next consumer.Logs, set receiver.Settings) *riskReceiver {
 	tb.Helper()
+	return startReceiverOn(tb, cfg, rc, next, set, &testutil.StatusHost{})
+}
+
+func startReceiverOn(tb testing.TB, cfg *Config, rc *rest.Config, next consumer.Logs, set receiver.Settings, host *testutil.StatusHost) *riskReceiver {
+	tb.Helper()
 	require.NoError(tb, cfg.Validate())
 	set.Logger = zaptest.NewLogger(tb).Named(tb.Name())
 	r, err := newReceiver(cfg, set, next)
 	require.NoError(tb, err)
 	r.restConfig = func() (*rest.Config, error) { return rc, nil }
 	r.tick = tick
-	require.NoError(tb, r.Start(context.Background(), &testutil.StatusHost{}))
+	require.NoError(tb, r.Start(context.Background(), host))
 	tb.Cleanup(func() { require.NoError(tb, r.Shutdown(context.Background())) })
 	return r
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"testing"
 
@@ -21,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
 	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
 	kschema "github.com/kestrelai/otelcol-kestrel/internal/schema"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sriskreceiver/internal/checks"
@@ -403,4 +405,79 @@ func reportContent(t *testing.T, obj map[string]any) (map[string]string, map[str
 		require.NotEmpty(t, r.Properties["fingerprint"])
 	}
 	return got, rep.Summary
+}
+
+// Every check of one object has a failing and a passing case in the fixture: evaluated
+// directly over informers of the fixture, each check fails on at least one object and
+// passes on at least one other.
+func TestFixtureHasAFailingAndAPassingCaseForEveryCheck(t *testing.T) {
+	env := kubeenv.Shared(t)
+	f := setUpFixture(t, env)
+	c, err := k8scache.For(isolatedConfig(t, env))
+	require.NoError(t, err)
+	stores := map[*k8scache.Resource]checks.Store{}
+	for _, res := range slices.Concat(checks.SubjectResources, contextResources) {
+		nss := []string{""}
+		if res.Namespaced {
+			nss = f.namespaces()
+		}
+		for _, ns := range nss {
+			inf, release := c.Informer(res, ns)
+			t.Cleanup(release)
+			require.Eventually(t, inf.HasSynced, waitFor, tick)
+			stores[res] = append(stores[res], inf.GetIndexer())
+		}
+	}
+	cs := adminClient(t, env)
+	v := &checks.View{
+		Stores: stores, Missing: map[*k8scache.Resource]error{},
+		PodSpecs: func(uid types.UID) (*checks.PodSpec, bool) {
+			for _, obj := range stores[k8scache.Pods].List() {
+				p := obj.(*corev1.Pod)
+				if p.UID != uid {
+					continue
+				}
+				full, err := cs.CoreV1().Pods(p.Namespace).Get(context.Background(), p.Name, metav1.GetOptions{})
+				require.NoError(t, err)
+				k8scache.SlimPodSpec(&full.Spec)
+				return &checks.PodSpec{UID: uid, Spec: &full.Spec, Annotations: full.Annotations}, true
+			}
+			return nil, false
+		},
+		FlowSources: func() int { return 0 },
+	}
+	fails, passes := map[string][]string{}, map[string][]string{}
+	for _, res := range checks.SubjectResources {
+		for _, obj := range v.Store(res).List() {
+			s, ok := checks.NewSubject(v, res, obj)
+			if !ok {
+				continue
+			}
+			for _, ch := range checks.Catalogue() {
+				if ch.Eval == nil || !ch.AppliesTo(s.Object.Kind) {
+					continue
+				}
+				out := ch.Eval(v, s)
+				switch {
+				case !out.Applies:
+				case out.Skip != "":
+					t.Errorf("%s skipped on %s: %s", ch.ID, s, out.Skip)
+				case len(out.Evidence) > 0:
+					fails[ch.ID] = append(fails[ch.ID], s.String())
+				default:
+					passes[ch.ID] = append(passes[ch.ID], s.String())
+				}
+			}
+		}
+	}
+	n := 0
+	for _, ch := range checks.Catalogue() {
+		if ch.Eval == nil {
+			continue
+		}
+		n++
+		assert.NotEmpty(t, fails[ch.ID], "%s fails nowhere in the fixture", ch.ID)
+		assert.NotEmpty(t, passes[ch.ID], "%s passes nowhere in the fixture", ch.ID)
+	}
+	t.Logf("%d checks of one object, each with a failing and a passing case", n)
 }
