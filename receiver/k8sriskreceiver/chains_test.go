@@ -296,4 +296,3 @@ func TestChainsFromObservedTraffic(t *testing.T) {
 	require.Less(t, time.Now(), at.Add(window), "the test was too slow to see the chains before the window passed")
 	require.Eventually(t, func() bool { return len(chains(sink)) == 0 }, window+chainTestTimeout, tick, "chains outlive their traffic")
 }
-
