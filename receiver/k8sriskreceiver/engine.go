@@ -64,7 +64,7 @@ type engine struct {
 	cfg     *Config
 	logger  *zap.Logger
 	cache   *k8scache.Cache
-	w       *watcher
+	src     source
 	view    *checks.View
 	checks  []*checks.Check
 	index   map[*checks.Check]int
@@ -99,9 +99,17 @@ type engine struct {
 
 type countKey struct{ pillar, severity, result string }
 
-func newEngine(r *riskReceiver, c *k8scache.Cache, w *watcher) *engine {
+// source is where the engine's objects and events come from: the watcher's informers (or, in
+// benchmarks, indexers filled directly).
+type source interface {
+	stores() map[*k8scache.Resource]checks.Store
+	missing() map[*k8scache.Resource]error
+	events() []item
+}
+
+func newEngine(r *riskReceiver, c *k8scache.Cache, src source) *engine {
 	e := &engine{
-		r: r, cfg: r.cfg, logger: r.logger, cache: c, w: w, now: time.Now,
+		r: r, cfg: r.cfg, logger: r.logger, cache: c, src: src, now: time.Now,
 		checks:   r.cfg.enabledChecks(),
 		index:    map[*checks.Check]int{},
 		objects:  map[objKey]*objState{},
@@ -121,8 +129,8 @@ func newEngine(r *riskReceiver, c *k8scache.Cache, w *watcher) *engine {
 		panic("k8s_risk: objState.passed holds 64 checks") // the catalogue outgrew it
 	}
 	e.view = &checks.View{
-		Stores:      w.stores(),
-		Missing:     w.missing(),
+		Stores:      src.stores(),
+		Missing:     src.missing(),
 		PodSpecs:    func(uid types.UID) (*checks.PodSpec, bool) { ps, ok := e.podSpecs[uid]; return ps, ok },
 		Flows:       func() []flowgraph.Stat { return e.edges },
 		FlowSources: flowgraph.Sources,
@@ -147,7 +155,7 @@ func (e *engine) run(ctx context.Context) {
 		}()
 		e.checkReportCRDs()
 	}
-	e.w.q.popAll() // the initial state, which the first assessment covers
+	e.src.events() // the initial state, which the first assessment covers
 	e.startSweep()
 	t := time.NewTicker(e.r.tick)
 	defer t.Stop()
@@ -165,7 +173,7 @@ func (e *engine) run(ctx context.Context) {
 // chains, records and reports.
 func (e *engine) step(ctx context.Context) {
 	now := e.now()
-	for _, it := range e.w.q.popAll() {
+	for _, it := range e.src.events() {
 		e.handle(it, now)
 	}
 	budget := max(1, int(float64(e.cfg.MaxObjectsPerSecond)*e.r.tick.Seconds()))
@@ -190,7 +198,7 @@ func (e *engine) step(ctx context.Context) {
 // handle turns one informer event into the evaluations it calls for.
 func (e *engine) handle(it item, now time.Time) {
 	if it.op == opHealth {
-		missing := e.w.missing()
+		missing := e.src.missing()
 		if !sameMissing(missing, e.view.Missing) {
 			e.view.Missing = missing
 			e.view.InvalidateRBAC()

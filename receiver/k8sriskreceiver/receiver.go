@@ -206,6 +206,9 @@ func (w *watcher) watch(res *k8scache.Resource, ns string) {
 	w.byRes[res] = append(w.byRes[res], x)
 }
 
+// events returns the informer events since the last call.
+func (w *watcher) events() []item { return w.q.popAll() }
+
 func (w *watcher) stop() {
 	for _, x := range w.all {
 		_ = x.inf.RemoveEventHandler(x.reg)
