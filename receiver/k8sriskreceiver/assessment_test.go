@@ -97,3 +97,28 @@ func TestFullAssessmentsReaffirmFindingsAndCount(t *testing.T) {
 	assert.GreaterOrEqual(t, testutil.MetricSum(tt, "otelcol.k8s_risk.assessments"), int64(2))
 	assert.Positive(t, testutil.MetricSum(tt, "otelcol.k8s_risk.evaluations"))
 }
+
+// Namespace filters: nothing in an excluded namespace is assessed, neither its objects nor
+// the namespace itself, while the same objects elsewhere are.
+func TestExcludedNamespacesAreNotAssessed(t *testing.T) {
+	env := kubeenv.Shared(t)
+	cs := adminClient(t, env)
+	in, out := env.Namespace(t), env.Namespace(t)
+	for _, ns := range []string{in, out} {
+		setUpNamespace(t, cs, ns, namespaceBasics{})
+		createDeployment(t, cs, goodDeployment(ns, "privileged", func(d *appsv1.Deployment) {
+			container(d).SecurityContext.Privileged = ptr.To(true)
+			container(d).SecurityContext.AllowPrivilegeEscalation = nil
+		}))
+	}
+	cfg := testConfig()
+	cfg.Namespaces = NamespacesConfig{Exclude: []string{out}}
+	sink := &consumertest.LogsSink{}
+	startReceiver(t, cfg, isolatedConfig(t, env), sink)
+	st := state(waitAssessments(t, sink, 1))
+	findOne(t, st, "Deployment/"+in+"/privileged", "security.privileged-container")
+	for _, r := range st {
+		assert.NotEqual(t, out, r.object.Namespace, r.String())
+		assert.False(t, r.object.Kind == "Namespace" && r.object.Name == out, r.String())
+	}
+}

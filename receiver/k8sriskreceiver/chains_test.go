@@ -205,10 +205,11 @@ func flowEvent(at time.Time, i int, src, dst *flowpb.Endpoint, port uint32) *obs
 	}
 }
 
-func workloadEndpoint(ns, kind, name string) *flowpb.Endpoint {
+// workloadEndpoint is a pod of Deployment name in namespace ns.
+func workloadEndpoint(ns, name string) *flowpb.Endpoint {
 	return &flowpb.Endpoint{
 		Namespace: ns, PodName: name + "-7d9f8b6c5-x2x4k", Identity: 12000,
-		Labels: []string{"k8s:app=" + name}, Workloads: []*flowpb.Workload{{Kind: kind, Name: name}},
+		Labels: []string{"k8s:app=" + name}, Workloads: []*flowpb.Workload{{Kind: "Deployment", Name: name}},
 	}
 }
 
@@ -250,14 +251,14 @@ func TestChainsFromObservedTraffic(t *testing.T) {
 	window := 20 * time.Second
 	at := time.Now().Add(3 * time.Second)
 	apiServer := &flowpb.Endpoint{Identity: 7, Labels: []string{"reserved:kube-apiserver"}}
-	coredns := workloadEndpoint("kube-system", "Deployment", "coredns")
+	coredns := workloadEndpoint("kube-system", "coredns")
 	var events []*observerpb.GetFlowsResponse
 	for i := range 3 {
 		events = append(events,
-			flowEvent(at, 10*i, workloadEndpoint(clients, "Deployment", "api-client"), apiServer, 443),
-			flowEvent(at, 10*i+1, workloadEndpoint(clients, "Deployment", "resolver"), coredns, 53), // DNS is no finding
-			flowEvent(at, 10*i+2, workloadEndpoint(clients, "Deployment", "api-client"), workloadEndpoint(backend, "Deployment", "db"), 5432),
-			flowEvent(at, 10*i+3, workloadEndpoint(backend, "Deployment", "cache"), workloadEndpoint(backend, "Deployment", "db"), 5432), // same namespace
+			flowEvent(at, 10*i, workloadEndpoint(clients, "api-client"), apiServer, 443),
+			flowEvent(at, 10*i+1, workloadEndpoint(clients, "resolver"), coredns, 53), // DNS is no finding
+			flowEvent(at, 10*i+2, workloadEndpoint(clients, "api-client"), workloadEndpoint(backend, "db"), 5432),
+			flowEvent(at, 10*i+3, workloadEndpoint(backend, "cache"), workloadEndpoint(backend, "db"), 5432), // same namespace
 		)
 	}
 	cfg := testConfig(clients, backend)

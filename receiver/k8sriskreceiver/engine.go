@@ -461,7 +461,7 @@ func (e *engine) evaluate(ctx context.Context, k objKey, assessment string) {
 		ns = m.GetName()
 	}
 	if !e.cfg.Namespaces.assessed(ns) && (ns != "" || k.res == k8scache.Namespaces) {
-		e.forget(k, st, schema.RiskResolutionDeleted)
+		e.forget(k, st, schema.RiskResolutionExcluded)
 		return
 	}
 	if p, ok := obj.(*corev1.Pod); ok && checks.PodNeedsSpec(p) {
@@ -748,7 +748,7 @@ func (e *engine) completeSweep() {
 	counts := make([]schema.RiskCount, 0, len(e.counts))
 	for k, n := range e.counts {
 		if n > 0 {
-			counts = append(counts, schema.RiskCount{Pillar: k.pillar, Severity: k.severity, Result: k.result, Count: int32(min(n, 1<<31-1))}) //nolint:gosec // bounded by min
+			counts = append(counts, schema.RiskCount{Pillar: k.pillar, Severity: k.severity, Result: k.result, Count: int32(min(n, 1<<31-1))})
 		}
 	}
 	sortCounts(counts)
@@ -761,7 +761,7 @@ func (e *engine) completeSweep() {
 		}
 	}
 	schema.RiskAssessmentFields.Put(lr.Attributes(), &schema.RiskAssessment{
-		ID: e.sweepID, Started: e.sweepStarted, Objects: int32(min(objects, 1<<31-1)), Counts: counts, //nolint:gosec // bounded by min
+		ID: e.sweepID, Started: e.sweepStarted, Objects: int32(min(objects, 1<<31-1)), Counts: counts,
 	})
 	lr.Body().SetStr(fmt.Sprintf("Full assessment of %d objects in %v", objects, now.Sub(e.sweepStarted).Round(time.Millisecond)))
 	e.r.tb.K8sRiskAssessments.Add(context.Background(), 1)

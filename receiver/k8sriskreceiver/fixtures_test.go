@@ -221,10 +221,22 @@ func deploymentCases(ns string) map[string]struct {
 
 func isAlreadyExists(err error) bool { return apierrors.IsAlreadyExists(err) }
 
-// objects of the other kinds, for createOthers.
-func otherObjects(ns, prefix string) (svcs []*corev1.Service, ings []*networkingv1.Ingress, hpas []*autoscalingv2.HorizontalPodAutoscaler,
-	roles []*rbacv1.Role, croles []*rbacv1.ClusterRole, rbs []*rbacv1.RoleBinding, crbs []*rbacv1.ClusterRoleBinding, crons []*batchv1.CronJob,
-) {
+// others are the fixture's objects of the kinds other than workloads.
+type others struct {
+	svcs   []*corev1.Service
+	ings   []*networkingv1.Ingress
+	hpas   []*autoscalingv2.HorizontalPodAutoscaler
+	roles  []*rbacv1.Role
+	croles []*rbacv1.ClusterRole
+	rbs    []*rbacv1.RoleBinding
+	crbs   []*rbacv1.ClusterRoleBinding
+	crons  []*batchv1.CronJob
+}
+
+// otherObjects returns the objects of the other kinds in namespace ns (cluster-scoped ones
+// named with prefix).
+func otherObjects(ns, prefix string) others {
+	var o others
 	svc := func(name string, edit func(s *corev1.Service)) *corev1.Service {
 		s := &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
@@ -235,7 +247,7 @@ func otherObjects(ns, prefix string) (svcs []*corev1.Service, ings []*networking
 		}
 		return s
 	}
-	svcs = []*corev1.Service{
+	o.svcs = []*corev1.Service{
 		svc("svc-good", nil),
 		svc("svc-external-ips", func(s *corev1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.10"} }),
 		svc("svc-node-port", func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeNodePort }),
@@ -254,7 +266,7 @@ func otherObjects(ns, prefix string) (svcs []*corev1.Service, ings []*networking
 		}
 		return i
 	}
-	ings = []*networkingv1.Ingress{ing("ing-tls", true), ing("ing-plain", false)}
+	o.ings = []*networkingv1.Ingress{ing("ing-tls", true), ing("ing-plain", false)}
 	hpa := func(name, target string, minReplicas, maxReplicas int32) *autoscalingv2.HorizontalPodAutoscaler {
 		return &autoscalingv2.HorizontalPodAutoscaler{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
@@ -264,14 +276,14 @@ func otherObjects(ns, prefix string) (svcs []*corev1.Service, ings []*networking
 			},
 		}
 	}
-	hpas = []*autoscalingv2.HorizontalPodAutoscaler{hpa("hpa-single", "hpa-target", 1, 1), hpa("hpa-good", "hpa-ok", 2, 4)}
+	o.hpas = []*autoscalingv2.HorizontalPodAutoscaler{hpa("hpa-single", "hpa-target", 1, 1), hpa("hpa-good", "hpa-ok", 2, 4)}
 	role := func(name string, rules ...rbacv1.PolicyRule) *rbacv1.Role {
 		return &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Rules: rules}
 	}
 	r := func(group, res string, verbs ...string) rbacv1.PolicyRule {
 		return rbacv1.PolicyRule{APIGroups: []string{group}, Resources: []string{res}, Verbs: verbs}
 	}
-	roles = []*rbacv1.Role{
+	o.roles = []*rbacv1.Role{
 		role("role-good", r("", "configmaps", "get", "list")),
 		role("role-wildcard", r("", "configmaps", "*")),
 		role("role-secrets", r("", "secrets", "list")),
@@ -279,16 +291,16 @@ func otherObjects(ns, prefix string) (svcs []*corev1.Service, ings []*networking
 		role("role-bind", r("rbac.authorization.k8s.io", "roles", "bind")),
 		role("role-create-pods", r("", "pods", "create")),
 	}
-	croles = []*rbacv1.ClusterRole{
+	o.croles = []*rbacv1.ClusterRole{
 		{ObjectMeta: metav1.ObjectMeta{Name: prefix + "reader"}, Rules: []rbacv1.PolicyRule{r("", "pods", "get", "list")}},
 		{ObjectMeta: metav1.ObjectMeta{Name: prefix + "everything"}, Rules: []rbacv1.PolicyRule{r("*", "*", "*")}},
 	}
 	alice := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "alice"}}
-	rbs = []*rbacv1.RoleBinding{
+	o.rbs = []*rbacv1.RoleBinding{
 		{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rb-good"}, RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "role-good"}, Subjects: alice},
 		{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rb-admin"}, RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"}, Subjects: alice},
 	}
-	crbs = []*rbacv1.ClusterRoleBinding{
+	o.crbs = []*rbacv1.ClusterRoleBinding{
 		{ObjectMeta: metav1.ObjectMeta{Name: prefix + "reader"}, RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: prefix + "reader"}, Subjects: alice},
 		{ObjectMeta: metav1.ObjectMeta{Name: prefix + "everything"}, RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: prefix + "everything"}, Subjects: alice},
 	}
@@ -305,6 +317,6 @@ func otherObjects(ns, prefix string) (svcs []*corev1.Service, ings []*networking
 			},
 		}
 	}
-	crons = []*batchv1.CronJob{cron("cron-good", ptr.To[int64](60)), cron("cron-no-deadline", nil)}
-	return svcs, ings, hpas, roles, croles, rbs, crbs, crons
+	o.crons = []*batchv1.CronJob{cron("cron-good", ptr.To[int64](60)), cron("cron-no-deadline", nil)}
+	return o
 }

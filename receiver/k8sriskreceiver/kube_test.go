@@ -17,7 +17,6 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.uber.org/zap/zaptest"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -63,9 +62,9 @@ func isolatedConfig(t *testing.T, env *kubeenv.Env) *rest.Config {
 
 // startReceiver creates and starts the receiver with cfg against rc; it is shut down when
 // the test ends.
-func startReceiver(tb testing.TB, cfg *Config, rc *rest.Config, next consumer.Logs) *riskReceiver {
+func startReceiver(tb testing.TB, cfg *Config, rc *rest.Config, next consumer.Logs) {
 	tb.Helper()
-	return startReceiverWith(tb, cfg, rc, next, receivertest.NewNopSettings(metadata.Type))
+	startReceiverWith(tb, cfg, rc, next, receivertest.NewNopSettings(metadata.Type))
 }
 
 func startReceiverWith(tb testing.TB, cfg *Config, rc *rest.Config, next consumer.Logs, set receiver.Settings) *riskReceiver {
@@ -231,11 +230,4 @@ func describe(recs []rec) string {
 		lines = append(lines[:80], fmt.Sprintf("  ... %d more", len(lines)-80))
 	}
 	return strings.Join(lines, "\n")
-}
-
-func ignoreNotFound(err error) error {
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	return err
 }

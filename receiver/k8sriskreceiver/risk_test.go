@@ -96,8 +96,8 @@ func setUpFixture(t *testing.T, env *kubeenv.Env) *fixture {
 	createPod(t, cs, owned)
 	f.expect("Pod", f.main, "owned", "security.image-tag=fail")
 
-	svcs, ings, hpas, roles, croles, rbs, crbs, crons := otherObjects(f.main, f.prefix)
-	for _, o := range svcs {
+	other := otherObjects(f.main, f.prefix)
+	for _, o := range other.svcs {
 		_, err := cs.CoreV1().Services(f.main).Create(ctx, o, metav1.CreateOptions{})
 		require.NoError(t, err)
 	}
@@ -105,17 +105,17 @@ func setUpFixture(t *testing.T, env *kubeenv.Env) *fixture {
 	f.expect("Service", f.main, "svc-node-port", "security.service-node-port=fail")
 	f.expect("Service", f.main, "svc-lb", "cost-optimization.load-balancer=warn")
 	f.expect("Service", f.main, "svc-orphan", "reliability.service-selects-no-pods=fail")
-	for _, o := range ings {
+	for _, o := range other.ings {
 		_, err := cs.NetworkingV1().Ingresses(f.main).Create(ctx, o, metav1.CreateOptions{})
 		require.NoError(t, err)
 	}
 	f.expect("Ingress", f.main, "ing-plain", "security.ingress-tls=fail")
-	for _, o := range hpas {
+	for _, o := range other.hpas {
 		_, err := cs.AutoscalingV2().HorizontalPodAutoscalers(f.main).Create(ctx, o, metav1.CreateOptions{})
 		require.NoError(t, err)
 	}
 	f.expect(checks.KindHPA, f.main, "hpa-single", "performance-efficiency.hpa-replicas=fail")
-	for _, o := range roles {
+	for _, o := range other.roles {
 		_, err := cs.RbacV1().Roles(f.main).Create(ctx, o, metav1.CreateOptions{})
 		require.NoError(t, err)
 	}
@@ -124,7 +124,7 @@ func setUpFixture(t *testing.T, env *kubeenv.Env) *fixture {
 	f.expect("Role", f.main, "role-exec", "security.rbac-pod-exec=fail")
 	f.expect("Role", f.main, "role-bind", "security.rbac-escalation=fail")
 	f.expect("Role", f.main, "role-create-pods", "security.rbac-create-pods=fail")
-	for _, o := range croles {
+	for _, o := range other.croles {
 		_, err := cs.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{})
 		require.NoError(t, err)
 		name := o.Name
@@ -132,12 +132,12 @@ func setUpFixture(t *testing.T, env *kubeenv.Env) *fixture {
 	}
 	f.expect("ClusterRole", "", f.prefix+"everything", "security.rbac-create-pods=fail", "security.rbac-escalation=fail",
 		"security.rbac-pod-exec=fail", "security.rbac-secrets-access=fail", "security.rbac-wildcard=fail")
-	for _, o := range rbs {
+	for _, o := range other.rbs {
 		_, err := cs.RbacV1().RoleBindings(f.main).Create(ctx, o, metav1.CreateOptions{})
 		require.NoError(t, err)
 	}
 	f.expect("RoleBinding", f.main, "rb-admin", "security.rbac-cluster-admin-binding=fail")
-	for _, o := range crbs {
+	for _, o := range other.crbs {
 		_, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
 		require.NoError(t, err)
 		name := o.Name
@@ -146,7 +146,7 @@ func setUpFixture(t *testing.T, env *kubeenv.Env) *fixture {
 		})
 	}
 	f.expect("ClusterRoleBinding", "", f.prefix+"everything", "security.rbac-cluster-admin-binding=fail")
-	for _, o := range crons {
+	for _, o := range other.crons {
 		_, err := cs.BatchV1().CronJobs(f.main).Create(ctx, o, metav1.CreateOptions{})
 		require.NoError(t, err)
 	}
@@ -315,6 +315,16 @@ func TestFindingsMatchTheFixture(t *testing.T) {
 	assert.Equal(t, "isolated by the service mesh", findOne(t, st, "Deployment/"+f.noNetpol+"/exposed", "security.network-policy").exemption)
 
 	waitReportsMatch(t, env, f, sink)
+
+	// The fixed object's findings were found and resolved once each, however often it was
+	// evaluated since.
+	byStatus := map[string]int{}
+	for _, r := range records(sink) {
+		if r.obj() == privileged {
+			byStatus[r.status]++
+		}
+	}
+	assert.Equal(t, map[string]int{kschema.RiskStatusNew: len(resolved), kschema.RiskStatusResolved: len(resolved)}, byStatus)
 }
 
 func findOne(t *testing.T, st map[string]rec, obj, check string) rec {

@@ -192,7 +192,7 @@ func replicasOf(r *int32) *int32 {
 	return r
 }
 
-// Key names the subject's object in the receiver's state.
+// String names the subject's object, for messages.
 func (s *Subject) String() string {
 	if s.Object.Namespace == "" {
 		return s.Object.Kind + " " + s.Object.Name

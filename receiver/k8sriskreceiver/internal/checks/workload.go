@@ -27,7 +27,7 @@ var workloadChecks = []*Check{
 		Remediation: "Remove securityContext.privileged (or set it to false); grant only the capabilities the process needs.",
 		Polaris:     []string{"runAsPrivileged"}, KubeScore: []string{"container-security-context-privileged"},
 		Kubescape: []string{"C-0057"}, CIS: []string{"5.2.2"},
-		Kinds: workloadKinds, Eval: containerCheck(func(c *corev1.Container, sc *corev1.PodSecurityContext, path string) []schema.RiskEvidence {
+		Kinds: workloadKinds, Eval: containerCheck(func(c *corev1.Container, _ *corev1.PodSecurityContext, path string) []schema.RiskEvidence {
 			if c.SecurityContext != nil && isTrue(c.SecurityContext.Privileged) {
 				return one(path+".securityContext.privileged", "true")
 			}
