@@ -145,6 +145,8 @@ func TestStreamDataRequestMatchesSpec(t *testing.T) {
 		{25, "operator_stats", "OperatorStats", o},
 		{26, "datadog_query_response", "DatadogQueryResponse", o},
 		{27, "datadog_monitor_alert", "DatadogMonitorAlert", o},
+		{28, "risk_finding", "RiskFinding", o},
+		{29, "risk_assessment", "RiskAssessment", o},
 	})
 }
 

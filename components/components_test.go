@@ -29,6 +29,7 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/processor/metricsstoreprocessor"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sinventoryreceiver"
+	"github.com/kestrelai/otelcol-kestrel/receiver/k8sriskreceiver"
 )
 
 // builderConfig is the part of ocb's manifest this test compares.
@@ -253,7 +254,7 @@ func TestLocalKubeOverlayValidates(t *testing.T) {
 
 	logs := pipeline.NewID(pipeline.SignalLogs)
 	inventory := component.MustNewID("k8s_inventory")
-	want := append(slices.Clone(base.Service.Pipelines[logs].Receivers), inventory)
+	want := append(slices.Clone(base.Service.Pipelines[logs].Receivers), inventory, component.MustNewID("k8s_risk"))
 	assert.Equal(t, want, merged.Service.Pipelines[logs].Receivers,
 		"local-kube.yaml must repeat local.yaml's logs receivers: lists are replaced, not merged")
 	assert.Equal(t, base.Service.Pipelines[logs].Exporters, merged.Service.Pipelines[logs].Exporters)
@@ -262,6 +263,8 @@ func TestLocalKubeOverlayValidates(t *testing.T) {
 
 	inv := merged.Receivers[inventory].(*k8sinventoryreceiver.Config)
 	assert.Equal(t, k8sapi.AuthTypeKubeConfig, inv.AuthType)
+	risk := merged.Receivers[component.MustNewID("k8s_risk")].(*k8sriskreceiver.Config)
+	assert.Equal(t, k8sapi.AuthTypeKubeConfig, risk.AuthType, "same identity as k8s_inventory: one set of informers")
 	als := merged.Receivers[component.MustNewID("envoy_access_log")].(*envoyalsreceiver.Config)
 	assert.Equal(t, k8sapi.AuthTypeKubeConfig, als.Kubernetes.Get().AuthType, "sidecars resolved to workloads")
 	store := merged.Processors[component.MustNewID("metrics_store")].(*metricsstoreprocessor.Config)

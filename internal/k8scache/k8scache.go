@@ -2,8 +2,8 @@
 // is one Cache per apiserver identity (host, credentials, user agent) and, in it, at most
 // one informer per resource and namespace, however many components watch it, so every
 // consumer reads the same objects from the same memory and costs the apiserver one watch.
-// Its consumers are the inventory receiver and internal/podowner (the workload resolver of
-// the ALS receiver and the metrics store).
+// Its consumers are the inventory receiver, the risk receiver and internal/podowner (the
+// workload resolver of the ALS receiver and the metrics store).
 //
 // Informers list and watch (client-go streams the initial state with WatchList where the
 // apiserver supports it and otherwise lists in pages) and never resync. Before an object
@@ -115,6 +115,10 @@ func (c *Cache) Discovery() discovery.DiscoveryInterface { return c.clients.type
 
 // Clientset returns the typed client the cache's informers use.
 func (c *Cache) Clientset() kubernetes.Interface { return c.clients.typed }
+
+// Dynamic returns the dynamic client of the cache's identity, e.g. to apply custom
+// resources.
+func (c *Cache) Dynamic() dynamic.Interface { return c.clients.dynamic }
 
 // Informer returns the shared informer for r in namespace ns ("" for all namespaces;
 // ignored for cluster-scoped resources), creating and starting it on first use. Call

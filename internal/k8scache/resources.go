@@ -5,9 +5,12 @@ import (
 	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
@@ -66,10 +69,12 @@ func listWatch[L runtime.Object](
 // Kinds the cache knows. Pods keep their metadata except annotations, their whole status,
 // and of the spec only the node, service account, host network flag and the pod's
 // resources: spec.resources, or else the sum of its containers' requests and limits (the
-// containers themselves are dropped; their names and images are in the status). Pod
-// templates of workloads keep the node, service account, host network flag and each
-// container's name, image, ports and resources. Nodes drop status.images, which lists
-// every image on the node.
+// containers themselves are dropped; their names and images are in the status). A pod
+// template keeps what SlimPodSpec keeps when it is the only description of its pods, and
+// only the node, service account, host network flag and each container's name, image,
+// ports and resources when another cached template describes them too (ReplicaSets of
+// Deployments, Jobs of CronJobs): there can be many of those. Nodes drop status.images,
+// which lists every image on the node.
 var (
 	Pods = &Resource{
 		Name: "pods", Namespaced: true,
@@ -130,7 +135,7 @@ var (
 		},
 		slim: func(obj any) {
 			if d, ok := obj.(*appsv1.Deployment); ok {
-				slimPodSpec(&d.Spec.Template.Spec)
+				SlimPodSpec(&d.Spec.Template.Spec)
 			}
 		},
 	}
@@ -143,7 +148,7 @@ var (
 		},
 		slim: func(obj any) {
 			if s, ok := obj.(*appsv1.StatefulSet); ok {
-				slimPodSpec(&s.Spec.Template.Spec)
+				SlimPodSpec(&s.Spec.Template.Spec)
 				s.Spec.VolumeClaimTemplates = nil
 			}
 		},
@@ -157,7 +162,7 @@ var (
 		},
 		slim: func(obj any) {
 			if d, ok := obj.(*appsv1.DaemonSet); ok {
-				slimPodSpec(&d.Spec.Template.Spec)
+				SlimPodSpec(&d.Spec.Template.Spec)
 			}
 		},
 	}
@@ -170,7 +175,7 @@ var (
 		},
 		slim: func(obj any) {
 			if r, ok := obj.(*appsv1.ReplicaSet); ok {
-				slimPodSpec(&r.Spec.Template.Spec)
+				slimTemplate(&r.ObjectMeta, "Deployment", &r.Spec.Template.Spec)
 			}
 		},
 	}
@@ -183,7 +188,7 @@ var (
 		},
 		slim: func(obj any) {
 			if j, ok := obj.(*batchv1.Job); ok {
-				slimPodSpec(&j.Spec.Template.Spec)
+				slimTemplate(&j.ObjectMeta, "CronJob", &j.Spec.Template.Spec)
 			}
 		},
 	}
@@ -196,7 +201,7 @@ var (
 		},
 		slim: func(obj any) {
 			if j, ok := obj.(*batchv1.CronJob); ok {
-				slimPodSpec(&j.Spec.JobTemplate.Spec.Template.Spec)
+				SlimPodSpec(&j.Spec.JobTemplate.Spec.Template.Spec)
 			}
 		},
 	}
@@ -205,6 +210,114 @@ var (
 		object: func() runtime.Object { return &networkingv1.NetworkPolicy{} },
 		listWatch: func(cl *clients, ns string) cache.ListerWatcherWithContext {
 			c := cl.typed.NetworkingV1().NetworkPolicies(ns)
+			return listWatch(c.List, c.Watch)
+		},
+	}
+	Ingresses = &Resource{
+		Name: "ingresses.networking.k8s.io", Namespaced: true,
+		object: func() runtime.Object { return &networkingv1.Ingress{} },
+		listWatch: func(cl *clients, ns string) cache.ListerWatcherWithContext {
+			c := cl.typed.NetworkingV1().Ingresses(ns)
+			return listWatch(c.List, c.Watch)
+		},
+		slim: func(obj any) {
+			if i, ok := obj.(*networkingv1.Ingress); ok {
+				i.Status = networkingv1.IngressStatus{}
+			}
+		},
+	}
+	// ServiceAccounts drop their lists of token and pull secrets.
+	ServiceAccounts = &Resource{
+		Name: "serviceaccounts", Namespaced: true,
+		object: func() runtime.Object { return &corev1.ServiceAccount{} },
+		listWatch: func(cl *clients, ns string) cache.ListerWatcherWithContext {
+			c := cl.typed.CoreV1().ServiceAccounts(ns)
+			return listWatch(c.List, c.Watch)
+		},
+		slim: func(obj any) {
+			if sa, ok := obj.(*corev1.ServiceAccount); ok {
+				sa.Secrets, sa.ImagePullSecrets = nil, nil
+			}
+		},
+	}
+	// PodDisruptionBudgets drop their status (the evicted pods and conditions).
+	PodDisruptionBudgets = &Resource{
+		Name: "poddisruptionbudgets.policy", Namespaced: true,
+		object: func() runtime.Object { return &policyv1.PodDisruptionBudget{} },
+		listWatch: func(cl *clients, ns string) cache.ListerWatcherWithContext {
+			c := cl.typed.PolicyV1().PodDisruptionBudgets(ns)
+			return listWatch(c.List, c.Watch)
+		},
+		slim: func(obj any) {
+			if p, ok := obj.(*policyv1.PodDisruptionBudget); ok {
+				p.Status = policyv1.PodDisruptionBudgetStatus{}
+			}
+		},
+	}
+	// HorizontalPodAutoscalers drop their status (current metrics and conditions).
+	HorizontalPodAutoscalers = &Resource{
+		Name: "horizontalpodautoscalers.autoscaling", Namespaced: true,
+		object: func() runtime.Object { return &autoscalingv2.HorizontalPodAutoscaler{} },
+		listWatch: func(cl *clients, ns string) cache.ListerWatcherWithContext {
+			c := cl.typed.AutoscalingV2().HorizontalPodAutoscalers(ns)
+			return listWatch(c.List, c.Watch)
+		},
+		slim: func(obj any) {
+			if h, ok := obj.(*autoscalingv2.HorizontalPodAutoscaler); ok {
+				h.Status = autoscalingv2.HorizontalPodAutoscalerStatus{}
+			}
+		},
+	}
+	ResourceQuotas = &Resource{
+		Name: "resourcequotas", Namespaced: true,
+		object: func() runtime.Object { return &corev1.ResourceQuota{} },
+		listWatch: func(cl *clients, ns string) cache.ListerWatcherWithContext {
+			c := cl.typed.CoreV1().ResourceQuotas(ns)
+			return listWatch(c.List, c.Watch)
+		},
+		slim: func(obj any) {
+			if q, ok := obj.(*corev1.ResourceQuota); ok {
+				q.Status = corev1.ResourceQuotaStatus{}
+			}
+		},
+	}
+	LimitRanges = &Resource{
+		Name: "limitranges", Namespaced: true,
+		object: func() runtime.Object { return &corev1.LimitRange{} },
+		listWatch: func(cl *clients, ns string) cache.ListerWatcherWithContext {
+			c := cl.typed.CoreV1().LimitRanges(ns)
+			return listWatch(c.List, c.Watch)
+		},
+	}
+	Roles = &Resource{
+		Name: "roles.rbac.authorization.k8s.io", Namespaced: true,
+		object: func() runtime.Object { return &rbacv1.Role{} },
+		listWatch: func(cl *clients, ns string) cache.ListerWatcherWithContext {
+			c := cl.typed.RbacV1().Roles(ns)
+			return listWatch(c.List, c.Watch)
+		},
+	}
+	ClusterRoles = &Resource{
+		Name:   "clusterroles.rbac.authorization.k8s.io",
+		object: func() runtime.Object { return &rbacv1.ClusterRole{} },
+		listWatch: func(cl *clients, _ string) cache.ListerWatcherWithContext {
+			c := cl.typed.RbacV1().ClusterRoles()
+			return listWatch(c.List, c.Watch)
+		},
+	}
+	RoleBindings = &Resource{
+		Name: "rolebindings.rbac.authorization.k8s.io", Namespaced: true,
+		object: func() runtime.Object { return &rbacv1.RoleBinding{} },
+		listWatch: func(cl *clients, ns string) cache.ListerWatcherWithContext {
+			c := cl.typed.RbacV1().RoleBindings(ns)
+			return listWatch(c.List, c.Watch)
+		},
+	}
+	ClusterRoleBindings = &Resource{
+		Name:   "clusterrolebindings.rbac.authorization.k8s.io",
+		object: func() runtime.Object { return &rbacv1.ClusterRoleBinding{} },
+		listWatch: func(cl *clients, _ string) cache.ListerWatcherWithContext {
+			c := cl.typed.RbacV1().ClusterRoleBindings()
 			return listWatch(c.List, c.Watch)
 		},
 	}
@@ -278,19 +391,30 @@ func sumResources(cs []corev1.Container) *corev1.ResourceRequirements {
 	return &corev1.ResourceRequirements{Requests: req, Limits: lim}
 }
 
-// slimPodSpec keeps what consumers read of a pod spec and drops the rest (volumes, env,
-// probes, scheduling constraints, ...), which is most of a pod's memory.
-func slimPodSpec(s *corev1.PodSpec) {
+// slimTemplate slims the pod template of a workload: thinly when its controller (a
+// Deployment for a ReplicaSet, a CronJob for a Job) has a cached template of its own that
+// describes the same pods, else with SlimPodSpec.
+func slimTemplate(meta *metav1.ObjectMeta, describedBy string, s *corev1.PodSpec) {
+	if c := metav1.GetControllerOfNoCopy(meta); c != nil && c.Kind == describedBy {
+		thinPodSpec(s)
+		return
+	}
+	SlimPodSpec(s)
+}
+
+// thinPodSpec keeps what the inventory reads of a pod template and drops the rest
+// (volumes, env, probes, scheduling constraints, ...), which is most of a pod's memory.
+func thinPodSpec(s *corev1.PodSpec) {
 	*s = corev1.PodSpec{
 		NodeName:           s.NodeName,
 		ServiceAccountName: s.ServiceAccountName,
 		HostNetwork:        s.HostNetwork,
-		Containers:         slimContainers(s.Containers),
-		InitContainers:     slimContainers(s.InitContainers),
+		Containers:         thinContainers(s.Containers),
+		InitContainers:     thinContainers(s.InitContainers),
 	}
 }
 
-func slimContainers(in []corev1.Container) []corev1.Container {
+func thinContainers(in []corev1.Container) []corev1.Container {
 	if len(in) == 0 {
 		return nil
 	}
@@ -301,6 +425,126 @@ func slimContainers(in []corev1.Container) []corev1.Container {
 			Requests: c.Resources.Requests,
 			Limits:   c.Resources.Limits,
 		}}
+	}
+	return out
+}
+
+// RedactedValue replaces the literal value of every environment variable SlimPodSpec keeps:
+// no consumer needs the values, and they are often credentials that should not sit in the
+// collector's memory.
+const RedactedValue = "(redacted)"
+
+// SlimPodSpec reduces a pod spec to what the consumers of a workload's template read: the
+// inventory (node, service account, host network flag, each container's name, image, ports
+// and resources) and the risk checks (security contexts, host namespaces, the token
+// automount flag, priority class, pod anti-affinity and topology spread, probes, the names
+// of environment variables with their Secret references, Secret references in envFrom,
+// volume mounts, and volumes with only their hostPath, Secret or emptyDir source). The
+// risk receiver applies it to the pods it reads itself, so that both look alike. It is
+// idempotent, as transforms must be.
+func SlimPodSpec(s *corev1.PodSpec) {
+	var affinity *corev1.Affinity
+	if s.Affinity != nil && s.Affinity.PodAntiAffinity != nil {
+		affinity = &corev1.Affinity{PodAntiAffinity: s.Affinity.PodAntiAffinity}
+	}
+	*s = corev1.PodSpec{
+		NodeName:                     s.NodeName,
+		ServiceAccountName:           s.ServiceAccountName,
+		AutomountServiceAccountToken: s.AutomountServiceAccountToken,
+		HostNetwork:                  s.HostNetwork,
+		HostPID:                      s.HostPID,
+		HostIPC:                      s.HostIPC,
+		SecurityContext:              s.SecurityContext,
+		PriorityClassName:            s.PriorityClassName,
+		Affinity:                     affinity,
+		TopologySpreadConstraints:    s.TopologySpreadConstraints,
+		Volumes:                      slimVolumes(s.Volumes),
+		Containers:                   slimContainers(s.Containers),
+		InitContainers:               slimContainers(s.InitContainers),
+	}
+}
+
+func slimContainers(in []corev1.Container) []corev1.Container {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]corev1.Container, len(in))
+	for i := range in {
+		c := &in[i]
+		out[i] = corev1.Container{
+			Name: c.Name, Image: c.Image, Ports: c.Ports,
+			Resources:       corev1.ResourceRequirements{Requests: c.Resources.Requests, Limits: c.Resources.Limits},
+			SecurityContext: c.SecurityContext,
+			LivenessProbe:   c.LivenessProbe, ReadinessProbe: c.ReadinessProbe, StartupProbe: c.StartupProbe,
+			Env:           slimEnv(c.Env),
+			EnvFrom:       slimEnvFrom(c.EnvFrom),
+			VolumeMounts:  slimMounts(c.VolumeMounts),
+			RestartPolicy: c.RestartPolicy,
+		}
+	}
+	return out
+}
+
+func slimEnv(in []corev1.EnvVar) []corev1.EnvVar {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]corev1.EnvVar, len(in))
+	for i := range in {
+		e := corev1.EnvVar{Name: in[i].Name}
+		if in[i].Value != "" {
+			e.Value = RedactedValue
+		}
+		if ref := in[i].ValueFrom; ref != nil && ref.SecretKeyRef != nil {
+			e.ValueFrom = &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: ref.SecretKeyRef.LocalObjectReference, Key: ref.SecretKeyRef.Key,
+			}}
+		}
+		out[i] = e
+	}
+	return out
+}
+
+func slimEnvFrom(in []corev1.EnvFromSource) []corev1.EnvFromSource {
+	var out []corev1.EnvFromSource
+	for i := range in {
+		if in[i].SecretRef != nil {
+			out = append(out, corev1.EnvFromSource{SecretRef: in[i].SecretRef})
+		}
+	}
+	return out
+}
+
+func slimMounts(in []corev1.VolumeMount) []corev1.VolumeMount {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]corev1.VolumeMount, len(in))
+	for i := range in {
+		out[i] = corev1.VolumeMount{Name: in[i].Name, MountPath: in[i].MountPath, ReadOnly: in[i].ReadOnly}
+	}
+	return out
+}
+
+// slimVolumes keeps every volume's name (mounts refer to it) and only the hostPath, Secret
+// and emptyDir sources.
+func slimVolumes(in []corev1.Volume) []corev1.Volume {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]corev1.Volume, len(in))
+	for i := range in {
+		v := corev1.Volume{Name: in[i].Name}
+		src := &in[i].VolumeSource
+		switch {
+		case src.HostPath != nil:
+			v.HostPath = src.HostPath
+		case src.Secret != nil:
+			v.Secret = &corev1.SecretVolumeSource{SecretName: src.Secret.SecretName}
+		case src.EmptyDir != nil:
+			v.EmptyDir = src.EmptyDir
+		}
+		out[i] = v
 	}
 	return out
 }

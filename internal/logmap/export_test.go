@@ -14,3 +14,9 @@ var ReadLogs = readLogs
 func NetworkRecords(tb testing.TB) []plog.Logs {
 	return []plog.Logs{logsOf(tb, flowRecord()), logsOf(tb, httpRecord()), logsOf(tb, tcpRecord())}
 }
+
+// RiskRecords returns a finding of an attack chain, with every attribute set.
+func RiskRecords(tb testing.TB) plog.Logs {
+	f := riskFinding()
+	return riskLogs(tb, &f)
+}

@@ -35,6 +35,13 @@ func FuzzNetworkRecords(f *testing.F) {
 	fuzzMap(f)
 }
 
+// FuzzRiskRecords is FuzzMap starting from a risk finding with nested evidence and chain
+// steps, so that the fuzzer mutates the lists of maps.
+func FuzzRiskRecords(f *testing.F) {
+	addSeed(f, logmap.RiskRecords(f))
+	fuzzMap(f)
+}
+
 func addSeed(f *testing.F, ld plog.Logs) {
 	b, err := (&plog.ProtoMarshaler{}).MarshalLogs(ld)
 	require.NoError(f, err)

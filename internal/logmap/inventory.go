@@ -548,7 +548,7 @@ func (rd *reader) Prefixed(prefix string) map[string]string {
 // Maps returns the length of a list-of-maps attribute; another type fails the record. It
 // keeps the list for MapAt.
 func (rd *reader) Maps(key string) int {
-	rd.list, rd.maps = "", pcommon.Slice{}
+	rd.maps = pcommon.Slice{}
 	v, ok := rd.rec.attr(key)
 	if !ok {
 		return 0
@@ -557,7 +557,7 @@ func (rd *reader) Maps(key string) int {
 		rd.fail(ReasonInvalidAttribute, key)
 		return 0
 	}
-	rd.list, rd.maps = key, v.Slice()
+	rd.maps = v.Slice()
 	return rd.maps.Len()
 }
 

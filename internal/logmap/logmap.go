@@ -153,6 +153,8 @@ var table = map[string]mapFunc{
 	schema.EventPodStatusChange:              (*batch).podStatusChange,
 	schema.EventNodeConditionChange:          (*batch).nodeConditionChange,
 	schema.EventWorkloadRolloutStatus:        (*batch).workloadRolloutStatus,
+	schema.EventRiskFinding:                  (*batch).riskFinding,
+	schema.EventRiskAssessment:               (*batch).riskAssessment,
 	"":                                       (*batch).podLog,
 }
 
@@ -479,8 +481,8 @@ var textLevels = []struct{ text, level string }{
 type reader struct {
 	rec *record
 	// In the reader of one map of a list attribute, list is the attribute, which problems
-	// name, and parent the record's reader, which keeps them. In a record's reader, list
-	// and maps are the list attribute that Maps found.
+	// name, and parent the reader of the record (or of the map) that holds it, to which
+	// problems go up. maps is the list attribute that Maps found.
 	list   string
 	maps   pcommon.Slice
 	parent *reader
@@ -505,7 +507,7 @@ func (b *batch) reader(r *record) *reader {
 }
 
 func (rd *reader) fail(reason Reason, key string) {
-	if rd.parent != nil {
+	for rd.parent != nil {
 		rd, key = rd.parent, rd.list
 	}
 	if rd.reason == "" {

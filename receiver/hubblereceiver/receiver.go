@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/flowagg"
+	"github.com/kestrelai/otelcol-kestrel/internal/flowgraph"
 	"github.com/kestrelai/otelcol-kestrel/receiver/hubblereceiver/internal/metadata"
 )
 
@@ -61,6 +62,8 @@ type hubbleReceiver struct {
 	conn   *grpc.ClientConn
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	unregisterEdges func() // from flowgraph.Register, set by Start
 
 	// Owned by the goroutine that reads from Relay.
 	resume resumeState
@@ -118,7 +121,12 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*hubbl
 
 func (r *hubbleReceiver) newWindow() *flowagg.Window[flowKey, flowAgg] {
 	sink := flowagg.Sink{Next: r.next, Obs: r.obs, Logger: r.set.Logger, Scope: metadata.ScopeName, Format: "hubble"}
-	return flowagg.New(r.cfg.Aggregation, flowagg.Emitter(sink, toRecord), func() {
+	emit := flowagg.Emitter(sink, toRecord)
+	flush := func(ctx context.Context, aggs map[flowKey]*flowAgg) {
+		observeEdges(aggs)
+		emit(ctx, aggs)
+	}
+	return flowagg.New(r.cfg.Aggregation, flush, func() {
 		r.telemetry.HubbleReceiverFlows.Add(context.Background(), 1, r.outDropped)
 	})
 }
@@ -150,6 +158,7 @@ func (r *hubbleReceiver) Start(_ context.Context, host component.Host) error {
 		return fmt.Errorf("hubble relay client: %w", err)
 	}
 	r.conn = conn
+	r.unregisterEdges = flowgraph.Register()
 	r.resume.start = r.now().UnixNano()
 	r.window.Start()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -166,6 +175,7 @@ func (r *hubbleReceiver) Shutdown(ctx context.Context) error {
 		<-r.done
 		// The reader has stopped, so this flushes everything that was received.
 		r.window.Shutdown(ctx)
+		r.unregisterEdges()
 		err = r.conn.Close()
 	}
 	r.telemetry.Shutdown()

@@ -344,7 +344,7 @@ func cmpFilters(t *testing.T, want, got []*flowpb.FlowFilter) string {
 func TestRelayRestartResumesWithoutDuplicates(t *testing.T) {
 	events := loadFixture(t)
 	relay1 := newFakeRelay(events)
-	relay1.pauseAfter = 4000
+	relay1.PauseAfter = 4000
 	srv1, addr := serveRelay(t, relay1, "127.0.0.1:0")
 	tt := componenttest.NewTelemetry()
 	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
@@ -354,7 +354,7 @@ func TestRelayRestartResumesWithoutDuplicates(t *testing.T) {
 	cfg.ResumeOverlap = 500 * time.Millisecond
 	_, stop := startReceiver(t, cfg, sink, tt, host)
 
-	<-relay1.paused
+	<-relay1.Paused
 	require.Eventually(t, func() bool { return testutil.MetricSum(tt, "otelcol.hubble_receiver.flows") == 4000 }, waitFor, tick)
 	srv1.Stop()
 

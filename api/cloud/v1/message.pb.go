@@ -420,6 +420,8 @@ type StreamDataRequest struct {
 	//	*StreamDataRequest_OperatorStats
 	//	*StreamDataRequest_DatadogQueryResponse
 	//	*StreamDataRequest_DatadogMonitorAlert
+	//	*StreamDataRequest_RiskFinding
+	//	*StreamDataRequest_RiskAssessment
 	Request       isStreamDataRequest_Request `protobuf_oneof:"request"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -696,6 +698,24 @@ func (x *StreamDataRequest) GetDatadogMonitorAlert() *DatadogMonitorAlert {
 	return nil
 }
 
+func (x *StreamDataRequest) GetRiskFinding() *RiskFinding {
+	if x != nil {
+		if x, ok := x.Request.(*StreamDataRequest_RiskFinding); ok {
+			return x.RiskFinding
+		}
+	}
+	return nil
+}
+
+func (x *StreamDataRequest) GetRiskAssessment() *RiskAssessment {
+	if x != nil {
+		if x, ok := x.Request.(*StreamDataRequest_RiskAssessment); ok {
+			return x.RiskAssessment
+		}
+	}
+	return nil
+}
+
 type isStreamDataRequest_Request interface {
 	isStreamDataRequest_Request()
 }
@@ -804,6 +824,15 @@ type StreamDataRequest_DatadogMonitorAlert struct {
 	DatadogMonitorAlert *DatadogMonitorAlert `protobuf:"bytes,27,opt,name=datadog_monitor_alert,json=datadogMonitorAlert,proto3,oneof"`
 }
 
+type StreamDataRequest_RiskFinding struct {
+	// Added by otelcol-kestrel for risk assessments; older servers ignore them.
+	RiskFinding *RiskFinding `protobuf:"bytes,28,opt,name=risk_finding,json=riskFinding,proto3,oneof"`
+}
+
+type StreamDataRequest_RiskAssessment struct {
+	RiskAssessment *RiskAssessment `protobuf:"bytes,29,opt,name=risk_assessment,json=riskAssessment,proto3,oneof"`
+}
+
 func (*StreamDataRequest_Flow) isStreamDataRequest_Request() {}
 
 func (*StreamDataRequest_NetworkPolicy) isStreamDataRequest_Request() {}
@@ -855,6 +884,10 @@ func (*StreamDataRequest_OperatorStats) isStreamDataRequest_Request() {}
 func (*StreamDataRequest_DatadogQueryResponse) isStreamDataRequest_Request() {}
 
 func (*StreamDataRequest_DatadogMonitorAlert) isStreamDataRequest_Request() {}
+
+func (*StreamDataRequest_RiskFinding) isStreamDataRequest_Request() {}
+
+func (*StreamDataRequest_RiskAssessment) isStreamDataRequest_Request() {}
 
 type StreamDataResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1627,6 +1660,8 @@ type StreamEventsRequest struct {
 	//	*StreamEventsRequest_NodeConditionChange
 	//	*StreamEventsRequest_WorkloadRolloutStatus
 	//	*StreamEventsRequest_DatadogMonitorAlert
+	//	*StreamEventsRequest_RiskFinding
+	//	*StreamEventsRequest_RiskAssessment
 	Request       isStreamEventsRequest_Request `protobuf_oneof:"request"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1714,6 +1749,24 @@ func (x *StreamEventsRequest) GetDatadogMonitorAlert() *DatadogMonitorAlert {
 	return nil
 }
 
+func (x *StreamEventsRequest) GetRiskFinding() *RiskFinding {
+	if x != nil {
+		if x, ok := x.Request.(*StreamEventsRequest_RiskFinding); ok {
+			return x.RiskFinding
+		}
+	}
+	return nil
+}
+
+func (x *StreamEventsRequest) GetRiskAssessment() *RiskAssessment {
+	if x != nil {
+		if x, ok := x.Request.(*StreamEventsRequest_RiskAssessment); ok {
+			return x.RiskAssessment
+		}
+	}
+	return nil
+}
+
 type isStreamEventsRequest_Request interface {
 	isStreamEventsRequest_Request()
 }
@@ -1738,6 +1791,15 @@ type StreamEventsRequest_DatadogMonitorAlert struct {
 	DatadogMonitorAlert *DatadogMonitorAlert `protobuf:"bytes,5,opt,name=datadog_monitor_alert,json=datadogMonitorAlert,proto3,oneof"`
 }
 
+type StreamEventsRequest_RiskFinding struct {
+	// Added by otelcol-kestrel for risk assessments; older servers ignore them.
+	RiskFinding *RiskFinding `protobuf:"bytes,6,opt,name=risk_finding,json=riskFinding,proto3,oneof"`
+}
+
+type StreamEventsRequest_RiskAssessment struct {
+	RiskAssessment *RiskAssessment `protobuf:"bytes,7,opt,name=risk_assessment,json=riskAssessment,proto3,oneof"`
+}
+
 func (*StreamEventsRequest_KubernetesEvent) isStreamEventsRequest_Request() {}
 
 func (*StreamEventsRequest_PodStatusChange) isStreamEventsRequest_Request() {}
@@ -1747,6 +1809,10 @@ func (*StreamEventsRequest_NodeConditionChange) isStreamEventsRequest_Request() 
 func (*StreamEventsRequest_WorkloadRolloutStatus) isStreamEventsRequest_Request() {}
 
 func (*StreamEventsRequest_DatadogMonitorAlert) isStreamEventsRequest_Request() {}
+
+func (*StreamEventsRequest_RiskFinding) isStreamEventsRequest_Request() {}
+
+func (*StreamEventsRequest_RiskAssessment) isStreamEventsRequest_Request() {}
 
 type StreamEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -9058,11 +9124,500 @@ func (x *DatadogMonitorAlert) GetTimestamp() int64 {
 	return 0
 }
 
+// RiskFinding is the state of one risk check on one object, or one attack chain: sent when it
+// appears, changes or is resolved, and again by every full assessment while it holds
+// (docs/protocol.md#riskfinding). Values of the string enums are listed there.
+type RiskFinding struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Fingerprint     string                 `protobuf:"bytes,1,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	CheckId         string                 `protobuf:"bytes,2,opt,name=check_id,json=checkId,proto3" json:"check_id,omitempty"`
+	Title           string                 `protobuf:"bytes,3,opt,name=title,proto3" json:"title,omitempty"`
+	Pillar          string                 `protobuf:"bytes,4,opt,name=pillar,proto3" json:"pillar,omitempty"`
+	Severity        string                 `protobuf:"bytes,5,opt,name=severity,proto3" json:"severity,omitempty"`
+	Result          string                 `protobuf:"bytes,6,opt,name=result,proto3" json:"result,omitempty"`
+	Status          string                 `protobuf:"bytes,7,opt,name=status,proto3" json:"status,omitempty"`
+	Resolution      string                 `protobuf:"bytes,8,opt,name=resolution,proto3" json:"resolution,omitempty"`
+	Object          *ObjectReference       `protobuf:"bytes,9,opt,name=object,proto3" json:"object,omitempty"`
+	WorkloadKind    string                 `protobuf:"bytes,10,opt,name=workload_kind,json=workloadKind,proto3" json:"workload_kind,omitempty"`
+	WorkloadName    string                 `protobuf:"bytes,11,opt,name=workload_name,json=workloadName,proto3" json:"workload_name,omitempty"`
+	Message         string                 `protobuf:"bytes,12,opt,name=message,proto3" json:"message,omitempty"`
+	Remediation     string                 `protobuf:"bytes,13,opt,name=remediation,proto3" json:"remediation,omitempty"`
+	Evidence        []*RiskEvidence        `protobuf:"bytes,14,rep,name=evidence,proto3" json:"evidence,omitempty"`
+	ChainSteps      []*RiskChainStep       `protobuf:"bytes,15,rep,name=chain_steps,json=chainSteps,proto3" json:"chain_steps,omitempty"`
+	PolarisIds      []string               `protobuf:"bytes,16,rep,name=polaris_ids,json=polarisIds,proto3" json:"polaris_ids,omitempty"`
+	KubeScoreIds    []string               `protobuf:"bytes,17,rep,name=kube_score_ids,json=kubeScoreIds,proto3" json:"kube_score_ids,omitempty"`
+	KubescapeIds    []string               `protobuf:"bytes,18,rep,name=kubescape_ids,json=kubescapeIds,proto3" json:"kubescape_ids,omitempty"`
+	CisIds          []string               `protobuf:"bytes,19,rep,name=cis_ids,json=cisIds,proto3" json:"cis_ids,omitempty"`
+	ExemptionReason string                 `protobuf:"bytes,20,opt,name=exemption_reason,json=exemptionReason,proto3" json:"exemption_reason,omitempty"`
+	ExemptionUntil  *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=exemption_until,json=exemptionUntil,proto3" json:"exemption_until,omitempty"`
+	FirstSeen       *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"`
+	ObservedAt      *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=observed_at,json=observedAt,proto3" json:"observed_at,omitempty"`
+	AssessmentId    string                 `protobuf:"bytes,24,opt,name=assessment_id,json=assessmentId,proto3" json:"assessment_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RiskFinding) Reset() {
+	*x = RiskFinding{}
+	mi := &file_cloud_v1_message_proto_msgTypes[95]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RiskFinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RiskFinding) ProtoMessage() {}
+
+func (x *RiskFinding) ProtoReflect() protoreflect.Message {
+	mi := &file_cloud_v1_message_proto_msgTypes[95]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RiskFinding.ProtoReflect.Descriptor instead.
+func (*RiskFinding) Descriptor() ([]byte, []int) {
+	return file_cloud_v1_message_proto_rawDescGZIP(), []int{95}
+}
+
+func (x *RiskFinding) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *RiskFinding) GetCheckId() string {
+	if x != nil {
+		return x.CheckId
+	}
+	return ""
+}
+
+func (x *RiskFinding) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *RiskFinding) GetPillar() string {
+	if x != nil {
+		return x.Pillar
+	}
+	return ""
+}
+
+func (x *RiskFinding) GetSeverity() string {
+	if x != nil {
+		return x.Severity
+	}
+	return ""
+}
+
+func (x *RiskFinding) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+func (x *RiskFinding) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *RiskFinding) GetResolution() string {
+	if x != nil {
+		return x.Resolution
+	}
+	return ""
+}
+
+func (x *RiskFinding) GetObject() *ObjectReference {
+	if x != nil {
+		return x.Object
+	}
+	return nil
+}
+
+func (x *RiskFinding) GetWorkloadKind() string {
+	if x != nil {
+		return x.WorkloadKind
+	}
+	return ""
+}
+
+func (x *RiskFinding) GetWorkloadName() string {
+	if x != nil {
+		return x.WorkloadName
+	}
+	return ""
+}
+
+func (x *RiskFinding) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *RiskFinding) GetRemediation() string {
+	if x != nil {
+		return x.Remediation
+	}
+	return ""
+}
+
+func (x *RiskFinding) GetEvidence() []*RiskEvidence {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
+func (x *RiskFinding) GetChainSteps() []*RiskChainStep {
+	if x != nil {
+		return x.ChainSteps
+	}
+	return nil
+}
+
+func (x *RiskFinding) GetPolarisIds() []string {
+	if x != nil {
+		return x.PolarisIds
+	}
+	return nil
+}
+
+func (x *RiskFinding) GetKubeScoreIds() []string {
+	if x != nil {
+		return x.KubeScoreIds
+	}
+	return nil
+}
+
+func (x *RiskFinding) GetKubescapeIds() []string {
+	if x != nil {
+		return x.KubescapeIds
+	}
+	return nil
+}
+
+func (x *RiskFinding) GetCisIds() []string {
+	if x != nil {
+		return x.CisIds
+	}
+	return nil
+}
+
+func (x *RiskFinding) GetExemptionReason() string {
+	if x != nil {
+		return x.ExemptionReason
+	}
+	return ""
+}
+
+func (x *RiskFinding) GetExemptionUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExemptionUntil
+	}
+	return nil
+}
+
+func (x *RiskFinding) GetFirstSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstSeen
+	}
+	return nil
+}
+
+func (x *RiskFinding) GetObservedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ObservedAt
+	}
+	return nil
+}
+
+func (x *RiskFinding) GetAssessmentId() string {
+	if x != nil {
+		return x.AssessmentId
+	}
+	return ""
+}
+
+type RiskEvidence struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RiskEvidence) Reset() {
+	*x = RiskEvidence{}
+	mi := &file_cloud_v1_message_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RiskEvidence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RiskEvidence) ProtoMessage() {}
+
+func (x *RiskEvidence) ProtoReflect() protoreflect.Message {
+	mi := &file_cloud_v1_message_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RiskEvidence.ProtoReflect.Descriptor instead.
+func (*RiskEvidence) Descriptor() ([]byte, []int) {
+	return file_cloud_v1_message_proto_rawDescGZIP(), []int{96}
+}
+
+func (x *RiskEvidence) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *RiskEvidence) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+type RiskChainStep struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Link          string                 `protobuf:"bytes,1,opt,name=link,proto3" json:"link,omitempty"`
+	Object        *ObjectReference       `protobuf:"bytes,2,opt,name=object,proto3" json:"object,omitempty"`
+	Evidence      []*RiskEvidence        `protobuf:"bytes,3,rep,name=evidence,proto3" json:"evidence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RiskChainStep) Reset() {
+	*x = RiskChainStep{}
+	mi := &file_cloud_v1_message_proto_msgTypes[97]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RiskChainStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RiskChainStep) ProtoMessage() {}
+
+func (x *RiskChainStep) ProtoReflect() protoreflect.Message {
+	mi := &file_cloud_v1_message_proto_msgTypes[97]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RiskChainStep.ProtoReflect.Descriptor instead.
+func (*RiskChainStep) Descriptor() ([]byte, []int) {
+	return file_cloud_v1_message_proto_rawDescGZIP(), []int{97}
+}
+
+func (x *RiskChainStep) GetLink() string {
+	if x != nil {
+		return x.Link
+	}
+	return ""
+}
+
+func (x *RiskChainStep) GetObject() *ObjectReference {
+	if x != nil {
+		return x.Object
+	}
+	return nil
+}
+
+func (x *RiskChainStep) GetEvidence() []*RiskEvidence {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
+// RiskAssessment closes a full assessment: every finding that still holds was sent with its
+// assessment_id before it, so a finding the latest assessment did not send no longer holds.
+type RiskAssessment struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AssessmentId  string                 `protobuf:"bytes,1,opt,name=assessment_id,json=assessmentId,proto3" json:"assessment_id,omitempty"`
+	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	CompletedAt   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
+	Objects       int32                  `protobuf:"varint,4,opt,name=objects,proto3" json:"objects,omitempty"`
+	Counts        []*RiskCount           `protobuf:"bytes,5,rep,name=counts,proto3" json:"counts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RiskAssessment) Reset() {
+	*x = RiskAssessment{}
+	mi := &file_cloud_v1_message_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RiskAssessment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RiskAssessment) ProtoMessage() {}
+
+func (x *RiskAssessment) ProtoReflect() protoreflect.Message {
+	mi := &file_cloud_v1_message_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RiskAssessment.ProtoReflect.Descriptor instead.
+func (*RiskAssessment) Descriptor() ([]byte, []int) {
+	return file_cloud_v1_message_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *RiskAssessment) GetAssessmentId() string {
+	if x != nil {
+		return x.AssessmentId
+	}
+	return ""
+}
+
+func (x *RiskAssessment) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *RiskAssessment) GetCompletedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CompletedAt
+	}
+	return nil
+}
+
+func (x *RiskAssessment) GetObjects() int32 {
+	if x != nil {
+		return x.Objects
+	}
+	return 0
+}
+
+func (x *RiskAssessment) GetCounts() []*RiskCount {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+type RiskCount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pillar        string                 `protobuf:"bytes,1,opt,name=pillar,proto3" json:"pillar,omitempty"`
+	Severity      string                 `protobuf:"bytes,2,opt,name=severity,proto3" json:"severity,omitempty"`
+	Result        string                 `protobuf:"bytes,3,opt,name=result,proto3" json:"result,omitempty"`
+	Count         int32                  `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RiskCount) Reset() {
+	*x = RiskCount{}
+	mi := &file_cloud_v1_message_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RiskCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RiskCount) ProtoMessage() {}
+
+func (x *RiskCount) ProtoReflect() protoreflect.Message {
+	mi := &file_cloud_v1_message_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RiskCount.ProtoReflect.Descriptor instead.
+func (*RiskCount) Descriptor() ([]byte, []int) {
+	return file_cloud_v1_message_proto_rawDescGZIP(), []int{99}
+}
+
+func (x *RiskCount) GetPillar() string {
+	if x != nil {
+		return x.Pillar
+	}
+	return ""
+}
+
+func (x *RiskCount) GetSeverity() string {
+	if x != nil {
+		return x.Severity
+	}
+	return ""
+}
+
+func (x *RiskCount) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+func (x *RiskCount) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 var File_cloud_v1_message_proto protoreflect.FileDescriptor
 
 const file_cloud_v1_message_proto_rawDesc = "" +
 	"\n" +
-	"\x16cloud/v1/message.proto\x12\bcloud.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x0f\n" +
+	"\x16cloud/v1/message.proto\x12\bcloud.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x10\n" +
 	"\x11StreamDataRequest\x12$\n" +
 	"\x04flow\x18\x01 \x01(\v2\x0e.cloud.v1.FlowH\x00R\x04flow\x12@\n" +
 	"\x0enetwork_policy\x18\x02 \x01(\v2\x17.cloud.v1.NetworkPolicyH\x00R\rnetworkPolicy\x12b\n" +
@@ -9090,7 +9645,9 @@ const file_cloud_v1_message_proto_rawDesc = "" +
 	"\x16metrics_query_response\x18\x18 \x01(\v2\x1e.cloud.v1.MetricsQueryResponseH\x00R\x14metricsQueryResponse\x12@\n" +
 	"\x0eoperator_stats\x18\x19 \x01(\v2\x17.cloud.v1.OperatorStatsH\x00R\roperatorStats\x12V\n" +
 	"\x16datadog_query_response\x18\x1a \x01(\v2\x1e.cloud.v1.DatadogQueryResponseH\x00R\x14datadogQueryResponse\x12S\n" +
-	"\x15datadog_monitor_alert\x18\x1b \x01(\v2\x1d.cloud.v1.DatadogMonitorAlertH\x00R\x13datadogMonitorAlertB\t\n" +
+	"\x15datadog_monitor_alert\x18\x1b \x01(\v2\x1d.cloud.v1.DatadogMonitorAlertH\x00R\x13datadogMonitorAlert\x12:\n" +
+	"\frisk_finding\x18\x1c \x01(\v2\x15.cloud.v1.RiskFindingH\x00R\vriskFinding\x12C\n" +
+	"\x0frisk_assessment\x18\x1d \x01(\v2\x18.cloud.v1.RiskAssessmentH\x00R\x0eriskAssessmentB\t\n" +
 	"\arequestJ\x04\b\x17\x10\x18\"\xfb\x06\n" +
 	"\x12StreamDataResponse\x12!\n" +
 	"\x03ack\x18\x01 \x01(\v2\r.cloud.v1.AckH\x00R\x03ack\x12I\n" +
@@ -9138,13 +9695,15 @@ const file_cloud_v1_message_proto_rawDesc = "" +
 	"\x13StreamFlowsResponse\x123\n" +
 	"\theartbeat\x18\x01 \x01(\v2\x13.cloud.v1.HeartbeatH\x00R\theartbeatB\n" +
 	"\n" +
-	"\bresponse\"\xb6\x03\n" +
+	"\bresponse\"\xb7\x04\n" +
 	"\x13StreamEventsRequest\x12F\n" +
 	"\x10kubernetes_event\x18\x01 \x01(\v2\x19.cloud.v1.KubernetesEventH\x00R\x0fkubernetesEvent\x12G\n" +
 	"\x11pod_status_change\x18\x02 \x01(\v2\x19.cloud.v1.PodStatusChangeH\x00R\x0fpodStatusChange\x12S\n" +
 	"\x15node_condition_change\x18\x03 \x01(\v2\x1d.cloud.v1.NodeConditionChangeH\x00R\x13nodeConditionChange\x12Y\n" +
 	"\x17workload_rollout_status\x18\x04 \x01(\v2\x1f.cloud.v1.WorkloadRolloutStatusH\x00R\x15workloadRolloutStatus\x12S\n" +
-	"\x15datadog_monitor_alert\x18\x05 \x01(\v2\x1d.cloud.v1.DatadogMonitorAlertH\x00R\x13datadogMonitorAlertB\t\n" +
+	"\x15datadog_monitor_alert\x18\x05 \x01(\v2\x1d.cloud.v1.DatadogMonitorAlertH\x00R\x13datadogMonitorAlert\x12:\n" +
+	"\frisk_finding\x18\x06 \x01(\v2\x15.cloud.v1.RiskFindingH\x00R\vriskFinding\x12C\n" +
+	"\x0frisk_assessment\x18\a \x01(\v2\x18.cloud.v1.RiskAssessmentH\x00R\x0eriskAssessmentB\t\n" +
 	"\arequest\"W\n" +
 	"\x14StreamEventsResponse\x123\n" +
 	"\theartbeat\x18\x01 \x01(\v2\x13.cloud.v1.HeartbeatH\x00R\theartbeatB\n" +
@@ -9899,7 +10458,58 @@ const file_cloud_v1_message_proto_rawDesc = "" +
 	"\x05query\x18\x06 \x01(\tR\x05query\x12\x18\n" +
 	"\amessage\x18\a \x01(\tR\amessage\x12\x12\n" +
 	"\x04tags\x18\b \x03(\tR\x04tags\x12\x1c\n" +
-	"\ttimestamp\x18\t \x01(\x03R\ttimestamp*Y\n" +
+	"\ttimestamp\x18\t \x01(\x03R\ttimestamp\"\x9d\a\n" +
+	"\vRiskFinding\x12 \n" +
+	"\vfingerprint\x18\x01 \x01(\tR\vfingerprint\x12\x19\n" +
+	"\bcheck_id\x18\x02 \x01(\tR\acheckId\x12\x14\n" +
+	"\x05title\x18\x03 \x01(\tR\x05title\x12\x16\n" +
+	"\x06pillar\x18\x04 \x01(\tR\x06pillar\x12\x1a\n" +
+	"\bseverity\x18\x05 \x01(\tR\bseverity\x12\x16\n" +
+	"\x06result\x18\x06 \x01(\tR\x06result\x12\x16\n" +
+	"\x06status\x18\a \x01(\tR\x06status\x12\x1e\n" +
+	"\n" +
+	"resolution\x18\b \x01(\tR\n" +
+	"resolution\x121\n" +
+	"\x06object\x18\t \x01(\v2\x19.cloud.v1.ObjectReferenceR\x06object\x12#\n" +
+	"\rworkload_kind\x18\n" +
+	" \x01(\tR\fworkloadKind\x12#\n" +
+	"\rworkload_name\x18\v \x01(\tR\fworkloadName\x12\x18\n" +
+	"\amessage\x18\f \x01(\tR\amessage\x12 \n" +
+	"\vremediation\x18\r \x01(\tR\vremediation\x122\n" +
+	"\bevidence\x18\x0e \x03(\v2\x16.cloud.v1.RiskEvidenceR\bevidence\x128\n" +
+	"\vchain_steps\x18\x0f \x03(\v2\x17.cloud.v1.RiskChainStepR\n" +
+	"chainSteps\x12\x1f\n" +
+	"\vpolaris_ids\x18\x10 \x03(\tR\n" +
+	"polarisIds\x12$\n" +
+	"\x0ekube_score_ids\x18\x11 \x03(\tR\fkubeScoreIds\x12#\n" +
+	"\rkubescape_ids\x18\x12 \x03(\tR\fkubescapeIds\x12\x17\n" +
+	"\acis_ids\x18\x13 \x03(\tR\x06cisIds\x12)\n" +
+	"\x10exemption_reason\x18\x14 \x01(\tR\x0fexemptionReason\x12C\n" +
+	"\x0fexemption_until\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\x0eexemptionUntil\x129\n" +
+	"\n" +
+	"first_seen\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x12;\n" +
+	"\vobserved_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"observedAt\x12#\n" +
+	"\rassessment_id\x18\x18 \x01(\tR\fassessmentId\"8\n" +
+	"\fRiskEvidence\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\x8a\x01\n" +
+	"\rRiskChainStep\x12\x12\n" +
+	"\x04link\x18\x01 \x01(\tR\x04link\x121\n" +
+	"\x06object\x18\x02 \x01(\v2\x19.cloud.v1.ObjectReferenceR\x06object\x122\n" +
+	"\bevidence\x18\x03 \x03(\v2\x16.cloud.v1.RiskEvidenceR\bevidence\"\xf6\x01\n" +
+	"\x0eRiskAssessment\x12#\n" +
+	"\rassessment_id\x18\x01 \x01(\tR\fassessmentId\x129\n" +
+	"\n" +
+	"started_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12=\n" +
+	"\fcompleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x12\x18\n" +
+	"\aobjects\x18\x04 \x01(\x05R\aobjects\x12+\n" +
+	"\x06counts\x18\x05 \x03(\v2\x13.cloud.v1.RiskCountR\x06counts\"m\n" +
+	"\tRiskCount\x12\x16\n" +
+	"\x06pillar\x18\x01 \x01(\tR\x06pillar\x12\x1a\n" +
+	"\bseverity\x18\x02 \x01(\tR\bseverity\x12\x16\n" +
+	"\x06result\x18\x03 \x01(\tR\x06result\x12\x14\n" +
+	"\x05count\x18\x04 \x01(\x05R\x05count*Y\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rACTION_CREATE\x10\x01\x12\x11\n" +
@@ -9983,7 +10593,7 @@ func file_cloud_v1_message_proto_rawDescGZIP() []byte {
 }
 
 var file_cloud_v1_message_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cloud_v1_message_proto_msgTypes = make([]protoimpl.MessageInfo, 112)
+var file_cloud_v1_message_proto_msgTypes = make([]protoimpl.MessageInfo, 117)
 var file_cloud_v1_message_proto_goTypes = []any{
 	(Action)(0),                          // 0: cloud.v1.Action
 	(L7ProtocolType)(0),                  // 1: cloud.v1.L7ProtocolType
@@ -10085,24 +10695,29 @@ var file_cloud_v1_message_proto_goTypes = []any{
 	(*DatadogQueryRequest)(nil),          // 97: cloud.v1.DatadogQueryRequest
 	(*DatadogQueryResponse)(nil),         // 98: cloud.v1.DatadogQueryResponse
 	(*DatadogMonitorAlert)(nil),          // 99: cloud.v1.DatadogMonitorAlert
-	nil,                                  // 100: cloud.v1.Workload.LabelsEntry
-	nil,                                  // 101: cloud.v1.Namespace.LabelsEntry
-	nil,                                  // 102: cloud.v1.Pod.LabelsEntry
-	nil,                                  // 103: cloud.v1.Node.LabelsEntry
-	nil,                                  // 104: cloud.v1.Service.LabelsEntry
-	nil,                                  // 105: cloud.v1.Service.AnnotationsEntry
-	nil,                                  // 106: cloud.v1.Service.SelectorEntry
-	nil,                                  // 107: cloud.v1.ObjectMeta.LabelsEntry
-	nil,                                  // 108: cloud.v1.ObjectMeta.AnnotationsEntry
-	nil,                                  // 109: cloud.v1.LabelSelector.MatchLabelsEntry
-	nil,                                  // 110: cloud.v1.HTTPAccessLogData.RequestHeadersEntry
-	nil,                                  // 111: cloud.v1.HTTPAccessLogData.ResponseHeadersEntry
-	nil,                                  // 112: cloud.v1.NodeConditionChange.CapacityEntry
-	nil,                                  // 113: cloud.v1.NodeConditionChange.AllocatableEntry
-	nil,                                  // 114: cloud.v1.MetricsQueryRequest.LabelMatchersEntry
-	nil,                                  // 115: cloud.v1.OTelMetric.LabelsEntry
-	nil,                                  // 116: cloud.v1.OTelMetricDataPoint.AttributesEntry
-	(*timestamppb.Timestamp)(nil),        // 117: google.protobuf.Timestamp
+	(*RiskFinding)(nil),                  // 100: cloud.v1.RiskFinding
+	(*RiskEvidence)(nil),                 // 101: cloud.v1.RiskEvidence
+	(*RiskChainStep)(nil),                // 102: cloud.v1.RiskChainStep
+	(*RiskAssessment)(nil),               // 103: cloud.v1.RiskAssessment
+	(*RiskCount)(nil),                    // 104: cloud.v1.RiskCount
+	nil,                                  // 105: cloud.v1.Workload.LabelsEntry
+	nil,                                  // 106: cloud.v1.Namespace.LabelsEntry
+	nil,                                  // 107: cloud.v1.Pod.LabelsEntry
+	nil,                                  // 108: cloud.v1.Node.LabelsEntry
+	nil,                                  // 109: cloud.v1.Service.LabelsEntry
+	nil,                                  // 110: cloud.v1.Service.AnnotationsEntry
+	nil,                                  // 111: cloud.v1.Service.SelectorEntry
+	nil,                                  // 112: cloud.v1.ObjectMeta.LabelsEntry
+	nil,                                  // 113: cloud.v1.ObjectMeta.AnnotationsEntry
+	nil,                                  // 114: cloud.v1.LabelSelector.MatchLabelsEntry
+	nil,                                  // 115: cloud.v1.HTTPAccessLogData.RequestHeadersEntry
+	nil,                                  // 116: cloud.v1.HTTPAccessLogData.ResponseHeadersEntry
+	nil,                                  // 117: cloud.v1.NodeConditionChange.CapacityEntry
+	nil,                                  // 118: cloud.v1.NodeConditionChange.AllocatableEntry
+	nil,                                  // 119: cloud.v1.MetricsQueryRequest.LabelMatchersEntry
+	nil,                                  // 120: cloud.v1.OTelMetric.LabelsEntry
+	nil,                                  // 121: cloud.v1.OTelMetricDataPoint.AttributesEntry
+	(*timestamppb.Timestamp)(nil),        // 122: google.protobuf.Timestamp
 }
 var file_cloud_v1_message_proto_depIdxs = []int32{
 	37,  // 0: cloud.v1.StreamDataRequest.flow:type_name -> cloud.v1.Flow
@@ -10131,197 +10746,212 @@ var file_cloud_v1_message_proto_depIdxs = []int32{
 	69,  // 23: cloud.v1.StreamDataRequest.operator_stats:type_name -> cloud.v1.OperatorStats
 	98,  // 24: cloud.v1.StreamDataRequest.datadog_query_response:type_name -> cloud.v1.DatadogQueryResponse
 	99,  // 25: cloud.v1.StreamDataRequest.datadog_monitor_alert:type_name -> cloud.v1.DatadogMonitorAlert
-	15,  // 26: cloud.v1.StreamDataResponse.ack:type_name -> cloud.v1.Ack
-	35,  // 27: cloud.v1.StreamDataResponse.network_policy:type_name -> cloud.v1.NetworkPolicyWithError
-	52,  // 28: cloud.v1.StreamDataResponse.kubernetes_api_request:type_name -> cloud.v1.KubernetesAPIRequest
-	55,  // 29: cloud.v1.StreamDataResponse.shell_command_request:type_name -> cloud.v1.ShellCommandRequest
-	58,  // 30: cloud.v1.StreamDataResponse.yaml_dry_run_request:type_name -> cloud.v1.YamlDryRunRequest
-	62,  // 31: cloud.v1.StreamDataResponse.yaml_apply_request:type_name -> cloud.v1.YamlApplyRequest
-	65,  // 32: cloud.v1.StreamDataResponse.certificate_renewal_request:type_name -> cloud.v1.CertificateRenewalRequest
-	67,  // 33: cloud.v1.StreamDataResponse.operator_restart_request:type_name -> cloud.v1.OperatorRestartRequest
-	88,  // 34: cloud.v1.StreamDataResponse.metrics_query_request:type_name -> cloud.v1.MetricsQueryRequest
-	16,  // 35: cloud.v1.StreamDataResponse.heartbeat:type_name -> cloud.v1.Heartbeat
-	97,  // 36: cloud.v1.StreamDataResponse.datadog_query_request:type_name -> cloud.v1.DatadogQueryRequest
-	54,  // 37: cloud.v1.StreamControlRequest.kubernetes_api_response:type_name -> cloud.v1.KubernetesAPIResponse
-	57,  // 38: cloud.v1.StreamControlRequest.shell_command_response:type_name -> cloud.v1.ShellCommandResponse
-	61,  // 39: cloud.v1.StreamControlRequest.yaml_dry_run_response:type_name -> cloud.v1.YamlDryRunResponse
-	64,  // 40: cloud.v1.StreamControlRequest.yaml_apply_response:type_name -> cloud.v1.YamlApplyResponse
-	66,  // 41: cloud.v1.StreamControlRequest.certificate_renewal_response:type_name -> cloud.v1.CertificateRenewalResponse
-	68,  // 42: cloud.v1.StreamControlRequest.operator_restart_response:type_name -> cloud.v1.OperatorRestartResponse
-	89,  // 43: cloud.v1.StreamControlRequest.metrics_query_response:type_name -> cloud.v1.MetricsQueryResponse
-	98,  // 44: cloud.v1.StreamControlRequest.datadog_query_response:type_name -> cloud.v1.DatadogQueryResponse
-	52,  // 45: cloud.v1.StreamControlResponse.kubernetes_api_request:type_name -> cloud.v1.KubernetesAPIRequest
-	55,  // 46: cloud.v1.StreamControlResponse.shell_command_request:type_name -> cloud.v1.ShellCommandRequest
-	58,  // 47: cloud.v1.StreamControlResponse.yaml_dry_run_request:type_name -> cloud.v1.YamlDryRunRequest
-	62,  // 48: cloud.v1.StreamControlResponse.yaml_apply_request:type_name -> cloud.v1.YamlApplyRequest
-	65,  // 49: cloud.v1.StreamControlResponse.certificate_renewal_request:type_name -> cloud.v1.CertificateRenewalRequest
-	67,  // 50: cloud.v1.StreamControlResponse.operator_restart_request:type_name -> cloud.v1.OperatorRestartRequest
-	88,  // 51: cloud.v1.StreamControlResponse.metrics_query_request:type_name -> cloud.v1.MetricsQueryRequest
-	16,  // 52: cloud.v1.StreamControlResponse.heartbeat:type_name -> cloud.v1.Heartbeat
-	35,  // 53: cloud.v1.StreamControlResponse.network_policy:type_name -> cloud.v1.NetworkPolicyWithError
-	97,  // 54: cloud.v1.StreamControlResponse.datadog_query_request:type_name -> cloud.v1.DatadogQueryRequest
-	37,  // 55: cloud.v1.StreamFlowsRequest.flow:type_name -> cloud.v1.Flow
-	40,  // 56: cloud.v1.StreamFlowsRequest.l7_access_log:type_name -> cloud.v1.L7AccessLog
-	16,  // 57: cloud.v1.StreamFlowsResponse.heartbeat:type_name -> cloud.v1.Heartbeat
-	70,  // 58: cloud.v1.StreamEventsRequest.kubernetes_event:type_name -> cloud.v1.KubernetesEvent
-	73,  // 59: cloud.v1.StreamEventsRequest.pod_status_change:type_name -> cloud.v1.PodStatusChange
-	81,  // 60: cloud.v1.StreamEventsRequest.node_condition_change:type_name -> cloud.v1.NodeConditionChange
-	83,  // 61: cloud.v1.StreamEventsRequest.workload_rollout_status:type_name -> cloud.v1.WorkloadRolloutStatus
-	99,  // 62: cloud.v1.StreamEventsRequest.datadog_monitor_alert:type_name -> cloud.v1.DatadogMonitorAlert
-	16,  // 63: cloud.v1.StreamEventsResponse.heartbeat:type_name -> cloud.v1.Heartbeat
-	85,  // 64: cloud.v1.StreamLogsRequest.pod_logs:type_name -> cloud.v1.PodLogs
-	16,  // 65: cloud.v1.StreamLogsResponse.heartbeat:type_name -> cloud.v1.Heartbeat
-	117, // 66: cloud.v1.Heartbeat.timestamp:type_name -> google.protobuf.Timestamp
-	100, // 67: cloud.v1.Workload.labels:type_name -> cloud.v1.Workload.LabelsEntry
-	117, // 68: cloud.v1.Workload.created_at:type_name -> google.protobuf.Timestamp
-	0,   // 69: cloud.v1.Workload.action:type_name -> cloud.v1.Action
-	101, // 70: cloud.v1.Namespace.labels:type_name -> cloud.v1.Namespace.LabelsEntry
-	117, // 71: cloud.v1.Namespace.created_at:type_name -> google.protobuf.Timestamp
-	0,   // 72: cloud.v1.Namespace.action:type_name -> cloud.v1.Action
-	102, // 73: cloud.v1.Pod.labels:type_name -> cloud.v1.Pod.LabelsEntry
-	20,  // 74: cloud.v1.Pod.owner_references:type_name -> cloud.v1.OwnerReference
-	117, // 75: cloud.v1.Pod.created_at:type_name -> google.protobuf.Timestamp
-	0,   // 76: cloud.v1.Pod.action:type_name -> cloud.v1.Action
-	103, // 77: cloud.v1.Node.labels:type_name -> cloud.v1.Node.LabelsEntry
-	117, // 78: cloud.v1.Node.created_at:type_name -> google.protobuf.Timestamp
-	0,   // 79: cloud.v1.Node.action:type_name -> cloud.v1.Action
-	104, // 80: cloud.v1.Service.labels:type_name -> cloud.v1.Service.LabelsEntry
-	105, // 81: cloud.v1.Service.annotations:type_name -> cloud.v1.Service.AnnotationsEntry
-	106, // 82: cloud.v1.Service.selector:type_name -> cloud.v1.Service.SelectorEntry
-	23,  // 83: cloud.v1.Service.ports:type_name -> cloud.v1.ServicePort
-	117, // 84: cloud.v1.Service.created_at:type_name -> google.protobuf.Timestamp
-	0,   // 85: cloud.v1.Service.action:type_name -> cloud.v1.Action
-	26,  // 86: cloud.v1.NetworkPolicy.metadata:type_name -> cloud.v1.ObjectMeta
-	27,  // 87: cloud.v1.NetworkPolicy.spec:type_name -> cloud.v1.NetworkPolicySpec
-	0,   // 88: cloud.v1.NetworkPolicy.action:type_name -> cloud.v1.Action
-	107, // 89: cloud.v1.ObjectMeta.labels:type_name -> cloud.v1.ObjectMeta.LabelsEntry
-	108, // 90: cloud.v1.ObjectMeta.annotations:type_name -> cloud.v1.ObjectMeta.AnnotationsEntry
-	28,  // 91: cloud.v1.NetworkPolicySpec.pod_selector:type_name -> cloud.v1.LabelSelector
-	30,  // 92: cloud.v1.NetworkPolicySpec.ingress:type_name -> cloud.v1.NetworkPolicyIngressRule
-	31,  // 93: cloud.v1.NetworkPolicySpec.egress:type_name -> cloud.v1.NetworkPolicyEgressRule
-	109, // 94: cloud.v1.LabelSelector.match_labels:type_name -> cloud.v1.LabelSelector.MatchLabelsEntry
-	29,  // 95: cloud.v1.LabelSelector.match_expressions:type_name -> cloud.v1.LabelSelectorRequirement
-	32,  // 96: cloud.v1.NetworkPolicyIngressRule.from:type_name -> cloud.v1.NetworkPolicyPeer
-	34,  // 97: cloud.v1.NetworkPolicyIngressRule.ports:type_name -> cloud.v1.NetworkPolicyPort
-	32,  // 98: cloud.v1.NetworkPolicyEgressRule.to:type_name -> cloud.v1.NetworkPolicyPeer
-	34,  // 99: cloud.v1.NetworkPolicyEgressRule.ports:type_name -> cloud.v1.NetworkPolicyPort
-	28,  // 100: cloud.v1.NetworkPolicyPeer.pod_selector:type_name -> cloud.v1.LabelSelector
-	28,  // 101: cloud.v1.NetworkPolicyPeer.namespace_selector:type_name -> cloud.v1.LabelSelector
-	33,  // 102: cloud.v1.NetworkPolicyPeer.ip_block:type_name -> cloud.v1.IPBlock
-	35,  // 103: cloud.v1.NetworkPoliciesWithErrors.policies:type_name -> cloud.v1.NetworkPolicyWithError
-	38,  // 104: cloud.v1.Flow.src:type_name -> cloud.v1.Endpoint
-	38,  // 105: cloud.v1.Flow.dst:type_name -> cloud.v1.Endpoint
-	117, // 106: cloud.v1.Flow.first_seen:type_name -> google.protobuf.Timestamp
-	117, // 107: cloud.v1.Flow.last_seen:type_name -> google.protobuf.Timestamp
-	39,  // 108: cloud.v1.Flow.ingress_allowed_by:type_name -> cloud.v1.Policy
-	39,  // 109: cloud.v1.Flow.egress_allowed_by:type_name -> cloud.v1.Policy
-	117, // 110: cloud.v1.L7AccessLog.timestamp:type_name -> google.protobuf.Timestamp
-	41,  // 111: cloud.v1.L7AccessLog.source:type_name -> cloud.v1.L7Endpoint
-	41,  // 112: cloud.v1.L7AccessLog.destination:type_name -> cloud.v1.L7Endpoint
-	1,   // 113: cloud.v1.L7AccessLog.l7_protocol:type_name -> cloud.v1.L7ProtocolType
-	42,  // 114: cloud.v1.L7AccessLog.http_data:type_name -> cloud.v1.HTTPAccessLogData
-	43,  // 115: cloud.v1.L7AccessLog.tcp_data:type_name -> cloud.v1.TCPAccessLogData
-	117, // 116: cloud.v1.L7AccessLog.first_seen:type_name -> google.protobuf.Timestamp
-	117, // 117: cloud.v1.L7AccessLog.last_seen:type_name -> google.protobuf.Timestamp
-	110, // 118: cloud.v1.HTTPAccessLogData.request_headers:type_name -> cloud.v1.HTTPAccessLogData.RequestHeadersEntry
-	111, // 119: cloud.v1.HTTPAccessLogData.response_headers:type_name -> cloud.v1.HTTPAccessLogData.ResponseHeadersEntry
-	26,  // 120: cloud.v1.AuthorizationPolicy.metadata:type_name -> cloud.v1.ObjectMeta
-	45,  // 121: cloud.v1.AuthorizationPolicy.spec:type_name -> cloud.v1.AuthorizationPolicySpec
-	0,   // 122: cloud.v1.AuthorizationPolicy.action:type_name -> cloud.v1.Action
-	28,  // 123: cloud.v1.AuthorizationPolicySpec.selector:type_name -> cloud.v1.LabelSelector
-	46,  // 124: cloud.v1.AuthorizationPolicySpec.rules:type_name -> cloud.v1.AuthorizationPolicyRule
-	2,   // 125: cloud.v1.AuthorizationPolicySpec.action:type_name -> cloud.v1.AuthorizationPolicyAction
-	47,  // 126: cloud.v1.AuthorizationPolicyRule.from:type_name -> cloud.v1.AuthorizationPolicyRuleFrom
-	48,  // 127: cloud.v1.AuthorizationPolicyRule.to:type_name -> cloud.v1.AuthorizationPolicyRuleTo
-	51,  // 128: cloud.v1.AuthorizationPolicyRule.when:type_name -> cloud.v1.AuthorizationPolicyCondition
-	49,  // 129: cloud.v1.AuthorizationPolicyRuleFrom.source:type_name -> cloud.v1.AuthorizationPolicySource
-	50,  // 130: cloud.v1.AuthorizationPolicyRuleTo.operation:type_name -> cloud.v1.AuthorizationPolicyOperation
-	53,  // 131: cloud.v1.KubernetesAPIResponse.results:type_name -> cloud.v1.KubernetesAPIResult
-	56,  // 132: cloud.v1.ShellCommandResponse.results:type_name -> cloud.v1.ShellCommandResult
-	59,  // 133: cloud.v1.YamlDryRunRequest.yaml_manifests:type_name -> cloud.v1.YamlManifest
-	60,  // 134: cloud.v1.YamlDryRunResponse.results:type_name -> cloud.v1.YamlValidationResult
-	59,  // 135: cloud.v1.YamlApplyRequest.yaml_manifests:type_name -> cloud.v1.YamlManifest
-	63,  // 136: cloud.v1.YamlApplyResponse.results:type_name -> cloud.v1.YamlApplyResult
-	117, // 137: cloud.v1.CertificateRenewalRequest.issued_at:type_name -> google.protobuf.Timestamp
-	117, // 138: cloud.v1.CertificateRenewalRequest.expires_at:type_name -> google.protobuf.Timestamp
-	117, // 139: cloud.v1.CertificateRenewalResponse.applied_at:type_name -> google.protobuf.Timestamp
-	117, // 140: cloud.v1.OperatorRestartResponse.initiated_at:type_name -> google.protobuf.Timestamp
-	117, // 141: cloud.v1.OperatorStats.timestamp:type_name -> google.protobuf.Timestamp
-	71,  // 142: cloud.v1.KubernetesEvent.involved_object:type_name -> cloud.v1.ObjectReference
-	72,  // 143: cloud.v1.KubernetesEvent.source:type_name -> cloud.v1.EventSource
-	117, // 144: cloud.v1.KubernetesEvent.first_timestamp:type_name -> google.protobuf.Timestamp
-	117, // 145: cloud.v1.KubernetesEvent.last_timestamp:type_name -> google.protobuf.Timestamp
-	0,   // 146: cloud.v1.KubernetesEvent.action:type_name -> cloud.v1.Action
-	74,  // 147: cloud.v1.PodStatusChange.container_statuses:type_name -> cloud.v1.ContainerStatus
-	74,  // 148: cloud.v1.PodStatusChange.init_container_statuses:type_name -> cloud.v1.ContainerStatus
-	79,  // 149: cloud.v1.PodStatusChange.conditions:type_name -> cloud.v1.PodCondition
-	80,  // 150: cloud.v1.PodStatusChange.resource_usage:type_name -> cloud.v1.ResourceUsage
-	20,  // 151: cloud.v1.PodStatusChange.owner_references:type_name -> cloud.v1.OwnerReference
-	117, // 152: cloud.v1.PodStatusChange.created_at:type_name -> google.protobuf.Timestamp
-	117, // 153: cloud.v1.PodStatusChange.status_timestamp:type_name -> google.protobuf.Timestamp
-	0,   // 154: cloud.v1.PodStatusChange.action:type_name -> cloud.v1.Action
-	75,  // 155: cloud.v1.ContainerStatus.state:type_name -> cloud.v1.ContainerState
-	75,  // 156: cloud.v1.ContainerStatus.last_termination_state:type_name -> cloud.v1.ContainerState
-	76,  // 157: cloud.v1.ContainerState.waiting:type_name -> cloud.v1.ContainerStateWaiting
-	77,  // 158: cloud.v1.ContainerState.running:type_name -> cloud.v1.ContainerStateRunning
-	78,  // 159: cloud.v1.ContainerState.terminated:type_name -> cloud.v1.ContainerStateTerminated
-	117, // 160: cloud.v1.ContainerStateRunning.started_at:type_name -> google.protobuf.Timestamp
-	117, // 161: cloud.v1.ContainerStateTerminated.started_at:type_name -> google.protobuf.Timestamp
-	117, // 162: cloud.v1.ContainerStateTerminated.finished_at:type_name -> google.protobuf.Timestamp
-	117, // 163: cloud.v1.PodCondition.last_probe_time:type_name -> google.protobuf.Timestamp
-	117, // 164: cloud.v1.PodCondition.last_transition_time:type_name -> google.protobuf.Timestamp
-	82,  // 165: cloud.v1.NodeConditionChange.conditions:type_name -> cloud.v1.NodeCondition
-	112, // 166: cloud.v1.NodeConditionChange.capacity:type_name -> cloud.v1.NodeConditionChange.CapacityEntry
-	113, // 167: cloud.v1.NodeConditionChange.allocatable:type_name -> cloud.v1.NodeConditionChange.AllocatableEntry
-	117, // 168: cloud.v1.NodeConditionChange.created_at:type_name -> google.protobuf.Timestamp
-	117, // 169: cloud.v1.NodeConditionChange.condition_timestamp:type_name -> google.protobuf.Timestamp
-	0,   // 170: cloud.v1.NodeConditionChange.action:type_name -> cloud.v1.Action
-	117, // 171: cloud.v1.NodeCondition.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	117, // 172: cloud.v1.NodeCondition.last_transition_time:type_name -> google.protobuf.Timestamp
-	84,  // 173: cloud.v1.WorkloadRolloutStatus.conditions:type_name -> cloud.v1.WorkloadCondition
-	117, // 174: cloud.v1.WorkloadRolloutStatus.created_at:type_name -> google.protobuf.Timestamp
-	117, // 175: cloud.v1.WorkloadRolloutStatus.status_timestamp:type_name -> google.protobuf.Timestamp
-	0,   // 176: cloud.v1.WorkloadRolloutStatus.action:type_name -> cloud.v1.Action
-	117, // 177: cloud.v1.WorkloadCondition.last_update_time:type_name -> google.protobuf.Timestamp
-	117, // 178: cloud.v1.WorkloadCondition.last_transition_time:type_name -> google.protobuf.Timestamp
-	86,  // 179: cloud.v1.PodLogs.log_entries:type_name -> cloud.v1.LogEntry
-	117, // 180: cloud.v1.PodLogs.collection_timestamp:type_name -> google.protobuf.Timestamp
-	20,  // 181: cloud.v1.PodLogs.owner_references:type_name -> cloud.v1.OwnerReference
-	117, // 182: cloud.v1.LogEntry.timestamp:type_name -> google.protobuf.Timestamp
-	87,  // 183: cloud.v1.LogEntry.error_info:type_name -> cloud.v1.LogErrorInfo
-	114, // 184: cloud.v1.MetricsQueryRequest.label_matchers:type_name -> cloud.v1.MetricsQueryRequest.LabelMatchersEntry
-	117, // 185: cloud.v1.MetricsQueryRequest.start_time:type_name -> google.protobuf.Timestamp
-	117, // 186: cloud.v1.MetricsQueryRequest.end_time:type_name -> google.protobuf.Timestamp
-	90,  // 187: cloud.v1.MetricsQueryResponse.metrics:type_name -> cloud.v1.OTelMetric
-	3,   // 188: cloud.v1.OTelMetric.type:type_name -> cloud.v1.OTelMetricType
-	115, // 189: cloud.v1.OTelMetric.labels:type_name -> cloud.v1.OTelMetric.LabelsEntry
-	91,  // 190: cloud.v1.OTelMetric.data_points:type_name -> cloud.v1.OTelMetricDataPoint
-	117, // 191: cloud.v1.OTelMetricDataPoint.timestamp:type_name -> google.protobuf.Timestamp
-	117, // 192: cloud.v1.OTelMetricDataPoint.start_timestamp:type_name -> google.protobuf.Timestamp
-	116, // 193: cloud.v1.OTelMetricDataPoint.attributes:type_name -> cloud.v1.OTelMetricDataPoint.AttributesEntry
-	92,  // 194: cloud.v1.OTelMetricDataPoint.exponential_histogram:type_name -> cloud.v1.ExponentialHistogramData
-	94,  // 195: cloud.v1.OTelMetricDataPoint.summary:type_name -> cloud.v1.SummaryData
-	93,  // 196: cloud.v1.ExponentialHistogramData.positive:type_name -> cloud.v1.ExponentialHistogramBuckets
-	93,  // 197: cloud.v1.ExponentialHistogramData.negative:type_name -> cloud.v1.ExponentialHistogramBuckets
-	95,  // 198: cloud.v1.SummaryData.quantile_values:type_name -> cloud.v1.QuantileValue
-	90,  // 199: cloud.v1.OTelMetricBatch.metrics:type_name -> cloud.v1.OTelMetric
-	117, // 200: cloud.v1.OTelMetricBatch.received_at:type_name -> google.protobuf.Timestamp
-	4,   // 201: cloud.v1.DatadogQueryRequest.query_type:type_name -> cloud.v1.DatadogQueryType
-	5,   // 202: cloud.v1.StreamService.StreamData:input_type -> cloud.v1.StreamDataRequest
-	7,   // 203: cloud.v1.StreamService.StreamControl:input_type -> cloud.v1.StreamControlRequest
-	9,   // 204: cloud.v1.StreamService.StreamFlows:input_type -> cloud.v1.StreamFlowsRequest
-	11,  // 205: cloud.v1.StreamService.StreamEvents:input_type -> cloud.v1.StreamEventsRequest
-	13,  // 206: cloud.v1.StreamService.StreamLogs:input_type -> cloud.v1.StreamLogsRequest
-	6,   // 207: cloud.v1.StreamService.StreamData:output_type -> cloud.v1.StreamDataResponse
-	8,   // 208: cloud.v1.StreamService.StreamControl:output_type -> cloud.v1.StreamControlResponse
-	10,  // 209: cloud.v1.StreamService.StreamFlows:output_type -> cloud.v1.StreamFlowsResponse
-	12,  // 210: cloud.v1.StreamService.StreamEvents:output_type -> cloud.v1.StreamEventsResponse
-	14,  // 211: cloud.v1.StreamService.StreamLogs:output_type -> cloud.v1.StreamLogsResponse
-	207, // [207:212] is the sub-list for method output_type
-	202, // [202:207] is the sub-list for method input_type
-	202, // [202:202] is the sub-list for extension type_name
-	202, // [202:202] is the sub-list for extension extendee
-	0,   // [0:202] is the sub-list for field type_name
+	100, // 26: cloud.v1.StreamDataRequest.risk_finding:type_name -> cloud.v1.RiskFinding
+	103, // 27: cloud.v1.StreamDataRequest.risk_assessment:type_name -> cloud.v1.RiskAssessment
+	15,  // 28: cloud.v1.StreamDataResponse.ack:type_name -> cloud.v1.Ack
+	35,  // 29: cloud.v1.StreamDataResponse.network_policy:type_name -> cloud.v1.NetworkPolicyWithError
+	52,  // 30: cloud.v1.StreamDataResponse.kubernetes_api_request:type_name -> cloud.v1.KubernetesAPIRequest
+	55,  // 31: cloud.v1.StreamDataResponse.shell_command_request:type_name -> cloud.v1.ShellCommandRequest
+	58,  // 32: cloud.v1.StreamDataResponse.yaml_dry_run_request:type_name -> cloud.v1.YamlDryRunRequest
+	62,  // 33: cloud.v1.StreamDataResponse.yaml_apply_request:type_name -> cloud.v1.YamlApplyRequest
+	65,  // 34: cloud.v1.StreamDataResponse.certificate_renewal_request:type_name -> cloud.v1.CertificateRenewalRequest
+	67,  // 35: cloud.v1.StreamDataResponse.operator_restart_request:type_name -> cloud.v1.OperatorRestartRequest
+	88,  // 36: cloud.v1.StreamDataResponse.metrics_query_request:type_name -> cloud.v1.MetricsQueryRequest
+	16,  // 37: cloud.v1.StreamDataResponse.heartbeat:type_name -> cloud.v1.Heartbeat
+	97,  // 38: cloud.v1.StreamDataResponse.datadog_query_request:type_name -> cloud.v1.DatadogQueryRequest
+	54,  // 39: cloud.v1.StreamControlRequest.kubernetes_api_response:type_name -> cloud.v1.KubernetesAPIResponse
+	57,  // 40: cloud.v1.StreamControlRequest.shell_command_response:type_name -> cloud.v1.ShellCommandResponse
+	61,  // 41: cloud.v1.StreamControlRequest.yaml_dry_run_response:type_name -> cloud.v1.YamlDryRunResponse
+	64,  // 42: cloud.v1.StreamControlRequest.yaml_apply_response:type_name -> cloud.v1.YamlApplyResponse
+	66,  // 43: cloud.v1.StreamControlRequest.certificate_renewal_response:type_name -> cloud.v1.CertificateRenewalResponse
+	68,  // 44: cloud.v1.StreamControlRequest.operator_restart_response:type_name -> cloud.v1.OperatorRestartResponse
+	89,  // 45: cloud.v1.StreamControlRequest.metrics_query_response:type_name -> cloud.v1.MetricsQueryResponse
+	98,  // 46: cloud.v1.StreamControlRequest.datadog_query_response:type_name -> cloud.v1.DatadogQueryResponse
+	52,  // 47: cloud.v1.StreamControlResponse.kubernetes_api_request:type_name -> cloud.v1.KubernetesAPIRequest
+	55,  // 48: cloud.v1.StreamControlResponse.shell_command_request:type_name -> cloud.v1.ShellCommandRequest
+	58,  // 49: cloud.v1.StreamControlResponse.yaml_dry_run_request:type_name -> cloud.v1.YamlDryRunRequest
+	62,  // 50: cloud.v1.StreamControlResponse.yaml_apply_request:type_name -> cloud.v1.YamlApplyRequest
+	65,  // 51: cloud.v1.StreamControlResponse.certificate_renewal_request:type_name -> cloud.v1.CertificateRenewalRequest
+	67,  // 52: cloud.v1.StreamControlResponse.operator_restart_request:type_name -> cloud.v1.OperatorRestartRequest
+	88,  // 53: cloud.v1.StreamControlResponse.metrics_query_request:type_name -> cloud.v1.MetricsQueryRequest
+	16,  // 54: cloud.v1.StreamControlResponse.heartbeat:type_name -> cloud.v1.Heartbeat
+	35,  // 55: cloud.v1.StreamControlResponse.network_policy:type_name -> cloud.v1.NetworkPolicyWithError
+	97,  // 56: cloud.v1.StreamControlResponse.datadog_query_request:type_name -> cloud.v1.DatadogQueryRequest
+	37,  // 57: cloud.v1.StreamFlowsRequest.flow:type_name -> cloud.v1.Flow
+	40,  // 58: cloud.v1.StreamFlowsRequest.l7_access_log:type_name -> cloud.v1.L7AccessLog
+	16,  // 59: cloud.v1.StreamFlowsResponse.heartbeat:type_name -> cloud.v1.Heartbeat
+	70,  // 60: cloud.v1.StreamEventsRequest.kubernetes_event:type_name -> cloud.v1.KubernetesEvent
+	73,  // 61: cloud.v1.StreamEventsRequest.pod_status_change:type_name -> cloud.v1.PodStatusChange
+	81,  // 62: cloud.v1.StreamEventsRequest.node_condition_change:type_name -> cloud.v1.NodeConditionChange
+	83,  // 63: cloud.v1.StreamEventsRequest.workload_rollout_status:type_name -> cloud.v1.WorkloadRolloutStatus
+	99,  // 64: cloud.v1.StreamEventsRequest.datadog_monitor_alert:type_name -> cloud.v1.DatadogMonitorAlert
+	100, // 65: cloud.v1.StreamEventsRequest.risk_finding:type_name -> cloud.v1.RiskFinding
+	103, // 66: cloud.v1.StreamEventsRequest.risk_assessment:type_name -> cloud.v1.RiskAssessment
+	16,  // 67: cloud.v1.StreamEventsResponse.heartbeat:type_name -> cloud.v1.Heartbeat
+	85,  // 68: cloud.v1.StreamLogsRequest.pod_logs:type_name -> cloud.v1.PodLogs
+	16,  // 69: cloud.v1.StreamLogsResponse.heartbeat:type_name -> cloud.v1.Heartbeat
+	122, // 70: cloud.v1.Heartbeat.timestamp:type_name -> google.protobuf.Timestamp
+	105, // 71: cloud.v1.Workload.labels:type_name -> cloud.v1.Workload.LabelsEntry
+	122, // 72: cloud.v1.Workload.created_at:type_name -> google.protobuf.Timestamp
+	0,   // 73: cloud.v1.Workload.action:type_name -> cloud.v1.Action
+	106, // 74: cloud.v1.Namespace.labels:type_name -> cloud.v1.Namespace.LabelsEntry
+	122, // 75: cloud.v1.Namespace.created_at:type_name -> google.protobuf.Timestamp
+	0,   // 76: cloud.v1.Namespace.action:type_name -> cloud.v1.Action
+	107, // 77: cloud.v1.Pod.labels:type_name -> cloud.v1.Pod.LabelsEntry
+	20,  // 78: cloud.v1.Pod.owner_references:type_name -> cloud.v1.OwnerReference
+	122, // 79: cloud.v1.Pod.created_at:type_name -> google.protobuf.Timestamp
+	0,   // 80: cloud.v1.Pod.action:type_name -> cloud.v1.Action
+	108, // 81: cloud.v1.Node.labels:type_name -> cloud.v1.Node.LabelsEntry
+	122, // 82: cloud.v1.Node.created_at:type_name -> google.protobuf.Timestamp
+	0,   // 83: cloud.v1.Node.action:type_name -> cloud.v1.Action
+	109, // 84: cloud.v1.Service.labels:type_name -> cloud.v1.Service.LabelsEntry
+	110, // 85: cloud.v1.Service.annotations:type_name -> cloud.v1.Service.AnnotationsEntry
+	111, // 86: cloud.v1.Service.selector:type_name -> cloud.v1.Service.SelectorEntry
+	23,  // 87: cloud.v1.Service.ports:type_name -> cloud.v1.ServicePort
+	122, // 88: cloud.v1.Service.created_at:type_name -> google.protobuf.Timestamp
+	0,   // 89: cloud.v1.Service.action:type_name -> cloud.v1.Action
+	26,  // 90: cloud.v1.NetworkPolicy.metadata:type_name -> cloud.v1.ObjectMeta
+	27,  // 91: cloud.v1.NetworkPolicy.spec:type_name -> cloud.v1.NetworkPolicySpec
+	0,   // 92: cloud.v1.NetworkPolicy.action:type_name -> cloud.v1.Action
+	112, // 93: cloud.v1.ObjectMeta.labels:type_name -> cloud.v1.ObjectMeta.LabelsEntry
+	113, // 94: cloud.v1.ObjectMeta.annotations:type_name -> cloud.v1.ObjectMeta.AnnotationsEntry
+	28,  // 95: cloud.v1.NetworkPolicySpec.pod_selector:type_name -> cloud.v1.LabelSelector
+	30,  // 96: cloud.v1.NetworkPolicySpec.ingress:type_name -> cloud.v1.NetworkPolicyIngressRule
+	31,  // 97: cloud.v1.NetworkPolicySpec.egress:type_name -> cloud.v1.NetworkPolicyEgressRule
+	114, // 98: cloud.v1.LabelSelector.match_labels:type_name -> cloud.v1.LabelSelector.MatchLabelsEntry
+	29,  // 99: cloud.v1.LabelSelector.match_expressions:type_name -> cloud.v1.LabelSelectorRequirement
+	32,  // 100: cloud.v1.NetworkPolicyIngressRule.from:type_name -> cloud.v1.NetworkPolicyPeer
+	34,  // 101: cloud.v1.NetworkPolicyIngressRule.ports:type_name -> cloud.v1.NetworkPolicyPort
+	32,  // 102: cloud.v1.NetworkPolicyEgressRule.to:type_name -> cloud.v1.NetworkPolicyPeer
+	34,  // 103: cloud.v1.NetworkPolicyEgressRule.ports:type_name -> cloud.v1.NetworkPolicyPort
+	28,  // 104: cloud.v1.NetworkPolicyPeer.pod_selector:type_name -> cloud.v1.LabelSelector
+	28,  // 105: cloud.v1.NetworkPolicyPeer.namespace_selector:type_name -> cloud.v1.LabelSelector
+	33,  // 106: cloud.v1.NetworkPolicyPeer.ip_block:type_name -> cloud.v1.IPBlock
+	35,  // 107: cloud.v1.NetworkPoliciesWithErrors.policies:type_name -> cloud.v1.NetworkPolicyWithError
+	38,  // 108: cloud.v1.Flow.src:type_name -> cloud.v1.Endpoint
+	38,  // 109: cloud.v1.Flow.dst:type_name -> cloud.v1.Endpoint
+	122, // 110: cloud.v1.Flow.first_seen:type_name -> google.protobuf.Timestamp
+	122, // 111: cloud.v1.Flow.last_seen:type_name -> google.protobuf.Timestamp
+	39,  // 112: cloud.v1.Flow.ingress_allowed_by:type_name -> cloud.v1.Policy
+	39,  // 113: cloud.v1.Flow.egress_allowed_by:type_name -> cloud.v1.Policy
+	122, // 114: cloud.v1.L7AccessLog.timestamp:type_name -> google.protobuf.Timestamp
+	41,  // 115: cloud.v1.L7AccessLog.source:type_name -> cloud.v1.L7Endpoint
+	41,  // 116: cloud.v1.L7AccessLog.destination:type_name -> cloud.v1.L7Endpoint
+	1,   // 117: cloud.v1.L7AccessLog.l7_protocol:type_name -> cloud.v1.L7ProtocolType
+	42,  // 118: cloud.v1.L7AccessLog.http_data:type_name -> cloud.v1.HTTPAccessLogData
+	43,  // 119: cloud.v1.L7AccessLog.tcp_data:type_name -> cloud.v1.TCPAccessLogData
+	122, // 120: cloud.v1.L7AccessLog.first_seen:type_name -> google.protobuf.Timestamp
+	122, // 121: cloud.v1.L7AccessLog.last_seen:type_name -> google.protobuf.Timestamp
+	115, // 122: cloud.v1.HTTPAccessLogData.request_headers:type_name -> cloud.v1.HTTPAccessLogData.RequestHeadersEntry
+	116, // 123: cloud.v1.HTTPAccessLogData.response_headers:type_name -> cloud.v1.HTTPAccessLogData.ResponseHeadersEntry
+	26,  // 124: cloud.v1.AuthorizationPolicy.metadata:type_name -> cloud.v1.ObjectMeta
+	45,  // 125: cloud.v1.AuthorizationPolicy.spec:type_name -> cloud.v1.AuthorizationPolicySpec
+	0,   // 126: cloud.v1.AuthorizationPolicy.action:type_name -> cloud.v1.Action
+	28,  // 127: cloud.v1.AuthorizationPolicySpec.selector:type_name -> cloud.v1.LabelSelector
+	46,  // 128: cloud.v1.AuthorizationPolicySpec.rules:type_name -> cloud.v1.AuthorizationPolicyRule
+	2,   // 129: cloud.v1.AuthorizationPolicySpec.action:type_name -> cloud.v1.AuthorizationPolicyAction
+	47,  // 130: cloud.v1.AuthorizationPolicyRule.from:type_name -> cloud.v1.AuthorizationPolicyRuleFrom
+	48,  // 131: cloud.v1.AuthorizationPolicyRule.to:type_name -> cloud.v1.AuthorizationPolicyRuleTo
+	51,  // 132: cloud.v1.AuthorizationPolicyRule.when:type_name -> cloud.v1.AuthorizationPolicyCondition
+	49,  // 133: cloud.v1.AuthorizationPolicyRuleFrom.source:type_name -> cloud.v1.AuthorizationPolicySource
+	50,  // 134: cloud.v1.AuthorizationPolicyRuleTo.operation:type_name -> cloud.v1.AuthorizationPolicyOperation
+	53,  // 135: cloud.v1.KubernetesAPIResponse.results:type_name -> cloud.v1.KubernetesAPIResult
+	56,  // 136: cloud.v1.ShellCommandResponse.results:type_name -> cloud.v1.ShellCommandResult
+	59,  // 137: cloud.v1.YamlDryRunRequest.yaml_manifests:type_name -> cloud.v1.YamlManifest
+	60,  // 138: cloud.v1.YamlDryRunResponse.results:type_name -> cloud.v1.YamlValidationResult
+	59,  // 139: cloud.v1.YamlApplyRequest.yaml_manifests:type_name -> cloud.v1.YamlManifest
+	63,  // 140: cloud.v1.YamlApplyResponse.results:type_name -> cloud.v1.YamlApplyResult
+	122, // 141: cloud.v1.CertificateRenewalRequest.issued_at:type_name -> google.protobuf.Timestamp
+	122, // 142: cloud.v1.CertificateRenewalRequest.expires_at:type_name -> google.protobuf.Timestamp
+	122, // 143: cloud.v1.CertificateRenewalResponse.applied_at:type_name -> google.protobuf.Timestamp
+	122, // 144: cloud.v1.OperatorRestartResponse.initiated_at:type_name -> google.protobuf.Timestamp
+	122, // 145: cloud.v1.OperatorStats.timestamp:type_name -> google.protobuf.Timestamp
+	71,  // 146: cloud.v1.KubernetesEvent.involved_object:type_name -> cloud.v1.ObjectReference
+	72,  // 147: cloud.v1.KubernetesEvent.source:type_name -> cloud.v1.EventSource
+	122, // 148: cloud.v1.KubernetesEvent.first_timestamp:type_name -> google.protobuf.Timestamp
+	122, // 149: cloud.v1.KubernetesEvent.last_timestamp:type_name -> google.protobuf.Timestamp
+	0,   // 150: cloud.v1.KubernetesEvent.action:type_name -> cloud.v1.Action
+	74,  // 151: cloud.v1.PodStatusChange.container_statuses:type_name -> cloud.v1.ContainerStatus
+	74,  // 152: cloud.v1.PodStatusChange.init_container_statuses:type_name -> cloud.v1.ContainerStatus
+	79,  // 153: cloud.v1.PodStatusChange.conditions:type_name -> cloud.v1.PodCondition
+	80,  // 154: cloud.v1.PodStatusChange.resource_usage:type_name -> cloud.v1.ResourceUsage
+	20,  // 155: cloud.v1.PodStatusChange.owner_references:type_name -> cloud.v1.OwnerReference
+	122, // 156: cloud.v1.PodStatusChange.created_at:type_name -> google.protobuf.Timestamp
+	122, // 157: cloud.v1.PodStatusChange.status_timestamp:type_name -> google.protobuf.Timestamp
+	0,   // 158: cloud.v1.PodStatusChange.action:type_name -> cloud.v1.Action
+	75,  // 159: cloud.v1.ContainerStatus.state:type_name -> cloud.v1.ContainerState
+	75,  // 160: cloud.v1.ContainerStatus.last_termination_state:type_name -> cloud.v1.ContainerState
+	76,  // 161: cloud.v1.ContainerState.waiting:type_name -> cloud.v1.ContainerStateWaiting
+	77,  // 162: cloud.v1.ContainerState.running:type_name -> cloud.v1.ContainerStateRunning
+	78,  // 163: cloud.v1.ContainerState.terminated:type_name -> cloud.v1.ContainerStateTerminated
+	122, // 164: cloud.v1.ContainerStateRunning.started_at:type_name -> google.protobuf.Timestamp
+	122, // 165: cloud.v1.ContainerStateTerminated.started_at:type_name -> google.protobuf.Timestamp
+	122, // 166: cloud.v1.ContainerStateTerminated.finished_at:type_name -> google.protobuf.Timestamp
+	122, // 167: cloud.v1.PodCondition.last_probe_time:type_name -> google.protobuf.Timestamp
+	122, // 168: cloud.v1.PodCondition.last_transition_time:type_name -> google.protobuf.Timestamp
+	82,  // 169: cloud.v1.NodeConditionChange.conditions:type_name -> cloud.v1.NodeCondition
+	117, // 170: cloud.v1.NodeConditionChange.capacity:type_name -> cloud.v1.NodeConditionChange.CapacityEntry
+	118, // 171: cloud.v1.NodeConditionChange.allocatable:type_name -> cloud.v1.NodeConditionChange.AllocatableEntry
+	122, // 172: cloud.v1.NodeConditionChange.created_at:type_name -> google.protobuf.Timestamp
+	122, // 173: cloud.v1.NodeConditionChange.condition_timestamp:type_name -> google.protobuf.Timestamp
+	0,   // 174: cloud.v1.NodeConditionChange.action:type_name -> cloud.v1.Action
+	122, // 175: cloud.v1.NodeCondition.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	122, // 176: cloud.v1.NodeCondition.last_transition_time:type_name -> google.protobuf.Timestamp
+	84,  // 177: cloud.v1.WorkloadRolloutStatus.conditions:type_name -> cloud.v1.WorkloadCondition
+	122, // 178: cloud.v1.WorkloadRolloutStatus.created_at:type_name -> google.protobuf.Timestamp
+	122, // 179: cloud.v1.WorkloadRolloutStatus.status_timestamp:type_name -> google.protobuf.Timestamp
+	0,   // 180: cloud.v1.WorkloadRolloutStatus.action:type_name -> cloud.v1.Action
+	122, // 181: cloud.v1.WorkloadCondition.last_update_time:type_name -> google.protobuf.Timestamp
+	122, // 182: cloud.v1.WorkloadCondition.last_transition_time:type_name -> google.protobuf.Timestamp
+	86,  // 183: cloud.v1.PodLogs.log_entries:type_name -> cloud.v1.LogEntry
+	122, // 184: cloud.v1.PodLogs.collection_timestamp:type_name -> google.protobuf.Timestamp
+	20,  // 185: cloud.v1.PodLogs.owner_references:type_name -> cloud.v1.OwnerReference
+	122, // 186: cloud.v1.LogEntry.timestamp:type_name -> google.protobuf.Timestamp
+	87,  // 187: cloud.v1.LogEntry.error_info:type_name -> cloud.v1.LogErrorInfo
+	119, // 188: cloud.v1.MetricsQueryRequest.label_matchers:type_name -> cloud.v1.MetricsQueryRequest.LabelMatchersEntry
+	122, // 189: cloud.v1.MetricsQueryRequest.start_time:type_name -> google.protobuf.Timestamp
+	122, // 190: cloud.v1.MetricsQueryRequest.end_time:type_name -> google.protobuf.Timestamp
+	90,  // 191: cloud.v1.MetricsQueryResponse.metrics:type_name -> cloud.v1.OTelMetric
+	3,   // 192: cloud.v1.OTelMetric.type:type_name -> cloud.v1.OTelMetricType
+	120, // 193: cloud.v1.OTelMetric.labels:type_name -> cloud.v1.OTelMetric.LabelsEntry
+	91,  // 194: cloud.v1.OTelMetric.data_points:type_name -> cloud.v1.OTelMetricDataPoint
+	122, // 195: cloud.v1.OTelMetricDataPoint.timestamp:type_name -> google.protobuf.Timestamp
+	122, // 196: cloud.v1.OTelMetricDataPoint.start_timestamp:type_name -> google.protobuf.Timestamp
+	121, // 197: cloud.v1.OTelMetricDataPoint.attributes:type_name -> cloud.v1.OTelMetricDataPoint.AttributesEntry
+	92,  // 198: cloud.v1.OTelMetricDataPoint.exponential_histogram:type_name -> cloud.v1.ExponentialHistogramData
+	94,  // 199: cloud.v1.OTelMetricDataPoint.summary:type_name -> cloud.v1.SummaryData
+	93,  // 200: cloud.v1.ExponentialHistogramData.positive:type_name -> cloud.v1.ExponentialHistogramBuckets
+	93,  // 201: cloud.v1.ExponentialHistogramData.negative:type_name -> cloud.v1.ExponentialHistogramBuckets
+	95,  // 202: cloud.v1.SummaryData.quantile_values:type_name -> cloud.v1.QuantileValue
+	90,  // 203: cloud.v1.OTelMetricBatch.metrics:type_name -> cloud.v1.OTelMetric
+	122, // 204: cloud.v1.OTelMetricBatch.received_at:type_name -> google.protobuf.Timestamp
+	4,   // 205: cloud.v1.DatadogQueryRequest.query_type:type_name -> cloud.v1.DatadogQueryType
+	71,  // 206: cloud.v1.RiskFinding.object:type_name -> cloud.v1.ObjectReference
+	101, // 207: cloud.v1.RiskFinding.evidence:type_name -> cloud.v1.RiskEvidence
+	102, // 208: cloud.v1.RiskFinding.chain_steps:type_name -> cloud.v1.RiskChainStep
+	122, // 209: cloud.v1.RiskFinding.exemption_until:type_name -> google.protobuf.Timestamp
+	122, // 210: cloud.v1.RiskFinding.first_seen:type_name -> google.protobuf.Timestamp
+	122, // 211: cloud.v1.RiskFinding.observed_at:type_name -> google.protobuf.Timestamp
+	71,  // 212: cloud.v1.RiskChainStep.object:type_name -> cloud.v1.ObjectReference
+	101, // 213: cloud.v1.RiskChainStep.evidence:type_name -> cloud.v1.RiskEvidence
+	122, // 214: cloud.v1.RiskAssessment.started_at:type_name -> google.protobuf.Timestamp
+	122, // 215: cloud.v1.RiskAssessment.completed_at:type_name -> google.protobuf.Timestamp
+	104, // 216: cloud.v1.RiskAssessment.counts:type_name -> cloud.v1.RiskCount
+	5,   // 217: cloud.v1.StreamService.StreamData:input_type -> cloud.v1.StreamDataRequest
+	7,   // 218: cloud.v1.StreamService.StreamControl:input_type -> cloud.v1.StreamControlRequest
+	9,   // 219: cloud.v1.StreamService.StreamFlows:input_type -> cloud.v1.StreamFlowsRequest
+	11,  // 220: cloud.v1.StreamService.StreamEvents:input_type -> cloud.v1.StreamEventsRequest
+	13,  // 221: cloud.v1.StreamService.StreamLogs:input_type -> cloud.v1.StreamLogsRequest
+	6,   // 222: cloud.v1.StreamService.StreamData:output_type -> cloud.v1.StreamDataResponse
+	8,   // 223: cloud.v1.StreamService.StreamControl:output_type -> cloud.v1.StreamControlResponse
+	10,  // 224: cloud.v1.StreamService.StreamFlows:output_type -> cloud.v1.StreamFlowsResponse
+	12,  // 225: cloud.v1.StreamService.StreamEvents:output_type -> cloud.v1.StreamEventsResponse
+	14,  // 226: cloud.v1.StreamService.StreamLogs:output_type -> cloud.v1.StreamLogsResponse
+	222, // [222:227] is the sub-list for method output_type
+	217, // [217:222] is the sub-list for method input_type
+	217, // [217:217] is the sub-list for extension type_name
+	217, // [217:217] is the sub-list for extension extendee
+	0,   // [0:217] is the sub-list for field type_name
 }
 
 func init() { file_cloud_v1_message_proto_init() }
@@ -10356,6 +10986,8 @@ func file_cloud_v1_message_proto_init() {
 		(*StreamDataRequest_OperatorStats)(nil),
 		(*StreamDataRequest_DatadogQueryResponse)(nil),
 		(*StreamDataRequest_DatadogMonitorAlert)(nil),
+		(*StreamDataRequest_RiskFinding)(nil),
+		(*StreamDataRequest_RiskAssessment)(nil),
 	}
 	file_cloud_v1_message_proto_msgTypes[1].OneofWrappers = []any{
 		(*StreamDataResponse_Ack)(nil),
@@ -10405,6 +11037,8 @@ func file_cloud_v1_message_proto_init() {
 		(*StreamEventsRequest_NodeConditionChange)(nil),
 		(*StreamEventsRequest_WorkloadRolloutStatus)(nil),
 		(*StreamEventsRequest_DatadogMonitorAlert)(nil),
+		(*StreamEventsRequest_RiskFinding)(nil),
+		(*StreamEventsRequest_RiskAssessment)(nil),
 	}
 	file_cloud_v1_message_proto_msgTypes[7].OneofWrappers = []any{
 		(*StreamEventsResponse_Heartbeat)(nil),
@@ -10430,7 +11064,7 @@ func file_cloud_v1_message_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cloud_v1_message_proto_rawDesc), len(file_cloud_v1_message_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   112,
+			NumMessages:   117,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
