@@ -29,6 +29,7 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver"
 	"github.com/kestrelai/otelcol-kestrel/receiver/hubblereceiver"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sinventoryreceiver"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver"
 )
 
 // The modules of builder-config.yaml, without versions: those live in go.mod and the
@@ -75,6 +76,7 @@ func Components() (otelcol.Factories, error) {
 		entry[receiver.Factory]{hubblereceiver.NewFactory(), modOtelcolKestrel},
 		entry[receiver.Factory]{envoyalsreceiver.NewFactory(), modOtelcolKestrel},
 		entry[receiver.Factory]{k8sinventoryreceiver.NewFactory(), modOtelcolKestrel},
+		entry[receiver.Factory]{kestreltoolsreceiver.NewFactory(), modOtelcolKestrel},
 	)
 	if err != nil {
 		return otelcol.Factories{}, err

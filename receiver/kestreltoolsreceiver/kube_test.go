@@ -1,0 +1,263 @@
+package kestreltoolsreceiver
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.uber.org/zap/zaptest"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
+	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
+	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
+	"github.com/kestrelai/otelcol-kestrel/internal/schema"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil/pipelinetest"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil/toolstest"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/metadata"
+)
+
+func testMain(m *testing.M) { kubeenv.Main(m) }
+
+// fixture is the receiver started against the shared kube-apiserver, as the collector
+// ServiceAccount of toolstest (it may only impersonate the reader), answering requests from
+// a devcloud through the real kestrel_command.
+type fixture struct {
+	p    *pipelinetest.Pipeline
+	ns   string
+	cs   kubernetes.Interface
+	sink *consumertest.LogsSink
+	rcv  receiver.Logs
+}
+
+func start(t *testing.T, mutate func(*Config)) *fixture {
+	t.Helper()
+	env := kubeenv.Shared(t)
+	ns := env.Namespace(t)
+	t.Setenv("KUBECONFIG", toolstest.Setup(t, env, ns))
+	cs, err := kubernetes.NewForConfig(env.RestConfig())
+	require.NoError(t, err)
+	p := pipelinetest.New(t, devcloud.Config{})
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.Kubernetes = k8sapi.Config{AuthType: k8sapi.AuthTypeKubeConfig}
+	cfg.Identity.Namespace = ns
+	if mutate != nil {
+		mutate(cfg)
+	}
+	require.NoError(t, cfg.Validate())
+	sink := new(consumertest.LogsSink)
+	set := receivertest.NewNopSettings(metadata.Type)
+	set.Logger = zaptest.NewLogger(t)
+	rcv, err := f.CreateLogs(context.Background(), set, cfg, sink)
+	require.NoError(t, err)
+	require.NoError(t, rcv.Start(context.Background(), p.Host))
+	t.Cleanup(func() { require.NoError(t, rcv.Shutdown(context.Background())) })
+	p.Ready(t)
+	return &fixture{p: p, ns: ns, cs: cs, sink: sink, rcv: rcv}
+}
+
+func (f *fixture) api(t *testing.T, paths ...string) *cloudv1.KubernetesAPIResponse {
+	t.Helper()
+	resp, err := f.p.Cloud.SendRequest(testCtx(t), "", &cloudv1.KubernetesAPIRequest{ApiPaths: paths})
+	require.NoError(t, err)
+	return resp.(*cloudv1.KubernetesAPIResponse)
+}
+
+func (f *fixture) shell(t *testing.T, cmds ...string) *cloudv1.ShellCommandResponse {
+	t.Helper()
+	resp, err := f.p.Cloud.SendRequest(testCtx(t), "", &cloudv1.ShellCommandRequest{Commands: cmds})
+	require.NoError(t, err)
+	return resp.(*cloudv1.ShellCommandResponse)
+}
+
+func testCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// deployment creates a Deployment named name in ns and waits for its pod.
+func (f *fixture) deployment(t *testing.T, name string) {
+	t.Helper()
+	ctx := testCtx(t)
+	labels := map[string]string{"app": name}
+	_, err := f.cs.AppsV1().Deployments(f.ns).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}},
+			},
+		},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		pods, err := f.cs.CoreV1().Pods(f.ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
+		return err == nil && len(pods.Items) == 1
+	}, testutil.WaitFor, 50*time.Millisecond, "the controllers create the pod")
+}
+
+// Reads run as the impersonated reader: what its RBAC allows comes back with the real
+// status, what it does not is a 403 with the apiserver's message, a missing object a 404.
+func TestReadsAsTheCloudIdentity(t *testing.T) {
+	f := start(t, nil)
+	f.deployment(t, "web")
+	resp := f.api(t, "api/v1/namespaces/"+f.ns+"/pods", "/api/v1/nodes", "api/v1/namespaces/"+f.ns+"/pods/missing")
+	require.Len(t, resp.GetResults(), 3)
+	pods, nodes, missing := resp.GetResults()[0], resp.GetResults()[1], resp.GetResults()[2]
+	assert.True(t, pods.GetSuccess(), pods.GetErrorMessage())
+	assert.EqualValues(t, 200, pods.GetStatusCode())
+	assert.Contains(t, pods.GetResponseData(), `"name":"web-`)
+	assert.NotContains(t, pods.GetResponseData(), "managedFields")
+
+	assert.False(t, nodes.GetSuccess())
+	assert.EqualValues(t, 403, nodes.GetStatusCode())
+	assert.Contains(t, nodes.GetErrorMessage(), `User "system:serviceaccount:`+f.ns+`:kestrel-ai-reader" cannot list resource "nodes"`)
+
+	assert.EqualValues(t, 404, missing.GetStatusCode())
+	assert.Equal(t, `pods "missing" not found`, missing.GetErrorMessage())
+
+	// Audit: one record per path, with the identity and the status.
+	require.Eventually(t, func() bool { return f.sink.LogRecordCount() >= 3 }, testutil.WaitFor, testutil.Tick)
+	var statuses []int64
+	for lr := range testutil.LogRecords(f.sink.AllLogs()...) {
+		assert.Equal(t, schema.EventToolAudit, lr.EventName())
+		id, _ := lr.Attributes().Get(schema.AttrToolIdentity)
+		assert.Equal(t, "system:serviceaccount:"+f.ns+":kestrel-ai-reader", id.Str())
+		code, _ := lr.Attributes().Get(schema.AttrHTTPResponseStatusCode)
+		statuses = append(statuses, code.Int())
+	}
+	assert.Equal(t, []int64{200, 403, 404}, statuses)
+}
+
+// The collector may impersonate only the one ServiceAccount its Role names.
+func TestImpersonationIsLimitedToTheReader(t *testing.T) {
+	f := start(t, func(cfg *Config) { cfg.Identity.ServiceAccount = "default" })
+	res := f.api(t, "api/v1/namespaces/"+f.ns+"/pods").GetResults()[0]
+	assert.EqualValues(t, 403, res.GetStatusCode())
+	assert.Contains(t, res.GetErrorMessage(), `User "system:serviceaccount:`+f.ns+`:kestrel-collector" cannot impersonate`)
+}
+
+// kubectl runs in-process as the reader; a failing command exits with a code, not the
+// process; auth can-i answers "no" with exit code 1.
+func TestKubectl(t *testing.T) {
+	f := start(t, nil)
+	f.deployment(t, "api")
+	resp := f.shell(t,
+		"kubectl get pods -n "+f.ns+" -o wide",
+		"kubectl describe deploy api -n "+f.ns,
+		"kubectl auth can-i list pods",
+		"kubectl auth can-i list nodes",
+		"kubectl get nosuchthings",
+		"kubectl get pods -n "+f.ns+" -o 'jsonpath={.items[0].metadata.name'",
+		"kubectl get nodes",
+	)
+	r := resp.GetResults()
+	require.Len(t, r, 7)
+	assert.EqualValues(t, 0, r[0].GetExitCode(), r[0].GetStderr())
+	assert.Contains(t, r[0].GetStdout(), "NOMINATED NODE")
+	assert.Contains(t, r[0].GetStdout(), "api-")
+	assert.EqualValues(t, 0, r[1].GetExitCode(), r[1].GetStderr())
+	assert.Contains(t, r[1].GetStdout(), "Name:                   api")
+	assert.Equal(t, "yes\n", r[2].GetStdout())
+	assert.True(t, r[2].GetSuccess())
+	assert.Equal(t, "no\n", r[3].GetStdout())
+	assert.EqualValues(t, 1, r[3].GetExitCode())
+	assert.EqualValues(t, 1, r[4].GetExitCode())
+	assert.Contains(t, r[4].GetStderr(), `the server doesn't have a resource type "nosuchthings"`)
+	assert.EqualValues(t, 1, r[5].GetExitCode())
+	assert.Contains(t, r[5].GetStderr(), "unclosed action")
+	assert.EqualValues(t, 1, r[6].GetExitCode())
+	assert.Contains(t, r[6].GetStderr(), "forbidden")
+}
+
+// Commands run at the same time share no state: each sees its own namespace and output
+// format (run under -race in make test-race).
+func TestConcurrentKubectl(t *testing.T) {
+	f := start(t, func(cfg *Config) { cfg.Limits.MaxConcurrent = 8 })
+	const n = 8
+	for i := range n {
+		_, err := f.cs.CoreV1().ConfigMaps(f.ns).Create(testCtx(t), &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%d", i), Labels: map[string]string{"i": fmt.Sprint(i)}},
+		}, metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			format := []string{"name", "json", "yaml", "wide"}[i%4]
+			r := f.shell(t, fmt.Sprintf("kubectl get configmaps -n %s -l i=%d -o %s", f.ns, i, format), "kubectl get nosuch").GetResults()
+			assert.EqualValues(t, 0, r[0].GetExitCode(), r[0].GetStderr())
+			assert.Contains(t, r[0].GetStdout(), fmt.Sprintf("cm-%d", i))
+			for j := range n {
+				if j != i {
+					assert.NotContains(t, r[0].GetStdout(), fmt.Sprintf("cm-%d\n", j))
+				}
+			}
+			assert.EqualValues(t, 1, r[1].GetExitCode())
+		})
+	}
+	wg.Wait()
+}
+
+// Requests beyond the limit wait briefly, then are answered "busy" (and audited); the
+// receive loop keeps reading meanwhile.
+func TestBusy(t *testing.T) {
+	f := start(t, func(cfg *Config) {
+		cfg.Limits.MaxConcurrent, cfg.Limits.MaxWaiting, cfg.Limits.Wait = 1, 1, 200*time.Millisecond
+	})
+	// A watch holds the one slot until its timeout.
+	held := make(chan *cloudv1.KubernetesAPIResponse, 1)
+	go func() {
+		resp, err := f.p.Cloud.SendRequest(testCtx(t), "", &cloudv1.KubernetesAPIRequest{
+			ApiPaths: []string{"api/v1/namespaces/" + f.ns + "/configmaps?watch=true"}, TimeoutSeconds: 4,
+		})
+		assert.NoError(t, err)
+		held <- resp.(*cloudv1.KubernetesAPIResponse)
+	}()
+	require.Eventually(t, func() bool { return f.sink.LogRecordCount() == 0 && len(f.p.Cloud.Status().Operators) > 0 }, testutil.WaitFor, testutil.Tick)
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	busy := 0
+	for range 10 {
+		wg.Go(func() {
+			resp := f.api(t, "version")
+			if strings.HasPrefix(resp.GetGlobalErrorMessage(), "busy: ") {
+				mu.Lock()
+				busy++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, 10, busy)
+	assert.Less(t, time.Since(start), 3*time.Second, "busy answers come while the slot is still held")
+	assert.True(t, (<-held).GetResults()[0].GetSuccess())
+	require.Eventually(t, func() bool { return f.sink.LogRecordCount() == 11 }, testutil.WaitFor, testutil.Tick)
+	outcomes := map[string]int{}
+	for lr := range testutil.LogRecords(f.sink.AllLogs()...) {
+		o, _ := lr.Attributes().Get(schema.AttrToolOutcome)
+		outcomes[o.Str()]++
+	}
+	assert.Equal(t, map[string]int{"busy": 10, "ok": 1}, outcomes)
+}
