@@ -13,10 +13,11 @@ const maxPathBytes = 8 << 10
 
 // Accept headers: plain JSON, metadata only (metadata=true), and server-side tables (as=Table).
 const (
-	acceptJSON     = "application/json"
-	acceptMetadata = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
-	acceptTable    = "application/json;as=Table;g=meta.k8s.io;v=v1,application/json"
-	acceptText     = "text/plain, application/json"
+	acceptJSON         = "application/json"
+	acceptMetadataList = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+	acceptMetadata     = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+	acceptTable        = "application/json;as=Table;g=meta.k8s.io;v=v1,application/json"
+	acceptText         = "text/plain, application/json"
 )
 
 // nonResource are the paths outside api/ and apis/ that may be read.
@@ -78,8 +79,10 @@ func Parse(raw string) (Request, error) {
 	switch {
 	case target.Subresource == "log":
 		r.Accept = acceptText
-	case metadata == "true":
+	case metadata == "true" && target.Name != "" && !r.Watch:
 		r.Accept = acceptMetadata
+	case metadata == "true":
+		r.Accept = acceptMetadataList
 	case strings.EqualFold(as, "Table"):
 		r.Accept = acceptTable
 	case as != "":
