@@ -3,8 +3,11 @@ package kestreltoolsreceiver
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.uber.org/zap/zaptest"
+	"google.golang.org/protobuf/proto"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -260,4 +264,123 @@ func TestBusy(t *testing.T) {
 		outcomes[o.Str()]++
 	}
 	assert.Equal(t, map[string]int{"busy": 10, "ok": 1}, outcomes)
+}
+
+// Hostile input is refused with a reason and an audit record, and nothing runs: a command
+// that would create a file leaves no file behind.
+func TestHostileInput(t *testing.T) {
+	f := start(t, nil)
+	canary := filepath.Join(t.TempDir(), "pwned")
+	cmds := []string{
+		"kubectl get pods; rm -rf /",
+		"kubectl get pods; touch " + canary,
+		"$(curl x)",
+		"$(touch " + canary + ")",
+		"kubectl get pods `touch " + canary + "`",
+		"kubectl get pods | sh",
+		"kubectl delete pod x",
+		"kubectl exec x -- sh",
+		"KUBECONFIG=/x kubectl get pods",
+		"touch " + canary,
+		"kubectl get pods " + strings.Repeat("x", 1<<20),
+	}
+	sh := f.shell(t, cmds...)
+	for i, r := range sh.GetResults() {
+		assert.EqualValues(t, 126, r.GetExitCode(), cmds[i])
+		assert.False(t, r.GetSuccess())
+		assert.Contains(t, r.GetStderr(), "refused: ", cmds[i])
+		assert.Empty(t, r.GetStdout())
+	}
+	assert.Less(t, len(sh.GetResults()[10].GetCommand()), 1024, "a huge command is not echoed back")
+	assert.NoFileExists(t, canary)
+
+	paths := []string{"../../etc/passwd", "api/v1/namespaces/x/pods/y/exec?command=sh", "%2e%2e/", "api/v1/namespaces/x/pods/y/../../secrets"}
+	api := f.api(t, paths...)
+	for i, r := range api.GetResults() {
+		assert.EqualValues(t, 400, r.GetStatusCode(), paths[i])
+		assert.Contains(t, r.GetErrorMessage(), "refused: ", paths[i])
+	}
+
+	n := len(cmds) + len(paths)
+	require.Eventually(t, func() bool { return f.sink.LogRecordCount() == n }, testutil.WaitFor, testutil.Tick)
+	for lr := range testutil.LogRecords(f.sink.AllLogs()...) {
+		o, _ := lr.Attributes().Get(schema.AttrToolOutcome)
+		reason, _ := lr.Attributes().Get(schema.AttrToolReason)
+		in, _ := lr.Attributes().Get(schema.AttrToolInput)
+		assert.Equal(t, "refused", o.Str(), in.Str())
+		assert.NotEmpty(t, reason.Str())
+		assert.LessOrEqual(t, len(in.Str()), 5<<10, "the audit keeps the start of a huge command")
+	}
+}
+
+// 10,000 requests at once: every one is answered or refused as busy, and the heap stays
+// bounded.
+func TestTenThousandConcurrentRequests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 requests")
+	}
+	f := start(t, nil)
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+		}
+	}()
+	const n = 10_000
+	var answered, busy atomic.Int64
+	var wg sync.WaitGroup
+	ctx := testCtx(t)
+	for i := range n {
+		wg.Go(func() {
+			var req proto.Message = &cloudv1.KubernetesAPIRequest{ApiPaths: []string{"version"}}
+			if i%10 == 0 {
+				req = &cloudv1.ShellCommandRequest{Commands: []string{"kubectl api-versions"}}
+			}
+			resp, err := f.p.Cloud.SendRequest(ctx, "", req)
+			if !assert.NoError(t, err) {
+				return
+			}
+			var global string
+			var ok bool
+			switch r := resp.(type) {
+			case *cloudv1.KubernetesAPIResponse:
+				global, ok = r.GetGlobalErrorMessage(), len(r.GetResults()) == 1 && r.GetResults()[0].GetSuccess()
+			case *cloudv1.ShellCommandResponse:
+				global, ok = r.GetGlobalErrorMessage(), len(r.GetResults()) == 1 && r.GetResults()[0].GetSuccess()
+			}
+			switch {
+			case ok:
+				answered.Add(1)
+			case strings.HasPrefix(global, "busy: "):
+				busy.Add(1)
+			default:
+				t.Errorf("neither answered nor busy: %v", resp)
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-sampled
+	t.Logf("10,000 requests: %d answered, %d busy; heap in use %d MiB before, peak %d MiB",
+		answered.Load(), busy.Load(), base.HeapInuse>>20, peak.Load()>>20)
+	assert.EqualValues(t, n, answered.Load()+busy.Load())
+	assert.Positive(t, answered.Load())
+	assert.Less(t, peak.Load()-min(peak.Load(), base.HeapInuse), uint64(256<<20), "heap growth stays bounded")
+	require.Eventually(t, func() bool { return f.sink.LogRecordCount() == n }, testutil.WaitFor, 50*time.Millisecond,
+		"one audit record per request")
 }
