@@ -49,7 +49,7 @@ func ctlK8sAPI(ctx context.Context, a adminClient, args []string, stdout, stderr
 	if err != nil {
 		return err
 	}
-	req := &cloudv1.KubernetesAPIRequest{ApiPaths: paths, TimeoutSeconds: int32(min(f.timeoutSeconds, math.MaxInt32))}
+	req := &cloudv1.KubernetesAPIRequest{ApiPaths: paths, TimeoutSeconds: int32(min(f.timeoutSeconds, math.MaxInt32))} //nolint:gosec // G115: capped above
 	var resp cloudv1.KubernetesAPIResponse
 	raw, err := roundTrip(ctx, a, "KubernetesAPIRequest", req, &resp, f)
 	if err != nil || f.asJSON {
@@ -74,7 +74,7 @@ func ctlShell(ctx context.Context, a adminClient, args []string, stdout, stderr 
 	if err != nil {
 		return err
 	}
-	req := &cloudv1.ShellCommandRequest{Commands: cmds, TimeoutSeconds: int32(min(f.timeoutSeconds, math.MaxInt32))}
+	req := &cloudv1.ShellCommandRequest{Commands: cmds, TimeoutSeconds: int32(min(f.timeoutSeconds, math.MaxInt32))} //nolint:gosec // G115: capped above
 	var resp cloudv1.ShellCommandResponse
 	raw, err := roundTrip(ctx, a, "ShellCommandRequest", req, &resp, f)
 	if err != nil || f.asJSON {

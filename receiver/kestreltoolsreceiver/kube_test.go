@@ -13,9 +13,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/protobuf/proto"
 	appsv1 "k8s.io/api/apps/v1"
@@ -25,6 +29,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
+	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
 	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
@@ -33,6 +38,7 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/pipelinetest"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/toolstest"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/metadata"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/metadatatest"
 )
 
 func testMain(m *testing.M) { kubeenv.Main(m) }
@@ -48,14 +54,20 @@ type fixture struct {
 	rcv  receiver.Logs
 }
 
-func start(t *testing.T, mutate func(*Config)) *fixture {
-	t.Helper()
-	env := kubeenv.Shared(t)
-	ns := env.Namespace(t)
-	t.Setenv("KUBECONFIG", toolstest.Setup(t, env, ns))
+func start(tb testing.TB, mutate func(*Config)) *fixture {
+	tb.Helper()
+	return startWith(tb, devcloud.Config{}, receivertest.NewNopSettings(metadata.Type), mutate)
+}
+
+// startWith starts the fixture against a devcloud with dc, with the receiver's settings set.
+func startWith(tb testing.TB, dc devcloud.Config, set receiver.Settings, mutate func(*Config)) *fixture {
+	tb.Helper()
+	env := kubeenv.Shared(tb)
+	ns := env.Namespace(tb)
+	tb.Setenv("KUBECONFIG", toolstest.Setup(tb, env, ns))
 	cs, err := kubernetes.NewForConfig(env.RestConfig())
-	require.NoError(t, err)
-	p := pipelinetest.New(t, devcloud.Config{})
+	require.NoError(tb, err)
+	p := pipelinetest.New(tb, dc)
 	f := NewFactory()
 	cfg := f.CreateDefaultConfig().(*Config)
 	cfg.Kubernetes = k8sapi.Config{AuthType: k8sapi.AuthTypeKubeConfig}
@@ -63,36 +75,35 @@ func start(t *testing.T, mutate func(*Config)) *fixture {
 	if mutate != nil {
 		mutate(cfg)
 	}
-	require.NoError(t, cfg.Validate())
+	require.NoError(tb, cfg.Validate())
 	sink := new(consumertest.LogsSink)
-	set := receivertest.NewNopSettings(metadata.Type)
-	set.Logger = zaptest.NewLogger(t)
+	set.Logger = zaptest.NewLogger(tb)
 	rcv, err := f.CreateLogs(context.Background(), set, cfg, sink)
-	require.NoError(t, err)
-	require.NoError(t, rcv.Start(context.Background(), p.Host))
-	t.Cleanup(func() { require.NoError(t, rcv.Shutdown(context.Background())) })
-	p.Ready(t)
+	require.NoError(tb, err)
+	require.NoError(tb, rcv.Start(context.Background(), p.Host))
+	tb.Cleanup(func() { require.NoError(tb, rcv.Shutdown(context.Background())) })
+	p.Ready(tb)
 	return &fixture{p: p, ns: ns, cs: cs, sink: sink, rcv: rcv}
 }
 
-func (f *fixture) api(t *testing.T, paths ...string) *cloudv1.KubernetesAPIResponse {
-	t.Helper()
-	resp, err := f.p.Cloud.SendRequest(testCtx(t), "", &cloudv1.KubernetesAPIRequest{ApiPaths: paths})
-	require.NoError(t, err)
+func (f *fixture) api(tb testing.TB, paths ...string) *cloudv1.KubernetesAPIResponse {
+	tb.Helper()
+	resp, err := f.p.Cloud.SendRequest(testCtx(tb), "", &cloudv1.KubernetesAPIRequest{ApiPaths: paths})
+	require.NoError(tb, err)
 	return resp.(*cloudv1.KubernetesAPIResponse)
 }
 
-func (f *fixture) shell(t *testing.T, cmds ...string) *cloudv1.ShellCommandResponse {
-	t.Helper()
-	resp, err := f.p.Cloud.SendRequest(testCtx(t), "", &cloudv1.ShellCommandRequest{Commands: cmds})
-	require.NoError(t, err)
+func (f *fixture) shell(tb testing.TB, cmds ...string) *cloudv1.ShellCommandResponse {
+	tb.Helper()
+	resp, err := f.p.Cloud.SendRequest(testCtx(tb), "", &cloudv1.ShellCommandRequest{Commands: cmds})
+	require.NoError(tb, err)
 	return resp.(*cloudv1.ShellCommandResponse)
 }
 
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
+func testCtx(tb testing.TB) context.Context {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	t.Cleanup(cancel)
+	tb.Cleanup(cancel)
 	return ctx
 }
 
@@ -191,6 +202,43 @@ func TestKubectl(t *testing.T) {
 	assert.Contains(t, r[5].GetStderr(), "unclosed action")
 	assert.EqualValues(t, 1, r[6].GetExitCode())
 	assert.Contains(t, r[6].GetStderr(), "forbidden")
+}
+
+// Every allowed kubectl verb runs in-process and answers (top with the clear error of a
+// cluster without the metrics API; logs of a pod no node runs are empty, as the apiserver
+// answers kubectl too; test/e2e has the error of a node whose kubelet does not answer).
+func TestEveryVerb(t *testing.T) {
+	f := start(t, nil)
+	f.deployment(t, "web")
+	ns := f.ns
+	cmds := map[string]string{
+		"kubectl get deploy web -n " + ns + " -o name":                  "deployment.apps/web",
+		"kubectl describe pods -n " + ns + " -l app=web":                "Controlled By:",
+		"kubectl events -n " + ns:                                       "",
+		"kubectl explain pods.spec.containers":                          "FIELDS:",
+		"kubectl api-resources --api-group apps":                        "deployments",
+		"kubectl api-versions":                                          "apps/v1",
+		"kubectl version -o json":                                       `"serverVersion"`,
+		"kubectl cluster-info":                                          "Kubernetes control plane",
+		"kubectl rollout status deploy/web -n " + ns + " --watch=false": "Waiting for deployment",
+		"kubectl rollout history deploy/web -n " + ns:                   "REVISION",
+		"kubectl auth can-i get deployments -n " + ns:                   "yes",
+		"kubectl logs deploy/web -n " + ns + " --tail 1":                "",
+	}
+	var list []string
+	for c := range cmds {
+		list = append(list, c)
+	}
+	list = append(list, "kubectl top pods -n "+ns)
+	r := f.shell(t, list...).GetResults()
+	require.Len(t, r, len(list))
+	for i, c := range list[:len(cmds)] {
+		assert.EqualValues(t, 0, r[i].GetExitCode(), "%s: %s", c, r[i].GetStderr())
+		assert.Contains(t, r[i].GetStdout(), cmds[c], c)
+	}
+	top := r[len(cmds)]
+	assert.EqualValues(t, 1, top.GetExitCode())
+	assert.Contains(t, top.GetStderr(), "Metrics API not available")
 }
 
 // Commands run at the same time share no state: each sees its own namespace and output
@@ -352,7 +400,8 @@ func TestTenThousandConcurrentRequests(t *testing.T) {
 				req = &cloudv1.ShellCommandRequest{Commands: []string{"kubectl api-versions"}}
 			}
 			resp, err := f.p.Cloud.SendRequest(ctx, "", req)
-			if !assert.NoError(t, err) {
+			if err != nil {
+				t.Error(err)
 				return
 			}
 			var global string
@@ -383,4 +432,40 @@ func TestTenThousandConcurrentRequests(t *testing.T) {
 	assert.Less(t, peak.Load()-min(peak.Load(), base.HeapInuse), uint64(256<<20), "heap growth stays bounded")
 	require.Eventually(t, func() bool { return f.sink.LogRecordCount() == n }, testutil.WaitFor, 50*time.Millisecond,
 		"one audit record per request")
+}
+
+// An old server has no side streams: its requests arrive on StreamData and the answers go
+// back there. The self-metric counts every call by tool and outcome.
+func TestOldServerAndSelfMetrics(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	f := startWith(t, devcloud.Config{OldServer: true}, metadatatest.NewSettings(tel), nil)
+
+	api := f.api(t, "version", "api/v1/nodes", "../etc/passwd")
+	require.Len(t, api.GetResults(), 3, api.GetGlobalErrorMessage())
+	assert.EqualValues(t, 200, api.GetResults()[0].GetStatusCode())
+	assert.EqualValues(t, 403, api.GetResults()[1].GetStatusCode())
+	assert.EqualValues(t, 400, api.GetResults()[2].GetStatusCode())
+	sh := f.shell(t, "kubectl version -o json", "kubectl delete pod x")
+	require.Len(t, sh.GetResults(), 2, sh.GetGlobalErrorMessage())
+	assert.EqualValues(t, 0, sh.GetResults()[0].GetExitCode(), sh.GetResults()[0].GetStderr())
+	assert.EqualValues(t, 126, sh.GetResults()[1].GetExitCode())
+	var answers int
+	for _, r := range f.p.Cloud.Records() {
+		switch r.Payload.(type) {
+		case *cloudv1.KubernetesAPIResponse, *cloudv1.ShellCommandResponse:
+			answers++
+			assert.Equal(t, cloudconn.StreamData, r.Stream, "answered on the stream the request came on")
+		}
+	}
+	assert.Equal(t, 2, answers)
+
+	calls := func(tool, outcome string, n int64) metricdata.DataPoint[int64] {
+		return metricdata.DataPoint[int64]{Value: n, Attributes: attribute.NewSet(
+			attribute.String("tool", tool), attribute.String("outcome", outcome))}
+	}
+	metadatatest.AssertEqualKestrelToolsCalls(t, tel, []metricdata.DataPoint[int64]{
+		calls("kubernetes_api", "ok", 1), calls("kubernetes_api", "error", 1), calls("kubernetes_api", "refused", 1),
+		calls("shell", "ok", 1), calls("shell", "refused", 1),
+	}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
 }

@@ -8,8 +8,10 @@ package kubectl // import "github.com/kestrelai/otelcol-kestrel/receiver/kestrel
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -19,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apimachineryversion "k8s.io/apimachinery/pkg/version"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/resource"
 	"k8s.io/client-go/discovery"
@@ -42,6 +45,7 @@ import (
 	"k8s.io/kubectl/pkg/cmd/version"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
 	"k8s.io/kubectl/pkg/scheme"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/kubeclient"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/shell"
@@ -120,6 +124,9 @@ func (r *Runner) execute(ctx context.Context, c shell.Command, stdout, stderr io
 	streams := genericiooptions.IOStreams{In: strings.NewReader(""), Out: stdout, ErrOut: stderr}
 	root := &cobra.Command{Use: "kubectl", SilenceUsage: true, SilenceErrors: true}
 	root.PersistentFlags().StringVarP(&g.namespace, "namespace", "n", "", "namespace")
+	// kubectl's own root flag, which version looks up (nil without it); shell.Parse admits
+	// neither it nor any other root flag but -n.
+	root.PersistentFlags().Bool("warnings-as-errors", false, "")
 	root.AddCommand(command(ctx, c.Verb, f, streams))
 	root.SetArgs(c.Args)
 	root.SetIn(streams.In)
@@ -151,7 +158,7 @@ func command(ctx context.Context, verb string, f cmdutil.Factory, streams generi
 	case "api-versions":
 		return apiresources.NewCmdAPIVersions(f, streams)
 	case "version":
-		return version.NewCmdVersion(f, streams)
+		return versionCommand(f, streams)
 	case "cluster-info":
 		return clusterinfo.NewCmdClusterInfo(f, streams)
 	case "logs":
@@ -171,6 +178,61 @@ func command(ctx context.Context, verb string, f cmdutil.Factory, streams generi
 	}
 	// shell.Parse admits only the verbs above.
 	panic(fatal{msg: "kubectl " + verb + " is not implemented", code: 1})
+}
+
+// versionCommand is kubectl version with the version of the kubectl libraries compiled in
+// as the client's: kubectl's own command reads it from linker flags the collector's build
+// does not set, and its version-skew check then fails on the placeholder it finds.
+func versionCommand(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:  "version",
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			dc, err := f.ToDiscoveryClient()
+			if err != nil {
+				return err
+			}
+			server, err := dc.ServerVersion()
+			if err != nil {
+				return err
+			}
+			v := version.Version{ClientVersion: clientVersion(), ServerVersion: server}
+			var b []byte
+			switch output {
+			case "json":
+				b, err = json.MarshalIndent(&v, "", "  ")
+			case "yaml":
+				b, err = yaml.Marshal(&v)
+			default:
+				b = fmt.Appendf(nil, "Client Version: %s\nServer Version: %s", v.ClientVersion.GitVersion, server.GitVersion)
+			}
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(streams.Out, strings.TrimSuffix(string(b), "\n"))
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "json or yaml")
+	return cmd
+}
+
+// clientVersion is the Kubernetes release of the k8s.io/kubectl module built in (v0.X.Y is
+// Kubernetes v1.X.Y).
+func clientVersion() *apimachineryversion.Info {
+	v := &apimachineryversion.Info{GitVersion: "unknown", GoVersion: runtime.Version(), Compiler: runtime.Compiler,
+		Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "k8s.io/kubectl" && strings.HasPrefix(d.Version, "v0.") {
+				v.GitVersion = "v1." + strings.TrimPrefix(d.Version, "v0.")
+				v.Major, v.Minor, _ = strings.Cut(strings.TrimPrefix(v.GitVersion, "v"), ".")
+				v.Minor, _, _ = strings.Cut(v.Minor, ".")
+			}
+		}
+	}
+	return v
 }
 
 // canICommand is kubectl auth can-i without its os.Exit(1) for "no": the answer "no" is

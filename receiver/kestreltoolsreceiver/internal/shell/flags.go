@@ -33,9 +33,6 @@ var (
 	chunkSize     = flag{long: "chunk-size", value: true}
 )
 
-// globalFlags may come before the verb.
-var globalFlags = map[string]flag{"namespace": namespace, "n": namespace}
-
 // kubectlVerbs are the read-only kubectl commands this collector runs in-process. Anything
 // that writes, opens a stream into a container, reads local files (-f, -k, *-file outputs)
 // or follows changes until the deadline (-w, -f) has no entry and is refused.

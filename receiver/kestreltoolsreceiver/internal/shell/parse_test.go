@@ -87,8 +87,7 @@ func TestParseRefuses(t *testing.T) {
 	} {
 		t.Run(in, func(t *testing.T) {
 			_, err := Parse(in, 16<<10, Verbs())
-			require.Error(t, err)
-			assert.ErrorIs(t, err, ErrRefused)
+			require.ErrorIs(t, err, ErrRefused)
 			assert.Contains(t, err.Error(), reason)
 		})
 	}
