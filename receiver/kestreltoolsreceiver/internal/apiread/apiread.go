@@ -91,7 +91,7 @@ func (t *Tool) Serve(ctx context.Context, req *cloudv1.KubernetesAPIRequest, bud
 func (t *Tool) get(ctx context.Context, client *http.Client, raw string, limit int) (*cloudv1.KubernetesAPIResult, audit.Record) {
 	res := &cloudv1.KubernetesAPIResult{ApiPath: raw}
 	fail := func(code int, outcome, msg string) (*cloudv1.KubernetesAPIResult, audit.Record) {
-		res.StatusCode, res.ErrorMessage = int32(code), msg
+		res.StatusCode, res.ErrorMessage = int32(code), msg //nolint:gosec // G115: an HTTP status code
 		return res, audit.Record{Outcome: outcome, Reason: msg}
 	}
 	p, err := Parse(raw)
@@ -132,18 +132,18 @@ func (t *Tool) get(ctx context.Context, client *http.Client, raw string, limit i
 		}
 	}
 	defer hresp.Body.Close()
-	res.StatusCode = int32(hresp.StatusCode)
+	res.StatusCode = int32(hresp.StatusCode) //nolint:gosec // G115: an HTTP status code (three digits)
 	note := func(total int64) string {
 		return fmt.Sprintf("\n[kestrel: response truncated at %d of at least %d bytes; narrow it with labelSelector, fieldSelector or limit]", limit, total)
 	}
 	buf := outbuf.New(max(limit-len(note(1<<40)), 0), nil)
 	_, err = copyUntilFull(buf, hresp.Body)
 	rec := audit.Record{Outcome: audit.OK}
-	body := buf.String()
 	if buf.Truncated() {
-		body += note(buf.Total())
+		buf.Note(note(buf.Total()))
 		rec.Outcome = audit.Truncated
 	}
+	body := buf.String()
 	res.ResponseData = body
 	switch {
 	case err != nil && ctx.Err() != nil:

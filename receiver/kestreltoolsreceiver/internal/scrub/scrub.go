@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -32,6 +33,8 @@ func Marker(n int) string { return "<redacted: " + strconv.Itoa(n) + " bytes>" }
 // ErrDuplicateKind fails closed on an object that names its kind twice: the first kind
 // may already have let data through that the second would have scrubbed.
 var ErrDuplicateKind = errors.New("scrub: object with more than one kind")
+
+var null = []byte("null")
 
 // maxDepth bounds nesting, so a hostile document cannot exhaust the stack.
 const maxDepth = 256
@@ -96,6 +99,10 @@ type filter struct {
 	err  error // first write error
 	// last is the token Token returned most recently; restOfValue starts from it.
 	last json.Token
+	// scratch is reused to quote strings, one a byte for writeByte: the writes of a large
+	// document then allocate nothing of their own.
+	scratch []byte
+	one     [1]byte
 }
 
 func (f *filter) write(b []byte) {
@@ -104,7 +111,16 @@ func (f *filter) write(b []byte) {
 	}
 }
 
-func (f *filter) writeByte(c byte) { f.write([]byte{c}) }
+func (f *filter) writeByte(c byte) {
+	f.one[0] = c
+	f.write(f.one[:])
+}
+
+// quote returns s as a JSON string in f's scratch buffer, valid until the next call.
+func (f *filter) quote(s string) []byte {
+	f.scratch = appendString(f.scratch[:0], s)
+	return f.scratch
+}
 
 func (f *filter) token() (json.Token, error) {
 	if f.err != nil {
@@ -153,13 +169,13 @@ func (f *filter) restOfValue(c ctx) error {
 func (f *filter) scalar(t json.Token) {
 	switch v := t.(type) {
 	case string:
-		f.write(appendString(nil, v))
+		f.write(f.quote(v))
 	case json.Number:
 		f.write([]byte(v))
 	case bool:
-		f.write([]byte(strconv.FormatBool(v)))
+		f.write(strconv.AppendBool(f.scratch[:0], v))
 	case nil:
-		f.write([]byte("null"))
+		f.write(null)
 	}
 }
 
@@ -202,7 +218,7 @@ func (f *filter) object(c ctx) error {
 			f.writeByte(',')
 		}
 		n++
-		f.write(appendString(nil, k))
+		f.write(f.quote(k))
 		f.writeByte(':')
 	}
 	child := ctx{secret: c.secret, depth: c.depth + 1}
@@ -302,7 +318,7 @@ func (f *filter) capture(k string, c ctx) (deferred, error) {
 			err = f.dualObject(&raw, &scrubbed, k == "data", c)
 		} else {
 			err = f.restOfValue(c)
-			scrubbed.Write(appendString(nil, valueMarker(t, k == "data")))
+			scrubbed.Write(f.quote(valueMarker(t, k == "data")))
 		}
 	}
 	f.out = out
@@ -325,9 +341,9 @@ func (f *filter) dualObject(raw, scrubbed *bytes.Buffer, base64Values bool, c ct
 			raw.WriteByte(',')
 			scrubbed.WriteByte(',')
 		}
-		raw.Write(appendString(nil, k))
+		raw.Write(f.quote(k))
 		raw.WriteByte(':')
-		scrubbed.Write(appendString(nil, k))
+		scrubbed.Write(f.quote(k))
 		scrubbed.WriteByte(':')
 		first, err := f.token()
 		if err != nil {
@@ -336,7 +352,7 @@ func (f *filter) dualObject(raw, scrubbed *bytes.Buffer, base64Values bool, c ct
 		if err := f.restOfValue(child); err != nil {
 			return err
 		}
-		scrubbed.Write(appendString(nil, valueMarker(first, base64Values)))
+		scrubbed.Write(f.quote(valueMarker(first, base64Values)))
 	}
 	if _, err := f.token(); err != nil {
 		return err
@@ -359,7 +375,7 @@ func (f *filter) secretData(base64Values bool) error {
 				return err
 			}
 		}
-		f.write(appendString(nil, valueMarker(t, base64Values)))
+		f.write(f.quote(valueMarker(t, base64Values)))
 		return nil
 	}
 	f.writeByte('{')
@@ -372,7 +388,7 @@ func (f *filter) secretData(base64Values bool) error {
 		if n > 0 {
 			f.writeByte(',')
 		}
-		f.write(appendString(nil, k))
+		f.write(f.quote(k))
 		f.writeByte(':')
 		v, err := f.token()
 		if err != nil {
@@ -383,7 +399,7 @@ func (f *filter) secretData(base64Values bool) error {
 				return err
 			}
 		}
-		f.write(appendString(nil, valueMarker(v, base64Values)))
+		f.write(f.quote(valueMarker(v, base64Values)))
 	}
 	if _, err := f.token(); err != nil {
 		return err
@@ -453,6 +469,7 @@ func (f *filter) skipRest(d json.Delim) error {
 // appendString appends s as a JSON string.
 func appendString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
+	b = slices.Grow(b, len(s)+2)
 	b = append(b, '"')
 	for i := 0; i < len(s); {
 		c := s[i]

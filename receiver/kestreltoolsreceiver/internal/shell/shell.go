@@ -124,10 +124,13 @@ func (t *Tool) run(ctx context.Context, s string, limit int) (*cloudv1.ShellComm
 	stderr := outbuf.New(errLimit, nil)
 	code := runner.Run(cmdCtx, cmd, stdout, stderr)
 	rec := audit.Record{Outcome: audit.OK}
+	truncated := stdout.Truncated()
+	if truncated {
+		stdout.Note(note(stdout.Total()))
+	}
 	res.Stdout, res.Stderr = stdout.String(), stderr.String()
 	switch {
-	case stdout.Truncated():
-		res.Stdout += note(stdout.Total())
+	case truncated:
 		rec.Outcome = audit.Truncated
 		if errors.Is(context.Cause(cmdCtx), errOutputFull) && code != 0 {
 			// Stopped by us because the output was full: what was kept is the answer.
