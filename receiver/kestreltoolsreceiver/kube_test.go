@@ -469,3 +469,49 @@ func TestOldServerAndSelfMetrics(t *testing.T) {
 		calls("shell", "ok", 1), calls("shell", "refused", 1),
 	}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
 }
+
+// timeout_seconds is capped by max_timeout, and output beyond the caps is cut with a note:
+// a watch and a rollout that would wait for a minute end at the 2 s cap; the OpenAPI
+// document and a recursive explain come back cut, not failed.
+func TestTimeoutsAndCaps(t *testing.T) {
+	f := start(t, func(cfg *Config) {
+		cfg.KubernetesAPI.DefaultTimeout, cfg.KubernetesAPI.MaxTimeout = time.Second, 2*time.Second
+		cfg.KubernetesAPI.MaxResultBytes, cfg.KubernetesAPI.MaxResponseBytes = 4096, 8192
+		cfg.Shell.DefaultTimeout, cfg.Shell.MaxTimeout = time.Second, 2*time.Second
+		cfg.Shell.MaxOutputBytes = 4096
+	})
+	f.deployment(t, "web")
+	ctx := testCtx(t)
+
+	t0 := time.Now()
+	resp, err := f.p.Cloud.SendRequest(ctx, "", &cloudv1.KubernetesAPIRequest{TimeoutSeconds: 60,
+		ApiPaths: []string{"api/v1/namespaces/" + f.ns + "/configmaps?watch=true", "openapi/v2"}})
+	require.NoError(t, err)
+	assert.Less(t, time.Since(t0), 10*time.Second, "60 s asked, 2 s allowed")
+	r := resp.(*cloudv1.KubernetesAPIResponse).GetResults()
+	require.Len(t, r, 2)
+	assert.EqualValues(t, 200, r[0].GetStatusCode(), r[0].GetErrorMessage())
+	assert.LessOrEqual(t, len(r[1].GetResponseData()), 4096)
+	assert.Contains(t, r[1].GetResponseData(), "[kestrel: response truncated at")
+
+	t0 = time.Now()
+	resp, err = f.p.Cloud.SendRequest(ctx, "", &cloudv1.ShellCommandRequest{TimeoutSeconds: 60,
+		Commands: []string{"kubectl explain pods --recursive", "kubectl rollout status deploy/web -n " + f.ns}})
+	require.NoError(t, err)
+	assert.Less(t, time.Since(t0), 10*time.Second, "60 s asked, 2 s allowed")
+	s := resp.(*cloudv1.ShellCommandResponse).GetResults()
+	require.Len(t, s, 2)
+	assert.EqualValues(t, 0, s[0].GetExitCode(), s[0].GetStderr())
+	assert.LessOrEqual(t, len(s[0].GetStdout()), 4096)
+	assert.Contains(t, s[0].GetStdout(), "[kestrel: output truncated at")
+	assert.EqualValues(t, 124, s[1].GetExitCode(), "the pod never becomes ready: %s", s[1].GetStderr())
+	assert.Contains(t, s[1].GetStderr(), "deadline of 2s passed")
+
+	require.Eventually(t, func() bool { return f.sink.LogRecordCount() >= 4 }, testutil.WaitFor, testutil.Tick)
+	var outcomes []string
+	for lr := range testutil.LogRecords(f.sink.AllLogs()...) {
+		o, _ := lr.Attributes().Get(schema.AttrToolOutcome)
+		outcomes = append(outcomes, o.Str())
+	}
+	assert.Equal(t, []string{"ok", "truncated", "truncated", "timeout"}, outcomes)
+}

@@ -114,7 +114,9 @@ func (t *Tool) run(ctx context.Context, s string, limit int) (*cloudv1.ShellComm
 		res.ExitCode, res.Stderr = ExitRefused, fmt.Sprintf("%s is not available in this collector", cmd.Program)
 		return res, audit.Record{Outcome: audit.Refused, Reason: res.Stderr}
 	}
-	errLimit := max(limit/stderrShare, min(limit, 4<<10))
+	// stderr gets an eighth, at least 4 KiB for an error message, but never more than half:
+	// with a small share, stdout must keep room too.
+	errLimit := max(limit/stderrShare, min(limit/2, 4<<10))
 	note := func(total int64) string {
 		return fmt.Sprintf("\n[kestrel: output truncated at %d of %d bytes; narrow the command (-l, --field-selector, --tail, -o jsonpath=...)]", limit-errLimit, total)
 	}
