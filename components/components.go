@@ -30,6 +30,7 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/receiver/hubblereceiver"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sinventoryreceiver"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sriskreceiver"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver"
 )
 
 // The modules of builder-config.yaml, without versions: those live in go.mod and the
@@ -77,6 +78,7 @@ func Components() (otelcol.Factories, error) {
 		entry[receiver.Factory]{envoyalsreceiver.NewFactory(), modOtelcolKestrel},
 		entry[receiver.Factory]{k8sinventoryreceiver.NewFactory(), modOtelcolKestrel},
 		entry[receiver.Factory]{k8sriskreceiver.NewFactory(), modOtelcolKestrel},
+		entry[receiver.Factory]{kestreltoolsreceiver.NewFactory(), modOtelcolKestrel},
 	)
 	if err != nil {
 		return otelcol.Factories{}, err

@@ -30,6 +30,7 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sinventoryreceiver"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sriskreceiver"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver"
 )
 
 // builderConfig is the part of ocb's manifest this test compares.
@@ -269,6 +270,13 @@ func TestLocalKubeOverlayValidates(t *testing.T) {
 	assert.Equal(t, k8sapi.AuthTypeKubeConfig, als.Kubernetes.Get().AuthType, "sidecars resolved to workloads")
 	store := merged.Processors[component.MustNewID("metrics_store")].(*metricsstoreprocessor.Config)
 	assert.Equal(t, k8sapi.AuthTypeKubeConfig, store.Kubernetes.Get().AuthType, "pods of metrics resolved to workloads")
+	tools := merged.Receivers[component.MustNewID("kestrel_tools")].(*kestreltoolsreceiver.Config)
+	assert.Equal(t, k8sapi.AuthTypeKubeConfig, tools.Kubernetes.AuthType)
+	assert.Equal(t, "kestrel", tools.Identity.Namespace, "the demo's reader ServiceAccount")
+	assert.True(t, tools.Identity.Impersonate)
+	toolsLogs := merged.Service.Pipelines[pipeline.NewIDWithName(pipeline.SignalLogs, "tools")]
+	require.NotNil(t, toolsLogs, "the tools' audit trail has a pipeline")
+	assert.Equal(t, []component.ID{component.MustNewID("kestrel_tools")}, toolsLogs.Receivers)
 	attrs := merged.Processors[component.MustNewID("k8s_attributes")].(*k8sattributesprocessor.Config)
 	assert.False(t, attrs.Passthrough, "full mode")
 	assert.EqualValues(t, "kubeConfig", attrs.APIConfig.AuthType)

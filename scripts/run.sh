@@ -264,6 +264,10 @@ EOF
 	cat <<EOF
     edit config/demo/*.yaml (or write your own), then
     bin/kubeenv apply --kubeconfig .run/kubeenv/kubeconfig -f config/demo
+
+  Ask what the cloud's agents ask (as kestrel/kestrel-ai-reader, bound to the view ClusterRole):
+    bin/kestrel-devcloud ctl --admin $ADMIN_ADDR k8s-api api/v1/namespaces/shop/pods
+    bin/kestrel-devcloud ctl --admin $ADMIN_ADDR shell 'kubectl describe deploy checkout -n shop'
 EOF
 else
 	cat <<EOF

@@ -47,6 +47,8 @@ Usage:
   kestrel-devcloud ctl [--admin ADDR] metrics-query [--namespace NS] [--workload NAME --kind KIND]
                          [--pod NAME | --pod-prefix P] [--metric NAME ...] [--label K=V ...]
                          [--since 15m] [--max-series N] [--max-points N] [--operator ID] [--timeout 30s]
+  kestrel-devcloud ctl [--admin ADDR] k8s-api [--timeout-seconds N] [--json] PATH...
+  kestrel-devcloud ctl [--admin ADDR] shell [--timeout-seconds N] [--json] 'COMMAND'...
 
 Run "kestrel-devcloud COMMAND -h" for the flags of a command.
 `
@@ -215,7 +217,7 @@ func cmdCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if fs.NArg() == 0 {
-		return fmt.Errorf("%w: ctl needs a subcommand: status, request or metrics-query", errUsage)
+		return fmt.Errorf("%w: ctl needs a subcommand: status, request, metrics-query, k8s-api or shell", errUsage)
 	}
 	a := adminClient{base: adminURL(*admin), http: &http.Client{Transport: &http.Transport{}}}
 	defer a.http.CloseIdleConnections()
@@ -227,8 +229,12 @@ func cmdCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return ctlRequest(ctx, a, rest, stdout, stderr)
 	case "metrics-query":
 		return ctlMetricsQuery(ctx, a, rest, stdout, stderr)
+	case "k8s-api":
+		return ctlK8sAPI(ctx, a, rest, stdout, stderr)
+	case "shell":
+		return ctlShell(ctx, a, rest, stdout, stderr)
 	default:
-		return fmt.Errorf("%w: unknown ctl subcommand %q (want status, request or metrics-query)", errUsage, fs.Arg(0))
+		return fmt.Errorf("%w: unknown ctl subcommand %q (want status, request, metrics-query, k8s-api or shell)", errUsage, fs.Arg(0))
 	}
 }
 
@@ -356,6 +362,15 @@ func ctlRequest(ctx context.Context, a adminClient, args []string, stdout, stder
 
 // postRequest sends one tool request through the admin API and prints the response.
 func postRequest(ctx context.Context, a adminClient, typ string, payload []byte, operator string, timeout time.Duration, stdout io.Writer) error {
+	resp, err := sendRequest(ctx, a, typ, payload, operator, timeout)
+	if err != nil {
+		return err
+	}
+	return writeIndented(stdout, resp)
+}
+
+// sendRequest sends one tool request through the admin API and returns the response JSON.
+func sendRequest(ctx context.Context, a adminClient, typ string, payload []byte, operator string, timeout time.Duration) ([]byte, error) {
 	q := url.Values{"type": {typ}, "timeout": {timeout.String()}}
 	if operator != "" {
 		q.Set("operator", operator)
@@ -363,11 +378,7 @@ func postRequest(ctx context.Context, a adminClient, typ string, payload []byte,
 	// The admin API enforces the timeout; the margin lets its 504 answer arrive.
 	ctx, cancel := context.WithTimeout(ctx, timeout+10*time.Second)
 	defer cancel()
-	resp, err := a.call(ctx, http.MethodPost, "/v1/requests?"+q.Encode(), payload)
-	if err != nil {
-		return err
-	}
-	return writeIndented(stdout, resp)
+	return a.call(ctx, http.MethodPost, "/v1/requests?"+q.Encode(), payload)
 }
 
 // ctlMetricsQuery asks the operator's metrics store for recent series (MetricsQueryRequest).

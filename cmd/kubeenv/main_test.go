@@ -50,6 +50,8 @@ func TestApplyDemo(t *testing.T) {
 	ctx := t.Context()
 	t.Cleanup(func() {
 		_ = cs.CoreV1().Namespaces().Delete(t.Context(), "shop", metav1.DeleteOptions{})
+		_ = cs.CoreV1().Namespaces().Delete(t.Context(), "kestrel", metav1.DeleteOptions{})
+		_ = cs.RbacV1().ClusterRoleBindings().Delete(t.Context(), "kestrel-ai-reader-view", metav1.DeleteOptions{})
 	})
 
 	demo := filepath.Join("..", "..", "config", "demo")
@@ -61,6 +63,9 @@ func TestApplyDemo(t *testing.T) {
 	assert.Equal(t, "applied Namespace shop", lines[0], "namespaces go first")
 	assert.ElementsMatch(t, []string{
 		"applied Namespace shop",
+		"applied Namespace kestrel",
+		"applied ServiceAccount kestrel/kestrel-ai-reader",
+		"applied ClusterRoleBinding kestrel-ai-reader-view",
 		"applied Deployment shop/checkout",
 		"applied Service shop/checkout",
 		"applied StatefulSet shop/orders-db",

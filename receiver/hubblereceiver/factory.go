@@ -5,17 +5,13 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/config/configgrpc"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/flowagg"
+	"github.com/kestrelai/otelcol-kestrel/internal/hubblerelay"
 	"github.com/kestrelai/otelcol-kestrel/receiver/hubblereceiver/internal/metadata"
 )
-
-// defaultEndpoint is Hubble Relay's Service with TLS enabled (Cilium's default Helm values
-// serve TLS on 443 and plaintext on 80).
-const defaultEndpoint = "hubble-relay.kube-system.svc:443"
 
 // NewFactory returns the factory of the hubble receiver.
 func NewFactory() receiver.Factory {
@@ -27,10 +23,8 @@ func NewFactory() receiver.Factory {
 }
 
 func createDefaultConfig() component.Config {
-	client := configgrpc.NewDefaultClientConfig()
-	client.Endpoint = defaultEndpoint
 	return &Config{
-		ClientConfig: client,
+		ClientConfig: hubblerelay.NewDefaultClientConfig(),
 		Enabled:      true,
 		Aggregation:  flowagg.NewDefaultConfig(),
 		// The operator's backoff: 1 s × 1.5ⁿ up to 60 s, ±20 %.

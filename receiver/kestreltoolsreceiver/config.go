@@ -1,0 +1,196 @@
+package kestreltoolsreceiver // import "github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver"
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/confmap"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/shell"
+)
+
+// Config is the kestrel_tools receiver's configuration: one section for everything the
+// cloud's tools may do, with safe defaults.
+type Config struct {
+	// Connection is the kestrel_command extension the requests arrive on.
+	Connection component.ID `mapstructure:"connection"`
+
+	// Kubernetes is how the collector reaches the apiserver (auth_type, context).
+	Kubernetes k8sapi.Config `mapstructure:"kubernetes"`
+
+	// Identity is who the cloud's reads run as.
+	Identity IdentityConfig `mapstructure:"identity"`
+
+	// Limits bound the work of all tools together.
+	Limits LimitsConfig `mapstructure:"limits"`
+
+	// KubernetesAPI configures KubernetesAPIRequest.
+	KubernetesAPI KubernetesAPIConfig `mapstructure:"kubernetes_api"`
+
+	// Shell configures ShellCommandRequest.
+	Shell ShellConfig `mapstructure:"shell"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// IdentityConfig selects the identity of the cloud's reads.
+type IdentityConfig struct {
+	// Impersonate makes every read impersonate ServiceAccount (in Namespace), whose RBAC
+	// bindings decide what the cloud may read. Off, reads run as the collector itself.
+	Impersonate bool `mapstructure:"impersonate"`
+	// ServiceAccount is the ServiceAccount to impersonate.
+	ServiceAccount string `mapstructure:"service_account"`
+	// Namespace is the ServiceAccount's namespace; empty means the collector's own (the
+	// POD_NAMESPACE environment variable, else the in-cluster namespace file).
+	Namespace string `mapstructure:"namespace"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// LimitsConfig is the one concurrency limit shared by every tool, and the memory bounds.
+type LimitsConfig struct {
+	// MaxConcurrent requests run at once.
+	MaxConcurrent int `mapstructure:"max_concurrent"`
+	// MaxWaiting more requests wait for a slot, each for at most Wait; the rest, and those
+	// still waiting after Wait, are answered "busy".
+	MaxWaiting int           `mapstructure:"max_waiting"`
+	Wait       time.Duration `mapstructure:"wait"`
+	// MaxReadBytes bounds one response read from the apiserver (a kubectl command decodes
+	// whole responses; the kubernetes_api tool stops at its own output limit first).
+	MaxReadBytes int64 `mapstructure:"max_read_bytes"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// KubernetesAPIConfig configures the KubernetesAPIRequest tool.
+type KubernetesAPIConfig struct {
+	Enabled        bool          `mapstructure:"enabled"`
+	DefaultTimeout time.Duration `mapstructure:"default_timeout"`
+	MaxTimeout     time.Duration `mapstructure:"max_timeout"`
+	// MaxResultBytes caps one path's response_data, MaxResponseBytes all of one request's.
+	MaxResultBytes   int `mapstructure:"max_result_bytes"`
+	MaxResponseBytes int `mapstructure:"max_response_bytes"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// ShellConfig configures the ShellCommandRequest tool.
+type ShellConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// Allow lists the commands that may run, as "program verb" (default: all of them, see
+	// the README); it can only narrow the built-in list.
+	Allow          []string      `mapstructure:"allow"`
+	DefaultTimeout time.Duration `mapstructure:"default_timeout"`
+	MaxTimeout     time.Duration `mapstructure:"max_timeout"`
+	// MaxCommandBytes bounds one command string.
+	MaxCommandBytes int `mapstructure:"max_command_bytes"`
+	// MaxOutputBytes caps stdout and stderr of all commands of one request together.
+	MaxOutputBytes int `mapstructure:"max_output_bytes"`
+	// HubbleRelay is the Hubble Relay `hubble observe` asks; absent, hubble observe answers
+	// that no Relay is configured. Its defaults are the hubble receiver's.
+	HubbleRelay configoptional.Optional[configgrpc.ClientConfig] `mapstructure:"hubble_relay"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// maxMessageBytes is the kestrel_command connection's default message limit; responses
+// are also checked against the connection's real limit at start.
+const maxMessageBytes = 10 << 20
+
+var _ confmap.Validator = (*Config)(nil)
+
+// Validate checks the configuration.
+func (cfg *Config) Validate() error {
+	var errs []error
+	if cfg.Connection.Type().String() == "" {
+		errs = append(errs, errors.New("connection must name the kestrel_command extension"))
+	}
+	if err := cfg.Kubernetes.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("kubernetes::%w", err))
+	}
+	if id := cfg.Identity; id.Impersonate {
+		for _, msg := range validation.IsDNS1123Subdomain(id.ServiceAccount) {
+			errs = append(errs, fmt.Errorf("identity::service_account %q: %s", id.ServiceAccount, msg))
+		}
+		if id.Namespace != "" {
+			for _, msg := range validation.IsDNS1123Label(id.Namespace) {
+				errs = append(errs, fmt.Errorf("identity::namespace %q: %s", id.Namespace, msg))
+			}
+		}
+	}
+	l := cfg.Limits
+	if l.MaxConcurrent < 1 {
+		errs = append(errs, fmt.Errorf("limits::max_concurrent must be at least 1, got %d", l.MaxConcurrent))
+	}
+	if l.MaxWaiting < 0 {
+		errs = append(errs, fmt.Errorf("limits::max_waiting must not be negative, got %d", l.MaxWaiting))
+	}
+	if l.Wait < 0 {
+		errs = append(errs, fmt.Errorf("limits::wait must not be negative, got %v", l.Wait))
+	}
+	if l.MaxReadBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("limits::max_read_bytes must be at least 1 MiB, got %d", l.MaxReadBytes))
+	}
+	a := cfg.KubernetesAPI
+	errs = append(errs, timeouts("kubernetes_api", a.DefaultTimeout, a.MaxTimeout)...)
+	errs = append(errs, sizes("kubernetes_api", "max_result_bytes", a.MaxResultBytes, "max_response_bytes", a.MaxResponseBytes)...)
+	s := cfg.Shell
+	errs = append(errs, timeouts("shell", s.DefaultTimeout, s.MaxTimeout)...)
+	errs = append(errs, sizes("shell", "max_output_bytes", s.MaxOutputBytes, "max_output_bytes", s.MaxOutputBytes)...)
+	if s.MaxCommandBytes < 64 || s.MaxCommandBytes > 1<<20 {
+		errs = append(errs, fmt.Errorf("shell::max_command_bytes must be between 64 and 1048576, got %d", s.MaxCommandBytes))
+	}
+	known := shell.Verbs()
+	for _, a := range s.Allow {
+		if !slices.Contains(known, a) {
+			errs = append(errs, fmt.Errorf("shell::allow: %q is not a command this collector implements (%s)", a, strings.Join(known, ", ")))
+		}
+	}
+	if r := s.HubbleRelay.Get(); r != nil && r.Endpoint == "" {
+		errs = append(errs, errors.New("shell::hubble_relay::endpoint must be set"))
+	}
+	return errors.Join(errs...)
+}
+
+func timeouts(section string, def, maxT time.Duration) []error {
+	var errs []error
+	if def <= 0 {
+		errs = append(errs, fmt.Errorf("%s::default_timeout must be positive, got %v", section, def))
+	}
+	if maxT < def {
+		errs = append(errs, fmt.Errorf("%s::max_timeout (%v) must not be less than %s::default_timeout (%v)", section, maxT, section, def))
+	}
+	return errs
+}
+
+// sizes checks output caps: at least 4 KiB, and below the connection's message limit so a
+// response always fits with its envelope.
+func sizes(section, k1 string, v1 int, k2 string, v2 int) []error {
+	var errs []error
+	limit := maxMessageBytes - envelopeHeadroom
+	for _, kv := range []struct {
+		k string
+		v int
+	}{{k1, v1}, {k2, v2}} {
+		if kv.v < 4<<10 || kv.v > limit {
+			errs = append(errs, fmt.Errorf("%s::%s must be between 4096 and %d (the connection's 10 MiB message limit minus the envelope), got %d", section, kv.k, limit, kv.v))
+		}
+	}
+	if k1 != k2 && v1 > v2 {
+		errs = append(errs, fmt.Errorf("%s::%s (%d) must not exceed %s::%s (%d)", section, k1, v1, section, k2, v2))
+	}
+	return slices.CompactFunc(errs, func(a, b error) bool { return a.Error() == b.Error() })
+}

@@ -1,0 +1,246 @@
+package kestreltoolsreceiver // import "github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
+	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/apiread"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/audit"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/hubble"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/kubeclient"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/kubectl"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/limit"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/metadata"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/shell"
+)
+
+const (
+	// envelopeHeadroom is kept free of tool output in every response: the envelope, the
+	// result messages and their error texts.
+	envelopeHeadroom = 64 << 10
+	// perItemOverhead is reserved per path or command for its echo and error message.
+	perItemOverhead = 2 << 10
+	// maxItems bounds the paths or commands of one request.
+	maxItems = 128
+	// namespaceFile holds the collector's namespace in a pod.
+	namespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+)
+
+type toolsReceiver struct {
+	set  receiver.Settings
+	cfg  *Config
+	next consumer.Logs
+	tb   *metadata.TelemetryBuilder
+
+	trail   *audit.Trail
+	limiter *limit.Limiter
+	relay   *grpc.ClientConn
+	budget  int
+
+	// ctx ends the handlers still running at shutdown; wg waits for them, and closed keeps
+	// late ones from starting.
+	mu         sync.Mutex
+	closed     bool
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	unregister []func()
+}
+
+func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*toolsReceiver, error) {
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	return &toolsReceiver{set: set, cfg: cfg, next: next, tb: tb}, nil
+}
+
+// Identity returns the Kubernetes user name the cloud's reads run as ("" for the
+// collector's own identity), or an error naming what is missing.
+func (cfg *Config) identity() (string, error) {
+	id := cfg.Identity
+	if !id.Impersonate {
+		return "", nil
+	}
+	ns := id.Namespace
+	if ns == "" {
+		ns = os.Getenv("POD_NAMESPACE")
+	}
+	if ns == "" {
+		if b, err := os.ReadFile(namespaceFile); err == nil {
+			ns = strings.TrimSpace(string(b))
+		}
+	}
+	if ns == "" {
+		return "", errors.New("identity::namespace is not set and the collector's own namespace is unknown (no POD_NAMESPACE, not in a pod)")
+	}
+	return "system:serviceaccount:" + ns + ":" + id.ServiceAccount, nil
+}
+
+func (r *toolsReceiver) Start(ctx context.Context, host component.Host) error {
+	ext, ok := host.GetExtensions()[r.cfg.Connection]
+	if !ok {
+		return fmt.Errorf("connection %q is not among the configured extensions: the cloud's requests arrive through it", r.cfg.Connection)
+	}
+	provider, ok := ext.(cloudconn.Provider)
+	if !ok {
+		return fmt.Errorf("extension %q does not provide a Kestrel Cloud connection", r.cfg.Connection)
+	}
+	conn := provider.Connection()
+	r.budget = conn.MaxMessageBytes() - envelopeHeadroom
+	user, err := r.cfg.identity()
+	if err != nil {
+		return err
+	}
+	rc, err := r.cfg.Kubernetes.RestConfig()
+	if err != nil {
+		return err
+	}
+	client, err := kubeclient.New(rc, user, r.cfg.Limits.MaxReadBytes)
+	if err != nil {
+		return err
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.trail = audit.New(r.set.Logger, r.count(r.tb.KestrelToolsCalls), r.count(r.tb.KestrelToolsAuditDropped), r.next)
+	r.limiter = limit.New(r.cfg.Limits.MaxConcurrent, r.cfg.Limits.MaxWaiting, r.cfg.Limits.Wait)
+
+	if r.cfg.KubernetesAPI.Enabled {
+		a := r.cfg.KubernetesAPI
+		tool := apiread.New(apiread.Config{DefaultTimeout: a.DefaultTimeout, MaxTimeout: a.MaxTimeout,
+			MaxResultBytes: a.MaxResultBytes, MaxResponseBytes: a.MaxResponseBytes}, client, r.trail)
+		h := r.handler(apiread.Name, client.Identity(),
+			func(m proto.Message) []string { return m.(*cloudv1.KubernetesAPIRequest).GetApiPaths() },
+			func(ctx context.Context, m proto.Message, budget int) proto.Message {
+				return tool.Serve(ctx, m.(*cloudv1.KubernetesAPIRequest), budget)
+			},
+			func(m proto.Message, msg string) proto.Message {
+				return &cloudv1.KubernetesAPIResponse{RequestId: m.(*cloudv1.KubernetesAPIRequest).GetRequestId(), GlobalErrorMessage: msg}
+			})
+		if err := r.register(conn, &cloudv1.KubernetesAPIRequest{}, h); err != nil {
+			return err
+		}
+	}
+	if r.cfg.Shell.Enabled {
+		s := r.cfg.Shell
+		if relay := s.HubbleRelay.Get(); relay != nil {
+			if r.relay, err = relay.ToClientConn(ctx, host.GetExtensions(), r.set.TelemetrySettings); err != nil {
+				return fmt.Errorf("shell::hubble_relay: %w", err)
+			}
+		}
+		tool := shell.New(shell.Config{Allowed: s.Allow, DefaultTimeout: s.DefaultTimeout, MaxTimeout: s.MaxTimeout,
+			MaxCommandBytes: s.MaxCommandBytes, MaxOutputBytes: s.MaxOutputBytes},
+			map[string]shell.Runner{"kubectl": kubectl.New(client), "hubble": hubble.New(r.relay)},
+			client.Identity(), r.trail)
+		h := r.handler(shell.Name, client.Identity(),
+			func(m proto.Message) []string { return m.(*cloudv1.ShellCommandRequest).GetCommands() },
+			func(ctx context.Context, m proto.Message, budget int) proto.Message {
+				return tool.Serve(ctx, m.(*cloudv1.ShellCommandRequest), budget)
+			},
+			func(m proto.Message, msg string) proto.Message {
+				return &cloudv1.ShellCommandResponse{RequestId: m.(*cloudv1.ShellCommandRequest).GetRequestId(), GlobalErrorMessage: msg}
+			})
+		if err := r.register(conn, &cloudv1.ShellCommandRequest{}, h); err != nil {
+			return err
+		}
+	}
+	r.set.Logger.Info("Answering Kestrel Cloud's tool requests", zap.String("identity", client.Identity()),
+		zap.Bool("kubernetes_api", r.cfg.KubernetesAPI.Enabled), zap.Bool("shell", r.cfg.Shell.Enabled),
+		zap.Bool("hubble_relay", r.relay != nil))
+	return nil
+}
+
+func (r *toolsReceiver) register(conn cloudconn.Connection, req proto.Message, h cloudconn.Handler) error {
+	unregister, err := conn.Handle(req, h)
+	if err != nil {
+		return fmt.Errorf("registering the %s handler on %q: %w", req.ProtoReflect().Descriptor().Name(), r.cfg.Connection, err)
+	}
+	r.unregister = append(r.unregister, unregister)
+	return nil
+}
+
+// handler wraps one tool: the request-size check, the shared limiter (busy answers are
+// audited like every other refusal), and the output budget left after the echoed inputs.
+func (r *toolsReceiver) handler(tool, identity string, inputs func(proto.Message) []string,
+	serve func(context.Context, proto.Message, int) proto.Message, fail func(proto.Message, string) proto.Message,
+) cloudconn.Handler {
+	return func(ctx context.Context, req proto.Message) proto.Message {
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			return fail(req, "the collector is shutting down")
+		}
+		r.wg.Add(1)
+		r.mu.Unlock()
+		defer r.wg.Done()
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stop := context.AfterFunc(r.ctx, cancel)
+		defer stop()
+		start := time.Now()
+		in := inputs(req)
+		id := req.ProtoReflect().Get(req.ProtoReflect().Descriptor().Fields().ByName("request_id")).String()
+		refuse := func(outcome, msg string) proto.Message {
+			r.trail.Add(ctx, audit.Record{RequestID: id, Tool: tool, Input: strings.Join(in, "\n"), Identity: identity,
+				Outcome: outcome, Reason: msg, Duration: time.Since(start)})
+			return fail(req, msg)
+		}
+		if len(in) > maxItems {
+			return refuse(audit.Refused, fmt.Sprintf("refused: %d entries in one request; at most %d are accepted", len(in), maxItems))
+		}
+		overhead := 0
+		for _, s := range in {
+			overhead += min(len(s), 16<<10) + perItemOverhead
+		}
+		release, err := r.limiter.Acquire(ctx)
+		if err != nil {
+			return refuse(audit.Busy, err.Error())
+		}
+		defer release()
+		return serve(ctx, req, max(r.budget-overhead, 0))
+	}
+}
+
+func (r *toolsReceiver) count(c metric.Int64Counter) audit.Counter {
+	return func(ctx context.Context, tool, outcome string) {
+		c.Add(ctx, 1, metric.WithAttributes(attribute.String("tool", tool), attribute.String("outcome", outcome)))
+	}
+}
+
+func (r *toolsReceiver) Shutdown(context.Context) error {
+	for _, u := range r.unregister {
+		u()
+	}
+	r.unregister = nil
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.wg.Wait()
+	if r.trail != nil {
+		r.trail.Close()
+	}
+	var err error
+	if r.relay != nil {
+		err = r.relay.Close()
+	}
+	r.tb.Shutdown()
+	return err
+}
