@@ -1,9 +1,11 @@
 package hubblereceiver // import "github.com/kestrelai/otelcol-kestrel/receiver/hubblereceiver"
 
 import (
+	"hash/maphash"
 	"slices"
 	"strings"
 	"unicode/utf8"
+	"unique"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -53,10 +55,27 @@ type flowKey struct {
 	dropReason flowpb.DropReason
 }
 
+// aggKey is what the window's map is keyed by: a 128-bit hash of the flowKey. A flowKey
+// holds eight strings, and with thousands of keys comparing them on every lookup missed the
+// CPU caches for each string (its bytes live elsewhere); the hash is computed from the flow's
+// own strings, which are in cache, and the map of 16-byte keys has no pointers to follow. Two
+// of n keys of a window colliding has a probability of about n²/2¹²⁹ (10⁻²⁹ for 100,000 keys).
+type aggKey struct{ lo, hi uint64 }
+
+// keyHasher hashes flowKeys with two seeds of its own.
+type keyHasher struct{ lo, hi maphash.Seed }
+
+func newKeyHasher() keyHasher { return keyHasher{maphash.MakeSeed(), maphash.MakeSeed()} }
+
+func (h keyHasher) of(k *flowKey) aggKey {
+	return aggKey{maphash.Comparable(h.lo, *k), maphash.Comparable(h.hi, *k)}
+}
+
 // flowAgg is the aggregate of one key. Addresses are those of the first flow (the key may
 // span several pods of a workload); labels and policies are united over the window.
 type flowAgg struct {
 	flowagg.Span
+	key              flowKey // with strings of its own (ownKey)
 	srcIP, dstIP     string
 	ipv6             bool
 	src, dst         endpointInfo
@@ -101,13 +120,36 @@ func keyOf(v *flowView) flowKey {
 	}
 }
 
-// add merges one flow, which happened at t (Unix nanoseconds), into its aggregate. v is
-// reused for the next flow, so whatever the aggregate keeps is copied out of it (the strings
-// themselves belong to the flow's frame and are not copied).
-func (a *flowAgg) add(v *flowView, t int64, fresh bool) {
+// intern returns s as a string of its own, shared with every other aggregate that keeps the
+// same string: s points into the receive buffer, which the next message overwrites. Names,
+// labels and policies repeat across thousands of aggregates, and unique drops its copy once
+// no aggregate uses it any more.
+func intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	return unique.Make(s).Value()
+}
+
+func (e endpointKey) owned() endpointKey {
+	e.namespace, e.kind, e.name, e.ip = intern(e.namespace), intern(e.kind), intern(e.name), intern(e.ip)
+	return e
+}
+
+// ownKey is what an aggregate keeps of its key: the key with strings of its own.
+func ownKey(k flowKey) flowKey {
+	k.src, k.dst = k.src.owned(), k.dst.owned()
+	return k
+}
+
+// add merges one flow, which happened at t (Unix nanoseconds), into its aggregate. v and the
+// receive buffer its strings point into are reused for the next flow, so whatever the
+// aggregate keeps is copied out of them.
+func (a *flowAgg) add(k *flowKey, v *flowView, t int64, fresh bool) {
 	a.Add(t)
 	if fresh {
-		a.srcIP, a.dstIP, a.ipv6 = v.srcIP, v.dstIP, v.ipv6
+		a.key = ownKey(*k)
+		a.srcIP, a.dstIP, a.ipv6 = intern(v.srcIP), intern(v.dstIP), v.ipv6
 		a.src.identity = v.src.identity
 		a.dst.identity = v.dst.identity
 	}
@@ -121,8 +163,8 @@ func (a *flowAgg) add(v *flowView, t int64, fresh bool) {
 
 // union appends the elements of add missing from have, keeping first-seen order (the first
 // label names Unmanaged endpoints). Flows of one key nearly always carry the same labels, so
-// that case costs one comparison and no allocation. The result never shares add's array,
-// which is the view's, reused for the next flow.
+// that case costs one comparison and no allocation. The result shares neither add's array,
+// which is the view's, nor its strings, which are the receive buffer's.
 func union(have, add []string) []string {
 	if slices.Equal(have, add) {
 		return have
@@ -130,7 +172,7 @@ func union(have, add []string) []string {
 	out := have
 	for _, s := range add {
 		if !slices.Contains(out, s) {
-			out = append(out, s)
+			out = append(out, intern(s))
 		}
 	}
 	return out
@@ -154,9 +196,13 @@ func unionPolicies(have []*flowpb.Policy, add []policyView) []*flowpb.Policy {
 	for i := range add {
 		v := &add[i]
 		if !slices.ContainsFunc(have, func(p *flowpb.Policy) bool { return samePolicy(p, v) }) {
+			labels := make([]string, len(v.labels))
+			for i, l := range v.labels {
+				labels[i] = intern(l)
+			}
 			have = append(have, &flowpb.Policy{
-				Name: v.name, Namespace: v.namespace, Kind: v.kind, Revision: v.revision,
-				Labels: slices.Clone(v.labels),
+				Name: intern(v.name), Namespace: intern(v.namespace), Kind: intern(v.kind), Revision: v.revision,
+				Labels: labels,
 			})
 		}
 	}
@@ -172,7 +218,8 @@ var transportOf = [...]string{
 }
 
 // toRecord writes one aggregate as a kestrelai.network.flow record.
-func toRecord(k flowKey, a *flowAgg, lr plog.LogRecord, observed pcommon.Timestamp) {
+func toRecord(_ aggKey, a *flowAgg, lr plog.LogRecord, observed pcommon.Timestamp) {
+	k := &a.key
 	lr.SetEventName(schema.EventNetworkFlow)
 	lr.SetObservedTimestamp(observed)
 	if k.verdict == flowpb.Verdict_FORWARDED {
