@@ -10,12 +10,12 @@ import (
 
 // header describes where and how the results were measured.
 type header struct {
-	command              string
-	date, commit, goVer  string
-	cpus                 int
-	cpuModel             string
-	loadStart, loadEnd   string
-	short                bool
+	command             string
+	date, commit, goVer string
+	cpus                int
+	cpuModel            string
+	loadStart, loadEnd  string
+	short               bool
 }
 
 func (r result) perHundredK() (float64, bool) {

@@ -105,17 +105,17 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*hubbl
 		return nil, err
 	}
 	r := &hubbleReceiver{
-		cfg:           cfg,
-		set:           set,
-		next:          next,
-		telemetry:     tb,
-		obs:           obs,
-		allow:         allow,
-		deny:          deny,
-		fieldMask:     mask,
-		now:           time.Now,
-		resume:        resumeState{overlap: int64(cfg.ResumeOverlap), seed: maphash.MakeSeed()},
-		keys:          newKeyHasher(),
+		cfg:       cfg,
+		set:       set,
+		next:      next,
+		telemetry: tb,
+		obs:       obs,
+		allow:     allow,
+		deny:      deny,
+		fieldMask: mask,
+		now:       time.Now,
+		resume:    resumeState{overlap: int64(cfg.ResumeOverlap), seed: maphash.MakeSeed()},
+		keys:      newKeyHasher(),
 	}
 	r.window = r.newWindow()
 	err = tb.RegisterHubbleReceiverFlowsCallback(func(_ context.Context, o metric.Int64Observer) error {
