@@ -6,6 +6,7 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 
@@ -16,6 +17,13 @@ import (
 // defaultEndpoint is Hubble Relay's Service with TLS enabled (Cilium's default Helm values
 // serve TLS on 443 and plaintext on 80).
 const defaultEndpoint = "hubble-relay.kube-system.svc:443"
+
+// defaultKeepalive is what Hubble Relay accepts: it runs grpc-go's default server
+// enforcement policy, which allows a ping no more often than every 5 minutes and only while
+// a stream is open, and answers more with GOAWAY too_many_pings. configgrpc's default (a ping
+// every 10 s) had Relay close an idle stream after about 30 s. The GetFlows stream is open
+// whenever the connection is, so no pings are needed without one.
+var defaultKeepalive = configgrpc.KeepaliveClientConfig{Time: 5 * time.Minute, Timeout: 20 * time.Second}
 
 // NewFactory returns the factory of the hubble receiver.
 func NewFactory() receiver.Factory {
@@ -29,6 +37,7 @@ func NewFactory() receiver.Factory {
 func createDefaultConfig() component.Config {
 	client := configgrpc.NewDefaultClientConfig()
 	client.Endpoint = defaultEndpoint
+	client.Keepalive = configoptional.Some(defaultKeepalive)
 	return &Config{
 		ClientConfig: client,
 		Enabled:      true,
