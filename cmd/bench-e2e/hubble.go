@@ -9,13 +9,18 @@ import (
 )
 
 // hubbleLoad follows a Relay that streams synthetic flows (or, idle, none) through
-// hubble → memory_limiter → batch → kestrel to the cloud; items are flows, delivered is the
-// sum of the counts of the cloud.v1.Flow aggregates that arrive.
+// hubble → kestrel to the cloud, the pipeline of the receiver's README (its window already
+// batches); items are flows, delivered is the sum of the counts of the cloud.v1.Flow
+// aggregates that arrive.
 type hubbleLoad struct {
 	rate       int // flows/s; 0 = as fast as the collector reads
 	keys       int
 	fixedPorts bool
 	idle       bool
+	// backPressure makes the kestrel exporter's queue wait for each batch to be sent
+	// (sending_queue::wait_for_result), so a window's flush produces no faster than the
+	// connection sends instead of queueing the whole window as pdata.
+	backPressure bool
 
 	relay *relay
 }
@@ -29,7 +34,12 @@ func (h *hubbleLoad) configure(_ context.Context, e *env, cfg *collectorConfig) 
 		return err
 	}
 	cfg.Receivers["hubble"] = map[string]any{"endpoint": h.relay.addr, "tls": map[string]any{"insecure": true}}
-	logsToCloud(cfg, "hubble")
+	kestrel := map[string]any{"connection": "kestrel_command"}
+	if h.backPressure {
+		kestrel["sending_queue"] = map[string]any{"wait_for_result": true}
+	}
+	cfg.Exporters["kestrel"] = kestrel
+	cfg.Pipelines["logs"] = pipeline{Receivers: []string{"hubble"}, Exporters: []string{"kestrel"}}
 	return nil
 }
 

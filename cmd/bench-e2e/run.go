@@ -94,7 +94,7 @@ func runScenario(ctx context.Context, opts options, sc *scenario, run int) resul
 	defer cancel()
 	profiled := make(chan error, 1)
 	if opts.profile != "" {
-		go func() { profiled <- profile(loadCtx, e, d, filepath.Join(opts.profile, name)) }()
+		go func() { profiled <- profile(loadCtx, e, col.proc, d, filepath.Join(opts.profile, name)) }()
 	} else {
 		profiled <- nil
 	}
@@ -129,21 +129,33 @@ func runScenario(ctx context.Context, opts options, sc *scenario, run int) resul
 	return res
 }
 
-// profile saves a CPU profile of most of the load and heap profiles (after a GC: what is
-// live) in its middle and at its end, from the collector's pprof extension.
-func profile(ctx context.Context, e *env, d time.Duration, prefix string) error {
+// profile saves, from the collector's pprof extension, a CPU profile of most of the load,
+// heap profiles after a GC (what is live) in its middle and at its end, and a heap profile
+// (as of the last GC, without forcing one) each time the RSS reaches a new high, so the last
+// of those shows what the heap held at the peak.
+func profile(ctx context.Context, e *env, proc *procReader, d time.Duration, prefix string) error {
 	secs := max(int((d-4*time.Second)/time.Second), 1)
 	cpu := make(chan error, 1)
 	go func() {
 		cpu <- fetch(context.WithoutCancel(ctx), e.pprofAddr, fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), prefix+".cpu.pprof")
 	}()
 	var errs []error
-	select {
-	case <-ctx.Done():
-	case <-time.After(d / 2):
-		errs = append(errs, fetch(ctx, e.pprofAddr, "/debug/pprof/heap?gc=1", prefix+".heap-mid.pprof"))
+	mid := time.After(d / 2)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	var high int64
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-mid:
+			errs = append(errs, fetch(ctx, e.pprofAddr, "/debug/pprof/heap?gc=1", prefix+".heap-mid.pprof"))
+		case <-tick.C:
+			if u, err := proc.read(); err == nil && u.RSS > high+4<<20 {
+				high = u.RSS
+				errs = append(errs, fetch(ctx, e.pprofAddr, "/debug/pprof/heap", prefix+".heap-peak.pprof"))
+			}
+		}
 	}
-	<-ctx.Done()
 	errs = append(errs, fetch(context.WithoutCancel(ctx), e.pprofAddr, "/debug/pprof/heap?gc=1", prefix+".heap-end.pprof"), <-cpu)
 	return errors.Join(errs...)
 }

@@ -50,6 +50,10 @@ var scenarios = []scenario{
 		newLoad: func() load { return &hubbleLoad{rate: 20_000, keys: 20_000} },
 	},
 	{
+		name: "hubble 20k/s, 20,000 keys, exporter waits for each send", items: "flows", duration: time.Minute, short: 20 * time.Second, cloud: true,
+		newLoad: func() load { return &hubbleLoad{rate: 20_000, keys: 20_000, backPressure: true} },
+	},
+	{
 		name: "hubble max rate, 1,000 keys", items: "flows", duration: 30 * time.Second, short: 10 * time.Second, cloud: true,
 		newLoad: func() load { return &hubbleLoad{keys: 1_000} },
 	},

@@ -2,7 +2,6 @@ package hubblereceiver // import "github.com/kestrelai/otelcol-kestrel/receiver/
 
 import (
 	"hash/maphash"
-	"slices"
 	"strings"
 	"unicode/utf8"
 	"unique"
@@ -75,19 +74,16 @@ func (h keyHasher) of(k *flowKey) aggKey {
 // span several pods of a workload); labels and policies are united over the window.
 type flowAgg struct {
 	flowagg.Span
-	key              flowKey // with strings of its own (ownKey)
-	srcIP, dstIP     string
-	ipv6             bool
-	src, dst         endpointInfo
-	ingressAllowedBy []*flowpb.Policy
-	egressAllowedBy  []*flowpb.Policy
-	ingressDeniedBy  []*flowpb.Policy
-	egressDeniedBy   []*flowpb.Policy
+	key          flowKey // with strings of its own (ownKey)
+	srcIP, dstIP string
+	ipv6         bool
+	src, dst     endpointInfo
+	policies     [numPolicyLists]packed // each policy as Relay encoded it
 }
 
 type endpointInfo struct {
 	identity uint32
-	labels   []string
+	labels   packed
 }
 
 func endpointIdentity(ep *endpointView, ip string) endpointKey {
@@ -153,60 +149,14 @@ func (a *flowAgg) add(k *flowKey, v *flowView, t int64, fresh bool) {
 		a.src.identity = v.src.identity
 		a.dst.identity = v.dst.identity
 	}
-	a.src.labels = union(a.src.labels, v.src.labels)
-	a.dst.labels = union(a.dst.labels, v.dst.labels)
-	a.ingressAllowedBy = unionPolicies(a.ingressAllowedBy, v.policies[ingressAllowed])
-	a.egressAllowedBy = unionPolicies(a.egressAllowedBy, v.policies[egressAllowed])
-	a.ingressDeniedBy = unionPolicies(a.ingressDeniedBy, v.policies[ingressDenied])
-	a.egressDeniedBy = unionPolicies(a.egressDeniedBy, v.policies[egressDenied])
-}
-
-// union appends the elements of add missing from have, keeping first-seen order (the first
-// label names Unmanaged endpoints). Flows of one key nearly always carry the same labels, so
-// that case costs one comparison and no allocation. The result shares neither add's array,
-// which is the view's, nor its strings, which are the receive buffer's.
-func union(have, add []string) []string {
-	if slices.Equal(have, add) {
-		return have
+	// Labels and policies are united over the window, in first-seen order (the first label
+	// names Unmanaged endpoints). Flows of one key nearly always carry what the first one did,
+	// which costs a comparison and no allocation.
+	a.src.labels = a.src.labels.union(v.src.labels)
+	a.dst.labels = a.dst.labels.union(v.dst.labels)
+	for i := range a.policies {
+		a.policies[i] = a.policies[i].union(v.rawPolicies[i])
 	}
-	out := have
-	for _, s := range add {
-		if !slices.Contains(out, s) {
-			out = append(out, intern(s))
-		}
-	}
-	return out
-}
-
-func samePolicy(p *flowpb.Policy, v *policyView) bool {
-	return p.Name == v.name && p.Namespace == v.namespace && p.Kind == v.kind &&
-		p.Revision == v.revision && slices.Equal(p.Labels, v.labels)
-}
-
-func unionPolicies(have []*flowpb.Policy, add []policyView) []*flowpb.Policy {
-	if len(have) == len(add) {
-		same := true
-		for i := range add {
-			same = same && samePolicy(have[i], &add[i])
-		}
-		if same {
-			return have
-		}
-	}
-	for i := range add {
-		v := &add[i]
-		if !slices.ContainsFunc(have, func(p *flowpb.Policy) bool { return samePolicy(p, v) }) {
-			labels := make([]string, len(v.labels))
-			for i, l := range v.labels {
-				labels[i] = intern(l)
-			}
-			have = append(have, &flowpb.Policy{
-				Name: intern(v.name), Namespace: intern(v.namespace), Kind: intern(v.kind), Revision: v.revision,
-				Labels: labels,
-			})
-		}
-	}
-	return have
 }
 
 var transportOf = [...]string{
@@ -258,10 +208,10 @@ func toRecord(_ aggKey, a *flowAgg, lr plog.LogRecord, observed pcommon.Timestam
 		attrs.PutStr(schema.AttrCiliumDropReason, k.dropReason.String())
 	}
 	attrs.PutStr(schema.AttrCiliumTrafficDirection, k.direction.String())
-	putPolicies(attrs, schema.AttrCiliumIngressAllowedBy, a.ingressAllowedBy)
-	putPolicies(attrs, schema.AttrCiliumEgressAllowedBy, a.egressAllowedBy)
-	putPolicies(attrs, schema.AttrCiliumIngressDeniedBy, a.ingressDeniedBy)
-	putPolicies(attrs, schema.AttrCiliumEgressDeniedBy, a.egressDeniedBy)
+	putPolicies(attrs, schema.AttrCiliumIngressAllowedBy, a.policies[ingressAllowed])
+	putPolicies(attrs, schema.AttrCiliumEgressAllowedBy, a.policies[egressAllowed])
+	putPolicies(attrs, schema.AttrCiliumIngressDeniedBy, a.policies[ingressDenied])
+	putPolicies(attrs, schema.AttrCiliumEgressDeniedBy, a.policies[egressDenied])
 }
 
 type endpointAttrs struct {
@@ -282,30 +232,32 @@ func putEndpoint(attrs pcommon.Map, k endpointKey, info endpointInfo, keys endpo
 	if info.identity != 0 {
 		attrs.PutInt(keys.identity, int64(info.identity))
 	}
-	if len(info.labels) > 0 {
+	if info.labels != "" {
 		s := attrs.PutEmptySlice(keys.labels)
-		s.EnsureCapacity(len(info.labels))
-		for _, l := range info.labels {
+		for l := range info.labels.all() {
 			s.AppendEmpty().SetStr(validUTF8(l))
 		}
 	}
 }
 
-func putPolicies(attrs pcommon.Map, key string, ps []*flowpb.Policy) {
-	if len(ps) == 0 {
+func putPolicies(attrs pcommon.Map, key string, ps packed) {
+	if ps == "" {
 		return
 	}
 	s := attrs.PutEmptySlice(key)
-	s.EnsureCapacity(len(ps))
-	for _, p := range ps {
+	var p policyView
+	for raw := range ps.all() {
+		// The bytes were parsed when the flow arrived.
+		p = policyView{labels: p.labels[:0]}
+		_ = p.parse([]byte(raw))
 		m := s.AppendEmpty().SetEmptyMap()
-		m.PutStr(schema.PolicyName, validUTF8(p.Name))
-		putStr(m, schema.PolicyNamespace, p.Namespace)
-		putStr(m, schema.PolicyKind, p.Kind)
-		m.PutInt(schema.PolicyRevision, int64(min(p.Revision, 1<<63-1)))
-		if len(p.Labels) > 0 {
+		m.PutStr(schema.PolicyName, validUTF8(p.name))
+		putStr(m, schema.PolicyNamespace, p.namespace)
+		putStr(m, schema.PolicyKind, p.kind)
+		m.PutInt(schema.PolicyRevision, int64(min(p.revision, 1<<63-1)))
+		if len(p.labels) > 0 {
 			ls := m.PutEmptySlice(schema.PolicyLabels)
-			for _, l := range p.Labels {
+			for _, l := range p.labels {
 				ls.AppendEmpty().SetStr(validUTF8(l))
 			}
 		}

@@ -111,6 +111,7 @@ type flowView struct {
 	isReply, hasIsReply bool
 	src, dst            endpointView
 	policies            [numPolicyLists][]policyView
+	rawPolicies         [numPolicyLists][]string // each policy's bytes, as aggregates keep them
 }
 
 // response is one decoded GetFlowsResponse: a flow (in view), or the bytes of the rarer
@@ -190,11 +191,12 @@ func (v *flowView) parse(b []byte, resp *response) error {
 }
 
 func (v *flowView) reset() {
-	src, dst, policies := v.src.labels[:0], v.dst.labels[:0], v.policies
+	src, dst, policies, raw := v.src.labels[:0], v.dst.labels[:0], v.policies, v.rawPolicies
 	*v = flowView{}
 	v.src.labels, v.dst.labels = src, dst
 	for i := range policies {
 		v.policies[i] = policies[i][:0]
+		v.rawPolicies[i] = raw[i][:0]
 	}
 }
 
@@ -376,8 +378,13 @@ func (v *flowView) appendPolicy(list int, b []byte) error {
 	} else {
 		ps = append(ps, policyView{})
 	}
-	p := &ps[len(ps)-1]
 	v.policies[list] = ps
+	v.rawPolicies[list] = append(v.rawPolicies[list], unsafeString(b))
+	return ps[len(ps)-1].parse(b)
+}
+
+// parse decodes a flow.Policy into p, appending to p.labels.
+func (p *policyView) parse(b []byte) error {
 	return fields(b, func(num protowire.Number, typ protowire.Type, b []byte) int {
 		if num == 4 && typ == protowire.VarintType {
 			x, n := protowire.ConsumeVarint(b)
