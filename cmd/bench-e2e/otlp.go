@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	_ "google.golang.org/grpc/encoding/gzip" // the sink reads what otlp_grpc sends by default
 )
 
 // otlpSignal is what an OTLP load sends.
@@ -154,7 +155,8 @@ func (o *otlpLoad) run(ctx context.Context, _ *env) (int64, error) {
 				_, err = metrics.Export(ctx, pmetricotlp.NewExportRequestFromMetrics(podMetrics(seq, o.batch, time.Now())))
 			}
 			if err != nil {
-				if ctx.Err() != nil {
+				// The load's end: gRPC's own deadline timer can fire before ctx reports it.
+				if dl, ok := ctx.Deadline(); ctx.Err() != nil || ok && !time.Now().Before(dl) {
 					break
 				}
 				return o.sent.Load(), err
