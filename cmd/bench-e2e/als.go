@@ -33,7 +33,7 @@ type alsLoad struct {
 	sent    atomic.Int64
 }
 
-func (a *alsLoad) configure(_ context.Context, e *env, cfg *collectorConfig) error {
+func (a *alsLoad) configure(_ context.Context, _ *env, cfg *collectorConfig) error {
 	var err error
 	if a.addr, err = freeAddr(); err != nil {
 		return err

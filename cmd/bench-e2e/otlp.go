@@ -46,7 +46,7 @@ type otlpLoad struct {
 	stored int64
 }
 
-func (o *otlpLoad) configure(_ context.Context, e *env, cfg *collectorConfig) error {
+func (o *otlpLoad) configure(_ context.Context, _ *env, cfg *collectorConfig) error {
 	var err error
 	if o.addr, err = freeAddr(); err != nil {
 		return err

@@ -106,9 +106,6 @@ func flowTemplate(k int) *flowpb.Flow {
 	return f
 }
 
-// keys is how many distinct aggregation keys the generator cycles through.
-func (g *flowGen) keys() int { return len(g.templates) }
-
 // next appends the GetFlowsResponse of the next flow (of key seq % keys) at t to b.
 func (g *flowGen) next(b []byte, t time.Time) []byte {
 	k := int(g.seq % uint64(len(g.templates)))

@@ -52,7 +52,7 @@ func slug(name string) string {
 func runScenario(ctx context.Context, opts options, sc *scenario, run int) result {
 	res := result{scenario: sc.name, run: run, reconnects: -1}
 	name := fmt.Sprintf("%s-%d", slug(sc.name), run)
-	e, err := newEnv(filepath.Join(opts.dir, name), opts.bin, opts.profile != "", uint64(run))
+	e, err := newEnv(filepath.Join(opts.dir, name), opts.bin, opts.profile != "", uint64(run)) //nolint:gosec // run counts from 1
 	if err != nil {
 		res.err = err
 		return res

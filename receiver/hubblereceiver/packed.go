@@ -17,7 +17,7 @@ type packed string
 func (p packed) all() iter.Seq[string] {
 	return func(yield func(string) bool) {
 		s := string(p)
-		for len(s) > 0 {
+		for s != "" {
 			n, k := consumeLen(s)
 			if k < 0 || len(s)-k < n {
 				return
@@ -54,7 +54,7 @@ func consumeLen(s string) (n, k int) {
 			if x > uint64(len(s)) {
 				return 0, -1
 			}
-			return int(x), i + 1
+			return int(x), i + 1 //nolint:gosec // x ≤ len(s), checked above
 		}
 	}
 	return 0, -1

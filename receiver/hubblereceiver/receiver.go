@@ -302,7 +302,7 @@ func (r *hubbleReceiver) handle(ctx context.Context, f frame) {
 	}
 	switch {
 	case resp.isFlow:
-		r.handleFlow(ctx, &r.view)
+		r.handleFlow(&r.view)
 	case resp.lostEvents != nil:
 		le := &flowpb.LostEvent{}
 		if err := proto.Unmarshal(resp.lostEvents, le); err != nil {
@@ -338,7 +338,7 @@ func (r *hubbleReceiver) handle(ctx context.Context, f frame) {
 // return direction of a connection already counted by its request; they are counted in the
 // receiver's flows metric (outcome=reply) but not aggregated. Flows whose direction Hubble
 // could not tell (is_reply unset) are aggregated.
-func (r *hubbleReceiver) handleFlow(ctx context.Context, v *flowView) {
+func (r *hubbleReceiver) handleFlow(v *flowView) {
 	t := v.time
 	switch {
 	case v.hasTime:
