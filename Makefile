@@ -110,6 +110,16 @@ bench: ## Run Go benchmarks; results go to .run/bench/ (see docs/benchmarks.md)
 	} 2>&1 | tee "$$out"; \
 	ln -sf "$$(basename "$$out")" $(BENCH_DIR)/latest.txt; echo "saved $$out"
 
+# The whole collector as a separate process under load from real peers (cmd/bench-e2e); run by
+# hand, not by CI. BENCH_E2E_FLAGS: -short (quick), -run REGEXP, -count N, -profile, -env K=V.
+BENCH_E2E_FLAGS ?=
+
+.PHONY: bench-e2e
+bench-e2e: build ## Measure bin/otelcol-kestrel end to end: CPU per 100k items, peak RSS, delivered vs sent (docs/benchmarks.md)
+	$(GO) build $(GOFLAGS_BUILD) -o bin/bench-e2e ./cmd/bench-e2e
+	@mkdir -p .run/bench-e2e
+	bin/bench-e2e -out .run/bench-e2e/latest.md $(BENCH_E2E_FLAGS)
+
 .PHONY: lint
 lint: $(STAMPS)/golangci-lint@$(GOLANGCI_LINT_VERSION) ## golangci-lint (.golangci.yml): formatting, vet, staticcheck, gosec, layering, ...
 	GOFLAGS="$$($(GO) env GOFLAGS) $(GOFLAGS_BUILD)" $(GOLANGCI_LINT) run ./...

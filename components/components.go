@@ -6,6 +6,7 @@ package components
 
 import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/pprofextension"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/k8sattributesprocessor"
 	"go.opentelemetry.io/collector/component"
@@ -47,6 +48,7 @@ const (
 	modNopExporter    = "go.opentelemetry.io/collector/exporter/nopexporter"
 	modZPages         = "go.opentelemetry.io/collector/extension/zpagesextension"
 	modHealthCheck    = "github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
+	modPprof          = "github.com/open-telemetry/opentelemetry-collector-contrib/extension/pprofextension"
 	modFileStorage    = "github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
 	modOtelcolKestrel = "github.com/kestrelai/otelcol-kestrel"
 )
@@ -65,6 +67,7 @@ func Components() (otelcol.Factories, error) {
 	factories.Extensions, factories.ExtensionModules, err = makeMaps(
 		entry[extension.Factory]{zpagesextension.NewFactory(), modZPages},
 		entry[extension.Factory]{healthcheckextension.NewFactory(), modHealthCheck},
+		entry[extension.Factory]{pprofextension.NewFactory(), modPprof},
 		entry[extension.Factory]{filestorage.NewFactory(), modFileStorage},
 		entry[extension.Factory]{kestrelcommand.NewFactory(), modOtelcolKestrel},
 	)

@@ -10,6 +10,9 @@ import (
 	"go.opentelemetry.io/collector/extension"
 
 	"github.com/kestrelai/otelcol-kestrel/extension/kestrelcommand/internal/metadata"
+	// The distribution's GOMEMLIMIT from the container's memory limit: linked with the
+	// extension, which every build of the distribution has.
+	_ "github.com/kestrelai/otelcol-kestrel/internal/gomemlimit"
 )
 
 // NewFactory returns the kestrel_command extension factory.

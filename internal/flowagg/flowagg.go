@@ -69,24 +69,37 @@ type Sink struct {
 	Scope, Format string
 }
 
+// EmitChunk is how many aggregates go to the pipeline in one plog.Logs. A window of 100,000
+// keys as one plog.Logs would hold all of its log records, and the messages the exporter
+// maps them to, in memory at once.
+const EmitChunk = 1024
+
 // Emitter returns a FlushFunc that writes each aggregate as one log record with toRecord and
-// sends the window to s.Next as one plog.Logs.
+// sends the window to s.Next in plog.Logs of at most EmitChunk records. Each aggregate is
+// removed from the window's map once it is written, so its memory can go while the rest are.
 func Emitter[K comparable, V any](s Sink, toRecord func(k K, v *V, lr plog.LogRecord, observed pcommon.Timestamp)) FlushFunc[K, V] {
 	return func(ctx context.Context, aggs map[K]*V) {
-		ld := plog.NewLogs()
-		sl := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty()
-		sl.Scope().SetName(s.Scope)
-		lrs := sl.LogRecords()
-		lrs.EnsureCapacity(len(aggs))
 		observed := pcommon.NewTimestampFromTime(time.Now())
-		for k, v := range aggs {
-			toRecord(k, v, lrs.AppendEmpty(), observed)
-		}
-		ctx = s.Obs.StartLogsOp(ctx)
-		err := s.Next.ConsumeLogs(ctx, ld)
-		s.Obs.EndLogsOp(ctx, s.Format, len(aggs), err)
-		if err != nil {
-			s.Logger.Warn("Aggregated records were refused by the pipeline", zap.Int("records", len(aggs)), zap.Error(err))
+		for len(aggs) > 0 {
+			n := min(len(aggs), EmitChunk)
+			ld := plog.NewLogs()
+			sl := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty()
+			sl.Scope().SetName(s.Scope)
+			lrs := sl.LogRecords()
+			lrs.EnsureCapacity(n)
+			for k, v := range aggs {
+				if lrs.Len() == n {
+					break
+				}
+				toRecord(k, v, lrs.AppendEmpty(), observed)
+				delete(aggs, k)
+			}
+			opCtx := s.Obs.StartLogsOp(ctx)
+			err := s.Next.ConsumeLogs(opCtx, ld)
+			s.Obs.EndLogsOp(opCtx, s.Format, n, err)
+			if err != nil {
+				s.Logger.Warn("Aggregated records were refused by the pipeline", zap.Int("records", n), zap.Error(err))
+			}
 		}
 	}
 }

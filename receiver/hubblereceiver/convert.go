@@ -1,9 +1,10 @@
 package hubblereceiver // import "github.com/kestrelai/otelcol-kestrel/receiver/hubblereceiver"
 
 import (
-	"slices"
+	"hash/maphash"
 	"strings"
 	"unicode/utf8"
+	"unique"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -53,22 +54,36 @@ type flowKey struct {
 	dropReason flowpb.DropReason
 }
 
+// aggKey is what the window's map is keyed by: a 128-bit hash of the flowKey. A flowKey
+// holds eight strings, and with thousands of keys comparing them on every lookup missed the
+// CPU caches for each string (its bytes live elsewhere); the hash is computed from the flow's
+// own strings, which are in cache, and the map of 16-byte keys has no pointers to follow. Two
+// of n keys of a window colliding has a probability of about n²/2¹²⁹ (10⁻²⁹ for 100,000 keys).
+type aggKey struct{ lo, hi uint64 }
+
+// keyHasher hashes flowKeys with two seeds of its own.
+type keyHasher struct{ lo, hi maphash.Seed }
+
+func newKeyHasher() keyHasher { return keyHasher{maphash.MakeSeed(), maphash.MakeSeed()} }
+
+func (h keyHasher) of(k *flowKey) aggKey {
+	return aggKey{maphash.Comparable(h.lo, *k), maphash.Comparable(h.hi, *k)}
+}
+
 // flowAgg is the aggregate of one key. Addresses are those of the first flow (the key may
 // span several pods of a workload); labels and policies are united over the window.
 type flowAgg struct {
 	flowagg.Span
-	srcIP, dstIP     string
-	ipv6             bool
-	src, dst         endpointInfo
-	ingressAllowedBy []*flowpb.Policy
-	egressAllowedBy  []*flowpb.Policy
-	ingressDeniedBy  []*flowpb.Policy
-	egressDeniedBy   []*flowpb.Policy
+	key          flowKey // with strings of its own (ownKey)
+	srcIP, dstIP string
+	ipv6         bool
+	src, dst     endpointInfo
+	policies     [numPolicyLists]packed // each policy as Relay encoded it
 }
 
 type endpointInfo struct {
 	identity uint32
-	labels   []string
+	labels   packed
 }
 
 func endpointIdentity(ep *endpointView, ip string) endpointKey {
@@ -101,66 +116,47 @@ func keyOf(v *flowView) flowKey {
 	}
 }
 
-// add merges one flow, which happened at t (Unix nanoseconds), into its aggregate. v is
-// reused for the next flow, so whatever the aggregate keeps is copied out of it (the strings
-// themselves belong to the flow's frame and are not copied).
-func (a *flowAgg) add(v *flowView, t int64, fresh bool) {
+// intern returns s as a string of its own, shared with every other aggregate that keeps the
+// same string: s points into the receive buffer, which the next message overwrites. Names,
+// labels and policies repeat across thousands of aggregates, and unique drops its copy once
+// no aggregate uses it any more.
+func intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	return unique.Make(s).Value()
+}
+
+func (e endpointKey) owned() endpointKey {
+	e.namespace, e.kind, e.name, e.ip = intern(e.namespace), intern(e.kind), intern(e.name), intern(e.ip)
+	return e
+}
+
+// ownKey is what an aggregate keeps of its key: the key with strings of its own.
+func ownKey(k flowKey) flowKey {
+	k.src, k.dst = k.src.owned(), k.dst.owned()
+	return k
+}
+
+// add merges one flow, which happened at t (Unix nanoseconds), into its aggregate. v and the
+// receive buffer its strings point into are reused for the next flow, so whatever the
+// aggregate keeps is copied out of them.
+func (a *flowAgg) add(k *flowKey, v *flowView, t int64, fresh bool) {
 	a.Add(t)
 	if fresh {
-		a.srcIP, a.dstIP, a.ipv6 = v.srcIP, v.dstIP, v.ipv6
+		a.key = ownKey(*k)
+		a.srcIP, a.dstIP, a.ipv6 = intern(v.srcIP), intern(v.dstIP), v.ipv6
 		a.src.identity = v.src.identity
 		a.dst.identity = v.dst.identity
 	}
-	a.src.labels = union(a.src.labels, v.src.labels)
-	a.dst.labels = union(a.dst.labels, v.dst.labels)
-	a.ingressAllowedBy = unionPolicies(a.ingressAllowedBy, v.policies[ingressAllowed])
-	a.egressAllowedBy = unionPolicies(a.egressAllowedBy, v.policies[egressAllowed])
-	a.ingressDeniedBy = unionPolicies(a.ingressDeniedBy, v.policies[ingressDenied])
-	a.egressDeniedBy = unionPolicies(a.egressDeniedBy, v.policies[egressDenied])
-}
-
-// union appends the elements of add missing from have, keeping first-seen order (the first
-// label names Unmanaged endpoints). Flows of one key nearly always carry the same labels, so
-// that case costs one comparison and no allocation. The result never shares add's array,
-// which is the view's, reused for the next flow.
-func union(have, add []string) []string {
-	if slices.Equal(have, add) {
-		return have
+	// Labels and policies are united over the window, in first-seen order (the first label
+	// names Unmanaged endpoints). Flows of one key nearly always carry what the first one did,
+	// which costs a comparison and no allocation.
+	a.src.labels = a.src.labels.union(v.src.labels)
+	a.dst.labels = a.dst.labels.union(v.dst.labels)
+	for i := range a.policies {
+		a.policies[i] = a.policies[i].union(v.rawPolicies[i])
 	}
-	out := have
-	for _, s := range add {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func samePolicy(p *flowpb.Policy, v *policyView) bool {
-	return p.Name == v.name && p.Namespace == v.namespace && p.Kind == v.kind &&
-		p.Revision == v.revision && slices.Equal(p.Labels, v.labels)
-}
-
-func unionPolicies(have []*flowpb.Policy, add []policyView) []*flowpb.Policy {
-	if len(have) == len(add) {
-		same := true
-		for i := range add {
-			same = same && samePolicy(have[i], &add[i])
-		}
-		if same {
-			return have
-		}
-	}
-	for i := range add {
-		v := &add[i]
-		if !slices.ContainsFunc(have, func(p *flowpb.Policy) bool { return samePolicy(p, v) }) {
-			have = append(have, &flowpb.Policy{
-				Name: v.name, Namespace: v.namespace, Kind: v.kind, Revision: v.revision,
-				Labels: slices.Clone(v.labels),
-			})
-		}
-	}
-	return have
 }
 
 var transportOf = [...]string{
@@ -172,7 +168,8 @@ var transportOf = [...]string{
 }
 
 // toRecord writes one aggregate as a kestrelai.network.flow record.
-func toRecord(k flowKey, a *flowAgg, lr plog.LogRecord, observed pcommon.Timestamp) {
+func toRecord(_ aggKey, a *flowAgg, lr plog.LogRecord, observed pcommon.Timestamp) {
+	k := &a.key
 	lr.SetEventName(schema.EventNetworkFlow)
 	lr.SetObservedTimestamp(observed)
 	if k.verdict == flowpb.Verdict_FORWARDED {
@@ -211,10 +208,10 @@ func toRecord(k flowKey, a *flowAgg, lr plog.LogRecord, observed pcommon.Timesta
 		attrs.PutStr(schema.AttrCiliumDropReason, k.dropReason.String())
 	}
 	attrs.PutStr(schema.AttrCiliumTrafficDirection, k.direction.String())
-	putPolicies(attrs, schema.AttrCiliumIngressAllowedBy, a.ingressAllowedBy)
-	putPolicies(attrs, schema.AttrCiliumEgressAllowedBy, a.egressAllowedBy)
-	putPolicies(attrs, schema.AttrCiliumIngressDeniedBy, a.ingressDeniedBy)
-	putPolicies(attrs, schema.AttrCiliumEgressDeniedBy, a.egressDeniedBy)
+	putPolicies(attrs, schema.AttrCiliumIngressAllowedBy, a.policies[ingressAllowed])
+	putPolicies(attrs, schema.AttrCiliumEgressAllowedBy, a.policies[egressAllowed])
+	putPolicies(attrs, schema.AttrCiliumIngressDeniedBy, a.policies[ingressDenied])
+	putPolicies(attrs, schema.AttrCiliumEgressDeniedBy, a.policies[egressDenied])
 }
 
 type endpointAttrs struct {
@@ -235,30 +232,32 @@ func putEndpoint(attrs pcommon.Map, k endpointKey, info endpointInfo, keys endpo
 	if info.identity != 0 {
 		attrs.PutInt(keys.identity, int64(info.identity))
 	}
-	if len(info.labels) > 0 {
+	if info.labels != "" {
 		s := attrs.PutEmptySlice(keys.labels)
-		s.EnsureCapacity(len(info.labels))
-		for _, l := range info.labels {
+		for l := range info.labels.all() {
 			s.AppendEmpty().SetStr(validUTF8(l))
 		}
 	}
 }
 
-func putPolicies(attrs pcommon.Map, key string, ps []*flowpb.Policy) {
-	if len(ps) == 0 {
+func putPolicies(attrs pcommon.Map, key string, ps packed) {
+	if ps == "" {
 		return
 	}
 	s := attrs.PutEmptySlice(key)
-	s.EnsureCapacity(len(ps))
-	for _, p := range ps {
+	var p policyView
+	for raw := range ps.all() {
+		// The bytes were parsed when the flow arrived.
+		p = policyView{labels: p.labels[:0]}
+		_ = p.parse([]byte(raw))
 		m := s.AppendEmpty().SetEmptyMap()
-		m.PutStr(schema.PolicyName, validUTF8(p.Name))
-		putStr(m, schema.PolicyNamespace, p.Namespace)
-		putStr(m, schema.PolicyKind, p.Kind)
-		m.PutInt(schema.PolicyRevision, int64(min(p.Revision, 1<<63-1)))
-		if len(p.Labels) > 0 {
+		m.PutStr(schema.PolicyName, validUTF8(p.name))
+		putStr(m, schema.PolicyNamespace, p.namespace)
+		putStr(m, schema.PolicyKind, p.kind)
+		m.PutInt(schema.PolicyRevision, int64(min(p.revision, 1<<63-1)))
+		if len(p.labels) > 0 {
 			ls := m.PutEmptySlice(schema.PolicyLabels)
-			for _, l := range p.Labels {
+			for _, l := range p.labels {
 				ls.AppendEmpty().SetStr(validUTF8(l))
 			}
 		}

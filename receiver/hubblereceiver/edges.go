@@ -1,7 +1,6 @@
 package hubblereceiver // import "github.com/kestrelai/otelcol-kestrel/receiver/hubblereceiver"
 
 import (
-	"slices"
 	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
@@ -12,8 +11,9 @@ import (
 // observeEdges hands the allowed traffic of a window to internal/flowgraph, where the risk
 // receiver looks for attack chains that only observed traffic shows. It runs on the window's
 // goroutine, before the window is emitted.
-func observeEdges(aggs map[flowKey]*flowAgg) {
-	for k, a := range aggs {
+func observeEdges(aggs map[aggKey]*flowAgg) {
+	for _, a := range aggs {
+		k := &a.key
 		if k.verdict != flowpb.Verdict_FORWARDED {
 			continue
 		}
@@ -44,8 +44,8 @@ func peerOf(k endpointKey, info *endpointInfo) flowgraph.Peer {
 
 // reservedOf classifies an endpoint outside the cluster's workloads by its identity or its
 // reserved: labels. The API server goes first: on a control-plane node it is the host too.
-func reservedOf(identity uint32, labels []string) string {
-	has := func(l string) bool { return slices.Contains(labels, "reserved:"+l) }
+func reservedOf(identity uint32, labels packed) string {
+	has := func(l string) bool { return labels.contains("reserved:" + l) }
 	switch {
 	case identity == identityKubeAPIServer || has("kube-apiserver"):
 		return flowgraph.ReservedKubeAPIServer

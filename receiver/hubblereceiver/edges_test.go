@@ -70,9 +70,9 @@ func TestReservedOf(t *testing.T) {
 		flowgraph.ReservedRemoteNode:    {identity: 6},
 		flowgraph.ReservedOther:         {identity: 4, labels: []string{"reserved:health"}},
 	} {
-		assert.Equal(t, want, reservedOf(in.identity, in.labels))
+		assert.Equal(t, want, reservedOf(in.identity, packed("").union(in.labels)))
 	}
-	assert.Equal(t, flowgraph.ReservedWorld, reservedOf(2, nil))
+	assert.Equal(t, flowgraph.ReservedWorld, reservedOf(2, ""))
 	assert.Equal(t, flowgraph.Peer{Namespace: "shop", Kind: "Deployment", Name: "web"},
 		peerOf(endpointKey{namespace: "shop", kind: "Deployment", name: "web"}, &endpointInfo{}))
 	assert.Equal(t, flowgraph.Peer{Reserved: flowgraph.ReservedWorld},

@@ -80,6 +80,7 @@ func normalized(v flowView) flowView {
 		}
 	}
 	v.respTime, v.hasResp = 0, false
+	v.rawPolicies = [numPolicyLists][]string{}
 	return v
 }
 

@@ -2,12 +2,14 @@ package hubblereceiver // import "github.com/kestrelai/otelcol-kestrel/receiver/
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -16,6 +18,7 @@ import (
 	relaypb "github.com/cilium/cilium/api/v1/relay"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/config/configgrpc"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
@@ -46,6 +49,12 @@ var flowFields = []string{
 	"ingress_allowed_by", "egress_allowed_by", "ingress_denied_by", "egress_denied_by",
 }
 
+// relayWindow is the HTTP/2 flow-control window of the Relay connection and its stream. A
+// fixed window turns off gRPC's bandwidth estimation, which pings Relay on every burst of
+// flows and enlarges the window from there; 1 MiB (several thousand flows) is more than a
+// stream of flows needs in flight, and bounds what the transport buffers unread.
+const relayWindow = 1 << 20
+
 type hubbleReceiver struct {
 	cfg         *Config
 	set         receiver.Settings
@@ -54,10 +63,13 @@ type hubbleReceiver struct {
 	obs         *receiverhelper.ObsReport
 	allow, deny []*flowpb.FlowFilter
 	fieldMask   *fieldmaskpb.FieldMask
-	window      *flowagg.Window[flowKey, flowAgg]
+	window      *flowagg.Window[aggKey, flowAgg]
+	keys        keyHasher
 	now         func() time.Time
 
-	outAggregated, outReply, outDuplicate, outDropped, outInvalid metric.AddOption
+	// flows counts the flows of each outcome for the flows metric, which reads them when it
+	// is collected.
+	flows [numOutcomes]atomic.Int64
 
 	conn   *grpc.ClientConn
 	cancel context.CancelFunc
@@ -95,39 +107,64 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*hubbl
 	if err != nil {
 		return nil, err
 	}
-	outcome := func(v string) metric.AddOption {
-		return metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", v)))
-	}
 	r := &hubbleReceiver{
-		cfg:           cfg,
-		set:           set,
-		next:          next,
-		telemetry:     tb,
-		obs:           obs,
-		allow:         allow,
-		deny:          deny,
-		fieldMask:     mask,
-		now:           time.Now,
-		outAggregated: outcome("aggregated"),
-		outReply:      outcome("reply"),
-		outDuplicate:  outcome("duplicate"),
-		outDropped:    outcome("dropped"),
-		outInvalid:    outcome("invalid"),
-		resume:        resumeState{overlap: int64(cfg.ResumeOverlap), seed: maphash.MakeSeed()},
+		cfg:       cfg,
+		set:       set,
+		next:      next,
+		telemetry: tb,
+		obs:       obs,
+		allow:     allow,
+		deny:      deny,
+		fieldMask: mask,
+		now:       time.Now,
+		resume:    resumeState{overlap: int64(cfg.ResumeOverlap), seed: maphash.MakeSeed()},
+		keys:      newKeyHasher(),
 	}
 	r.window = r.newWindow()
+	err = tb.RegisterHubbleReceiverFlowsCallback(func(_ context.Context, o metric.Int64Observer) error {
+		for i := range r.flows {
+			if n := r.flows[i].Load(); n > 0 {
+				o.Observe(n, outcomeAttrs[i])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
-func (r *hubbleReceiver) newWindow() *flowagg.Window[flowKey, flowAgg] {
+// flowOutcome is what happened to a flow, the attribute of the flows metric.
+type flowOutcome int
+
+const (
+	outAggregated flowOutcome = iota
+	outReply
+	outDuplicate
+	outDropped
+	outInvalid
+	numOutcomes
+)
+
+var outcomeAttrs = func() (a [numOutcomes]metric.ObserveOption) {
+	for i, v := range [numOutcomes]string{"aggregated", "reply", "duplicate", "dropped", "invalid"} {
+		a[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", v)))
+	}
+	return a
+}()
+
+func (r *hubbleReceiver) count(o flowOutcome) { r.flows[o].Add(1) }
+
+func (r *hubbleReceiver) newWindow() *flowagg.Window[aggKey, flowAgg] {
 	sink := flowagg.Sink{Next: r.next, Obs: r.obs, Logger: r.set.Logger, Scope: metadata.ScopeName, Format: "hubble"}
 	emit := flowagg.Emitter(sink, toRecord)
-	flush := func(ctx context.Context, aggs map[flowKey]*flowAgg) {
+	flush := func(ctx context.Context, aggs map[aggKey]*flowAgg) {
 		observeEdges(aggs)
 		emit(ctx, aggs)
 	}
 	return flowagg.New(r.cfg.Aggregation, flush, func() {
-		r.telemetry.HubbleReceiverFlows.Add(context.Background(), 1, r.outDropped)
+		r.count(outDropped)
 	})
 }
 
@@ -152,8 +189,16 @@ func (r *hubbleReceiver) Start(_ context.Context, host component.Host) error {
 		r.set.Logger.Info("Cilium flow collection is disabled (enabled: false or " + disableEnv + "=true)")
 		return nil
 	}
+	opts := []configgrpc.ToClientConnOption{
+		configgrpc.WithGrpcDialOption(grpc.WithInitialWindowSize(relayWindow)),
+		configgrpc.WithGrpcDialOption(grpc.WithInitialConnWindowSize(relayWindow)),
+	}
+	// A configured dialer_middleware dials itself; its connections are read as they come.
+	if dial, ok := coalescingDialer(r.cfg.Endpoint, readInterval); ok && !r.cfg.DialerMiddleware.HasValue() {
+		opts = append(opts, configgrpc.WithGrpcDialOption(dial))
+	}
 	// The connection outlives Start's context, which ends when Start returns.
-	conn, err := r.cfg.ToClientConn(context.Background(), host.GetExtensions(), r.set.TelemetrySettings)
+	conn, err := r.cfg.ToClientConn(context.Background(), host.GetExtensions(), r.set.TelemetrySettings, opts...)
 	if err != nil {
 		return fmt.Errorf("hubble relay client: %w", err)
 	}
@@ -238,8 +283,8 @@ func (r *hubbleReceiver) follow(ctx context.Context, host component.Host, conn g
 		return err
 	}
 	first := true
+	var f frame // the receive buffer, reused for every message (frameCodec)
 	for {
-		var f frame
 		err := st.RecvMsg(&f)
 		if errors.Is(err, io.EOF) {
 			return errors.New("relay ended the stream")
@@ -261,13 +306,13 @@ func (r *hubbleReceiver) follow(ctx context.Context, host component.Host, conn g
 func (r *hubbleReceiver) handle(ctx context.Context, f frame) {
 	var resp response
 	if err := r.view.parse(f, &resp); err != nil {
-		r.telemetry.HubbleReceiverFlows.Add(ctx, 1, r.outInvalid)
+		r.count(outInvalid)
 		r.set.Logger.Debug("Skipping a malformed GetFlowsResponse", zap.Error(err))
 		return
 	}
 	switch {
 	case resp.isFlow:
-		r.handleFlow(ctx, &r.view)
+		r.handleFlow(&r.view)
 	case resp.lostEvents != nil:
 		le := &flowpb.LostEvent{}
 		if err := proto.Unmarshal(resp.lostEvents, le); err != nil {
@@ -303,7 +348,7 @@ func (r *hubbleReceiver) handle(ctx context.Context, f frame) {
 // return direction of a connection already counted by its request; they are counted in the
 // receiver's flows metric (outcome=reply) but not aggregated. Flows whose direction Hubble
 // could not tell (is_reply unset) are aggregated.
-func (r *hubbleReceiver) handleFlow(ctx context.Context, v *flowView) {
+func (r *hubbleReceiver) handleFlow(v *flowView) {
 	t := v.time
 	switch {
 	case v.hasTime:
@@ -312,27 +357,34 @@ func (r *hubbleReceiver) handleFlow(ctx context.Context, v *flowView) {
 	default:
 		t = time.Now().UnixNano()
 	}
-	id := v.uuid
-	if id == "" {
+	var id uint64
+	if v.uuid != "" {
+		id = r.resume.uuidID(v.uuid)
+	} else {
 		id = r.resume.flowID(v, t)
 	}
 	if !r.resume.admit(t, id) {
-		r.telemetry.HubbleReceiverFlows.Add(ctx, 1, r.outDuplicate)
+		r.count(outDuplicate)
 		return
 	}
 	if v.isReply {
-		r.telemetry.HubbleReceiverFlows.Add(ctx, 1, r.outReply)
+		r.count(outReply)
 		return
 	}
-	if r.window.Update(keyOf(v), func(a *flowAgg, fresh bool) { a.add(v, t, fresh) }) {
-		r.telemetry.HubbleReceiverFlows.Add(ctx, 1, r.outAggregated)
+	k := keyOf(v)
+	if r.window.Update(r.keys.of(&k), func(a *flowAgg, fresh bool) { a.add(&k, v, t, fresh) }) {
+		r.count(outAggregated)
 	}
 }
 
 // seenFlow is an event received recently, kept to recognise it when Relay sends it again.
+// The event is kept as a 64-bit hash of its identity, not as its UUID: a string would have
+// to be copied out of the receive buffer for every flow. Two of the flows within one resume
+// overlap colliding, and one of them being skipped as a repeat, has a probability of about
+// n²/2⁶⁵ (n = flows in the overlap): below 10⁻⁹ for 100,000.
 type seenFlow struct {
 	t  int64
-	id string
+	id uint64
 }
 
 // resumeState tracks what was received, so that a reconnect neither skips nor repeats flows.
@@ -346,7 +398,7 @@ type resumeState struct {
 	head   int        // recent[:head] have been pruned
 
 	// After a reconnect: flows at or after since that were received before it.
-	dups     map[string]struct{}
+	dups     map[uint64]struct{}
 	prevLast int64
 }
 
@@ -356,7 +408,7 @@ func (s *resumeState) reconnect() int64 {
 		return s.start
 	}
 	since := s.last - s.overlap
-	s.dups = make(map[string]struct{}, len(s.recent)-s.head)
+	s.dups = make(map[uint64]struct{}, len(s.recent)-s.head)
 	for _, e := range s.recent[s.head:] {
 		if e.t >= since {
 			s.dups[e.id] = struct{}{}
@@ -368,7 +420,7 @@ func (s *resumeState) reconnect() int64 {
 
 // admit records an event (a flow or lost-event notice) with identity id received at t, and
 // reports whether it is new.
-func (s *resumeState) admit(t int64, id string) bool {
+func (s *resumeState) admit(t int64, id uint64) bool {
 	if s.dups != nil && t <= s.prevLast {
 		if _, ok := s.dups[id]; ok {
 			return false
@@ -378,31 +430,45 @@ func (s *resumeState) admit(t int64, id string) bool {
 	if t > s.last {
 		s.last = t
 		for s.head < len(s.recent) && s.recent[s.head].t < t-s.overlap {
-			s.recent[s.head] = seenFlow{}
 			s.head++
 		}
 		if s.head > 1024 && s.head > len(s.recent)/2 {
-			s.recent = append(s.recent[:0], s.recent[s.head:]...)
+			live := s.recent[s.head:]
+			if cap(s.recent) > 4*len(live) {
+				// The rate dropped: give back the memory a burst needed.
+				s.recent = append(make([]seenFlow, 0, 2*len(live)), live...)
+			} else {
+				s.recent = append(s.recent[:0], live...)
+			}
 			s.head = 0
 		}
 	}
 	return true
 }
 
+// uuidID identifies a flow by its UUID.
+func (s *resumeState) uuidID(uuid string) uint64 {
+	return maphash.String(s.seed, uuid)
+}
+
 // contentID identifies an event without a UUID (a lost-event notice) by its bytes.
-func (s *resumeState) contentID(b []byte) string {
-	return strconv.FormatUint(maphash.Bytes(s.seed, b), 36)
+func (s *resumeState) contentID(b []byte) uint64 {
+	return maphash.Bytes(s.seed, b)
 }
 
 // flowID identifies a flow without a UUID (Cilium before 1.12) by what the receiver reads
 // of it.
-func (s *resumeState) flowID(v *flowView, t int64) string {
+func (s *resumeState) flowID(v *flowView, t int64) uint64 {
 	var h maphash.Hash
 	h.SetSeed(s.seed)
-	for _, str := range []string{v.srcIP, v.dstIP, v.src.podName, v.dst.podName, v.verdict.String(), v.direction.String()} {
+	for _, str := range []string{v.srcIP, v.dstIP, v.src.podName, v.dst.podName} {
 		h.WriteString(str)
 		h.WriteByte(0)
 	}
-	// t's bits are mixed into the hash, not read as a quantity: a negative t wrapping is fine.
-	return strconv.FormatUint(h.Sum64()^uint64(t)^uint64(v.port)<<48, 36) //nolint:gosec // hash mixing, see above
+	var b [8]byte
+	for _, x := range []uint64{uint64(v.verdict), uint64(v.direction), uint64(v.port), uint64(t)} { //nolint:gosec // hashed bits, not quantities
+		binary.LittleEndian.PutUint64(b[:], x)
+		h.Write(b[:])
+	}
+	return h.Sum64()
 }

@@ -15,8 +15,10 @@ import (
 // Flows are decoded straight from the wire into a reused flowView instead of a *flowpb.Flow:
 // generated code allocates every string, label, workload and policy of every flow (about 40
 // allocations for a flow with two policies), while the receiver needs most of them only for
-// the first flow of an aggregate. The view's strings point into the message's buffer, which
-// is never written to after it was received, so they stay valid as long as they are used.
+// the first flow of an aggregate. The view's strings point into the receive buffer, which the
+// next message overwrites: whatever outlives one message (an aggregate's key, addresses,
+// labels and policies) is copied out of it when it is first stored, and nothing keeps a
+// reference into a received message once its flow is aggregated.
 
 // frame is a GetFlowsResponse as received, undecoded.
 type frame []byte
@@ -26,9 +28,23 @@ type frameCodec struct{ encoding.CodecV2 }
 
 func newFrameCodec() frameCodec { return frameCodec{encoding.GetCodecV2(grpcproto.Name)} }
 
+// maxKeptFrame is the largest receive buffer kept for the next message: flows are a few
+// hundred bytes, and one unusually large message must not pin its buffer for good.
+const maxKeptFrame = 64 << 10
+
+// Unmarshal copies the message into the frame's own buffer, which the receiver reuses for
+// every message of its stream: gRPC frees data when Unmarshal returns, and a fresh buffer per
+// message would be garbage at the rate flows arrive.
 func (c frameCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if f, ok := v.(*frame); ok {
-		*f = data.Materialize()
+		b := (*f)[:0]
+		if n := data.Len(); cap(b) < n || cap(b) > maxKeptFrame && n <= maxKeptFrame {
+			b = make([]byte, 0, max(n, 1024))
+		}
+		for _, buf := range data {
+			b = append(b, buf.ReadOnlyData()...)
+		}
+		*f = b
 		return nil
 	}
 	return c.CodecV2.Unmarshal(data, v)
@@ -95,6 +111,7 @@ type flowView struct {
 	isReply, hasIsReply bool
 	src, dst            endpointView
 	policies            [numPolicyLists][]policyView
+	rawPolicies         [numPolicyLists][]string // each policy's bytes, as aggregates keep them
 }
 
 // response is one decoded GetFlowsResponse: a flow (in view), or the bytes of the rarer
@@ -108,14 +125,14 @@ type response struct {
 
 var errTruncated = errors.New("truncated or malformed protobuf")
 
-// unsafeString views b as a string without copying. b is always part of a frame, which
-// frameCodec materialises into a fresh slice that nothing writes to afterwards, so the
-// string stays immutable for as long as it is referenced.
+// unsafeString views b as a string without copying. b is always part of the frame being
+// handled, which is not written to until the next message arrives; strings kept beyond that
+// are copied first (see ownKey and flowAgg.add).
 func unsafeString(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	return unsafe.String(&b[0], len(b)) //nolint:gosec // see above: frames are never written after decoding
+	return unsafe.String(&b[0], len(b)) //nolint:gosec // see above: a frame is not written while its strings are used
 }
 
 // skip is returned by a field callback for fields it does not read.
@@ -174,11 +191,12 @@ func (v *flowView) parse(b []byte, resp *response) error {
 }
 
 func (v *flowView) reset() {
-	src, dst, policies := v.src.labels[:0], v.dst.labels[:0], v.policies
+	src, dst, policies, raw := v.src.labels[:0], v.dst.labels[:0], v.policies, v.rawPolicies
 	*v = flowView{}
 	v.src.labels, v.dst.labels = src, dst
 	for i := range policies {
 		v.policies[i] = policies[i][:0]
+		v.rawPolicies[i] = raw[i][:0]
 	}
 }
 
@@ -360,8 +378,13 @@ func (v *flowView) appendPolicy(list int, b []byte) error {
 	} else {
 		ps = append(ps, policyView{})
 	}
-	p := &ps[len(ps)-1]
 	v.policies[list] = ps
+	v.rawPolicies[list] = append(v.rawPolicies[list], unsafeString(b))
+	return ps[len(ps)-1].parse(b)
+}
+
+// parse decodes a flow.Policy into p, appending to p.labels.
+func (p *policyView) parse(b []byte) error {
 	return fields(b, func(num protowire.Number, typ protowire.Type, b []byte) int {
 		if num == 4 && typ == protowire.VarintType {
 			x, n := protowire.ConsumeVarint(b)

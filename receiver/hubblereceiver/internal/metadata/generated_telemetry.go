@@ -3,10 +3,12 @@
 package metadata
 
 import (
+	"context"
 	"errors"
 	"sync"
 
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/embedded"
 	"go.opentelemetry.io/otel/trace"
 
 	"go.opentelemetry.io/collector/component"
@@ -26,7 +28,7 @@ type TelemetryBuilder struct {
 	meter                    metric.Meter
 	mu                       sync.Mutex
 	registrations            []metric.Registration
-	HubbleReceiverFlows      metric.Int64Counter
+	HubbleReceiverFlows      metric.Int64ObservableCounter
 	HubbleReceiverLostEvents metric.Int64Counter
 	HubbleReceiverReconnects metric.Int64Counter
 }
@@ -40,6 +42,31 @@ type telemetryBuilderOptionFunc func(mb *TelemetryBuilder)
 
 func (tbof telemetryBuilderOptionFunc) apply(mb *TelemetryBuilder) {
 	tbof(mb)
+}
+
+// RegisterHubbleReceiverFlowsCallback sets callback for observable HubbleReceiverFlows metric.
+func (builder *TelemetryBuilder) RegisterHubbleReceiverFlowsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.HubbleReceiverFlows, obs: o})
+		return nil
+	}, builder.HubbleReceiverFlows)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+type observerInt64 struct {
+	embedded.Int64Observer
+	inst metric.Int64Observable
+	obs  metric.Observer
+}
+
+func (oi *observerInt64) Observe(value int64, opts ...metric.ObserveOption) {
+	oi.obs.ObserveInt64(oi.inst, value, opts...)
 }
 
 // Shutdown unregister all registered callbacks for async instruments.
@@ -60,7 +87,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
-	builder.HubbleReceiverFlows, err = builder.meter.Int64Counter(
+	builder.HubbleReceiverFlows, err = builder.meter.Int64ObservableCounter(
 		"otelcol.hubble_receiver.flows",
 		metric.WithDescription("Flows received from Hubble Relay, by outcome (aggregated; reply, not counted as a connection; duplicate, already received before a reconnect; dropped, because the pipeline fell behind; invalid, a message that could not be decoded). [Development]"),
 		metric.WithUnit("{flow}"),

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
@@ -19,7 +20,10 @@ func TestSetupTelemetry(t *testing.T) {
 	tb, err := metadata.NewTelemetryBuilder(testTel.NewTelemetrySettings())
 	require.NoError(t, err)
 	defer tb.Shutdown()
-	tb.HubbleReceiverFlows.Add(context.Background(), 1)
+	require.NoError(t, tb.RegisterHubbleReceiverFlowsCallback(func(_ context.Context, observer metric.Int64Observer) error {
+		observer.Observe(1)
+		return nil
+	}))
 	tb.HubbleReceiverLostEvents.Add(context.Background(), 1)
 	tb.HubbleReceiverReconnects.Add(context.Background(), 1)
 	AssertEqualHubbleReceiverFlows(t, testTel,

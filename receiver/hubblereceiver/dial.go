@@ -1,0 +1,57 @@
+package hubblereceiver // import "github.com/kestrelai/otelcol-kestrel/receiver/hubblereceiver"
+
+import (
+	"context"
+	"net"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+)
+
+// readInterval is how long the connection to Relay lets data collect after a read that found
+// little of it. Relay forwards flows one gRPC message at a time as the nodes report them, so
+// a connection read as soon as it is readable wakes its reader (and the goroutine it hands
+// each message to) for every flow or two: at 20,000 flows/s that costs more CPU than
+// decoding and aggregating the flows. Reading at most every 2 ms gets a few dozen flows per
+// read and wake-up; flows are aggregated over 30 s, so the delay changes nothing downstream.
+const readInterval = 2 * time.Millisecond
+
+// coalescingConn is a connection whose reads, after one that did not fill the reader's
+// buffer, wait until readInterval has passed since it. A read that fills the buffer (Relay
+// sending faster than that) is followed by the next at once, so throughput is not capped,
+// and an idle connection blocks in its read as usual.
+type coalescingConn struct {
+	net.Conn
+	interval time.Duration
+	last     time.Time // end of the previous read
+	short    bool      // the previous read did not fill its buffer
+}
+
+// Read is called by one goroutine at a time (gRPC's transport reader), as net.Conn allows.
+func (c *coalescingConn) Read(p []byte) (int, error) {
+	if c.short {
+		if wait := c.interval - time.Since(c.last); wait > 0 {
+			time.Sleep(wait)
+		}
+	}
+	n, err := c.Conn.Read(p)
+	c.last, c.short = time.Now(), n < len(p)
+	return n, err
+}
+
+// coalescingDialer dials TCP, as gRPC's default dialer does, and spaces out the reads of the
+// connection. Endpoints that are not TCP addresses (a unix socket) use gRPC's dialer.
+func coalescingDialer(endpoint string, interval time.Duration) (grpc.DialOption, bool) {
+	if strings.HasPrefix(endpoint, "unix:") {
+		return nil, false
+	}
+	return grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return &coalescingConn{Conn: conn, interval: interval}, nil
+	}), true
+}
