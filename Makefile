@@ -9,6 +9,7 @@ BUF_VERSION                ?= v1.75.0
 PROTOC_GEN_GO_VERSION      ?= v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION ?= v1.6.2
 GOLANGCI_LINT_VERSION      ?= v2.15.0
+CONTROLLER_GEN_VERSION     ?= v0.23.0
 
 SHELL     := /bin/bash
 GO        ?= go
@@ -23,10 +24,13 @@ PROTOC_GEN_GO_GRPC := $(TOOLS_BIN)/protoc-gen-go-grpc
 MDATAGEN           := $(TOOLS_BIN)/mdatagen
 BUF                := $(TOOLS_BIN)/buf
 GOLANGCI_LINT      := $(TOOLS_BIN)/golangci-lint
+CONTROLLER_GEN     := $(TOOLS_BIN)/controller-gen
 
 # buf compiles the .proto files itself (no system protoc); these are what api_test.go runs.
 PROTO_TOOLS := $(STAMPS)/buf@$(BUF_VERSION) $(STAMPS)/protoc-gen-go@$(PROTOC_GEN_GO_VERSION) \
 	$(STAMPS)/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+# The generated-code checks run these: the protobuf code and the ChangeRequest CRD.
+GEN_TOOLS := $(PROTO_TOOLS) $(STAMPS)/controller-gen@$(CONTROLLER_GEN_VERSION)
 
 # CGO off and -trimpath are ocb's build flags; using them everywhere lets tests and the
 # distro build share one build cache instead of compiling the collector twice.
@@ -46,7 +50,7 @@ help: ## Show this list
 
 .PHONY: tools
 tools: $(STAMPS)/builder@$(OCB_VERSION) $(PROTO_TOOLS) $(STAMPS)/mdatagen@$(MDATAGEN_VERSION) \
-	$(STAMPS)/golangci-lint@$(GOLANGCI_LINT_VERSION) ## Install the pinned ocb, buf, protoc plugins, mdatagen and golangci-lint into .tools/bin
+	$(STAMPS)/golangci-lint@$(GOLANGCI_LINT_VERSION) $(STAMPS)/controller-gen@$(CONTROLLER_GEN_VERSION) ## Install the pinned ocb, buf, protoc plugins, mdatagen, golangci-lint and controller-gen into .tools/bin
 
 $(STAMPS)/builder@$(OCB_VERSION):
 	GOBIN=$(TOOLS_BIN) $(GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
@@ -68,6 +72,10 @@ $(STAMPS)/golangci-lint@$(GOLANGCI_LINT_VERSION):
 	GOBIN=$(TOOLS_BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	@mkdir -p $(STAMPS) && touch $@
 
+$(STAMPS)/controller-gen@$(CONTROLLER_GEN_VERSION):
+	GOBIN=$(TOOLS_BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	@mkdir -p $(STAMPS) && touch $@
+
 # `go install mdatagen@version` is refused (its go.mod has replace directives), so build
 # it from a throwaway module that requires it.
 $(STAMPS)/mdatagen@$(MDATAGEN_VERSION):
@@ -87,7 +95,7 @@ build: $(STAMPS)/builder@$(OCB_VERSION) ## Build bin/otelcol-kestrel (ocb) and b
 	$(GO) build $(GOFLAGS_BUILD) -o bin/kestrel-devcloud ./cmd/kestrel-devcloud
 
 .PHONY: test
-test: $(PROTO_TOOLS) ## Run all tests (installs the pinned code generators the generated-code check runs)
+test: $(GEN_TOOLS) ## Run all tests (installs the pinned code generators the generated-code checks run)
 	$(GO) test $(GOFLAGS_BUILD) -timeout 15m ./...
 
 # The packages with concurrent code: the connection, the exporter and its mirror, the
@@ -97,7 +105,7 @@ RACE_PKGS ?= ./extension/... ./exporter/... ./internal/flowagg/... ./internal/k8
 	./internal/podowner/... ./internal/devcloud/... ./receiver/... ./processor/... ./test/e2e/...
 
 .PHONY: test-race
-test-race: $(PROTO_TOOLS) ## Run the concurrent packages' tests with the race detector (needs gcc)
+test-race: $(GEN_TOOLS) ## Run the concurrent packages' tests with the race detector (needs gcc)
 	CGO_ENABLED=1 $(GO) test -race -timeout 25m $(RACE_PKGS)
 
 .PHONY: bench
@@ -133,6 +141,10 @@ generate: $(STAMPS)/mdatagen@$(MDATAGEN_VERSION) ## Run mdatagen in every compon
 	@set -e; for f in $$(find . -name metadata.yaml -not -path './_build/*' -not -path './.tools/*' -not -path './.run/*' | sort); do \
 		echo "mdatagen $$f"; (cd "$$(dirname "$$f")" && $(MDATAGEN) metadata.yaml); \
 	done
+
+.PHONY: crds
+crds: $(STAMPS)/controller-gen@$(CONTROLLER_GEN_VERSION) ## Regenerate config/crd from the Go types in api/kestrel (controller-gen)
+	$(CONTROLLER_GEN) crd paths=./api/kestrel/... output:crd:artifacts:config=config/crd
 
 .PHONY: bump-otel
 bump-otel: ## Move every collector module to one release: VERSION=v0.X.Y [CONTRIB=v0.X.Z] [K8SATTRIBUTES=v1.A.B]

@@ -5479,12 +5479,15 @@ func (x *YamlManifest) GetNamespace() string {
 }
 
 type YamlValidationResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ManifestId    string                 `protobuf:"bytes,1,opt,name=manifest_id,json=manifestId,proto3" json:"manifest_id,omitempty"`
-	Valid         bool                   `protobuf:"varint,2,opt,name=valid,proto3" json:"valid,omitempty"`
-	ErrorMessage  string                 `protobuf:"bytes,3,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
-	StatusCode    int32                  `protobuf:"varint,4,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
-	SuggestedFix  string                 `protobuf:"bytes,5,opt,name=suggested_fix,json=suggestedFix,proto3" json:"suggested_fix,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ManifestId   string                 `protobuf:"bytes,1,opt,name=manifest_id,json=manifestId,proto3" json:"manifest_id,omitempty"`
+	Valid        bool                   `protobuf:"varint,2,opt,name=valid,proto3" json:"valid,omitempty"`
+	ErrorMessage string                 `protobuf:"bytes,3,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	StatusCode   int32                  `protobuf:"varint,4,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	SuggestedFix string                 `protobuf:"bytes,5,opt,name=suggested_fix,json=suggestedFix,proto3" json:"suggested_fix,omitempty"`
+	// Added by otelcol-kestrel: a unified diff from the live object to the dry-run result
+	// (managedFields, resourceVersion and status left out); "" when valid and unchanged or invalid.
+	Diff          string `protobuf:"bytes,6,opt,name=diff,proto3" json:"diff,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5550,6 +5553,13 @@ func (x *YamlValidationResult) GetStatusCode() int32 {
 func (x *YamlValidationResult) GetSuggestedFix() string {
 	if x != nil {
 		return x.SuggestedFix
+	}
+	return ""
+}
+
+func (x *YamlValidationResult) GetDiff() string {
+	if x != nil {
+		return x.Diff
 	}
 	return ""
 }
@@ -5755,8 +5765,14 @@ type YamlApplyResponse struct {
 	RequestId          string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	Results            []*YamlApplyResult     `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
 	GlobalErrorMessage string                 `protobuf:"bytes,3,opt,name=global_error_message,json=globalErrorMessage,proto3" json:"global_error_message,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Added by otelcol-kestrel: true on the first answer to a request that waits for a person's
+	// approval in the cluster; a second YamlApplyResponse with the same request_id and pending
+	// false carries the final result.
+	Pending bool `protobuf:"varint,4,opt,name=pending,proto3" json:"pending,omitempty"`
+	// Added by otelcol-kestrel: the ChangeRequest (namespace/name) that holds the change.
+	ChangeRequest string `protobuf:"bytes,5,opt,name=change_request,json=changeRequest,proto3" json:"change_request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *YamlApplyResponse) Reset() {
@@ -5806,6 +5822,20 @@ func (x *YamlApplyResponse) GetResults() []*YamlApplyResult {
 func (x *YamlApplyResponse) GetGlobalErrorMessage() string {
 	if x != nil {
 		return x.GlobalErrorMessage
+	}
+	return ""
+}
+
+func (x *YamlApplyResponse) GetPending() bool {
+	if x != nil {
+		return x.Pending
+	}
+	return false
+}
+
+func (x *YamlApplyResponse) GetChangeRequest() string {
+	if x != nil {
+		return x.ChangeRequest
 	}
 	return ""
 }
@@ -10066,7 +10096,7 @@ const file_cloud_v1_message_proto_rawDesc = "" +
 	"manifestId\x12!\n" +
 	"\fyaml_content\x18\x02 \x01(\tR\vyamlContent\x12#\n" +
 	"\rresource_type\x18\x03 \x01(\tR\fresourceType\x12\x1c\n" +
-	"\tnamespace\x18\x04 \x01(\tR\tnamespace\"\xb8\x01\n" +
+	"\tnamespace\x18\x04 \x01(\tR\tnamespace\"\xcc\x01\n" +
 	"\x14YamlValidationResult\x12\x1f\n" +
 	"\vmanifest_id\x18\x01 \x01(\tR\n" +
 	"manifestId\x12\x14\n" +
@@ -10074,7 +10104,8 @@ const file_cloud_v1_message_proto_rawDesc = "" +
 	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\x12\x1f\n" +
 	"\vstatus_code\x18\x04 \x01(\x05R\n" +
 	"statusCode\x12#\n" +
-	"\rsuggested_fix\x18\x05 \x01(\tR\fsuggestedFix\"\x9f\x01\n" +
+	"\rsuggested_fix\x18\x05 \x01(\tR\fsuggestedFix\x12\x12\n" +
+	"\x04diff\x18\x06 \x01(\tR\x04diff\"\x9f\x01\n" +
 	"\x12YamlDryRunResponse\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x128\n" +
@@ -10092,12 +10123,14 @@ const file_cloud_v1_message_proto_rawDesc = "" +
 	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\x12\x1f\n" +
 	"\vstatus_code\x18\x04 \x01(\x05R\n" +
 	"statusCode\x122\n" +
-	"\x15applied_resource_info\x18\x05 \x01(\tR\x13appliedResourceInfo\"\x99\x01\n" +
+	"\x15applied_resource_info\x18\x05 \x01(\tR\x13appliedResourceInfo\"\xda\x01\n" +
 	"\x11YamlApplyResponse\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x123\n" +
 	"\aresults\x18\x02 \x03(\v2\x19.cloud.v1.YamlApplyResultR\aresults\x120\n" +
-	"\x14global_error_message\x18\x03 \x01(\tR\x12globalErrorMessage\"\xac\x02\n" +
+	"\x14global_error_message\x18\x03 \x01(\tR\x12globalErrorMessage\x12\x18\n" +
+	"\apending\x18\x04 \x01(\bR\apending\x12%\n" +
+	"\x0echange_request\x18\x05 \x01(\tR\rchangeRequest\"\xac\x02\n" +
 	"\x19CertificateRenewalRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1f\n" +
