@@ -49,9 +49,16 @@ Usage:
                          [--since 15m] [--max-series N] [--max-points N] [--operator ID] [--timeout 30s]
   kestrel-devcloud ctl [--admin ADDR] k8s-api [--timeout-seconds N] [--json] PATH...
   kestrel-devcloud ctl [--admin ADDR] shell [--timeout-seconds N] [--json] 'COMMAND'...
+  kestrel-devcloud ctl [--admin ADDR] dry-run [--namespace NS] [--timeout-seconds N] [--json] FILE...
+  kestrel-devcloud ctl [--admin ADDR] apply [--namespace NS] [--timeout 30m] [--json] FILE...
+  kestrel-devcloud ctl [--admin ADDR] push-policy [--stream data|control] [--policy-id ID] [--json] FILE
+  kestrel-devcloud ctl [--admin ADDR] renew-cert --cert FILE --key FILE --ca FILE [--wait 30s] [--json]
+  kestrel-devcloud ctl [--admin ADDR] restart [--delay-seconds N] [--graceful=false] [--reason R] [--json]
 
 Run "kestrel-devcloud COMMAND -h" for the flags of a command.
 `
+
+const ctlCommands = "status, request, metrics-query, k8s-api, shell, dry-run, apply, push-policy, renew-cert or restart"
 
 // errUsage marks errors caused by the command line; they exit with status 2.
 var errUsage = errors.New("usage error")
@@ -217,7 +224,7 @@ func cmdCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if fs.NArg() == 0 {
-		return fmt.Errorf("%w: ctl needs a subcommand: status, request, metrics-query, k8s-api or shell", errUsage)
+		return fmt.Errorf("%w: ctl needs a subcommand: %s", errUsage, ctlCommands)
 	}
 	a := adminClient{base: adminURL(*admin), http: &http.Client{Transport: &http.Transport{}}}
 	defer a.http.CloseIdleConnections()
@@ -233,8 +240,18 @@ func cmdCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return ctlK8sAPI(ctx, a, rest, stdout, stderr)
 	case "shell":
 		return ctlShell(ctx, a, rest, stdout, stderr)
+	case "dry-run":
+		return ctlDryRun(ctx, a, rest, stdout, stderr)
+	case "apply":
+		return ctlApply(ctx, a, rest, stdout, stderr)
+	case "push-policy":
+		return ctlPushPolicy(ctx, a, rest, stdout, stderr)
+	case "renew-cert":
+		return ctlRenewCert(ctx, a, rest, stdout, stderr)
+	case "restart":
+		return ctlRestart(ctx, a, rest, stdout, stderr)
 	default:
-		return fmt.Errorf("%w: unknown ctl subcommand %q (want status, request, metrics-query, k8s-api or shell)", errUsage, fs.Arg(0))
+		return fmt.Errorf("%w: unknown ctl subcommand %q (want %s)", errUsage, fs.Arg(0), ctlCommands)
 	}
 }
 

@@ -27,6 +27,9 @@ type Config struct {
 	// MaxConcurrentRequests caps how many cloud requests run their handlers at once.
 	MaxConcurrentRequests int `mapstructure:"max_concurrent_requests"`
 
+	// CertificateRenewal configures CertificateRenewalRequest.
+	CertificateRenewal CertificateRenewalConfig `mapstructure:"certificate_renewal"`
+
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
@@ -42,6 +45,17 @@ type TokenConfig struct {
 	PersistFile string `mapstructure:"persist_file"`
 	// RenewAt is the fraction of the token's lifetime after which it is renewed.
 	RenewAt float64 `mapstructure:"renew_at"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// CertificateRenewalConfig configures how the cloud's certificate renewals are taken.
+type CertificateRenewalConfig struct {
+	// Enabled lets a validated new pair replace tls::cert_file and tls::key_file.
+	Enabled bool `mapstructure:"enabled"`
+	// MaxClockSkew is how far in the future a new certificate's validity may start.
+	MaxClockSkew time.Duration `mapstructure:"max_clock_skew"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -90,6 +104,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.MaxConcurrentRequests <= 0 {
 		errs = append(errs, fmt.Errorf("max_concurrent_requests must be positive, got %d", cfg.MaxConcurrentRequests))
+	}
+	if s := cfg.CertificateRenewal.MaxClockSkew; s < 0 || s > time.Hour {
+		errs = append(errs, fmt.Errorf("certificate_renewal::max_clock_skew must be between 0 and 1h, got %v", s))
 	}
 	errs = append(errs, cfg.Reconnect.validate()...)
 	return errors.Join(errs...)

@@ -44,6 +44,7 @@ func TestLoadConfig(t *testing.T) {
 	custom.Reconnect = ReconnectConfig{InitialInterval: 2 * time.Second, Multiplier: 2, MaxInterval: 30 * time.Second, RandomizationFactor: 0.1, ResetAfter: 5 * time.Minute}
 	custom.MaxMessageSizeMiB = 16
 	custom.MaxConcurrentRequests = 4
+	custom.CertificateRenewal = CertificateRenewalConfig{MaxClockSkew: time.Minute}
 
 	for _, tt := range []struct {
 		id       component.ID

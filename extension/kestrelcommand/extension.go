@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/extension/kestrelcommand/internal/metadata"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 )
@@ -127,6 +128,11 @@ func (e *kestrelCommand) Start(_ context.Context, host component.Host) error {
 		defer e.wg.Done()
 		e.tokens.run(e.stopCtx)
 	}()
+	if e.cfg.CertificateRenewal.Enabled {
+		if _, err := e.dispatcher.register(&cloudv1.CertificateRenewalRequest{}, e.renewCertificate); err != nil {
+			return err
+		}
+	}
 	if files := e.tlsFiles(); len(files) > 0 {
 		w := newCertWatcher(files, e.logger, e.checkTLS, e.requestRotation, e.status.certificate)
 		e.wg.Add(1)

@@ -48,6 +48,7 @@ func createDefaultConfig() component.Config {
 		},
 		MaxMessageSizeMiB:     10,
 		MaxConcurrentRequests: 16,
+		CertificateRenewal:    CertificateRenewalConfig{Enabled: true, MaxClockSkew: 5 * time.Minute},
 	}
 }
 

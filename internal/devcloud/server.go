@@ -122,7 +122,8 @@ type Server struct {
 	changed   chan struct{} // closed and replaced on every change of records or status
 	records   []Record
 	operators map[string]*operator
-	pending   map[string]chan proto.Message // request_id → waiter
+	pending   map[string]*waiter // request_id → waiter
+	policies  map[string]chan *cloudv1.NetworkPolicyWithError // policy_id → waiter of a push
 	renewals  int
 	stopped   bool
 }
@@ -176,7 +177,8 @@ func New(cfg Config, logger *zap.Logger) (*Server, error) {
 		tokenKey:  tokenKey,
 		changed:   make(chan struct{}),
 		operators: map[string]*operator{},
-		pending:   map[string]chan proto.Message{},
+		pending:   map[string]*waiter{},
+		policies:  map[string]chan *cloudv1.NetworkPolicyWithError{},
 	}
 	if cfg.RecordDir != "" {
 		if err := os.MkdirAll(cfg.RecordDir, 0o700); err != nil {
@@ -454,15 +456,38 @@ func (s *Server) connLocked(operator string, kinds ...cloudconn.Stream) (*stream
 	return nil, fmt.Errorf("%w %q: no open %s stream", ErrUnknownOperator, operator, strings.Join(names, " or "))
 }
 
+// waiter receives the responses to one request: the first one, or with follow every one
+// until a final one.
+type waiter struct {
+	ch     chan proto.Message
+	follow bool
+}
+
 // SendRequest sends a tool request (e.g. *cloudv1.KubernetesAPIRequest) to an operator
 // on StreamControl when open (else StreamData) and returns the response carrying the same
 // request_id. req is not modified; an empty request_id is filled in on a copy.
 func (s *Server) SendRequest(ctx context.Context, operator string, req proto.Message) (proto.Message, error) {
+	var resp proto.Message
+	err := s.send(ctx, operator, req, false, func(m proto.Message) error {
+		resp = m
+		return nil
+	})
+	return resp, err
+}
+
+// SendRequestFollow is SendRequest for requests answered more than once: each is called
+// with every response carrying the request_id until one that is not pending (whose
+// "pending" field is false or absent), which ends the wait.
+func (s *Server) SendRequestFollow(ctx context.Context, operator string, req proto.Message, each func(proto.Message) error) error {
+	return s.send(ctx, operator, req, true, each)
+}
+
+func (s *Server) send(ctx context.Context, operator string, req proto.Message, follow bool, each func(proto.Message) error) error {
 	req = proto.Clone(req)
 	m := req.ProtoReflect()
 	idField := requestIDField(m.Descriptor())
 	if idField == nil {
-		return nil, fmt.Errorf("devcloud: %s has no request_id field", m.Descriptor().FullName())
+		return fmt.Errorf("devcloud: %s has no request_id field", m.Descriptor().FullName())
 	}
 	reqID := m.Get(idField).String()
 	if reqID == "" {
@@ -479,10 +504,10 @@ func (s *Server) SendRequest(ctx context.Context, operator string, req proto.Mes
 	}
 	if err != nil {
 		s.mu.Unlock()
-		return nil, err
+		return err
 	}
-	reply := make(chan proto.Message, 1)
-	s.pending[reqID] = reply
+	w := &waiter{ch: make(chan proto.Message, 8), follow: follow}
+	s.pending[reqID] = w
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -492,18 +517,77 @@ func (s *Server) SendRequest(ctx context.Context, operator string, req proto.Mes
 
 	env, err := envelope.Response(c.kind).Wrap(req)
 	if err != nil {
+		return err
+	}
+	if err := s.sendEnvelope(c, env); err != nil {
+		return err
+	}
+	s.logger.Debug("request sent", zap.String("operator", c.opID), zap.String("stream", string(c.kind)),
+		zap.String("type", string(m.Descriptor().Name())), zap.String("request_id", reqID))
+	for {
+		select {
+		case resp := <-w.ch:
+			if err := each(resp); err != nil {
+				return err
+			}
+			if !follow || !pending(resp) {
+				return nil
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("devcloud: waiting for response to %s: %w", reqID, ctx.Err())
+		}
+	}
+}
+
+// pending reports a response that announces a later, final one (YamlApplyResponse.pending).
+func pending(m proto.Message) bool {
+	fd := m.ProtoReflect().Descriptor().Fields().ByName("pending")
+	return fd != nil && fd.Kind() == protoreflect.BoolKind && m.ProtoReflect().Get(fd).Bool()
+}
+
+// PushPolicy pushes a recommended NetworkPolicy to an operator on stream (StreamData or
+// StreamControl) and returns the operator's answer for its policy_id: the element of the
+// NetworkPoliciesWithErrors it sends once the policy is decided (empty error_message:
+// applied).
+func (s *Server) PushPolicy(ctx context.Context, operator string, stream cloudconn.Stream, policy *cloudv1.NetworkPolicyWithError) (*cloudv1.NetworkPolicyWithError, error) {
+	policy = proto.Clone(policy).(*cloudv1.NetworkPolicyWithError)
+	if policy.GetPolicyId() == "" {
+		policy.PolicyId = newRequestID()
+	}
+	if stream != cloudconn.StreamData && stream != cloudconn.StreamControl {
+		return nil, fmt.Errorf("devcloud: policies are pushed on %s or %s, not %s", cloudconn.StreamData, cloudconn.StreamControl, stream)
+	}
+	s.mu.Lock()
+	c, err := s.connLocked(operator, stream)
+	if err == nil {
+		if _, dup := s.policies[policy.GetPolicyId()]; dup {
+			err = fmt.Errorf("devcloud: policy_id %q is already in flight", policy.GetPolicyId())
+		}
+	}
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	reply := make(chan *cloudv1.NetworkPolicyWithError, 1)
+	s.policies[policy.GetPolicyId()] = reply
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.policies, policy.GetPolicyId())
+		s.mu.Unlock()
+	}()
+	env, err := envelope.Response(stream).Wrap(policy)
+	if err != nil {
 		return nil, err
 	}
 	if err := s.sendEnvelope(c, env); err != nil {
 		return nil, err
 	}
-	s.logger.Debug("request sent", zap.String("operator", c.opID), zap.String("stream", string(c.kind)),
-		zap.String("type", string(m.Descriptor().Name())), zap.String("request_id", reqID))
 	select {
-	case resp := <-reply:
-		return resp, nil
+	case r := <-reply:
+		return r, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("devcloud: waiting for response to %s: %w", reqID, ctx.Err())
+		return nil, fmt.Errorf("devcloud: waiting for the answer to policy %s: %w", policy.GetPolicyId(), ctx.Err())
 	}
 }
 
@@ -515,19 +599,37 @@ func (s *Server) sendEnvelope(c *streamConn, env proto.Message) error {
 	return c.send(env)
 }
 
-// deliverResponse hands a tool response to its SendRequest waiter, if any.
+// deliverResponse hands a tool response to its SendRequest waiter, and policy answers to
+// their PushPolicy waiters, if any.
 func (s *Server) deliverResponse(payload proto.Message) {
+	if acks, ok := payload.(*cloudv1.NetworkPoliciesWithErrors); ok {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, p := range acks.GetPolicies() {
+			if reply, ok := s.policies[p.GetPolicyId()]; ok {
+				delete(s.policies, p.GetPolicyId())
+				reply <- p
+			}
+		}
+		return
+	}
 	fd := requestIDField(payload.ProtoReflect().Descriptor())
 	if fd == nil || !strings.HasSuffix(string(payload.ProtoReflect().Descriptor().Name()), "Response") {
 		return
 	}
 	id := payload.ProtoReflect().Get(fd).String()
 	s.mu.Lock()
-	reply, ok := s.pending[id]
-	delete(s.pending, id)
-	s.mu.Unlock()
-	if ok {
-		reply <- payload
+	defer s.mu.Unlock()
+	w, ok := s.pending[id]
+	if !ok {
+		return
+	}
+	if !w.follow {
+		delete(s.pending, id)
+	}
+	select {
+	case w.ch <- payload:
+	default: // a waiter that stopped reading; the record keeps the message
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/changerequest"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/shell"
 )
 
@@ -37,6 +38,72 @@ type Config struct {
 
 	// Shell configures ShellCommandRequest.
 	Shell ShellConfig `mapstructure:"shell"`
+
+	// Changes configures YamlDryRunRequest, YamlApplyRequest and pushed NetworkPolicies.
+	Changes ChangesConfig `mapstructure:"changes"`
+
+	// Restart configures OperatorRestartRequest.
+	Restart RestartConfig `mapstructure:"restart"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// ChangesConfig configures the change tools. They run as their own identity, the write
+// profile, never as the reader.
+type ChangesConfig struct {
+	// ServiceAccount is impersonated for every dry-run and apply when
+	// identity::impersonate is on (in identity::namespace); off, changes run as the collector.
+	ServiceAccount string `mapstructure:"service_account"`
+	// Namespace holds the ChangeRequests; empty means identity::namespace (the collector's).
+	Namespace string `mapstructure:"namespace"`
+	// MaxManifestBytes bounds one manifest's YAML, checked before parsing.
+	MaxManifestBytes int `mapstructure:"max_manifest_bytes"`
+	DryRun           DryRunConfig `mapstructure:"dry_run"`
+	Apply            ApplyConfig  `mapstructure:"apply"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// DryRunConfig configures YamlDryRunRequest.
+type DryRunConfig struct {
+	Enabled        bool          `mapstructure:"enabled"`
+	DefaultTimeout time.Duration `mapstructure:"default_timeout"`
+	MaxTimeout     time.Duration `mapstructure:"max_timeout"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// ApplyConfig configures YamlApplyRequest and pushed NetworkPolicies: both become
+// ChangeRequests that a person approves in the cluster.
+type ApplyConfig struct {
+	// Enabled off (the default): every apply is answered "apply is not enabled in this
+	// cluster" and nothing is written.
+	Enabled bool `mapstructure:"enabled"`
+	// Expiry is how long a ChangeRequest waits for a decision.
+	Expiry time.Duration `mapstructure:"expiry"`
+	// Timeout bounds applying one approved ChangeRequest.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// AutoApprove lists changes applied without a decision (still recorded as
+	// ChangeRequests and audited).
+	AutoApprove []changerequest.Rule `mapstructure:"auto_approve"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// RestartConfig configures OperatorRestartRequest.
+type RestartConfig struct {
+	// Mode is "" (disabled: the request is refused), "rollout" (patch the pod template of
+	// Deployment, a rolling restart) or "exit" (the collector stops with an error and the
+	// kubelet restarts its container).
+	Mode string `mapstructure:"mode"`
+	// Deployment is the collector's own Deployment (in identity::namespace), for rollout.
+	Deployment string `mapstructure:"deployment"`
+	// MaxDelay caps the request's delay_seconds.
+	MaxDelay time.Duration `mapstructure:"max_delay"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -162,7 +229,68 @@ func (cfg *Config) Validate() error {
 	if r := s.HubbleRelay.Get(); r != nil && r.Endpoint == "" {
 		errs = append(errs, errors.New("shell::hubble_relay::endpoint must be set"))
 	}
+	errs = append(errs, cfg.Changes.validate()...)
+	switch r := cfg.Restart; r.Mode {
+	case "", RestartExit:
+	case RestartRollout:
+		for _, msg := range validation.IsDNS1123Subdomain(r.Deployment) {
+			errs = append(errs, fmt.Errorf("restart::deployment %q: %s", r.Deployment, msg))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("restart::mode must be empty (disabled), %q or %q, got %q", RestartRollout, RestartExit, r.Mode))
+	}
+	if cfg.Restart.MaxDelay < 0 || cfg.Restart.MaxDelay > time.Hour {
+		errs = append(errs, fmt.Errorf("restart::max_delay must be between 0 and 1h, got %v", cfg.Restart.MaxDelay))
+	}
 	return errors.Join(errs...)
+}
+
+// Restart modes.
+const (
+	RestartRollout = "rollout"
+	RestartExit    = "exit"
+)
+
+func (c *ChangesConfig) validate() []error {
+	var errs []error
+	for _, msg := range validation.IsDNS1123Subdomain(c.ServiceAccount) {
+		errs = append(errs, fmt.Errorf("changes::service_account %q: %s", c.ServiceAccount, msg))
+	}
+	if c.Namespace != "" {
+		for _, msg := range validation.IsDNS1123Label(c.Namespace) {
+			errs = append(errs, fmt.Errorf("changes::namespace %q: %s", c.Namespace, msg))
+		}
+	}
+	if c.MaxManifestBytes < 1<<10 || c.MaxManifestBytes > 8<<20 {
+		errs = append(errs, fmt.Errorf("changes::max_manifest_bytes must be between 1024 and 8388608, got %d", c.MaxManifestBytes))
+	}
+	errs = append(errs, timeouts("changes::dry_run", c.DryRun.DefaultTimeout, c.DryRun.MaxTimeout)...)
+	if c.DryRun.MaxTimeout > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("changes::dry_run::max_timeout must not exceed 5m, got %v", c.DryRun.MaxTimeout))
+	}
+	a := c.Apply
+	if a.Expiry < time.Second || a.Expiry > 7*24*time.Hour {
+		errs = append(errs, fmt.Errorf("changes::apply::expiry must be between 1s and 168h, got %v", a.Expiry))
+	}
+	if a.Timeout <= 0 || a.Timeout > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("changes::apply::timeout must be between 0 and 5m, got %v", a.Timeout))
+	}
+	for i, r := range a.AutoApprove {
+		if len(r.Kinds) == 0 {
+			errs = append(errs, fmt.Errorf("changes::apply::auto_approve[%d]::kinds must list at least one kind", i))
+		}
+		for _, k := range r.Kinds {
+			if k == "" || strings.ContainsAny(k, " *") {
+				errs = append(errs, fmt.Errorf("changes::apply::auto_approve[%d]::kinds: %q is not a kind (Kind or group/Kind, no wildcards)", i, k))
+			}
+		}
+		for _, ns := range r.Namespaces {
+			for _, msg := range validation.IsDNS1123Label(ns) {
+				errs = append(errs, fmt.Errorf("changes::apply::auto_approve[%d]::namespaces %q: %s", i, ns, msg))
+			}
+		}
+	}
+	return errs
 }
 
 func timeouts(section string, def, maxT time.Duration) []error {

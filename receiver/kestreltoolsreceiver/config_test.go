@@ -14,6 +14,7 @@ import (
 
 	"github.com/kestrelai/otelcol-kestrel/internal/hubblerelay"
 	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/changerequest"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/metadata"
 )
 
@@ -33,6 +34,11 @@ func TestLoadConfig(t *testing.T) {
 		Shell: ShellConfig{Enabled: true, Allow: []string{"kubectl get", "kubectl describe", "hubble observe"},
 			DefaultTimeout: 15 * time.Second, MaxTimeout: 30 * time.Second, MaxCommandBytes: 1024, MaxOutputBytes: 1 << 20,
 			HubbleRelay: configoptional.Some(relay)},
+		Changes: ChangesConfig{ServiceAccount: "ai-changes", Namespace: "kestrel-changes", MaxManifestBytes: 64 << 10,
+			DryRun: DryRunConfig{Enabled: true, DefaultTimeout: 5 * time.Second, MaxTimeout: 10 * time.Second},
+			Apply: ApplyConfig{Enabled: true, Expiry: 2 * time.Hour, Timeout: 10 * time.Second, AutoApprove: []changerequest.Rule{
+				{Kinds: []string{"NetworkPolicy", "cilium.io/CiliumNetworkPolicy"}, Namespaces: []string{"shop"}}}}},
+		Restart: RestartConfig{Mode: RestartRollout, Deployment: "otelcol-kestrel", MaxDelay: time.Minute},
 	}
 	ownIdentity := createDefaultConfig().(*Config)
 	ownIdentity.Identity.Impersonate = false
@@ -51,6 +57,10 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "result_over_response"), wantErr: "kubernetes_api::max_result_bytes (4194304) must not exceed kubernetes_api::max_response_bytes (1048576)"},
 		{id: component.NewIDWithName(metadata.Type, "no_slots"), wantErr: "limits::max_concurrent must be at least 1"},
 		{id: component.NewIDWithName(metadata.Type, "relay_without_endpoint"), wantErr: "shell::hubble_relay::endpoint must be set"},
+		{id: component.NewIDWithName(metadata.Type, "restart_mode"), wantErr: `restart::mode must be empty (disabled), "rollout" or "exit", got "reboot"`},
+		{id: component.NewIDWithName(metadata.Type, "auto_approve_wildcard"), wantErr: `changes::apply::auto_approve[0]::kinds: "*" is not a kind`},
+		{id: component.NewIDWithName(metadata.Type, "expiry_too_long"), wantErr: "changes::apply::expiry must be between 1s and 168h, got 720h0m0s"},
+		{id: component.NewIDWithName(metadata.Type, "rollout_without_deployment"), wantErr: `restart::deployment ""`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id.String(), func(t *testing.T) {
@@ -79,6 +89,10 @@ func TestDefaults(t *testing.T) {
 	assert.False(t, cfg.Shell.HubbleRelay.HasValue())
 	assert.Equal(t, time.Minute, cfg.KubernetesAPI.MaxTimeout)
 	assert.Equal(t, time.Minute, cfg.Shell.MaxTimeout)
+	assert.True(t, cfg.Changes.DryRun.Enabled, "a dry-run changes nothing")
+	assert.False(t, cfg.Changes.Apply.Enabled, "applies are off until an administrator enables them")
+	assert.Empty(t, cfg.Changes.Apply.AutoApprove)
+	assert.Empty(t, cfg.Restart.Mode, "restarts are off")
 	assert.Less(t, cfg.Limits.MaxConcurrent+cfg.Limits.MaxWaiting, 16,
 		"tool requests never take all of kestrel_command's default 16 handler slots")
 }

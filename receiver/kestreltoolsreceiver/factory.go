@@ -20,6 +20,9 @@ const mib = 1 << 20
 // DefaultServiceAccount is the ServiceAccount the cloud's reads impersonate by default.
 const DefaultServiceAccount = "kestrel-ai-reader"
 
+// DefaultChangesServiceAccount is the ServiceAccount dry-runs and applies impersonate.
+const DefaultChangesServiceAccount = "kestrel-ai-changes"
+
 // NewFactory returns the factory of the kestrel_tools receiver.
 func NewFactory() receiver.Factory {
 	return receiver.NewFactory(
@@ -57,6 +60,13 @@ func createDefaultConfig() component.Config {
 			// Off unless the section is present; then the hubble receiver's defaults.
 			HubbleRelay: configoptional.Default(hubblerelay.NewDefaultClientConfig()),
 		},
+		Changes: ChangesConfig{
+			ServiceAccount:   DefaultChangesServiceAccount,
+			MaxManifestBytes: mib,
+			DryRun:           DryRunConfig{Enabled: true, DefaultTimeout: 30 * time.Second, MaxTimeout: 60 * time.Second},
+			Apply:            ApplyConfig{Expiry: 24 * time.Hour, Timeout: 30 * time.Second},
+		},
+		Restart: RestartConfig{MaxDelay: 5 * time.Minute},
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/otel/attribute"
@@ -17,17 +18,24 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/apiread"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/audit"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/changerequest"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/dryrun"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/hubble"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/kubeclient"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/kubectl"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/limit"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/manifest"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/metadata"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/restart"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/shell"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/ssa"
 )
 
 const (
@@ -61,6 +69,9 @@ type toolsReceiver struct {
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	unregister []func()
+
+	changes *changerequest.Controller
+	restart *restart.Tool
 }
 
 func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*toolsReceiver, error) {
@@ -74,11 +85,25 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*tools
 // Identity returns the Kubernetes user name the cloud's reads run as ("" for the
 // collector's own identity), or an error naming what is missing.
 func (cfg *Config) identity() (string, error) {
-	id := cfg.Identity
-	if !id.Impersonate {
+	return cfg.serviceAccountUser(cfg.Identity.ServiceAccount)
+}
+
+// serviceAccountUser is the user name of the ServiceAccount sa in identity::namespace when
+// identity::impersonate is on, else "".
+func (cfg *Config) serviceAccountUser(sa string) (string, error) {
+	if !cfg.Identity.Impersonate {
 		return "", nil
 	}
-	ns := id.Namespace
+	ns, err := cfg.namespace()
+	if err != nil {
+		return "", err
+	}
+	return "system:serviceaccount:" + ns + ":" + sa, nil
+}
+
+// namespace is identity::namespace, else the collector's own.
+func (cfg *Config) namespace() (string, error) {
+	ns := cfg.Identity.Namespace
 	if ns == "" {
 		ns = os.Getenv("POD_NAMESPACE")
 	}
@@ -90,7 +115,7 @@ func (cfg *Config) identity() (string, error) {
 	if ns == "" {
 		return "", errors.New("identity::namespace is not set and the collector's own namespace is unknown (no POD_NAMESPACE, not in a pod)")
 	}
-	return "system:serviceaccount:" + ns + ":" + id.ServiceAccount, nil
+	return ns, nil
 }
 
 func (r *toolsReceiver) Start(ctx context.Context, host component.Host) error {
@@ -159,10 +184,133 @@ func (r *toolsReceiver) Start(ctx context.Context, host component.Host) error {
 			return err
 		}
 	}
+	if err := r.startChanges(ctx, conn, rc); err != nil {
+		return err
+	}
+	if err := r.startRestart(host, conn, rc); err != nil {
+		return err
+	}
 	r.set.Logger.Info("Answering Kestrel Cloud's tool requests", zap.String("identity", client.Identity()),
 		zap.Bool("kubernetes_api", r.cfg.KubernetesAPI.Enabled), zap.Bool("shell", r.cfg.Shell.Enabled),
-		zap.Bool("hubble_relay", r.relay != nil))
+		zap.Bool("hubble_relay", r.relay != nil), zap.Bool("dry_run", r.cfg.Changes.DryRun.Enabled),
+		zap.Bool("apply", r.cfg.Changes.Apply.Enabled), zap.String("restart", r.cfg.Restart.Mode))
 	return nil
+}
+
+// startChanges registers the dry-run, apply and policy-push handlers. They run as the
+// change identity (the write profile); applies wait for a decision in a ChangeRequest.
+func (r *toolsReceiver) startChanges(ctx context.Context, conn cloudconn.Connection, rc *rest.Config) error {
+	c := r.cfg.Changes
+	user, err := r.cfg.serviceAccountUser(c.ServiceAccount)
+	if err != nil {
+		return err
+	}
+	ns := c.Namespace
+	if ns == "" {
+		if ns, err = r.cfg.namespace(); err != nil {
+			return fmt.Errorf("changes::namespace: %w", err)
+		}
+	}
+	crc := rest.CopyConfig(rc)
+	crc.Impersonate = rest.ImpersonationConfig{UserName: user}
+	crc.QPS, crc.Burst = 20, 40
+	identity := user
+	if identity == "" {
+		identity = "(the collector's own identity)"
+	}
+	applier, err := ssa.New(crc)
+	if err != nil {
+		return err
+	}
+	limits := manifest.DefaultLimits
+	limits.MaxBytes = c.MaxManifestBytes
+	manifests := func(ms []*cloudv1.YamlManifest) []string {
+		ids := make([]string, len(ms))
+		for i, m := range ms {
+			ids[i] = m.GetManifestId()
+		}
+		return ids
+	}
+	if c.DryRun.Enabled {
+		tool := dryrun.New(dryrun.Config{DefaultTimeout: c.DryRun.DefaultTimeout, MaxTimeout: c.DryRun.MaxTimeout, Limits: limits},
+			applier, identity, r.trail)
+		h := r.handler(dryrun.Name, identity,
+			func(m proto.Message) []string { return manifests(m.(*cloudv1.YamlDryRunRequest).GetYamlManifests()) },
+			func(ctx context.Context, m proto.Message, budget int) proto.Message {
+				return tool.Serve(ctx, m.(*cloudv1.YamlDryRunRequest), budget)
+			},
+			func(m proto.Message, msg string) proto.Message {
+				return &cloudv1.YamlDryRunResponse{RequestId: m.(*cloudv1.YamlDryRunRequest).GetRequestId(), GlobalErrorMessage: msg}
+			})
+		if err := r.register(conn, &cloudv1.YamlDryRunRequest{}, h); err != nil {
+			return err
+		}
+	}
+	r.changes, err = changerequest.New(changerequest.Config{Enabled: c.Apply.Enabled, Namespace: ns, Expiry: c.Apply.Expiry,
+		DryRunTimeout: c.DryRun.MaxTimeout, ApplyTimeout: c.Apply.Timeout, AutoApprove: c.Apply.AutoApprove, Limits: limits},
+		crc, applier, conn, r.trail, r.set.Logger)
+	if err != nil {
+		return err
+	}
+	r.changes.Start(ctx)
+	apply := r.handler(changerequest.ApplyTool, identity,
+		func(m proto.Message) []string { return manifests(m.(*cloudv1.YamlApplyRequest).GetYamlManifests()) },
+		func(ctx context.Context, m proto.Message, _ int) proto.Message {
+			return r.changes.ProposeApply(ctx, m.(*cloudv1.YamlApplyRequest))
+		},
+		func(m proto.Message, msg string) proto.Message {
+			return &cloudv1.YamlApplyResponse{RequestId: m.(*cloudv1.YamlApplyRequest).GetRequestId(), GlobalErrorMessage: msg}
+		})
+	if err := r.register(conn, &cloudv1.YamlApplyRequest{}, apply); err != nil {
+		return err
+	}
+	push := r.handler(changerequest.PolicyTool, identity,
+		func(m proto.Message) []string { return []string{m.(*cloudv1.NetworkPolicyWithError).GetPolicyId()} },
+		func(ctx context.Context, m proto.Message, _ int) proto.Message {
+			return r.changes.ProposePolicy(ctx, m.(*cloudv1.NetworkPolicyWithError))
+		},
+		func(m proto.Message, msg string) proto.Message {
+			p := m.(*cloudv1.NetworkPolicyWithError)
+			return &cloudv1.NetworkPoliciesWithErrors{Policies: []*cloudv1.NetworkPolicyWithError{{
+				NetworkPolicy: p.GetNetworkPolicy(), PolicyId: p.GetPolicyId(), ErrorMessage: msg}}}
+		})
+	return r.register(conn, &cloudv1.NetworkPolicyWithError{}, push)
+}
+
+// startRestart registers the OperatorRestartRequest handler: refused unless restart::mode
+// is set.
+func (r *toolsReceiver) startRestart(host component.Host, conn cloudconn.Connection, rc *rest.Config) error {
+	rs := r.cfg.Restart
+	var serve func(context.Context, proto.Message, int) proto.Message
+	if rs.Mode == "" {
+		serve = func(ctx context.Context, m proto.Message, _ int) proto.Message {
+			req := m.(*cloudv1.OperatorRestartRequest)
+			msg := "restart is not enabled in this collector (kestrel_tools restart::mode)"
+			r.trail.Add(ctx, audit.Record{RequestID: req.GetRequestId(), Tool: restart.Name, Input: req.GetReason(), Outcome: audit.Refused, Reason: msg})
+			return &cloudv1.OperatorRestartResponse{RequestId: req.GetRequestId(), ErrorMessage: msg}
+		}
+	} else {
+		ns, err := r.cfg.namespace()
+		if err != nil {
+			return fmt.Errorf("restart: %w", err)
+		}
+		cs, err := kubernetes.NewForConfig(rc)
+		if err != nil {
+			return err
+		}
+		r.restart = restart.New(r.ctx, restart.Config{Rollout: rs.Mode == RestartRollout, Namespace: ns, Deployment: rs.Deployment, MaxDelay: rs.MaxDelay},
+			cs, func(err error) { componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err)) }, r.trail, r.set.Logger)
+		serve = func(ctx context.Context, m proto.Message, _ int) proto.Message {
+			return r.restart.Serve(ctx, m.(*cloudv1.OperatorRestartRequest))
+		}
+	}
+	h := r.handler(restart.Name, "(the collector's own identity)",
+		func(m proto.Message) []string { return []string{m.(*cloudv1.OperatorRestartRequest).GetReason()} },
+		serve,
+		func(m proto.Message, msg string) proto.Message {
+			return &cloudv1.OperatorRestartResponse{RequestId: m.(*cloudv1.OperatorRestartRequest).GetRequestId(), ErrorMessage: msg}
+		})
+	return r.register(conn, &cloudv1.OperatorRestartRequest{}, h)
 }
 
 func (r *toolsReceiver) register(conn cloudconn.Connection, req proto.Message, h cloudconn.Handler) error {
@@ -194,7 +342,13 @@ func (r *toolsReceiver) handler(tool, identity string, inputs func(proto.Message
 		defer stop()
 		start := time.Now()
 		in := inputs(req)
-		id := req.ProtoReflect().Get(req.ProtoReflect().Descriptor().Fields().ByName("request_id")).String()
+		// Requests carry request_id; a pushed policy is known by its policy_id.
+		fields := req.ProtoReflect().Descriptor().Fields()
+		idField := fields.ByName("request_id")
+		if idField == nil {
+			idField = fields.ByName("policy_id")
+		}
+		id := req.ProtoReflect().Get(idField).String()
 		refuse := func(outcome, msg string) proto.Message {
 			r.trail.Add(ctx, audit.Record{RequestID: id, Tool: tool, Input: strings.Join(in, "\n"), Identity: identity,
 				Outcome: outcome, Reason: msg, Duration: time.Since(start)})
@@ -234,6 +388,12 @@ func (r *toolsReceiver) Shutdown(context.Context) error {
 		r.cancel()
 	}
 	r.wg.Wait()
+	if r.changes != nil {
+		r.changes.Stop()
+	}
+	if r.restart != nil {
+		r.restart.Wait()
+	}
 	if r.trail != nil {
 		r.trail.Close()
 	}

@@ -96,8 +96,11 @@ func (c *Controller) reconcile(key string) (retry time.Duration, err error) {
 		c.event(cr, corev1.EventTypeNormal, "Approved", "Approved by an auto_approve rule of the operator's configuration; applying")
 		c.decided(ctx, cr, audit.OK, "auto_approve")
 		return 0, c.apply(ctx, cr)
+	case state == "":
+		cr.Status.State, cr.Status.Message = v1alpha1.StatePending, "waiting for a decision"
+		return time.Until(cr.Spec.ExpiresAt.Time), c.writeStatus(ctx, cr)
 	default:
-		return time.Until(cr.Spec.ExpiresAt.Time) + time.Second, nil
+		return time.Until(cr.Spec.ExpiresAt.Time), nil
 	}
 }
 
