@@ -32,6 +32,7 @@ receivers:
       auth_type: kubeConfig
     identity:
       namespace: %[1]s
+%[2]s
 exporters:
   nop: {}
 service:
@@ -54,9 +55,18 @@ type tools struct {
 	ctl, admin, ns string
 	cs             kubernetes.Interface
 	ctx            context.Context
+	dc             *cloudtest.Cloud
+	env            *kubeenv.Env
 }
 
 func startTools(t *testing.T) *tools {
+	t.Helper()
+	return startToolsWith(t, nil)
+}
+
+// startToolsWith is startTools with more kestrel_tools configuration: extra returns it
+// (indented by four spaces) for the test's namespace.
+func startToolsWith(t *testing.T, extra func(ns string) string) *tools {
 	t.Helper()
 	env := kubeenv.Shared(t)
 	ns := env.Namespace(t)
@@ -65,9 +75,13 @@ func startTools(t *testing.T) *tools {
 	require.NoError(t, err)
 	ctl := buildDevcloudCLI(t)
 	dc := cloudtest.Start(t, devcloud.Config{AdminListen: "127.0.0.1:0"})
-	startWithConfig(t, withConnection(t, dc, fmt.Sprintf(toolsConfig, ns)))
+	more := ""
+	if extra != nil {
+		more = extra(ns)
+	}
+	startWithConfig(t, withConnection(t, dc, fmt.Sprintf(toolsConfig, ns, more)))
 	dc.WaitCommitted(t)
-	return &tools{ctl: ctl, admin: dc.AdminAddr(), ns: ns, cs: cs, ctx: testCtx(t, 3*time.Minute)}
+	return &tools{ctl: ctl, admin: dc.AdminAddr(), ns: ns, cs: cs, ctx: testCtx(t, 3*time.Minute), dc: dc, env: env}
 }
 
 // run runs `kestrel-devcloud ctl ARGS...` and returns its output.
