@@ -309,6 +309,11 @@ func (c *Controller) propose(ctx context.Context, p proposal) proposed {
 				out.code, out.msg = ssa.Describe(err)
 				return out
 			}
+			if p.origin == v1alpha1.OriginPolicyPush {
+				// One object that names its namespace: kept as the cloud wrote it, so that
+				// the answer echoes it unchanged.
+				b = []byte(m.GetYamlContent())
+			}
 			name := out.checks[i].Objects[j].Object
 			if len(b) > maxYAML {
 				out.code, out.msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("%s is %d bytes as YAML; a ChangeRequest holds at most %d per object", name, len(b), maxYAML)
