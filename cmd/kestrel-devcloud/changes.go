@@ -24,6 +24,11 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
 )
 
+// seconds is a non-negative flag value as a request's int32 seconds.
+func seconds(n int) int32 {
+	return int32(min(max(n, 0), math.MaxInt32))
+}
+
 // manifests reads each file as one YamlManifest named by the file's base name.
 func manifests(files []string, ns string) ([]*cloudv1.YamlManifest, error) {
 	out := make([]*cloudv1.YamlManifest, 0, len(files))
@@ -72,7 +77,7 @@ func ctlDryRun(ctx context.Context, a adminClient, args []string, stdout, stderr
 	if err != nil {
 		return err
 	}
-	req := &cloudv1.YamlDryRunRequest{YamlManifests: ms, TimeoutSeconds: int32(min(f.timeoutSeconds, math.MaxInt32))}
+	req := &cloudv1.YamlDryRunRequest{YamlManifests: ms, TimeoutSeconds: seconds(f.timeoutSeconds)}
 	var resp cloudv1.YamlDryRunResponse
 	raw, err := roundTrip(ctx, a, "YamlDryRunRequest", req, &resp, f.toolFlags)
 	if err != nil || f.asJSON {
@@ -108,7 +113,7 @@ func ctlApply(ctx context.Context, a adminClient, args []string, stdout, stderr 
 	if err != nil {
 		return err
 	}
-	payload, err := protojson.Marshal(&cloudv1.YamlApplyRequest{YamlManifests: ms, TimeoutSeconds: int32(min(f.timeoutSeconds, math.MaxInt32))})
+	payload, err := protojson.Marshal(&cloudv1.YamlApplyRequest{YamlManifests: ms, TimeoutSeconds: seconds(f.timeoutSeconds)})
 	if err != nil {
 		return err
 	}
@@ -244,13 +249,14 @@ func ctlRenewCert(ctx context.Context, a adminClient, args []string, stdout, std
 	if err != nil {
 		return err
 	}
-	if f.asJSON {
+	switch {
+	case f.asJSON:
 		if err := writeIndented(stdout, raw); err != nil {
 			return err
 		}
-	} else if resp.GetSuccess() {
+	case resp.GetSuccess():
 		fmt.Fprintf(stdout, "accepted: certificate serial %s applied at %s\n", serial, resp.GetAppliedAt().AsTime().Format(time.RFC3339))
-	} else {
+	default:
 		fmt.Fprintf(stdout, "refused: %s\n", resp.GetErrorMessage())
 	}
 	if !resp.GetSuccess() || *wait <= 0 || serial == "" {
@@ -300,7 +306,7 @@ func ctlRestart(ctx context.Context, a adminClient, args []string, stdout, stder
 	if *delay < 0 {
 		return fmt.Errorf("%w: --delay-seconds must not be negative", errUsage)
 	}
-	req := &cloudv1.OperatorRestartRequest{DelaySeconds: int32(min(*delay, math.MaxInt32)), Graceful: *graceful, Reason: *reason}
+	req := &cloudv1.OperatorRestartRequest{DelaySeconds: seconds(*delay), Graceful: *graceful, Reason: *reason}
 	var resp cloudv1.OperatorRestartResponse
 	raw, err := roundTrip(ctx, a, "OperatorRestartRequest", req, &resp, f)
 	if err != nil || f.asJSON {
@@ -352,4 +358,3 @@ func (a adminClient) stream(ctx context.Context, path string, body []byte, each 
 	}
 	return sc.Err()
 }
-

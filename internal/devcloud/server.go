@@ -122,7 +122,7 @@ type Server struct {
 	changed   chan struct{} // closed and replaced on every change of records or status
 	records   []Record
 	operators map[string]*operator
-	pending   map[string]*waiter // request_id → waiter
+	pending   map[string]*waiter                              // request_id → waiter
 	policies  map[string]chan *cloudv1.NetworkPolicyWithError // policy_id → waiter of a push
 	renewals  int
 	stopped   bool

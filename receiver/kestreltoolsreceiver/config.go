@@ -58,7 +58,7 @@ type ChangesConfig struct {
 	// Namespace holds the ChangeRequests; empty means identity::namespace (the collector's).
 	Namespace string `mapstructure:"namespace"`
 	// MaxManifestBytes bounds one manifest's YAML, checked before parsing.
-	MaxManifestBytes int `mapstructure:"max_manifest_bytes"`
+	MaxManifestBytes int          `mapstructure:"max_manifest_bytes"`
 	DryRun           DryRunConfig `mapstructure:"dry_run"`
 	Apply            ApplyConfig  `mapstructure:"apply"`
 

@@ -590,5 +590,3 @@ func signed(t *testing.T, certs, dir, name string, notBefore, notAfter time.Time
 	require.NoError(t, os.WriteFile(k, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
 	return c, k
 }
-
-

@@ -89,8 +89,8 @@ type ChangeRequest struct {
 // ChangeRequestSpec is the proposed change and the decision on it. Everything but the
 // decision is fixed at creation.
 //
-// +kubebuilder:validation:XValidation:rule="self.origin != 'YamlApplyRequest' || self.requestID != ''",message="a YamlApplyRequest change names its requestID"
-// +kubebuilder:validation:XValidation:rule="self.origin != 'NetworkPolicyPush' || self.policyID != ''",message="a pushed NetworkPolicy names its policyID"
+// +kubebuilder:validation:XValidation:rule="self.origin != 'YamlApplyRequest' || size(self.requestID) > 0",message="a YamlApplyRequest change names its requestID"
+// +kubebuilder:validation:XValidation:rule="self.origin != 'NetworkPolicyPush' || size(self.policyID) > 0",message="a pushed NetworkPolicy names its policyID"
 // +kubebuilder:validation:XValidation:rule="has(self.decision) == has(self.decidedBy)",message="decision and decidedBy are set together"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.decision) || (has(self.decision) && self.decision == oldSelf.decision && self.decidedBy == oldSelf.decidedBy)",message="a decision cannot be changed or withdrawn"
 type ChangeRequestSpec struct {

@@ -266,19 +266,60 @@ func Final(cr *v1alpha1.ChangeRequest) proto.Message {
 	return resp
 }
 
+// CheckApply validates a YamlApplyRequest before anything is asked of the cluster: a
+// non-zero code and a message say why it is refused.
+func CheckApply(req *cloudv1.YamlApplyRequest, l manifest.Limits) (int32, string) {
+	switch {
+	case len(req.GetYamlManifests()) == 0:
+		return http.StatusBadRequest, "no yaml_manifests in the request"
+	case req.GetRequestId() == "":
+		return http.StatusBadRequest, "request_id is empty: the final result could not be matched to the request"
+	case len(req.GetRequestId()) > 256:
+		return http.StatusBadRequest, "request_id is longer than 256 bytes"
+	case len(req.GetYamlManifests()) > maxObjects:
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("%d manifests in one request; a ChangeRequest holds at most %d", len(req.GetYamlManifests()), maxObjects)
+	}
+	for _, m := range req.GetYamlManifests() {
+		if len(m.GetManifestId()) > 256 {
+			return http.StatusBadRequest, "a manifest_id is longer than 256 bytes"
+		}
+		if len(m.GetYamlContent()) > l.MaxBytes {
+			return http.StatusRequestEntityTooLarge, fmt.Sprintf("manifest %s is %d bytes; at most %d are accepted", m.GetManifestId(), len(m.GetYamlContent()), l.MaxBytes)
+		}
+	}
+	return 0, ""
+}
+
+// CheckPush validates a pushed policy: one networking.k8s.io/v1 NetworkPolicy that names
+// its namespace, and a policy_id to answer with.
+func CheckPush(push *cloudv1.NetworkPolicyWithError, l manifest.Limits) (int32, string) {
+	if push.GetPolicyId() == "" {
+		return http.StatusBadRequest, "policy_id is empty: the result could not be matched to the push"
+	}
+	if len(push.GetPolicyId()) > 256 {
+		return http.StatusBadRequest, "policy_id is longer than 256 bytes"
+	}
+	objs, err := manifest.Decode(push.GetNetworkPolicy(), l)
+	if err != nil {
+		return ssa.Describe(err)
+	}
+	if len(objs) != 1 || objs[0].GetAPIVersion() != "networking.k8s.io/v1" || objs[0].GetKind() != "NetworkPolicy" {
+		return http.StatusBadRequest, "a pushed policy must be exactly one networking.k8s.io/v1 NetworkPolicy"
+	}
+	if objs[0].GetNamespace() == "" {
+		return http.StatusBadRequest, "a pushed NetworkPolicy must name its metadata.namespace"
+	}
+	return 0, ""
+}
+
 // ProposeApply answers a YamlApplyRequest: pending with the ChangeRequest to approve, or
 // at once when nothing can be proposed.
 func (c *Controller) ProposeApply(ctx context.Context, req *cloudv1.YamlApplyRequest) *cloudv1.YamlApplyResponse {
 	start := time.Now()
 	resp := &cloudv1.YamlApplyResponse{RequestId: req.GetRequestId()}
-	if len(req.GetYamlManifests()) == 0 {
-		resp.GlobalErrorMessage = "no yaml_manifests in the request"
-		c.audit(ctx, ApplyTool, req.GetRequestId(), "", audit.Refused, resp.GlobalErrorMessage, http.StatusBadRequest, start)
-		return resp
-	}
-	if req.GetRequestId() == "" {
-		resp.GlobalErrorMessage = "request_id is empty: the final result could not be matched to the request"
-		c.audit(ctx, ApplyTool, "", "", audit.Refused, resp.GlobalErrorMessage, http.StatusBadRequest, start)
+	if code, msg := CheckApply(req, c.cfg.Limits); code != 0 {
+		resp.GlobalErrorMessage = msg
+		c.audit(ctx, ApplyTool, req.GetRequestId(), "", audit.Refused, msg, int(code), start)
 		return resp
 	}
 	p := c.propose(ctx, proposal{origin: v1alpha1.OriginApply, id: req.GetRequestId(), manifests: req.GetYamlManifests()})
@@ -329,15 +370,8 @@ func (c *Controller) ProposePolicy(ctx context.Context, push *cloudv1.NetworkPol
 		return &cloudv1.NetworkPoliciesWithErrors{Policies: []*cloudv1.NetworkPolicyWithError{{
 			NetworkPolicy: push.GetNetworkPolicy(), PolicyId: push.GetPolicyId(), ErrorMessage: msg}}}
 	}
-	if push.GetPolicyId() == "" {
-		return nack(http.StatusBadRequest, "policy_id is empty: the result could not be matched to the push")
-	}
-	objs, err := manifest.Decode(push.GetNetworkPolicy(), c.cfg.Limits)
-	if err != nil {
-		return nack(ssa.Describe(err))
-	}
-	if len(objs) != 1 || objs[0].GetAPIVersion() != "networking.k8s.io/v1" || objs[0].GetKind() != "NetworkPolicy" {
-		return nack(http.StatusBadRequest, "a pushed policy must be exactly one networking.k8s.io/v1 NetworkPolicy")
+	if code, msg := CheckPush(push, c.cfg.Limits); code != 0 {
+		return nack(code, msg)
 	}
 	p := c.propose(ctx, proposal{origin: v1alpha1.OriginPolicyPush, id: push.GetPolicyId(),
 		manifests: []*cloudv1.YamlManifest{{ManifestId: push.GetPolicyId(), YamlContent: push.GetNetworkPolicy()}}})
@@ -370,4 +404,3 @@ func outcomeOf(code int32) string {
 		return audit.Error
 	}
 }
-

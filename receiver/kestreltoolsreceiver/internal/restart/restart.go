@@ -36,6 +36,9 @@ const (
 // minDelay lets the answer reach the cloud before the restart begins.
 const minDelay = time.Second
 
+// maxReason bounds the reason kept in the pod template's annotation.
+const maxReason = 256
+
 // Config configures the tool.
 type Config struct {
 	// Rollout patches Deployment in Namespace; otherwise Exit is called.
@@ -131,6 +134,9 @@ func (t *Tool) restart(reason string) {
 		t.logger.Warn("Restarting on Kestrel Cloud's request: stopping with an error so that the container is restarted", zap.String("reason", reason))
 		t.exit(errors.New("restart requested by Kestrel Cloud: " + reason))
 		return
+	}
+	if len(reason) > maxReason {
+		reason = reason[:maxReason]
 	}
 	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{"metadata": map[string]any{
 		"annotations": map[string]string{AnnotationRestartedAt: time.Now().UTC().Format(time.RFC3339), AnnotationReason: reason}}}}})
