@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -233,6 +234,8 @@ metadata: {name: %[1]s}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: %[1]s}
 subjects: [{kind: ServiceAccount, name: %[2]s, namespace: %[3]s}]
 `, pcRole, toolstest.Changes, x.ns)), nil)
+	toolstest.WaitAllowed(t, x.env, "system:serviceaccount:"+x.ns+":"+toolstest.Changes, authorizationv1.ResourceAttributes{
+		Verb: "create", Group: "scheduling.k8s.io", Resource: "priorityclasses"})
 
 	files := map[string]string{
 		"new-policy.yaml": policyYAML("allow-web", ""),
@@ -313,6 +316,23 @@ subjects: [{kind: ServiceAccount, name: %[2]s, namespace: %[3]s}]
 	assert.Contains(t, out, "== "+filepath.Base(paths[0])+": ")
 }
 
+// A 100 MiB manifest reaches the operator (whose message limit is raised for it) and is
+// refused before it is parsed.
+func TestDryRunRefusesHugeManifest(t *testing.T) {
+	x := startToolsWithOptions(t, toolsOptions{maxMessageMiB: 128})
+	huge := strings.Repeat("#", 100<<20) + "\n" + policyYAML("huge", "")
+	start := time.Now()
+	resp, err := x.dc.SendRequest(x.ctx, "", &cloudv1.YamlDryRunRequest{YamlManifests: []*cloudv1.YamlManifest{
+		{ManifestId: "huge", YamlContent: huge, Namespace: x.ns}}})
+	require.NoError(t, err)
+	r := resp.(*cloudv1.YamlDryRunResponse)
+	require.Len(t, r.GetResults(), 1, r.GetGlobalErrorMessage())
+	assert.Equal(t, int32(400), r.GetResults()[0].GetStatusCode())
+	assert.Equal(t, fmt.Sprintf("manifest is %d bytes; at most 1048576 are accepted", len(huge)), r.GetResults()[0].GetErrorMessage())
+	t.Logf("100 MiB manifest answered in %v", time.Since(start))
+	assert.False(t, x.policyExists(t, x.ns, "huge"))
+}
+
 // The approval flow through `ctl apply` and `ctl push-policy`: nothing is written before a
 // person with the approve right decided, decisions are recorded truthfully, and the cloud
 // hears the outcome.
@@ -373,8 +393,10 @@ func TestApplyNeedsApprovalInCluster(t *testing.T) {
 	assert.Contains(t, err.Error(), `cannot patch resource "changerequests"`)
 	// ...and even when someone grants it the approver role, it cannot decide its own request.
 	toolstest.Grant(t, x.env, x.ns, changes, toolstest.Approver+"-"+x.ns, nil)
-	err = x.decide(t, changes, name, v1alpha1.Approved, changes)
-	require.Error(t, err)
+	require.Eventually(t, func() bool { // the apiserver's RBAC cache takes the binding in a moment
+		err = x.decide(t, changes, name, v1alpha1.Approved, changes)
+		return err != nil && !apierrors.IsForbidden(err) || strings.Contains(fmt.Sprint(err), "cannot decide it")
+	}, 10*time.Second, 50*time.Millisecond, "%v", err)
 	assert.Contains(t, err.Error(), changes+" requested this change and cannot decide it")
 	assert.False(t, x.policyExists(t, x.ns, "web"))
 
@@ -518,6 +540,8 @@ func TestApplyExpiresAndRestart(t *testing.T) {
 	x.deployment(t, "otelcol-kestrel")
 	assert.Contains(t, x.run(t, "restart"), "refused: the collector may not patch Deployment "+x.ns+"/otelcol-kestrel")
 	toolstest.Apply(t, x.env.RestConfig(), rbac.Restart, func(o *unstructured.Unstructured) { toolstest.Localize(o, x.ns) })
+	toolstest.WaitAllowed(t, x.env, "system:serviceaccount:"+x.ns+":"+toolstest.Collector, authorizationv1.ResourceAttributes{
+		Namespace: x.ns, Verb: "patch", Group: "apps", Resource: "deployments", Name: "otelcol-kestrel"})
 	out := x.run(t, "restart", "--delay-seconds", "60", "--reason", "new config")
 	assert.Contains(t, out, "restart scheduled for ")
 	assert.Contains(t, x.run(t, "restart"), "refused: a restart is already scheduled")

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,18 +69,39 @@ func startTools(t *testing.T) *tools {
 // (indented by four spaces) for the test's namespace.
 func startToolsWith(t *testing.T, extra func(ns string) string) *tools {
 	t.Helper()
+	return startToolsWithOptions(t, toolsOptions{extra: extra})
+}
+
+// toolsOptions change the collector of startTools.
+type toolsOptions struct {
+	// extra is more kestrel_tools configuration, see startToolsWith.
+	extra func(ns string) string
+	// maxMessageMiB raises the message limit of both ends (0: the protocol's 10 MiB).
+	maxMessageMiB int
+}
+
+func startToolsWithOptions(t *testing.T, opts toolsOptions) *tools {
+	t.Helper()
 	env := kubeenv.Shared(t)
 	ns := env.Namespace(t)
 	t.Setenv("KUBECONFIG", toolstest.Setup(t, env, ns))
 	cs, err := kubernetes.NewForConfig(env.RestConfig())
 	require.NoError(t, err)
 	ctl := buildDevcloudCLI(t)
-	dc := cloudtest.Start(t, devcloud.Config{AdminListen: "127.0.0.1:0"})
-	more := ""
-	if extra != nil {
-		more = extra(ns)
+	dcCfg := devcloud.Config{AdminListen: "127.0.0.1:0"}
+	if opts.maxMessageMiB > 0 {
+		dcCfg.MaxMessageSize = opts.maxMessageMiB << 20
 	}
-	startWithConfig(t, withConnection(t, dc, fmt.Sprintf(toolsConfig, ns, more)))
+	dc := cloudtest.Start(t, dcCfg)
+	more := ""
+	if opts.extra != nil {
+		more = opts.extra(ns)
+	}
+	config := withConnection(t, dc, fmt.Sprintf(toolsConfig, ns, more))
+	if opts.maxMessageMiB > 0 {
+		config = strings.Replace(config, "kestrel_command: {", fmt.Sprintf(`kestrel_command: {"max_message_size_mib":%d,`, opts.maxMessageMiB), 1)
+	}
+	startWithConfig(t, config)
 	dc.WaitCommitted(t)
 	return &tools{ctl: ctl, admin: dc.AdminAddr(), ns: ns, cs: cs, ctx: testCtx(t, 3*time.Minute), dc: dc, env: env}
 }

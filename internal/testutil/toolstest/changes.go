@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -78,6 +79,11 @@ func SetupChanges(tb testing.TB, env *kubeenv.Env, ns string) {
 	localize := func(o *unstructured.Unstructured) { Localize(o, ns) }
 	Apply(tb, env.RestConfig(), rbac.Changes, localize)
 	Apply(tb, env.RestConfig(), rbac.Approver, localize)
+	changes := "system:serviceaccount:" + ns + ":" + Changes
+	WaitAllowed(tb, env, "system:serviceaccount:"+ns+":"+Collector, authorizationv1.ResourceAttributes{Namespace: ns, Verb: "impersonate", Resource: "serviceaccounts", Name: Changes})
+	WaitAllowed(tb, env, changes, authorizationv1.ResourceAttributes{Namespace: ns, Verb: "create", Group: v1alpha1.Group, Resource: v1alpha1.Resource})
+	WaitAllowed(tb, env, changes, authorizationv1.ResourceAttributes{Namespace: ns, Verb: "create", Group: "networking.k8s.io", Resource: "networkpolicies"})
+	WaitAllowed(tb, env, ApproverUser, authorizationv1.ResourceAttributes{Namespace: ns, Verb: v1alpha1.ApproveVerb, Group: v1alpha1.Group, Resource: v1alpha1.Resource})
 }
 
 // ApproverUser is the user the example binding of config/rbac/approver.yaml lets decide.
@@ -175,6 +181,32 @@ func Grant(tb testing.TB, env *kubeenv.Env, ns, user, role string, rules []rbacv
 		Subjects:   []rbacv1.Subject{subject},
 	}, metav1.CreateOptions{})
 	require.NoError(tb, err)
+	cr, err := cs.RbacV1().ClusterRoles().Get(ctx, role, metav1.GetOptions{})
+	require.NoError(tb, err)
+	r := cr.Rules[0]
+	WaitAllowed(tb, env, user, authorizationv1.ResourceAttributes{Namespace: ns, Verb: r.Verbs[0], Group: r.APIGroups[0], Resource: r.Resources[0]})
+}
+
+// WaitAllowed waits until the apiserver allows user what: its authorizer learns of RBAC
+// bindings through informers, a moment after they are written.
+func WaitAllowed(tb testing.TB, env *kubeenv.Env, user string, what authorizationv1.ResourceAttributes) {
+	tb.Helper()
+	cs, err := kubernetes.NewForConfig(env.RestConfig())
+	require.NoError(tb, err)
+	require.Eventually(tb, func() bool {
+		sar, err := cs.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), &authorizationv1.SubjectAccessReview{
+			Spec: authorizationv1.SubjectAccessReviewSpec{User: user, Groups: groups(user), ResourceAttributes: &what}}, metav1.CreateOptions{})
+		return err == nil && sar.Status.Allowed
+	}, 20*time.Second, 50*time.Millisecond, "%s is never allowed to %s %s", user, what.Verb, what.Resource)
+}
+
+// groups are the groups the apiserver gives user (ServiceAccounts belong to theirs).
+func groups(user string) []string {
+	if sa, ok := strings.CutPrefix(user, "system:serviceaccount:"); ok {
+		ns, _, _ := strings.Cut(sa, ":")
+		return []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}
+	}
+	return []string{"system:authenticated"}
 }
 
 // As returns the apiserver's admin configuration impersonating user.

@@ -31,6 +31,10 @@ func (c *Controller) next() bool {
 	defer c.queue.Done(key)
 	retry, err := c.reconcile(key)
 	switch {
+	case apierrors.IsConflict(err):
+		// The informer's copy was older than the object; the newer one is on its way.
+		c.logger.Debug("ChangeRequest changed meanwhile; retrying", zap.String("changerequest", key))
+		c.queue.AddRateLimited(key)
 	case err != nil:
 		c.logger.Warn("Processing a ChangeRequest failed; retrying", zap.String("changerequest", key), zap.Error(err))
 		c.queue.AddRateLimited(key)
