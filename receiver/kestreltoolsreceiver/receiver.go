@@ -207,7 +207,8 @@ func (r *toolsReceiver) startChanges(ctx context.Context, conn cloudconn.Connect
 	}
 	ns := c.Namespace
 	if ns == "" {
-		if ns, err = r.cfg.namespace(); err != nil {
+		// Needed only where the ChangeRequests live, that is with applies on.
+		if ns, err = r.cfg.namespace(); err != nil && c.Apply.Enabled {
 			return fmt.Errorf("changes::namespace: %w", err)
 		}
 	}
@@ -247,7 +248,7 @@ func (r *toolsReceiver) startChanges(ctx context.Context, conn cloudconn.Connect
 		}
 	}
 	r.changes, err = changerequest.New(changerequest.Config{Enabled: c.Apply.Enabled, Namespace: ns, Expiry: c.Apply.Expiry,
-		DryRunTimeout: c.DryRun.MaxTimeout, ApplyTimeout: c.Apply.Timeout, AutoApprove: c.Apply.AutoApprove, Limits: limits},
+		DryRunTimeout: c.DryRun.DefaultTimeout, MaxDryRunTimeout: c.DryRun.MaxTimeout, ApplyTimeout: c.Apply.Timeout, AutoApprove: c.Apply.AutoApprove, Limits: limits},
 		crc, applier, conn, r.trail, r.set.Logger)
 	if err != nil {
 		return err

@@ -72,6 +72,8 @@ const (
 	maxDiff = 16 << 10
 	// resync re-reads all ChangeRequests, which retries reports the cloud missed.
 	resync = time.Minute
+	// startTimeout bounds the checks at start.
+	startTimeout = 10 * time.Second
 )
 
 // Rule lets changes be applied without a decision: every object of the change must be of
@@ -93,11 +95,13 @@ type Config struct {
 	Namespace string
 	// Expiry is how long a ChangeRequest waits for a decision.
 	Expiry time.Duration
-	// DryRunTimeout bounds the dry-run of a proposal, ApplyTimeout the apply of a decision.
-	DryRunTimeout time.Duration
-	ApplyTimeout  time.Duration
-	AutoApprove   []Rule
-	Limits        manifest.Limits
+	// DryRunTimeout and MaxDryRunTimeout bound the dry-run of a proposal (the request's
+	// timeout_seconds, capped); ApplyTimeout bounds the apply of a decision.
+	DryRunTimeout    time.Duration
+	MaxDryRunTimeout time.Duration
+	ApplyTimeout     time.Duration
+	AutoApprove      []Rule
+	Limits           manifest.Limits
 }
 
 // Sender sends a message to the cloud (the kestrel_command connection).
@@ -154,6 +158,9 @@ func (c *Controller) Start(ctx context.Context) {
 	if !c.cfg.Enabled {
 		return
 	}
+	// Bounded: an apiserver that does not answer must not hold up the collector's start.
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
 	if err := c.ensureRunning(ctx); err != nil {
 		c.logger.Info("Not watching ChangeRequests yet: applies are answered as not enabled until this works", zap.Error(err))
 	}
@@ -267,6 +274,8 @@ type proposal struct {
 	origin    v1alpha1.Origin
 	id        string
 	manifests []*cloudv1.YamlManifest
+	// timeoutSeconds is the request's (0: the default).
+	timeoutSeconds int32
 }
 
 // proposed is what became of a proposal.
@@ -284,7 +293,7 @@ func (c *Controller) propose(ctx context.Context, p proposal) proposed {
 	if err := c.ensureRunning(ctx); err != nil {
 		return proposed{code: http.StatusForbidden, msg: NotEnabled + ": " + err.Error()}
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.DryRunTimeout)
+	ctx, cancel := context.WithTimeout(ctx, dryrun.Timeout(p.timeoutSeconds, c.cfg.DryRunTimeout, c.cfg.MaxDryRunTimeout))
 	defer cancel()
 	var out proposed
 	spec := v1alpha1.ChangeRequestSpec{Origin: p.origin, RequestedBy: c.Identity(),

@@ -326,7 +326,8 @@ func (c *Controller) ProposeApply(ctx context.Context, req *cloudv1.YamlApplyReq
 		c.audit(ctx, ApplyTool, req.GetRequestId(), "", audit.Refused, msg, int(code), start)
 		return resp
 	}
-	p := c.propose(ctx, proposal{origin: v1alpha1.OriginApply, id: req.GetRequestId(), manifests: req.GetYamlManifests()})
+	p := c.propose(ctx, proposal{origin: v1alpha1.OriginApply, id: req.GetRequestId(), manifests: req.GetYamlManifests(),
+		timeoutSeconds: req.GetTimeoutSeconds()})
 	if p.cr == nil {
 		resp.GlobalErrorMessage = p.msg
 		for i, m := range req.GetYamlManifests() {
