@@ -430,6 +430,21 @@ func TestApplyNeedsApprovalInCluster(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "a decision cannot be changed or withdrawn")
 
+	// The schema and the admission policy refuse bad ChangeRequests, even from an admin.
+	err = x.decide(t, toolstest.ApproverUser, name, "Maybe", toolstest.ApproverUser)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `Unsupported value: "Maybe"`)
+	_, err = x.crs(t, "").Patch(x.ctx, name, types.MergePatchType, []byte(`{"spec":{"manifests":[{"object":"x","yaml":"y"}]}}`), metav1.PatchOptions{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "manifests are immutable")
+	_, err = x.crs(t, "").Create(x.ctx, &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "kestrel.ai/v1alpha1", "kind": "ChangeRequest", "metadata": map[string]any{"name": "forged"},
+		"spec": map[string]any{"origin": "YamlApplyRequest", "requestID": "f", "policyID": "", "reason": "", "target": "x",
+			"requestedBy": changes, "expiresAt": "2030-01-01T00:00:00Z",
+			"manifests": []any{map[string]any{"object": "x", "yaml": policyYAML("forged", x.ns)}}}}}, metav1.CreateOptions{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "spec.requestedBy must be the creator")
+
 	// Rejected: nothing is written, and the cloud hears why.
 	lines, done = x.background(t, "apply", "--json", "--namespace", x.ns, file(t, "rejected.yaml", policyYAML("rejected", "")))
 	pending = applyResponse(t, nextLine(t, lines))

@@ -27,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/kubernetes"
@@ -121,6 +122,13 @@ type Controller struct {
 	logger  *zap.Logger
 	queue   workqueue.TypedRateLimitingInterface[string]
 
+	// claimed and sent are the ChangeRequests this process claimed for applying and whose
+	// result it sent to the cloud. The informer's copy can lag behind the process's own
+	// writes; these keep a stale "Applying" from being applied again and a stale
+	// "not reported" from being sent twice. Only the one worker goroutine uses them.
+	claimed map[types.UID]bool
+	sent    map[types.UID]bool
+
 	// ctx ends the workers at Stop.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -147,7 +155,8 @@ func New(cfg Config, rc *rest.Config, applier *ssa.Applier, conn Sender, trail *
 	}
 	c := &Controller{cfg: cfg, applier: applier, dyn: dyn, crs: dyn.Resource(v1alpha1.GroupVersionResource),
 		cs: cs, conn: conn, trail: trail, logger: logger,
-		queue: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())}
+		queue:   workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
+		claimed: map[types.UID]bool{}, sent: map[types.UID]bool{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }

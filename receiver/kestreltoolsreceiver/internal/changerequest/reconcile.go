@@ -74,18 +74,30 @@ func (c *Controller) reconcile(key string) (retry time.Duration, err error) {
 			return 0, nil
 		}
 		return 0, c.report(ctx, cr)
+	case state == v1alpha1.StateApplying && c.claimed[cr.UID]:
+		// This process applied it: the informer has not seen the outcome yet.
+		return 0, nil
 	case state == v1alpha1.StateApplying:
-		// An earlier run claimed it and stopped before recording the outcome; server-side
-		// apply of the same objects is idempotent, so finishing the apply is safe.
+		// An earlier process claimed it and stopped before recording the outcome;
+		// server-side apply of the same objects is idempotent, so finishing is safe.
+		c.claimed[cr.UID] = true
 		return 0, c.apply(ctx, cr)
 	case cr.Spec.Decision == v1alpha1.Rejected:
+		// The status first: a stale copy fails there (resourceVersion) before any event.
+		if err := c.finish(ctx, cr, v1alpha1.StateRejected, "rejected by "+cr.Spec.DecidedBy+"; nothing was applied", nil); err != nil {
+			return 0, err
+		}
 		c.event(cr, corev1.EventTypeNormal, "Rejected", "Rejected by "+cr.Spec.DecidedBy+"; nothing is applied")
 		c.decided(ctx, cr, Rejected, cr.Spec.DecidedBy)
-		return 0, c.finish(ctx, cr, v1alpha1.StateRejected, "rejected by "+cr.Spec.DecidedBy+"; nothing was applied", nil)
+		return 0, nil
 	case !time.Now().Before(cr.Spec.ExpiresAt.Time):
-		c.event(cr, corev1.EventTypeWarning, "Expired", "No decision before "+cr.Spec.ExpiresAt.UTC().Format(time.RFC3339)+"; nothing is applied")
+		expiry := cr.Spec.ExpiresAt.UTC().Format(time.RFC3339)
+		if err := c.finish(ctx, cr, v1alpha1.StateExpired, "expired at "+expiry+" without a decision; nothing was applied", nil); err != nil {
+			return 0, err
+		}
+		c.event(cr, corev1.EventTypeWarning, "Expired", "No decision before "+expiry+"; nothing is applied")
 		c.decided(ctx, cr, Expired, "")
-		return 0, c.finish(ctx, cr, v1alpha1.StateExpired, "expired at "+cr.Spec.ExpiresAt.UTC().Format(time.RFC3339)+" without a decision; nothing was applied", nil)
+		return 0, nil
 	case cr.Spec.Decision == v1alpha1.Approved:
 		if err := c.claim(ctx, cr, false); err != nil {
 			return 0, err
@@ -112,7 +124,11 @@ func (c *Controller) reconcile(key string) (retry time.Duration, err error) {
 // resourceVersion read, so of two operators (or two passes) only one wins and applies.
 func (c *Controller) claim(ctx context.Context, cr *v1alpha1.ChangeRequest, auto bool) error {
 	cr.Status = v1alpha1.ChangeRequestStatus{State: v1alpha1.StateApplying, AutoApproved: auto, Message: "applying"}
-	return c.writeStatus(ctx, cr)
+	if err := c.writeStatus(ctx, cr); err != nil {
+		return err
+	}
+	c.claimed[cr.UID] = true
+	return nil
 }
 
 // apply applies the manifests in order and records the outcome; after the first failure
@@ -187,8 +203,11 @@ func (c *Controller) writeStatus(ctx context.Context, cr *v1alpha1.ChangeRequest
 
 // report sends the final result to the cloud and records that it was sent.
 func (c *Controller) report(ctx context.Context, cr *v1alpha1.ChangeRequest) error {
-	if err := c.conn.Send(ctx, Final(cr)); err != nil {
-		return fmt.Errorf("sending the result of ChangeRequest %s/%s to Kestrel Cloud: %w", cr.Namespace, cr.Name, err)
+	if !c.sent[cr.UID] {
+		if err := c.conn.Send(ctx, Final(cr)); err != nil {
+			return fmt.Errorf("sending the result of ChangeRequest %s/%s to Kestrel Cloud: %w", cr.Namespace, cr.Name, err)
+		}
+		c.sent[cr.UID] = true
 	}
 	cr.Status.Reported = true
 	return c.writeStatus(ctx, cr)
