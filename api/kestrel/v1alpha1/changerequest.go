@@ -190,6 +190,10 @@ type ChangeRequestStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=32
 	Results []Result `json:"results,omitempty"`
+	// ClaimedAt is when an operator began applying; another one takes over a claim that
+	// stays unfinished for longer than its apply timeout.
+	// +optional
+	ClaimedAt *metav1.Time `json:"claimedAt,omitempty"`
 	// AppliedAt is when the apply finished.
 	// +optional
 	AppliedAt *metav1.Time `json:"appliedAt,omitempty"`

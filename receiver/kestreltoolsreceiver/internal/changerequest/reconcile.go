@@ -22,6 +22,9 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/ssa"
 )
 
+// claimGrace is added to the apply timeout before a claim counts as abandoned.
+const claimGrace = 30 * time.Second
+
 // next processes one queued ChangeRequest; false once the queue is shut down.
 func (c *Controller) next() bool {
 	key, quit := c.queue.Get()
@@ -78,9 +81,18 @@ func (c *Controller) reconcile(key string) (retry time.Duration, err error) {
 		// This process applied it: the informer has not seen the outcome yet.
 		return 0, nil
 	case state == v1alpha1.StateApplying:
-		// An earlier process claimed it and stopped before recording the outcome;
-		// server-side apply of the same objects is idempotent, so finishing is safe.
-		c.claimed[cr.UID] = true
+		// Another process claimed it. Once the claim is older than an apply can take, that
+		// process stopped before recording the outcome: take the claim over (with the
+		// resourceVersion read, so only one does) and finish, which is safe because
+		// server-side apply of the same objects is idempotent.
+		if cr.Status.ClaimedAt != nil {
+			if wait := c.cfg.ApplyTimeout + claimGrace - time.Since(cr.Status.ClaimedAt.Time); wait > 0 {
+				return wait, nil
+			}
+		}
+		if err := c.claim(ctx, cr, cr.Status.AutoApproved); err != nil {
+			return 0, err
+		}
 		return 0, c.apply(ctx, cr)
 	case cr.Spec.Decision == v1alpha1.Rejected:
 		// The status first: a stale copy fails there (resourceVersion) before any event.
@@ -123,7 +135,8 @@ func (c *Controller) reconcile(key string) (retry time.Duration, err error) {
 // claim moves an approved ChangeRequest to Applying. The status update carries the
 // resourceVersion read, so of two operators (or two passes) only one wins and applies.
 func (c *Controller) claim(ctx context.Context, cr *v1alpha1.ChangeRequest, auto bool) error {
-	cr.Status = v1alpha1.ChangeRequestStatus{State: v1alpha1.StateApplying, AutoApproved: auto, Message: "applying"}
+	now := metav1.Now()
+	cr.Status = v1alpha1.ChangeRequestStatus{State: v1alpha1.StateApplying, AutoApproved: auto, Message: "applying", ClaimedAt: &now}
 	if err := c.writeStatus(ctx, cr); err != nil {
 		return err
 	}
