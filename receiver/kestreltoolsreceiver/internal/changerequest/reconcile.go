@@ -90,7 +90,12 @@ func (c *Controller) reconcile(key string) (retry time.Duration, err error) {
 				return wait, nil
 			}
 		}
-		if err := c.claim(ctx, cr, cr.Status.AutoApproved); err != nil {
+		// The claim must still be backed by a decision (or a rule of this configuration).
+		auto := c.autoApproved(cr)
+		if cr.Spec.Decision != v1alpha1.Approved && !auto {
+			return 0, c.finish(ctx, cr, v1alpha1.StateFailed, "claimed for applying without an approval; nothing was applied", nil)
+		}
+		if err := c.claim(ctx, cr, auto && cr.Spec.Decision != v1alpha1.Approved); err != nil {
 			return 0, err
 		}
 		return 0, c.apply(ctx, cr)
