@@ -130,9 +130,10 @@ type Controller struct {
 	sent    map[types.UID]bool
 
 	// ctx ends the workers at Stop.
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
 
 	mu          sync.Mutex
 	self        string // the identity's user name, once known
@@ -175,8 +176,12 @@ func (c *Controller) Start(ctx context.Context) {
 	}
 }
 
-// Stop ends the workers and the informer.
+// Stop ends the workers and the informer; calling it again does nothing.
 func (c *Controller) Stop() {
+	c.stopOnce.Do(c.stop)
+}
+
+func (c *Controller) stop() {
 	c.cancel()
 	c.queue.ShutDown()
 	c.wg.Wait()

@@ -24,6 +24,7 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/api/kestrel/v1alpha1"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
+	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/pipelinetest"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/toolstest"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/audit"
@@ -55,7 +56,8 @@ func TestClaimTakeover(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 
-	// left creates a ChangeRequest as a stopped process would have left it.
+	// left creates a ChangeRequest as a stopped process would have left it (claimedAt zero:
+	// not claimed, as a running process leaves it until the decision).
 	left := func(name string, decided bool, claimedAt time.Time) {
 		cr := &v1alpha1.ChangeRequest{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "kestrel.ai/v1alpha1", Kind: v1alpha1.Kind},
@@ -74,6 +76,9 @@ func TestClaimTakeover(t *testing.T) {
 				[]byte(`{"spec":{"decision":"Approved","decidedBy":"jane"}}`), metav1.PatchOptions{})
 			require.NoError(t, err)
 		}
+		if claimedAt.IsZero() {
+			return
+		}
 		got, err := crs.Get(ctx, name, metav1.GetOptions{})
 		require.NoError(t, err)
 		at := metav1.NewTime(claimedAt)
@@ -84,6 +89,7 @@ func TestClaimTakeover(t *testing.T) {
 	left("stale", true, time.Now().Add(-time.Hour))
 	left("fresh", true, time.Now())
 	left("undecided", false, time.Now().Add(-time.Hour))
+	left("decided", true, time.Time{})
 
 	p := pipelinetest.Start(t)
 	conn := p.Host.Extensions[component.MustNewID("kestrel_command")].(cloudconn.Provider).Connection()
@@ -96,7 +102,7 @@ func TestClaimTakeover(t *testing.T) {
 		ApplyTimeout: 5 * time.Second, Limits: manifest.DefaultLimits}, rc, applier, conn, trail, zaptest.NewLogger(t))
 	require.NoError(t, err)
 	c.Start(ctx)
-	t.Cleanup(func() { c.Stop(); trail.Close() })
+	t.Cleanup(c.Stop)
 
 	state := func(name string) v1alpha1.State {
 		u, err := crs.Get(ctx, name, metav1.GetOptions{})
@@ -125,7 +131,29 @@ func TestClaimTakeover(t *testing.T) {
 	require.Eventually(t, func() bool { return state("undecided") == v1alpha1.StateFailed }, 30*time.Second, 50*time.Millisecond)
 	assert.False(t, exists("undecided"), "a claim without a decision applies nothing")
 
+	require.Eventually(t, func() bool { return state("decided") == v1alpha1.StateApplied }, 30*time.Second, 50*time.Millisecond)
+	assert.True(t, exists("decided"))
+
 	time.Sleep(time.Second)
 	assert.Equal(t, v1alpha1.StateApplying, state("fresh"), "a fresh claim belongs to the process that made it")
 	assert.False(t, exists("fresh"))
+
+	// The decision this process saw is audited with the decider as the identity.
+	c.Stop()
+	trail.Close()
+	var decisions []string
+	for _, l := range logs.AllLogs() {
+		for i := range l.ResourceLogs().Len() {
+			sl := l.ResourceLogs().At(i).ScopeLogs().At(0)
+			for j := range sl.LogRecords().Len() {
+				a := sl.LogRecords().At(j).Attributes()
+				if tool, _ := a.Get(schema.AttrToolName); tool.Str() == DecisionTool {
+					id, _ := a.Get(schema.AttrToolIdentity)
+					outcome, _ := a.Get(schema.AttrToolOutcome)
+					decisions = append(decisions, id.Str()+" "+outcome.Str())
+				}
+			}
+		}
+	}
+	assert.Equal(t, []string{"jane ok"}, decisions)
 }
