@@ -551,13 +551,18 @@ func TestApplyExpiresAndRestart(t *testing.T) {
 	time.Sleep(time.Second)
 	assert.False(t, x.policyExists(t, x.ns, "late"))
 
+	// The human form prints both answers as they come.
+	out := x.run(t, "apply", "--namespace", x.ns, file(t, "late-too.yaml", policyYAML("late-too", "")))
+	assert.Regexp(t, `(?s)== YamlApplyResponse \w+ \(pending\) ChangeRequest `+x.ns+`/apply-\w+\nlate-too.yaml: 202 pending approval in the cluster: .*`+
+		`== YamlApplyResponse \w+ \(final\) ChangeRequest .*\nerror: .*without a decision; nothing was applied\nlate-too.yaml: 410 `, out)
+
 	// Restart: refused until the collector may patch its Deployment, then a rolling restart.
 	x.deployment(t, "otelcol-kestrel")
 	assert.Contains(t, x.run(t, "restart"), "refused: the collector may not patch Deployment "+x.ns+"/otelcol-kestrel")
 	toolstest.Apply(t, x.env.RestConfig(), rbac.Restart, func(o *unstructured.Unstructured) { toolstest.Localize(o, x.ns) })
 	toolstest.WaitAllowed(t, x.env, "system:serviceaccount:"+x.ns+":"+toolstest.Collector, authorizationv1.ResourceAttributes{
 		Namespace: x.ns, Verb: "patch", Group: "apps", Resource: "deployments", Name: "otelcol-kestrel"})
-	out := x.run(t, "restart", "--delay-seconds", "60", "--reason", "new config")
+	out = x.run(t, "restart", "--delay-seconds", "60", "--reason", "new config")
 	assert.Contains(t, out, "restart scheduled for ")
 	assert.Contains(t, x.run(t, "restart"), "refused: a restart is already scheduled")
 	require.Eventually(t, func() bool {
