@@ -9,6 +9,7 @@ BUF_VERSION                ?= v1.75.0
 PROTOC_GEN_GO_VERSION      ?= v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION ?= v1.6.2
 GOLANGCI_LINT_VERSION      ?= v2.15.0
+HELM_VERSION               ?= v4.3.2
 
 SHELL     := /bin/bash
 GO        ?= go
@@ -23,6 +24,7 @@ PROTOC_GEN_GO_GRPC := $(TOOLS_BIN)/protoc-gen-go-grpc
 MDATAGEN           := $(TOOLS_BIN)/mdatagen
 BUF                := $(TOOLS_BIN)/buf
 GOLANGCI_LINT      := $(TOOLS_BIN)/golangci-lint
+HELM               := $(TOOLS_BIN)/helm
 
 # buf compiles the .proto files itself (no system protoc); these are what api_test.go runs.
 PROTO_TOOLS := $(STAMPS)/buf@$(BUF_VERSION) $(STAMPS)/protoc-gen-go@$(PROTOC_GEN_GO_VERSION) \
@@ -64,6 +66,10 @@ $(STAMPS)/buf@$(BUF_VERSION):
 	GOBIN=$(TOOLS_BIN) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
 	@mkdir -p $(STAMPS) && touch $@
 
+$(STAMPS)/helm@$(HELM_VERSION):
+	GOBIN=$(TOOLS_BIN) $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+	@mkdir -p $(STAMPS) && touch $@
+
 $(STAMPS)/golangci-lint@$(GOLANGCI_LINT_VERSION):
 	GOBIN=$(TOOLS_BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	@mkdir -p $(STAMPS) && touch $@
@@ -99,6 +105,16 @@ RACE_PKGS ?= ./extension/... ./exporter/... ./internal/flowagg/... ./internal/k8
 .PHONY: test-race
 test-race: $(PROTO_TOOLS) ## Run the concurrent packages' tests with the race detector (needs gcc)
 	CGO_ENABLED=1 $(GO) test -race -timeout 25m $(RACE_PKGS)
+
+# The chart's tests (test/chart) need the pinned helm, the built collector and the kubeenv
+# binaries; `make test` skips them (no CHART_TEST_HELM).
+.PHONY: chart-test
+chart-test: $(STAMPS)/helm@$(HELM_VERSION) build kubeenv ## Test charts/kestrel-operator: lint, golden renders, schema, validate, a real install and its RBAC
+	CHART_TEST_HELM=$(HELM) $(GO) test $(GOFLAGS_BUILD) -count=1 -timeout 20m ./test/chart/
+
+.PHONY: chart-golden
+chart-golden: $(STAMPS)/helm@$(HELM_VERSION) build ## Rewrite the chart examples' rendered.yaml golden files
+	CHART_TEST_HELM=$(HELM) UPDATE_GOLDEN=1 $(GO) test $(GOFLAGS_BUILD) -count=1 -run 'TestExamples' ./test/chart/
 
 .PHONY: bench
 bench: ## Run Go benchmarks; results go to .run/bench/ (see docs/benchmarks.md)
