@@ -243,7 +243,8 @@ func TestSchemaRejections(t *testing.T) {
 		{[]string{"networkPolicy.create=true"}, "networkPolicy.create: not supported"},
 		{[]string{"auth.token="}, "auth.token (the onboarding JWT) or auth.existingSecret is required"},
 		{[]string{"certificates.client.cert=placeholder"}, "certificates.client.cert must be the PEM client certificate"},
-		{[]string{"persistence.enabled=true", "replicaCount=2"}, "persistence.enabled needs replicaCount: 1"},
+		{[]string{"persistence.enabled=true", "replicaCount=2", "operator.cilium.disableFlows=true"}, "persistence.enabled needs replicaCount: 1"},
+		{[]string{"replicaCount=2"}, "replicaCount > 1 with Hubble flows"},
 	} {
 		args := []string{"-f", base}
 		for _, s := range tc.set {
