@@ -112,6 +112,16 @@ test-race: $(PROTO_TOOLS) ## Run the concurrent packages' tests with the race de
 chart-test: $(STAMPS)/helm@$(HELM_VERSION) build kubeenv ## Test charts/kestrel-operator: lint, golden renders, schema, validate, a real install and its RBAC
 	CHART_TEST_HELM=$(HELM) $(GO) test $(GOFLAGS_BUILD) -count=1 -timeout 20m ./test/chart/
 
+# The chart ships the ChangeRequest CRD and its admission policy from their one home,
+# config/crd: the CRDs into crds/, the admission policy (not a CRD, which crds/ may only hold)
+# into files/, which a template includes. test/chart checks both copies against config/crd.
+.PHONY: chart-crds
+chart-crds: ## Copy config/crd into the chart (crds/ and files/)
+	rm -f charts/kestrel-operator/crds/*.yaml charts/kestrel-operator/files/*_admission.yaml
+	mkdir -p charts/kestrel-operator/crds charts/kestrel-operator/files
+	cp $$(ls config/crd/*.yaml | grep -v '_admission\.yaml$$') charts/kestrel-operator/crds/
+	cp config/crd/*_admission.yaml charts/kestrel-operator/files/
+
 .PHONY: chart-golden
 chart-golden: $(STAMPS)/helm@$(HELM_VERSION) build ## Rewrite the chart examples' rendered.yaml golden files
 	CHART_TEST_HELM=$(HELM) UPDATE_GOLDEN=1 $(GO) test $(GOFLAGS_BUILD) -count=1 -run 'TestExamples' ./test/chart/

@@ -92,12 +92,8 @@ func TestInstall(t *testing.T) {
 	cm, err := cs.CoreV1().ConfigMaps(namespace).Get(ctx, release, metav1.GetOptions{})
 	require.NoError(t, err)
 
-	// kubectl auth can-i --as=system:serviceaccount:kestrel-ai:<sa>, as SubjectAccessReviews.
-	for _, c := range []struct {
-		user  string
-		attrs authzv1.ResourceAttributes
-		allow bool
-	}{
+	// Reads allowed; Secrets, writes and other identities denied.
+	checkAccess(ctx, t, cs, []access{
 		{serviceAccount, authzv1.ResourceAttributes{Verb: "list", Resource: "pods"}, true},
 		{serviceAccount, authzv1.ResourceAttributes{Verb: "watch", Group: "apps", Resource: "deployments"}, true},
 		{serviceAccount, authzv1.ResourceAttributes{Verb: "list", Resource: "nodes"}, true},
@@ -118,15 +114,7 @@ func TestInstall(t *testing.T) {
 		{reader, authzv1.ResourceAttributes{Verb: "list", Resource: "pods", Namespace: "default"}, true},
 		{reader, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: namespace}, false},
 		{reader, authzv1.ResourceAttributes{Verb: "create", Group: "apps", Resource: "deployments", Namespace: "default"}, false},
-	} {
-		sar, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
-			User:               c.user,
-			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
-			ResourceAttributes: &c.attrs,
-		}}, metav1.CreateOptions{})
-		require.NoError(t, err)
-		assert.Equal(t, c.allow, sar.Status.Allowed, "%s %+v: %s", c.user, c.attrs, sar.Status.Reason)
-	}
+	})
 
 	// The rendered configuration, run outside the cluster as the chart's ServiceAccount.
 	tr, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, release, &authnv1.TokenRequest{
@@ -190,6 +178,52 @@ func TestInstall(t *testing.T) {
 		}
 	}
 	assert.Empty(t, forbidden, "the chart's RBAC must cover what the collector reads")
+
+	// The write profile and the self-restart, switched on by an upgrade; the CRD and its
+	// admission policy came with the install.
+	out, err = run(helm, "upgrade", release, chartDir, "--kubeconfig", env.Kubeconfig(), "--namespace", namespace,
+		"--reuse-values", "--set", "operator.changes.apply.enabled=true", "--set", "operator.restart.mode=rollout")
+	require.NoError(t, err, out)
+	_, err = dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).
+		Get(ctx, "changerequests.kestrel.ai", metav1.GetOptions{})
+	require.NoError(t, err)
+	_, err = cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, "changerequests.kestrel.ai", metav1.GetOptions{})
+	require.NoError(t, err)
+	const changes = "system:serviceaccount:" + namespace + ":kestrel-ai-changes"
+	checkAccess(ctx, t, cs, []access{
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "impersonate", Resource: "serviceaccounts", Namespace: namespace, Name: "kestrel-ai-changes"}, true},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "patch", Group: "apps", Resource: "deployments", Namespace: namespace, Name: release}, true},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "patch", Group: "apps", Resource: "deployments", Namespace: namespace, Name: "other"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "create", Group: "networking.k8s.io", Resource: "networkpolicies", Namespace: "default"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: namespace}, false},
+		{changes, authzv1.ResourceAttributes{Verb: "create", Group: "networking.k8s.io", Resource: "networkpolicies", Namespace: "default"}, true},
+		{changes, authzv1.ResourceAttributes{Verb: "patch", Group: "security.istio.io", Resource: "authorizationpolicies", Namespace: "default"}, true},
+		{changes, authzv1.ResourceAttributes{Verb: "create", Group: "kestrel.ai", Resource: "changerequests", Namespace: namespace}, true},
+		{changes, authzv1.ResourceAttributes{Verb: "approve", Group: "kestrel.ai", Resource: "changerequests", Namespace: namespace}, false},
+		{changes, authzv1.ResourceAttributes{Verb: "delete", Group: "networking.k8s.io", Resource: "networkpolicies", Namespace: "default"}, false},
+		{changes, authzv1.ResourceAttributes{Verb: "create", Group: "apps", Resource: "deployments", Namespace: "default"}, false},
+		{changes, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "default"}, false},
+	})
+}
+
+type access struct {
+	user  string
+	attrs authzv1.ResourceAttributes
+	allow bool
+}
+
+// checkAccess is kubectl auth can-i --as=USER for each access, as SubjectAccessReviews.
+func checkAccess(ctx context.Context, t *testing.T, cs kubernetes.Interface, accesses []access) {
+	t.Helper()
+	for _, c := range accesses {
+		sar, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
+			User:               c.user,
+			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
+			ResourceAttributes: &c.attrs,
+		}}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, c.allow, sar.Status.Allowed, "%s %+v: %s", c.user, c.attrs, sar.Status.Reason)
+	}
 }
 
 // outsideCluster rewrites the pod's file paths, ports and in-cluster authentication of the

@@ -141,12 +141,54 @@ func TestRBAC(t *testing.T) {
 					case slices.Equal(r.Resources, []string{"serviceaccounts"}) && slices.Equal(r.Verbs, []string{"impersonate"}) &&
 						slices.Equal(r.ResourceNames, []string{"kestrel-ai-reader"}):
 					case slices.Equal(r.APIGroups, []string{"wgpolicyk8s.io"}) && strings.Contains(readFile(t, filepath.Join(examplesDir, name, "values.yaml")), "policyReports: true"):
+					case name == "changes" && writeProfile(o, r):
 					default:
 						t.Errorf("%s %s grants %v on %v %v", o.Kind, o.name(), r.Verbs, r.APIGroups, r.Resources)
 					}
 				}
 			}
 		})
+	}
+}
+
+// writeProfile tells the rules of the opt-in write profile and self-restart (examples/changes)
+// apart: they mirror config/rbac.
+func writeProfile(o object, r rule) bool {
+	switch o.name() {
+	case release + "-kestrel-ai-changes": // the kinds the change identity may write
+		return slices.Equal(r.Verbs, []string{"get", "create", "patch"}) && len(r.ResourceNames) == 0
+	case release + "-changerequests":
+		return slices.Equal(r.APIGroups, []string{"kestrel.ai"}) && slices.Equal(r.Resources, []string{"changerequests"}) ||
+			slices.Equal(r.Resources, []string{"changerequests/status"}) && slices.Equal(r.Verbs, []string{"get", "update", "patch"}) ||
+			slices.Equal(r.Resources, []string{"events"}) && slices.Equal(r.Verbs, []string{"create", "patch"})
+	case release + "-impersonate-changes":
+		return slices.Equal(r.Verbs, []string{"impersonate"}) && slices.Equal(r.ResourceNames, []string{"kestrel-ai-changes"})
+	case release + "-restart":
+		return slices.Equal(r.Resources, []string{"deployments"}) && slices.Equal(r.ResourceNames, []string{release}) &&
+			slices.Equal(r.Verbs, []string{"get", "patch"})
+	case "kestrel-ai-changerequest-approver":
+		return slices.Equal(r.Resources, []string{"changerequests"})
+	}
+	return false
+}
+
+// TestCRDs: the chart ships config/crd unchanged (make chart-crds copies it): the CRDs in
+// crds/, the admission policy in files/ (a template includes it).
+func TestCRDs(t *testing.T) {
+	home, err := filepath.Glob("../../config/crd/*.yaml")
+	require.NoError(t, err)
+	require.NotEmpty(t, home, "config/crd holds the CRDs")
+	shipped, err := filepath.Glob(chartDir + "/crds/*.yaml")
+	require.NoError(t, err)
+	files, err := filepath.Glob(chartDir + "/files/*_admission.yaml")
+	require.NoError(t, err)
+	require.Len(t, append(shipped, files...), len(home), "make chart-crds")
+	for _, f := range home {
+		dir := "crds"
+		if strings.HasSuffix(f, "_admission.yaml") {
+			dir = "files"
+		}
+		assert.Equal(t, readFile(t, f), readFile(t, filepath.Join(chartDir, dir, filepath.Base(f))), "%s differs from the chart's copy: make chart-crds", f)
 	}
 }
 
@@ -245,6 +287,8 @@ func TestSchemaRejections(t *testing.T) {
 		{[]string{"certificates.client.cert=placeholder"}, "certificates.client.cert must be the PEM client certificate"},
 		{[]string{"persistence.enabled=true", "replicaCount=2", "operator.cilium.disableFlows=true"}, "persistence.enabled needs replicaCount: 1"},
 		{[]string{"replicaCount=2"}, "replicaCount > 1 with Hubble flows"},
+		{[]string{"operator.restart.mode=now"}, "/operator/restart/mode"},
+		{[]string{"operator.changes.apply.autoApprove[0].kind=NetworkPolicy"}, "/operator/changes/apply/autoApprove/0"},
 	} {
 		args := []string{"-f", base}
 		for _, s := range tc.set {

@@ -66,6 +66,24 @@ receivers:
   kestrel_tools:
     identity:
       service_account: {{ $op.tools.reader.name }}
+    {{- if $op.changes.apply.enabled }}
+    changes:
+      service_account: {{ $op.changes.serviceAccount }}
+      apply:
+        enabled: true
+        expiry: {{ $op.changes.apply.expiry }}
+        {{- with $op.changes.apply.autoApprove }}
+        auto_approve:
+          {{- toYaml . | nindent 10 }}
+        {{- end }}
+    {{- end }}
+    {{- if $op.restart.mode }}
+    restart:
+      mode: {{ $op.restart.mode }}
+      {{- if eq $op.restart.mode "rollout" }}
+      deployment: {{ include "kestrel-operator.fullname" . }}
+      {{- end }}
+    {{- end }}
     {{- if include "kestrel-operator.flows" . }}
     shell:
       hubble_relay:
