@@ -10,6 +10,7 @@ PROTOC_GEN_GO_VERSION      ?= v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION ?= v1.6.2
 GOLANGCI_LINT_VERSION      ?= v2.15.0
 CONTROLLER_GEN_VERSION     ?= v0.23.0
+HELM_VERSION               ?= v4.3.2
 
 SHELL     := /bin/bash
 GO        ?= go
@@ -25,6 +26,7 @@ MDATAGEN           := $(TOOLS_BIN)/mdatagen
 BUF                := $(TOOLS_BIN)/buf
 GOLANGCI_LINT      := $(TOOLS_BIN)/golangci-lint
 CONTROLLER_GEN     := $(TOOLS_BIN)/controller-gen
+HELM               := $(TOOLS_BIN)/helm
 
 # buf compiles the .proto files itself (no system protoc); these are what api_test.go runs.
 PROTO_TOOLS := $(STAMPS)/buf@$(BUF_VERSION) $(STAMPS)/protoc-gen-go@$(PROTOC_GEN_GO_VERSION) \
@@ -68,6 +70,10 @@ $(STAMPS)/buf@$(BUF_VERSION):
 	GOBIN=$(TOOLS_BIN) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
 	@mkdir -p $(STAMPS) && touch $@
 
+$(STAMPS)/helm@$(HELM_VERSION):
+	GOBIN=$(TOOLS_BIN) $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+	@mkdir -p $(STAMPS) && touch $@
+
 $(STAMPS)/golangci-lint@$(GOLANGCI_LINT_VERSION):
 	GOBIN=$(TOOLS_BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	@mkdir -p $(STAMPS) && touch $@
@@ -107,6 +113,26 @@ RACE_PKGS ?= ./extension/... ./exporter/... ./internal/flowagg/... ./internal/k8
 .PHONY: test-race
 test-race: $(GEN_TOOLS) ## Run the concurrent packages' tests with the race detector (needs gcc)
 	CGO_ENABLED=1 $(GO) test -race -timeout 25m $(RACE_PKGS)
+
+# The chart's tests (test/chart) need the pinned helm, the built collector and the kubeenv
+# binaries; `make test` skips them (no CHART_TEST_HELM).
+.PHONY: chart-test
+chart-test: $(STAMPS)/helm@$(HELM_VERSION) build kubeenv ## Test charts/kestrel-operator: lint, golden renders, schema, validate, a real install and its RBAC
+	CHART_TEST_HELM=$(HELM) $(GO) test $(GOFLAGS_BUILD) -count=1 -timeout 20m ./test/chart/
+
+# The chart ships the ChangeRequest CRD and its admission policy from their one home,
+# config/crd: the CRDs into crds/, the admission policy (not a CRD, which crds/ may only hold)
+# into files/, which a template includes. test/chart checks both copies against config/crd.
+.PHONY: chart-crds
+chart-crds: ## Copy config/crd into the chart (crds/ and files/)
+	rm -f charts/kestrel-operator/crds/*.yaml charts/kestrel-operator/files/*_admission.yaml
+	mkdir -p charts/kestrel-operator/crds charts/kestrel-operator/files
+	cp $$(ls config/crd/*.yaml | grep -v '_admission\.yaml$$') charts/kestrel-operator/crds/
+	cp config/crd/*_admission.yaml charts/kestrel-operator/files/
+
+.PHONY: chart-golden
+chart-golden: $(STAMPS)/helm@$(HELM_VERSION) build ## Rewrite the chart examples' rendered.yaml golden files
+	CHART_TEST_HELM=$(HELM) UPDATE_GOLDEN=1 $(GO) test $(GOFLAGS_BUILD) -count=1 -run 'TestExamples' ./test/chart/
 
 .PHONY: bench
 bench: ## Run Go benchmarks; results go to .run/bench/ (see docs/benchmarks.md)

@@ -1,0 +1,158 @@
+{{/*
+The collector configuration generated from the values. "kestrel-operator.config" merges
+.Values.config into it (maps key by key, lists replaced; config wins).
+*/}}
+{{- define "kestrel-operator.generatedConfig" -}}
+{{- $v := .Values }}
+{{- $op := $v.operator }}
+{{- $memMiB := include "kestrel-operator.mib" $v.resources.limits.memory | int64 }}
+extensions:
+  health_check:
+    endpoint: ${env:MY_POD_IP}:{{ $v.healthcheck.port }}
+  file_storage/queue:
+    directory: /var/lib/otelcol-kestrel/queue
+    create_directory: true
+  kestrel_command:
+    endpoint: {{ printf "%s:%v" $v.server.host $v.server.port }}
+    tls:
+      cert_file: /etc/kestrel/tls/tls.crt
+      key_file: /etc/kestrel/tls/tls.key
+      {{- if or $v.certificates.ca.cert $v.certificates.existingSecret }}
+      ca_file: /etc/kestrel/tls/ca.crt
+      include_system_ca_certs_pool: true
+      {{- end }}
+      {{- if $v.server.tls.insecureSkipVerify }}
+      insecure_skip_verify: true
+      {{- end }}
+    token:
+      file: /etc/kestrel/token/{{ if $v.auth.existingSecret }}{{ $v.auth.existingSecretKey }}{{ else }}token{{ end }}
+      persist_file: /var/lib/otelcol-kestrel/token
+receivers:
+  k8s_inventory:
+    {{- if gt (int $v.replicaCount) 1 }}
+    leader_election:
+      lease_name: {{ include "kestrel-operator.fullname" . }}-inventory
+    {{- else }}
+    {}
+    {{- end }}
+  {{- if $op.risk.enabled }}
+  k8s_risk:
+    {{- if $op.risk.policyReports }}
+    policy_reports:
+      enabled: true
+    {{- else }}
+    {}
+    {{- end }}
+  {{- end }}
+  {{- if include "kestrel-operator.flows" . }}
+  hubble:
+    {{- include "kestrel-operator.hubbleClient" . | nindent 4 }}
+  {{- end }}
+  {{- if $op.istio.enabled }}
+  envoy_access_log:
+    endpoint: ${env:MY_POD_IP}:{{ $op.istio.alsPort }}
+    kubernetes:
+      enabled: true
+  {{- end }}
+  {{- if $op.otel.enabled }}
+  otlp:
+    protocols:
+      grpc:
+        endpoint: ${env:MY_POD_IP}:{{ $op.otel.receiverPort }}
+      http:
+        endpoint: ${env:MY_POD_IP}:{{ $op.otel.httpPort }}
+  {{- end }}
+  {{- if $op.tools.enabled }}
+  kestrel_tools:
+    identity:
+      service_account: {{ $op.tools.reader.name }}
+    {{- if $op.changes.apply.enabled }}
+    changes:
+      service_account: {{ $op.changes.serviceAccount }}
+      apply:
+        enabled: true
+        expiry: {{ $op.changes.apply.expiry }}
+        {{- with $op.changes.apply.autoApprove }}
+        auto_approve:
+          {{- toYaml . | nindent 10 }}
+        {{- end }}
+    {{- end }}
+    {{- if $op.restart.mode }}
+    restart:
+      mode: {{ $op.restart.mode }}
+      {{- if eq $op.restart.mode "rollout" }}
+      deployment: {{ include "kestrel-operator.fullname" . }}
+      {{- end }}
+    {{- end }}
+    {{- if include "kestrel-operator.flows" . }}
+    shell:
+      hubble_relay:
+        {{- include "kestrel-operator.hubbleClient" . | nindent 8 }}
+    {{- end }}
+  {{- end }}
+processors:
+  memory_limiter:
+    check_interval: 1s
+    limit_mib: {{ div (mul $memMiB 80) 100 }}
+    spike_limit_mib: {{ div (mul $memMiB 25) 100 }}
+  batch: {}
+  {{- if $op.otel.enabled }}
+  metrics_store:
+    retention: {{ $op.metricsStore.retention }}
+    max_series: {{ int64 $op.metricsStore.maxSeries }}
+    ring_size: {{ int64 $op.metricsStore.ringSize }}
+    kubernetes:
+      enabled: true
+  {{- end }}
+exporters:
+  kestrel:
+    sending_queue:
+      storage: file_storage/queue
+  {{- if or $op.tools.enabled $op.otel.enabled }}
+  nop: {}
+  {{- end }}
+service:
+  extensions: [health_check, file_storage/queue, kestrel_command]
+  pipelines:
+    logs:
+      receivers:
+        - k8s_inventory
+        {{- if $op.risk.enabled }}
+        - k8s_risk
+        {{- end }}
+        {{- if include "kestrel-operator.flows" . }}
+        - hubble
+        {{- end }}
+        {{- if $op.istio.enabled }}
+        - envoy_access_log
+        {{- end }}
+      processors: [memory_limiter, batch]
+      exporters: [kestrel]
+    {{- if $op.tools.enabled }}
+    # The read tools' audit trail; every record is also in the collector's log.
+    logs/tools:
+      receivers: [kestrel_tools]
+      exporters: [nop]
+    {{- end }}
+    {{- if $op.otel.enabled }}
+    # metrics_store keeps what Kestrel Cloud queries.
+    metrics:
+      receivers: [otlp]
+      processors: [memory_limiter, metrics_store]
+      exporters: [nop]
+    {{- end }}
+  telemetry:
+    metrics:
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: ${env:MY_POD_IP}
+                port: 8888
+{{- end }}
+
+{{- define "kestrel-operator.config" -}}
+{{- $gen := include "kestrel-operator.generatedConfig" . | fromYaml }}
+{{- if hasKey $gen "Error" }}{{ fail (printf "generated config: %s" $gen.Error) }}{{ end }}
+{{- mustMergeOverwrite $gen (deepCopy .Values.config) | toYaml }}
+{{- end }}

@@ -1,0 +1,88 @@
+{{- define "kestrel-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release's name, or release-chart when the release name does not contain the chart's. */}}
+{{- define "kestrel-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "kestrel-operator.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "kestrel-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "kestrel-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kestrel-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "kestrel-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "kestrel-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "kestrel-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* A memory quantity (Ki, Mi, Gi, K, M, G or bytes; the schema checks the form) in MiB. */}}
+{{- define "kestrel-operator.mib" -}}
+{{- $q := toString . }}
+{{- if hasSuffix "Gi" $q }}{{ mul (trimSuffix "Gi" $q | int64) 1024 }}
+{{- else if hasSuffix "Mi" $q }}{{ trimSuffix "Mi" $q | int64 }}
+{{- else if hasSuffix "Ki" $q }}{{ div (trimSuffix "Ki" $q | int64) 1024 }}
+{{- else if hasSuffix "G" $q }}{{ div (mul (trimSuffix "G" $q | int64) 1000000000) 1048576 }}
+{{- else if hasSuffix "M" $q }}{{ div (mul (trimSuffix "M" $q | int64) 1000000) 1048576 }}
+{{- else if hasSuffix "K" $q }}{{ div (mul (trimSuffix "K" $q | int64) 1000) 1048576 }}
+{{- else }}{{ div ($q | int64) 1048576 }}
+{{- end }}
+{{- end }}
+
+{{- define "kestrel-operator.tlsSecretName" -}}
+{{- default (printf "%s-client-tls" (include "kestrel-operator.fullname" .)) .Values.certificates.existingSecret }}
+{{- end }}
+
+{{- define "kestrel-operator.tokenSecretName" -}}
+{{- default (printf "%s-token" (include "kestrel-operator.fullname" .)) .Values.auth.existingSecret }}
+{{- end }}
+
+{{- define "kestrel-operator.flows" -}}
+{{- if not .Values.operator.cilium.disableFlows }}true{{ end }}
+{{- end }}
+
+{{- define "kestrel-operator.hubbleTLS" -}}
+{{- $t := .Values.operator.cilium.hubble.tls }}
+{{- if and $t.existingSecret (not $t.forceDisable) }}true{{ end }}
+{{- end }}
+
+{{/* Hubble Relay client settings, shared by the hubble receiver and kestrel_tools. */}}
+{{- define "kestrel-operator.hubbleClient" -}}
+endpoint: {{ .Values.operator.cilium.hubble.address }}
+{{- if include "kestrel-operator.hubbleTLS" . }}
+tls:
+  ca_file: /etc/kestrel/hubble/ca.crt
+  server_name_override: {{ .Values.operator.cilium.hubble.tls.serverName }}
+{{- else }}
+tls:
+  insecure: true
+{{- end }}
+{{- end }}

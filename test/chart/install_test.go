@@ -1,0 +1,338 @@
+package chart
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+	authnv1 "k8s.io/api/authentication/v1"
+	authzv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/yaml"
+
+	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
+	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
+)
+
+const (
+	serviceAccount = "system:serviceaccount:" + namespace + ":" + release
+	reader         = "system:serviceaccount:" + namespace + ":kestrel-ai-reader"
+)
+
+// TestInstall installs the chart with the values the Kestrel Operator's README shows
+// (examples/seeds-readme) into a real kube-apiserver, checks the objects and what its
+// ServiceAccounts may do, then runs the rendered collector configuration with the
+// binary, authenticated as the chart's ServiceAccount, against a devcloud: the inventory
+// arrives, a read tool answers as the reader, and nothing is forbidden.
+func TestInstall(t *testing.T) {
+	helm, collector := tools(t)
+	env := kubeenv.Shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cs, err := kubernetes.NewForConfig(env.RestConfig())
+	require.NoError(t, err)
+	dyn, err := dynamic.NewForConfig(env.RestConfig())
+	require.NoError(t, err)
+
+	// Istio is not installed here: its root namespace and Telemetry CRD are (a schema-less
+	// stand-in).
+	_, err = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "istio-system"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	installCRD(ctx, t, dyn, "testdata/telemetry-crd.yaml", schema.GroupVersionResource{Group: "telemetry.istio.io", Version: "v1", Resource: "telemetries"})
+	cloud := cloudtest.Start(t, devcloud.Config{})
+	host, port, err := net.SplitHostPort(cloud.Addr())
+	require.NoError(t, err)
+
+	values := filepath.Join(examplesDir, "seeds-readme", "values.yaml")
+	out, err := run(helm, "install", release, chartDir, "--kubeconfig", env.Kubeconfig(),
+		"--namespace", namespace, "--create-namespace", "-f", values,
+		"--set", "server.host="+host, "--set", "server.port="+port,
+		"--set-file", "auth.token="+filepath.Join(cloud.Certs, devcloud.TokenFile),
+		"--set-file", "certificates.client.cert="+filepath.Join(cloud.Certs, devcloud.ClientCertFile),
+		"--set-file", "certificates.client.key="+filepath.Join(cloud.Certs, devcloud.ClientKeyFile),
+		"--set-file", "certificates.ca.cert="+filepath.Join(cloud.Certs, devcloud.CACertFile))
+	require.NoError(t, err, out)
+
+	// The objects are there.
+	_, err = cs.AppsV1().Deployments(namespace).Get(ctx, release, metav1.GetOptions{})
+	require.NoError(t, err)
+	for _, svc := range []string{release, release + "-als"} {
+		_, err = cs.CoreV1().Services(namespace).Get(ctx, svc, metav1.GetOptions{})
+		require.NoError(t, err, svc)
+	}
+	for _, sa := range []string{release, "kestrel-ai-reader"} {
+		_, err = cs.CoreV1().ServiceAccounts(namespace).Get(ctx, sa, metav1.GetOptions{})
+		require.NoError(t, err, sa)
+	}
+	_, err = dyn.Resource(schema.GroupVersionResource{Group: "telemetry.istio.io", Version: "v1", Resource: "telemetries"}).
+		Namespace("istio-system").Get(ctx, release+"-als", metav1.GetOptions{})
+	require.NoError(t, err)
+	cm, err := cs.CoreV1().ConfigMaps(namespace).Get(ctx, release, metav1.GetOptions{})
+	require.NoError(t, err)
+
+	// Reads allowed; Secrets, writes and other identities denied.
+	checkAccess(ctx, t, cs, []access{
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "list", Resource: "pods"}, true},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "watch", Group: "apps", Resource: "deployments"}, true},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "list", Resource: "nodes"}, true},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "watch", Group: "networking.k8s.io", Resource: "networkpolicies"}, true},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "list", Group: "rbac.authorization.k8s.io", Resource: "clusterroles"}, true},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "impersonate", Resource: "serviceaccounts", Namespace: namespace, Name: "kestrel-ai-reader"}, true},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: namespace}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "list", Resource: "secrets"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: namespace, Name: release + "-token"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "create", Group: "apps", Resource: "deployments", Namespace: "default"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "patch", Group: "apps", Resource: "deployments", Namespace: namespace, Name: release}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "delete", Resource: "pods", Namespace: "default"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "create", Group: "networking.k8s.io", Resource: "networkpolicies", Namespace: "default"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "create", Resource: "pods", Subresource: "exec", Namespace: "default"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "impersonate", Resource: "serviceaccounts", Namespace: namespace, Name: "default"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "impersonate", Resource: "users"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "create", Group: "coordination.k8s.io", Resource: "leases", Namespace: namespace}, false},
+		{reader, authzv1.ResourceAttributes{Verb: "list", Resource: "pods", Namespace: "default"}, true},
+		{reader, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: namespace}, false},
+		{reader, authzv1.ResourceAttributes{Verb: "create", Group: "apps", Resource: "deployments", Namespace: "default"}, false},
+	})
+
+	// The rendered configuration, run outside the cluster as the chart's ServiceAccount.
+	tr, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, release, &authnv1.TokenRequest{
+		Spec: authnv1.TokenRequestSpec{ExpirationSeconds: new(int64(3600))},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	dir := t.TempDir()
+	kubeconfig := writeKubeconfig(t, env, dir, tr.Status.Token)
+	cfg := outsideCluster(t, cm.Data["config.yaml"], dir, cloud.Certs)
+
+	var logs syncBuffer
+	cmd := exec.Command(collector, "--config", cfg)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "MY_POD_IP=127.0.0.1", "POD_NAMESPACE="+namespace)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	require.NoError(t, cmd.Start())
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	defer func() {
+		if t.Failed() {
+			t.Logf("collector log:\n%s", logs.String())
+		}
+	}()
+
+	cloud.WaitCommitted(t)
+	cloud.WaitPayload(t, "namespace "+namespace, func(m proto.Message) bool {
+		ns, ok := m.(*cloudv1.Namespace)
+		return ok && ns.GetName() == namespace
+	})
+	// A read tool answers as the reader, through the one impersonation the chart allows.
+	resp, err := cloud.SendRequest(ctx, "", &cloudv1.KubernetesAPIRequest{ApiPaths: []string{"api/v1/namespaces/" + namespace + "/serviceaccounts"}})
+	require.NoError(t, err)
+	res := resp.(*cloudv1.KubernetesAPIResponse).GetResults()
+	require.Len(t, res, 1)
+	assert.Equal(t, int32(200), res[0].GetStatusCode(), res[0].GetErrorMessage())
+	assert.Contains(t, res[0].GetResponseData(), "kestrel-ai-reader")
+	// Let every component's informers and first assessment run before reading the log.
+	require.NoError(t, wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return strings.Contains(logs.String(), "Everything is ready"), nil
+	}))
+	time.Sleep(5 * time.Second)
+	stop()
+	var forbidden []string
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(strings.ToLower(line), "forbidden") {
+			forbidden = append(forbidden, line)
+		}
+	}
+	assert.Empty(t, forbidden, "the chart's RBAC must cover what the collector reads")
+
+	// The write profile and the self-restart, switched on by an upgrade; the CRD and its
+	// admission policy came with the install.
+	out, err = run(helm, "upgrade", release, chartDir, "--kubeconfig", env.Kubeconfig(), "--namespace", namespace,
+		"--reuse-values", "--set", "operator.changes.apply.enabled=true", "--set", "operator.restart.mode=rollout")
+	require.NoError(t, err, out)
+	_, err = dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).
+		Get(ctx, "changerequests.kestrel.ai", metav1.GetOptions{})
+	require.NoError(t, err)
+	_, err = cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, "changerequests.kestrel.ai", metav1.GetOptions{})
+	require.NoError(t, err)
+	const changes = "system:serviceaccount:" + namespace + ":kestrel-ai-changes"
+	checkAccess(ctx, t, cs, []access{
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "impersonate", Resource: "serviceaccounts", Namespace: namespace, Name: "kestrel-ai-changes"}, true},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "patch", Group: "apps", Resource: "deployments", Namespace: namespace, Name: release}, true},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "patch", Group: "apps", Resource: "deployments", Namespace: namespace, Name: "other"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "create", Group: "networking.k8s.io", Resource: "networkpolicies", Namespace: "default"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: namespace}, false},
+		{changes, authzv1.ResourceAttributes{Verb: "create", Group: "networking.k8s.io", Resource: "networkpolicies", Namespace: "default"}, true},
+		{changes, authzv1.ResourceAttributes{Verb: "patch", Group: "security.istio.io", Resource: "authorizationpolicies", Namespace: "default"}, true},
+		{changes, authzv1.ResourceAttributes{Verb: "create", Group: "kestrel.ai", Resource: "changerequests", Namespace: namespace}, true},
+		{changes, authzv1.ResourceAttributes{Verb: "approve", Group: "kestrel.ai", Resource: "changerequests", Namespace: namespace}, false},
+		{changes, authzv1.ResourceAttributes{Verb: "delete", Group: "networking.k8s.io", Resource: "networkpolicies", Namespace: "default"}, false},
+		{changes, authzv1.ResourceAttributes{Verb: "create", Group: "apps", Resource: "deployments", Namespace: "default"}, false},
+		{changes, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "default"}, false},
+	})
+}
+
+type access struct {
+	user  string
+	attrs authzv1.ResourceAttributes
+	allow bool
+}
+
+// checkAccess is kubectl auth can-i --as=USER for each access, as SubjectAccessReviews.
+func checkAccess(ctx context.Context, t *testing.T, cs kubernetes.Interface, accesses []access) {
+	t.Helper()
+	for _, c := range accesses {
+		sar, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
+			User:               c.user,
+			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
+			ResourceAttributes: &c.attrs,
+		}}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, c.allow, sar.Status.Allowed, "%s %+v: %s", c.user, c.attrs, sar.Status.Reason)
+	}
+}
+
+// outsideCluster rewrites the pod's file paths, ports and in-cluster authentication of the
+// rendered configuration for a process on this machine; everything else stays as rendered.
+func outsideCluster(t *testing.T, rendered, dir, certs string) string {
+	t.Helper()
+	var cfg map[string]any
+	require.NoError(t, yaml.Unmarshal([]byte(rendered), &cfg))
+	// set sets a key of a component the values configured (section, component, keys...).
+	set := func(value any, path ...string) {
+		section, _ := cfg[path[0]].(map[string]any)
+		if _, ok := section[path[1]]; !ok {
+			return // not configured by these values
+		}
+		m := section
+		for _, k := range path[1 : len(path)-1] {
+			next, ok := m[k].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				m[k] = next
+			}
+			m = next
+		}
+		m[path[len(path)-1]] = value
+	}
+	addr := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer l.Close()
+		return l.Addr().String()
+	}
+	set(addr(), "extensions", "health_check", "endpoint")
+	set(filepath.Join(dir, "queue"), "extensions", "file_storage/queue", "directory")
+	set(filepath.Join(certs, devcloud.ClientCertFile), "extensions", "kestrel_command", "tls", "cert_file")
+	set(filepath.Join(certs, devcloud.ClientKeyFile), "extensions", "kestrel_command", "tls", "key_file")
+	set(filepath.Join(certs, devcloud.CACertFile), "extensions", "kestrel_command", "tls", "ca_file")
+	set(filepath.Join(certs, devcloud.TokenFile), "extensions", "kestrel_command", "token", "file")
+	set(filepath.Join(dir, "token"), "extensions", "kestrel_command", "token", "persist_file")
+	set("kubeConfig", "receivers", "k8s_inventory", "auth_type")
+	set("kubeConfig", "receivers", "k8s_risk", "auth_type")
+	set("kubeConfig", "receivers", "envoy_access_log", "kubernetes", "auth_type")
+	set("kubeConfig", "receivers", "kestrel_tools", "kubernetes", "auth_type")
+	set("kubeConfig", "processors", "metrics_store", "kubernetes", "auth_type")
+	set(addr(), "receivers", "envoy_access_log", "endpoint")
+	set(addr(), "receivers", "otlp", "protocols", "grpc", "endpoint")
+	set(addr(), "receivers", "otlp", "protocols", "http", "endpoint")
+	host, portStr, err := net.SplitHostPort(addr())
+	require.NoError(t, err)
+	port, err := strconv.Atoi(portStr)
+	require.NoError(t, err)
+	telemetry := cfg["service"].(map[string]any)["telemetry"].(map[string]any)
+	telemetry["metrics"] = map[string]any{"readers": []any{map[string]any{"pull": map[string]any{"exporter": map[string]any{
+		"prometheus": map[string]any{"host": host, "port": port},
+	}}}}}
+	out, err := yaml.Marshal(cfg)
+	require.NoError(t, err)
+	path := filepath.Join(dir, "config.yaml")
+	require.NoError(t, os.WriteFile(path, out, 0o600))
+	return path
+}
+
+// writeKubeconfig writes a kubeconfig that reaches env's apiserver with token.
+func writeKubeconfig(t *testing.T, env *kubeenv.Env, dir, token string) string {
+	t.Helper()
+	rc := env.RestConfig()
+	ca := rc.CAData
+	if len(ca) == 0 {
+		var err error
+		ca, err = os.ReadFile(rc.CAFile)
+		require.NoError(t, err)
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	require.NoError(t, clientcmd.WriteToFile(clientcmdapi.Config{
+		Clusters:       map[string]*clientcmdapi.Cluster{"kubeenv": {Server: rc.Host, CertificateAuthorityData: ca}},
+		AuthInfos:      map[string]*clientcmdapi.AuthInfo{release: {Token: token}},
+		Contexts:       map[string]*clientcmdapi.Context{release: {Cluster: "kubeenv", AuthInfo: release, Namespace: namespace}},
+		CurrentContext: release,
+	}, path))
+	return path
+}
+
+// installCRD creates the CRD in file and waits until gvr is served.
+func installCRD(ctx context.Context, t *testing.T, dyn dynamic.Interface, file string, gvr schema.GroupVersionResource) {
+	t.Helper()
+	var obj map[string]any
+	require.NoError(t, yaml.Unmarshal([]byte(readFile(t, file)), &obj))
+	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	_, err := crds.Create(ctx, &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := dyn.Resource(gvr).List(ctx, metav1.ListOptions{Limit: 1})
+		return err == nil, nil
+	}), "%s not served", gvr)
+}
+
+// syncBuffer is a bytes.Buffer the collector's output goroutines and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,302 @@
+package chart
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"sigs.k8s.io/yaml"
+)
+
+func TestLint(t *testing.T) {
+	helm, _ := tools(t)
+	for _, name := range examples(t) {
+		out, err := run(helm, "lint", "--strict", chartDir, "-f", filepath.Join(examplesDir, name, "values.yaml"))
+		require.NoError(t, err, "%s: %s", name, out)
+	}
+}
+
+// TestExamples compares helm template of every example with its rendered.yaml
+// (UPDATE_GOLDEN=1 rewrites them) and runs its collector configuration through
+// `otelcol-kestrel validate`.
+func TestExamples(t *testing.T) {
+	helm, collector := tools(t)
+	for _, name := range examples(t) {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(examplesDir, name)
+			out, err := template(helm, "-f", filepath.Join(dir, "values.yaml"))
+			require.NoError(t, err)
+			golden := filepath.Join(dir, "rendered.yaml")
+			if os.Getenv("UPDATE_GOLDEN") == "1" {
+				require.NoError(t, os.WriteFile(golden, []byte(out), 0o600))
+			}
+			assert.Equal(t, readFile(t, golden), out, "helm template differs from %s (UPDATE_GOLDEN=1 rewrites it)", golden)
+
+			cfg := filepath.Join(t.TempDir(), "config.yaml")
+			require.NoError(t, os.WriteFile(cfg, []byte(collectorConfig(t, parse(t, out))), 0o600))
+			res, err := runEnv([]string{"MY_POD_IP=10.0.0.1", "POD_NAMESPACE=" + namespace}, collector, "validate", "--config", cfg)
+			require.NoError(t, err, res)
+		})
+	}
+}
+
+// TestConfigFollowsValues checks what each switch turns on in the collector configuration.
+func TestConfigFollowsValues(t *testing.T) {
+	helm, _ := tools(t)
+	type pipelines struct {
+		Service struct {
+			Pipelines map[string]struct {
+				Receivers  []string `json:"receivers"`
+				Processors []string `json:"processors"`
+			} `json:"pipelines"`
+		} `json:"service"`
+		Receivers  map[string]map[string]any `json:"receivers"`
+		Processors map[string]map[string]any `json:"processors"`
+	}
+	render := func(t *testing.T, set ...string) (pipelines, []object) {
+		t.Helper()
+		args := []string{"-f", filepath.Join(examplesDir, "cilium-only", "values.yaml")}
+		for _, s := range set {
+			args = append(args, "--set", s)
+		}
+		out, err := template(helm, args...)
+		require.NoError(t, err)
+		objs := parse(t, out)
+		var p pipelines
+		require.NoError(t, yaml.Unmarshal([]byte(collectorConfig(t, objs)), &p))
+		return p, objs
+	}
+
+	p, objs := render(t)
+	assert.Equal(t, []string{"k8s_inventory", "k8s_risk", "hubble"}, p.Service.Pipelines["logs"].Receivers)
+	assert.NotContains(t, p.Receivers["k8s_inventory"], "leader_election")
+	_, ok := find(objs, "PodDisruptionBudget", "")
+	assert.False(t, ok, "no PodDisruptionBudget with one replica")
+
+	p, objs = render(t, "operator.cilium.disableFlows=true", "operator.istio.enabled=true", "operator.otel.enabled=true",
+		"operator.metricsStore.maxSeries=5", "replicaCount=2", "resources.limits.memory=1Gi")
+	assert.Equal(t, []string{"k8s_inventory", "k8s_risk", "envoy_access_log"}, p.Service.Pipelines["logs"].Receivers)
+	assert.Equal(t, []string{"otlp"}, p.Service.Pipelines["metrics"].Receivers)
+	assert.InDelta(t, 5, p.Processors["metrics_store"]["max_series"], 0)
+	assert.InDelta(t, 819, p.Processors["memory_limiter"]["limit_mib"], 0)
+	assert.Equal(t, map[string]any{"lease_name": release + "-inventory"}, p.Receivers["k8s_inventory"]["leader_election"])
+	for _, kind := range []string{"PodDisruptionBudget", "Telemetry"} {
+		_, ok := find(objs, kind, "")
+		assert.True(t, ok, kind)
+	}
+	for _, svc := range []string{release, release + "-als"} {
+		_, ok := find(objs, "Service", svc)
+		assert.True(t, ok, svc)
+	}
+	dep, _ := find(objs, "Deployment", release)
+	assert.Contains(t, dep.raw, `value: "819MiB"`, "GOMEMLIMIT follows the memory limit")
+
+	// config: is merged into the generated configuration, and a change rolls the pod.
+	before, _ := find(objs, "Deployment", release)
+	p, objs = render(t, "operator.cilium.disableFlows=true", "operator.istio.enabled=true", "operator.otel.enabled=true",
+		"operator.metricsStore.maxSeries=5", "replicaCount=2", "resources.limits.memory=1Gi",
+		"config.processors.batch.timeout=2s")
+	assert.Equal(t, map[string]any{"timeout": "2s"}, p.Processors["batch"])
+	assert.Contains(t, p.Processors, "memory_limiter", "the generated keys stay")
+	after, _ := find(objs, "Deployment", release)
+	assert.NotEqual(t, checksum(before), checksum(after))
+}
+
+func checksum(dep object) string {
+	tmpl, _ := dep.Spec["template"].(map[string]any)
+	meta, _ := tmpl["metadata"].(map[string]any)
+	ann, _ := meta["annotations"].(map[string]any)
+	s, _ := ann["checksum/config"].(string)
+	return s
+}
+
+// TestRBAC checks that no example grants more than reads (never of Secrets), its own
+// Lease, impersonating the reader by name, and PolicyReports when they are enabled.
+func TestRBAC(t *testing.T) {
+	helm, _ := tools(t)
+	read := []string{"get", "list", "watch"}
+	for _, name := range examples(t) {
+		t.Run(name, func(t *testing.T) {
+			out, err := template(helm, "-f", filepath.Join(examplesDir, name, "values.yaml"))
+			require.NoError(t, err)
+			for _, o := range parse(t, out) {
+				if o.Kind != "ClusterRole" && o.Kind != "Role" {
+					continue
+				}
+				for _, r := range o.Rules {
+					assert.NotContains(t, r.APIGroups, "*")
+					assert.NotContains(t, r.Resources, "*")
+					assert.NotContains(t, r.Verbs, "*")
+					assert.NotContains(t, r.Resources, "secrets", "%s %s", o.Kind, o.name())
+					if isSubset(r.Verbs, read) {
+						continue
+					}
+					switch {
+					case slices.Equal(r.APIGroups, []string{"coordination.k8s.io"}) && slices.Equal(r.Resources, []string{"leases"}) &&
+						(slices.Equal(r.Verbs, []string{"create"}) || (len(r.ResourceNames) == 1 && isSubset(r.Verbs, []string{"get", "update"}))):
+					case slices.Equal(r.Resources, []string{"serviceaccounts"}) && slices.Equal(r.Verbs, []string{"impersonate"}) &&
+						slices.Equal(r.ResourceNames, []string{"kestrel-ai-reader"}):
+					case slices.Equal(r.APIGroups, []string{"wgpolicyk8s.io"}) && strings.Contains(readFile(t, filepath.Join(examplesDir, name, "values.yaml")), "policyReports: true"):
+					case name == "changes" && writeProfile(o, r):
+					default:
+						t.Errorf("%s %s grants %v on %v %v", o.Kind, o.name(), r.Verbs, r.APIGroups, r.Resources)
+					}
+				}
+			}
+		})
+	}
+}
+
+// writeProfile tells the rules of the opt-in write profile and self-restart (examples/changes)
+// apart: they mirror config/rbac.
+func writeProfile(o object, r rule) bool {
+	switch o.name() {
+	case release + "-kestrel-ai-changes": // the kinds the change identity may write
+		return slices.Equal(r.Verbs, []string{"get", "create", "patch"}) && len(r.ResourceNames) == 0
+	case release + "-changerequests":
+		return slices.Equal(r.APIGroups, []string{"kestrel.ai"}) && slices.Equal(r.Resources, []string{"changerequests"}) ||
+			slices.Equal(r.Resources, []string{"changerequests/status"}) && slices.Equal(r.Verbs, []string{"get", "update", "patch"}) ||
+			slices.Equal(r.Resources, []string{"events"}) && slices.Equal(r.Verbs, []string{"create", "patch"})
+	case release + "-impersonate-changes":
+		return slices.Equal(r.Verbs, []string{"impersonate"}) && slices.Equal(r.ResourceNames, []string{"kestrel-ai-changes"})
+	case release + "-restart":
+		return slices.Equal(r.Resources, []string{"deployments"}) && slices.Equal(r.ResourceNames, []string{release}) &&
+			slices.Equal(r.Verbs, []string{"get", "patch"})
+	case "kestrel-ai-changerequest-approver":
+		return slices.Equal(r.Resources, []string{"changerequests"})
+	}
+	return false
+}
+
+// TestCRDs: the chart ships config/crd unchanged (make chart-crds copies it): the CRDs in
+// crds/, the admission policy in files/ (a template includes it).
+func TestCRDs(t *testing.T) {
+	home, err := filepath.Glob("../../config/crd/*.yaml")
+	require.NoError(t, err)
+	require.NotEmpty(t, home, "config/crd holds the CRDs")
+	shipped, err := filepath.Glob(chartDir + "/crds/*.yaml")
+	require.NoError(t, err)
+	files, err := filepath.Glob(chartDir + "/files/*_admission.yaml")
+	require.NoError(t, err)
+	require.Len(t, append(shipped, files...), len(home), "make chart-crds")
+	for _, f := range home {
+		dir := "crds"
+		if strings.HasSuffix(f, "_admission.yaml") {
+			dir = "files"
+		}
+		assert.Equal(t, readFile(t, f), readFile(t, filepath.Join(chartDir, dir, filepath.Base(f))), "%s differs from the chart's copy: make chart-crds", f)
+	}
+}
+
+func isSubset(a, of []string) bool {
+	for _, s := range a {
+		if !slices.Contains(of, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestHardenedPod checks the pod of every example.
+func TestHardenedPod(t *testing.T) {
+	helm, _ := tools(t)
+	type deployment struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					SecurityContext struct {
+						RunAsNonRoot   bool `json:"runAsNonRoot"`
+						SeccompProfile struct {
+							Type string `json:"type"`
+						} `json:"seccompProfile"`
+					} `json:"securityContext"`
+					Containers []struct {
+						SecurityContext struct {
+							AllowPrivilegeEscalation *bool `json:"allowPrivilegeEscalation"`
+							ReadOnlyRootFilesystem   bool  `json:"readOnlyRootFilesystem"`
+							RunAsNonRoot             bool  `json:"runAsNonRoot"`
+							Capabilities             struct {
+								Drop []string `json:"drop"`
+							} `json:"capabilities"`
+							SeccompProfile struct {
+								Type string `json:"type"`
+							} `json:"seccompProfile"`
+						} `json:"securityContext"`
+						Resources struct {
+							Requests map[string]string `json:"requests"`
+							Limits   map[string]string `json:"limits"`
+						} `json:"resources"`
+						LivenessProbe  map[string]any `json:"livenessProbe"`
+						ReadinessProbe map[string]any `json:"readinessProbe"`
+					} `json:"containers"`
+				} `json:"spec"`
+			} `json:"template"`
+		} `json:"spec"`
+	}
+	for _, name := range examples(t) {
+		out, err := template(helm, "-f", filepath.Join(examplesDir, name, "values.yaml"))
+		require.NoError(t, err)
+		o, ok := find(parse(t, out), "Deployment", release)
+		require.True(t, ok)
+		var d deployment
+		require.NoError(t, yaml.Unmarshal([]byte(o.raw), &d))
+		pod := d.Spec.Template.Spec
+		assert.True(t, pod.SecurityContext.RunAsNonRoot, name)
+		assert.Equal(t, "RuntimeDefault", pod.SecurityContext.SeccompProfile.Type, name)
+		require.Len(t, pod.Containers, 1)
+		c := pod.Containers[0]
+		assert.Equal(t, new(false), c.SecurityContext.AllowPrivilegeEscalation, name)
+		assert.True(t, c.SecurityContext.ReadOnlyRootFilesystem, name)
+		assert.True(t, c.SecurityContext.RunAsNonRoot, name)
+		assert.Equal(t, []string{"ALL"}, c.SecurityContext.Capabilities.Drop, name)
+		assert.Equal(t, "RuntimeDefault", c.SecurityContext.SeccompProfile.Type, name)
+		assert.NotEmpty(t, c.Resources.Limits["memory"], name)
+		if name != "ha" {
+			assert.Equal(t, map[string]string{"cpu": "100m", "memory": "128Mi"}, c.Resources.Requests, name)
+		}
+		assert.Contains(t, c.LivenessProbe, "httpGet", name)
+		assert.Contains(t, c.ReadinessProbe, "httpGet", name)
+	}
+}
+
+// TestSchemaRejections: typos, wrong types and refused keys fail with a message naming them.
+func TestSchemaRejections(t *testing.T) {
+	helm, _ := tools(t)
+	base := filepath.Join(examplesDir, "cilium-only", "values.yaml")
+	for _, tc := range []struct {
+		set  []string
+		want string
+	}{
+		{[]string{"replicaCont=2"}, "replicaCont"},
+		{[]string{"operator.cilium.disableFlow=true"}, "disableFlow"},
+		{[]string{"operator.otel.enabled=yes"}, "/operator/otel/enabled"},
+		{[]string{"operator.otel.receiverPort=70000"}, "/operator/otel/receiverPort"},
+		{[]string{"operator.metricsStore.retention=30 minutes"}, "/operator/metricsStore/retention"},
+		{[]string{"operator.metricsStore.ringSize=0"}, "/operator/metricsStore/ringSize"},
+		{[]string{"operator.cilium.mode=ebpf"}, "/operator/cilium/mode"},
+		{[]string{"resources.limits.memory=lots"}, "/resources/limits/memory"},
+		{[]string{"replicaCount=0"}, "/replicaCount"},
+		{[]string{"image.pullPolicy=Sometimes"}, "/image/pullPolicy"},
+		{[]string{"operator.safeApply.enabled=true"}, "operator.safeApply.enabled: this chart never grants"},
+		{[]string{"networkPolicy.create=true"}, "networkPolicy.create: not supported"},
+		{[]string{"auth.token="}, "auth.token (the onboarding JWT) or auth.existingSecret is required"},
+		{[]string{"certificates.client.cert=placeholder"}, "certificates.client.cert must be the PEM client certificate"},
+		{[]string{"persistence.enabled=true", "replicaCount=2", "operator.cilium.disableFlows=true"}, "persistence.enabled needs replicaCount: 1"},
+		{[]string{"replicaCount=2"}, "replicaCount > 1 with Hubble flows"},
+		{[]string{"operator.restart.mode=now"}, "/operator/restart/mode"},
+		{[]string{"operator.changes.apply.autoApprove[0].kind=NetworkPolicy"}, "/operator/changes/apply/autoApprove/0"},
+	} {
+		args := []string{"-f", base}
+		for _, s := range tc.set {
+			args = append(args, "--set", s)
+		}
+		_, err := template(helm, args...)
+		if assert.Error(t, err, tc.set) {
+			assert.Contains(t, err.Error(), tc.want, tc.set)
+		}
+	}
+}
