@@ -143,10 +143,12 @@ func (w *Window[K, V]) Update(key K, fn func(v *V, fresh bool)) bool {
 		fn(v, false)
 		return true
 	}
-	if len(w.cur) >= w.max {
+	if n := len(w.cur); n >= w.max {
 		select {
 		case w.full <- w.cur:
-			w.cur = make(map[K]*V, len(w.cur))
+			// The map now belongs to the flusher, which empties it as it emits: size the new
+			// one from n, read before the hand-over.
+			w.cur = make(map[K]*V, n)
 		default:
 			w.dropped()
 			return false
