@@ -21,6 +21,8 @@ type hubbleLoad struct {
 	// (sending_queue::wait_for_result), so a window's flush produces no faster than the
 	// connection sends instead of queueing the whole window as pdata.
 	backPressure bool
+	// queue, if set, is the kestrel exporter's sending_queue.
+	queue map[string]any
 
 	relay *relay
 }
@@ -37,6 +39,9 @@ func (h *hubbleLoad) configure(_ context.Context, e *env, cfg *collectorConfig) 
 	kestrel := map[string]any{"connection": "kestrel_command"}
 	if h.backPressure {
 		kestrel["sending_queue"] = map[string]any{"wait_for_result": true}
+	}
+	if h.queue != nil {
+		kestrel["sending_queue"] = h.queue
 	}
 	cfg.Exporters["kestrel"] = kestrel
 	cfg.Pipelines["logs"] = pipeline{Receivers: []string{"hubble"}, Exporters: []string{"kestrel"}}

@@ -39,6 +39,11 @@ type load interface {
 	close()
 }
 
+// boundedQueue is a kestrel exporter sending_queue bounded in bytes (of the protobuf
+// encoding of the records it holds): a full queue refuses, and the receivers' windows offer
+// the refused records again, so a window waits instead of being held whole as pdata.
+var boundedQueue = map[string]any{"sizer": "bytes", "queue_size": 4 << 20}
+
 // scenarios is the table `make bench-e2e` runs, in this order. Add a row for a new load.
 var scenarios = []scenario{
 	{
@@ -52,6 +57,10 @@ var scenarios = []scenario{
 	{
 		name: "hubble 20k/s, 20,000 keys, exporter waits for each send", items: "flows", duration: time.Minute, short: 20 * time.Second, cloud: true,
 		newLoad: func() load { return &hubbleLoad{rate: 20_000, keys: 20_000, backPressure: true} },
+	},
+	{
+		name: "hubble 20k/s, 20,000 keys, exporter queue bounded at 4 MiB", items: "flows", duration: time.Minute, short: 20 * time.Second, cloud: true,
+		newLoad: func() load { return &hubbleLoad{rate: 20_000, keys: 20_000, queue: boundedQueue} },
 	},
 	{
 		name: "hubble max rate, 1,000 keys", items: "flows", duration: 30 * time.Second, short: 10 * time.Second, cloud: true,

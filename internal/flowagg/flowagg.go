@@ -1,9 +1,10 @@
 // Package flowagg aggregates high-rate network records (Hubble flows, Envoy access-log entries)
 // by key over a time window, for the receivers that turn them into log records. Producers only
 // ever take a short lock: converting and consuming the aggregates happens on the window's own
-// goroutine, so a slow pipeline never pushes back on Hubble Relay or Envoy. When the pipeline
-// falls so far behind that a full window is still waiting while the next one fills up, records
-// with new keys are dropped and counted instead.
+// goroutine, so a slow pipeline never pushes back on Hubble Relay or Envoy. A window is sent
+// only as fast as the pipeline takes it (Emitter). When the pipeline falls so far behind that
+// a full window is still waiting while the next one fills up, records with new keys are
+// dropped and counted instead.
 package flowagg // import "github.com/kestrelai/otelcol-kestrel/internal/flowagg"
 
 import (
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
@@ -77,6 +79,13 @@ const EmitChunk = 1024
 // Emitter returns a FlushFunc that writes each aggregate as one log record with toRecord and
 // sends the window to s.Next in plog.Logs of at most EmitChunk records. Each aggregate is
 // removed from the window's map once it is written, so its memory can go while the rest are.
+//
+// A chunk the pipeline refuses with an error that is not permanent (the exporter's queue is
+// full, a memory limiter refuses) is offered again after a pause, until it is taken or ctx
+// ends: the window is emitted only as fast as the pipeline takes it, so a bounded queue
+// bounds the records in memory, and a slow or unreachable cloud holds records back instead
+// of losing them. Meanwhile the next window fills, and records with new keys are dropped
+// (counted) only once it is full too.
 func Emitter[K comparable, V any](s Sink, toRecord func(k K, v *V, lr plog.LogRecord, observed pcommon.Timestamp)) FlushFunc[K, V] {
 	return func(ctx context.Context, aggs map[K]*V) {
 		observed := pcommon.NewTimestampFromTime(time.Now())
@@ -95,12 +104,39 @@ func Emitter[K comparable, V any](s Sink, toRecord func(k K, v *V, lr plog.LogRe
 				delete(aggs, k)
 			}
 			opCtx := s.Obs.StartLogsOp(ctx)
-			err := s.Next.ConsumeLogs(opCtx, ld)
+			err := consume(opCtx, s.Next, ld)
 			s.Obs.EndLogsOp(opCtx, s.Format, n, err)
 			if err != nil {
 				s.Logger.Warn("Aggregated records were refused by the pipeline", zap.Int("records", n), zap.Error(err))
 			}
 		}
+	}
+}
+
+// Pauses between offers of a refused chunk: short at first, as an exporter's queue frees a
+// place with every request it sends, then longer while the pipeline stays refusing.
+const (
+	retryFirst = 5 * time.Millisecond
+	retryMax   = time.Second
+)
+
+// consume hands ld to next, offering it again while next refuses it with an error that is
+// not permanent, until ctx ends.
+func consume(ctx context.Context, next consumer.Logs, ld plog.Logs) error {
+	pause := retryFirst
+	for {
+		err := next.ConsumeLogs(ctx, ld)
+		if err == nil || consumererror.IsPermanent(err) {
+			return err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+		pause = min(2*pause, retryMax)
 	}
 }
 

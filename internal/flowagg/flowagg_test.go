@@ -3,6 +3,7 @@ package flowagg
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -128,10 +130,54 @@ func TestEmitter(t *testing.T) {
 	assert.Equal(t, map[string]int{"a": 1, "b": 2}, got)
 	assert.Zero(t, logs.Len())
 
-	s.Next = consumertest.NewErr(errors.New("queue is full"))
+	s.Next = consumertest.NewErr(consumererror.NewPermanent(errors.New("bad data")))
 	Emitter(s, toRecord)(context.Background(), map[string]*int{"a": &one})
 	require.Equal(t, 1, logs.Len(), "a refused window is logged")
 	assert.Equal(t, int64(1), logs.All()[0].ContextMap()["records"])
+}
+
+// refusing refuses the first n offers with a retryable error, like a full exporter queue,
+// then takes them.
+type refusing struct {
+	consumertest.LogsSink
+	n, offers int
+}
+
+func (r *refusing) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	r.offers++
+	if r.offers <= r.n {
+		return errors.New("sending queue is full")
+	}
+	return r.LogsSink.ConsumeLogs(ctx, ld)
+}
+
+func TestEmitterWaitsForThePipeline(t *testing.T) {
+	set := receivertest.NewNopSettings(component.MustNewType("flows"))
+	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{ReceiverID: set.ID, Transport: "grpc", ReceiverCreateSettings: set})
+	require.NoError(t, err)
+	core, logs := observer.New(zap.WarnLevel)
+	next := &refusing{n: 4}
+	s := Sink{Next: next, Obs: obs, Logger: zap.New(core), Scope: "scope", Format: "format"}
+	toRecord := func(k string, _ *int, lr plog.LogRecord, _ pcommon.Timestamp) { lr.Body().SetStr(k) }
+	aggs := map[string]*int{}
+	for i := range EmitChunk + 1 {
+		aggs[strconv.Itoa(i)] = new(int)
+	}
+	Emitter(s, toRecord)(context.Background(), aggs)
+	assert.Equal(t, EmitChunk+1, next.LogRecordCount(), "every record, after the refusals")
+	assert.Len(t, next.AllLogs(), 2)
+	assert.Equal(t, 6, next.offers, "four refusals, then both chunks")
+	assert.Zero(t, logs.Len(), "a refusal that was retried is not a loss")
+
+	// Refused until the flush is cancelled (Shutdown's deadline): logged as lost.
+	next = &refusing{n: 1 << 30}
+	s.Next = next
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	Emitter(s, toRecord)(ctx, map[string]*int{"a": new(int)})
+	assert.Greater(t, next.offers, 2, "offered again")
+	require.Equal(t, 1, logs.Len())
+	assert.Contains(t, logs.All()[0].ContextMap()["error"], "sending queue is full")
 }
 
 func TestEventTime(t *testing.T) {

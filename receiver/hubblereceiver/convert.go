@@ -167,6 +167,10 @@ var transportOf = [...]string{
 	l4ICMPv6: schema.TransportICMP,
 }
 
+// maxFlowAttrs is the most attributes toRecord writes: the aggregate's two, five of the
+// connection, five of each endpoint, verdict, drop reason and direction, four policy lists.
+const maxFlowAttrs = 2 + 5 + 2*5 + 3 + 4
+
 // toRecord writes one aggregate as a kestrelai.network.flow record.
 func toRecord(_ aggKey, a *flowAgg, lr plog.LogRecord, observed pcommon.Timestamp) {
 	k := &a.key
@@ -177,8 +181,12 @@ func toRecord(_ aggKey, a *flowAgg, lr plog.LogRecord, observed pcommon.Timestam
 	} else {
 		lr.SetSeverityNumber(plog.SeverityNumberWarn)
 	}
-	a.Put(lr)
 	attrs := lr.Attributes()
+	// A record has at most maxFlowAttrs attributes: room for all of them at once costs less
+	// than growing the slice five times, and a window's records are all in memory while it
+	// is sent.
+	attrs.EnsureCapacity(maxFlowAttrs)
+	a.Put(lr)
 	putStr(attrs, schema.AttrSourceAddress, a.srcIP)
 	putStr(attrs, schema.AttrDestinationAddress, a.dstIP)
 	if k.proto != l4None {
