@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/extension"
 
 	"github.com/kestrelai/otelcol-kestrel/extension/kestrelcommand/internal/metadata"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 	// The distribution's GOMEMLIMIT from the container's memory limit: linked with the
 	// extension, which every build of the distribution has.
 	_ "github.com/kestrelai/otelcol-kestrel/internal/gomemlimit"
@@ -48,7 +49,9 @@ func createDefaultConfig() component.Config {
 		},
 		MaxMessageSizeMiB:     10,
 		MaxConcurrentRequests: 16,
-		CertificateRenewal:    CertificateRenewalConfig{Enabled: true, MaxClockSkew: 5 * time.Minute},
+		CertificateRenewal: CertificateRenewalConfig{Enabled: true, MaxClockSkew: 5 * time.Minute,
+			Secret: SecretConfig{CertKey: "tls.crt", KeyKey: "tls.key", Timeout: 10 * time.Second}},
+		Kubernetes: k8sapi.Default(),
 	}
 }
 
