@@ -10,10 +10,10 @@ import (
 	"go.opentelemetry.io/collector/extension"
 
 	"github.com/kestrelai/otelcol-kestrel/extension/kestrelcommand/internal/metadata"
-	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 	// The distribution's GOMEMLIMIT from the container's memory limit: linked with the
 	// extension, which every build of the distribution has.
 	_ "github.com/kestrelai/otelcol-kestrel/internal/gomemlimit"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 )
 
 // NewFactory returns the kestrel_command extension factory.
