@@ -91,17 +91,27 @@ func TestCertificateRenewalIntoSecret(t *testing.T) {
 	assert.Contains(t, out, `cannot get resource "secrets"`)
 	unchanged("a refused renewal writes nothing")
 
-	// The chart's grant: get and patch on this one Secret, by name.
+	// Allowed to read the Secret but not to patch it: the patch's 403, nothing written.
+	collector := "system:serviceaccount:" + ns + ":" + toolstest.Collector
 	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "kestrel-client-tls"}, Rules: []rbacv1.PolicyRule{{
-		APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{name}, Verbs: []string{"get", "patch"}}}}
+		APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{name}, Verbs: []string{"get"}}}}
 	_, err = admin.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{})
 	require.NoError(t, err)
 	_, err = admin.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name},
 		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
 		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: toolstest.Collector, Namespace: ns}}}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	toolstest.WaitAllowed(t, env, "system:serviceaccount:"+ns+":"+toolstest.Collector,
-		authorizationv1.ResourceAttributes{Namespace: ns, Verb: "patch", Resource: "secrets", Name: name})
+	toolstest.WaitAllowed(t, env, collector, authorizationv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "secrets", Name: name})
+	out = renew(good, goodKey)
+	assert.Contains(t, out, "refused: certificate renewal refused: the collector may not write Secret "+ns+"/"+name)
+	assert.Contains(t, out, `cannot patch resource "secrets"`)
+	unchanged("a refused patch writes nothing")
+
+	// The chart's grant: get and patch on this one Secret, by name.
+	role.Rules[0].Verbs = []string{"get", "patch"}
+	_, err = admin.RbacV1().Roles(ns).Update(ctx, role, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	toolstest.WaitAllowed(t, env, collector, authorizationv1.ResourceAttributes{Namespace: ns, Verb: "patch", Resource: "secrets", Name: name})
 
 	// A bad pair is refused before anything is written.
 	_, otherKey, _ := issue("other")
