@@ -24,13 +24,23 @@ const maxPEM = 64 << 10
 
 // renewCertificate answers CertificateRenewalRequest. It runs on a handler goroutine, never
 // in the receive loop. A pair that passes every check is written over tls::cert_file and
-// tls::key_file (each through a temporary file renamed in the same directory); the TLS file
-// watch then reconnects with it. A refused pair leaves the files, and the connection, alone.
-func (e *kestrelCommand) renewCertificate(_ context.Context, req proto.Message) proto.Message {
+// tls::key_file (each through a temporary file renamed in the same directory), or into
+// certificate_renewal::secret when set (the kubelet then refreshes the mounted files); the
+// TLS file watch then reconnects with it. A refused pair leaves the files, and the
+// connection, alone.
+func (e *kestrelCommand) renewCertificate(ctx context.Context, req proto.Message) proto.Message {
 	r := req.(*cloudv1.CertificateRenewalRequest)
 	resp := &cloudv1.CertificateRenewalResponse{RequestId: r.GetRequestId()}
 	certPEM, keyPEM, err := e.checkRenewal(r, time.Now())
-	if err == nil {
+	if err == nil && e.secret != nil {
+		if err = e.secret.write(ctx, certPEM, keyPEM); err == nil {
+			resp.Success, resp.AppliedAt = true, timestamppb.Now()
+			e.logger.Info("Accepted a certificate renewal from Kestrel Cloud and wrote it to the client-certificate Secret; "+
+				"the collector reconnects with it when the kubelet refreshes the mounted files (usually within a minute)",
+				zap.String("request_id", r.GetRequestId()), zap.String("serial_number", r.GetSerialNumber()), zap.Stringer("secret", e.secret))
+			return resp
+		}
+	} else if err == nil {
 		err = e.writePair(certPEM, keyPEM)
 	}
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 
 	"go.opentelemetry.io/collector/config/configgrpc"
 	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 )
 
 // Config is the kestrel_command extension configuration. The gRPC client settings
@@ -29,6 +31,10 @@ type Config struct {
 
 	// CertificateRenewal configures CertificateRenewalRequest.
 	CertificateRenewal CertificateRenewalConfig `mapstructure:"certificate_renewal"`
+
+	// Kubernetes is how the extension reaches the apiserver (auth_type, context); used only
+	// when certificate_renewal::secret is set.
+	Kubernetes k8sapi.Config `mapstructure:"kubernetes"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -56,6 +62,9 @@ type CertificateRenewalConfig struct {
 	Enabled bool `mapstructure:"enabled"`
 	// MaxClockSkew is how far in the future a new certificate's validity may start.
 	MaxClockSkew time.Duration `mapstructure:"max_clock_skew"`
+	// Secret, when set, is where a validated pair is written instead of the files: the
+	// Secret mounted at tls::cert_file and tls::key_file (see certsecret.go).
+	Secret SecretConfig `mapstructure:"secret"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -109,6 +118,10 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("certificate_renewal::max_clock_skew must be between 0 and 1h, got %v", s))
 	}
 	errs = append(errs, cfg.Reconnect.validate()...)
+	errs = append(errs, cfg.CertificateRenewal.Secret.validate()...)
+	if cfg.CertificateRenewal.Secret.enabled() && (cfg.TLS.CertFile == "" || cfg.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("certificate_renewal::secret needs tls::cert_file and tls::key_file: the files mounted from that Secret"))
+	}
 	return errors.Join(errs...)
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kestrelai/otelcol-kestrel/extension/kestrelcommand/internal/metadata"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -44,7 +45,9 @@ func TestLoadConfig(t *testing.T) {
 	custom.Reconnect = ReconnectConfig{InitialInterval: 2 * time.Second, Multiplier: 2, MaxInterval: 30 * time.Second, RandomizationFactor: 0.1, ResetAfter: 5 * time.Minute}
 	custom.MaxMessageSizeMiB = 16
 	custom.MaxConcurrentRequests = 4
-	custom.CertificateRenewal = CertificateRenewalConfig{MaxClockSkew: time.Minute}
+	custom.CertificateRenewal = CertificateRenewalConfig{MaxClockSkew: time.Minute, Secret: SecretConfig{
+		Namespace: "kestrel", Name: "kestrel-client-tls", CertKey: "client.crt", KeyKey: "client.key", Timeout: 5 * time.Second}}
+	custom.Kubernetes = k8sapi.Config{AuthType: k8sapi.AuthTypeKubeConfig, Context: "staging"}
 
 	for _, tt := range []struct {
 		id       component.ID

@@ -59,6 +59,8 @@ type kestrelCommand struct {
 
 	// rotate asks the current session to reconnect with the rotated client certificate.
 	rotate chan struct{}
+	// secret, when certificate_renewal::secret is set, receives renewed pairs.
+	secret *secretWriter
 
 	mu        sync.Mutex
 	host      component.Host
@@ -129,6 +131,13 @@ func (e *kestrelCommand) Start(_ context.Context, host component.Host) error {
 		e.tokens.run(e.stopCtx)
 	}()
 	if e.cfg.CertificateRenewal.Enabled {
+		if sc := e.cfg.CertificateRenewal.Secret; sc.enabled() {
+			w, err := newSecretWriter(sc, e.cfg.Kubernetes)
+			if err != nil {
+				return err
+			}
+			e.secret = w
+		}
 		if _, err := e.dispatcher.register(&cloudv1.CertificateRenewalRequest{}, e.renewCertificate); err != nil {
 			return err
 		}

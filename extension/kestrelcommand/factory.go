@@ -13,6 +13,7 @@ import (
 	// The distribution's GOMEMLIMIT from the container's memory limit: linked with the
 	// extension, which every build of the distribution has.
 	_ "github.com/kestrelai/otelcol-kestrel/internal/gomemlimit"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 )
 
 // NewFactory returns the kestrel_command extension factory.
@@ -48,7 +49,9 @@ func createDefaultConfig() component.Config {
 		},
 		MaxMessageSizeMiB:     10,
 		MaxConcurrentRequests: 16,
-		CertificateRenewal:    CertificateRenewalConfig{Enabled: true, MaxClockSkew: 5 * time.Minute},
+		CertificateRenewal: CertificateRenewalConfig{Enabled: true, MaxClockSkew: 5 * time.Minute,
+			Secret: SecretConfig{CertKey: "tls.crt", KeyKey: "tls.key", Timeout: 10 * time.Second}},
+		Kubernetes: k8sapi.Default(),
 	}
 }
 

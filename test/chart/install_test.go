@@ -3,6 +3,7 @@ package chart
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"net"
 	"os"
 	"os/exec"
@@ -38,6 +39,7 @@ import (
 
 const (
 	serviceAccount = "system:serviceaccount:" + namespace + ":" + release
+	tlsSecret      = release + "-client-tls"
 	reader         = "system:serviceaccount:" + namespace + ":kestrel-ai-reader"
 )
 
@@ -103,6 +105,15 @@ func TestInstall(t *testing.T) {
 		{serviceAccount, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: namespace}, false},
 		{serviceAccount, authzv1.ResourceAttributes{Verb: "list", Resource: "secrets"}, false},
 		{serviceAccount, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: namespace, Name: release + "-token"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "patch", Resource: "secrets", Namespace: namespace, Name: release + "-token"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "patch", Resource: "secrets", Namespace: namespace, Name: "other"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "patch", Resource: "secrets", Namespace: "default", Name: tlsSecret}, false},
+		// Its own client certificate: read and patched by certificate renewals, nothing more.
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: namespace, Name: tlsSecret}, true},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "patch", Resource: "secrets", Namespace: namespace, Name: tlsSecret}, true},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "update", Resource: "secrets", Namespace: namespace, Name: tlsSecret}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "delete", Resource: "secrets", Namespace: namespace, Name: tlsSecret}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "create", Resource: "secrets", Namespace: namespace}, false},
 		{serviceAccount, authzv1.ResourceAttributes{Verb: "create", Group: "apps", Resource: "deployments", Namespace: "default"}, false},
 		{serviceAccount, authzv1.ResourceAttributes{Verb: "patch", Group: "apps", Resource: "deployments", Namespace: namespace, Name: release}, false},
 		{serviceAccount, authzv1.ResourceAttributes{Verb: "delete", Resource: "pods", Namespace: "default"}, false},
@@ -169,6 +180,11 @@ func TestInstall(t *testing.T) {
 	require.NoError(t, wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		return strings.Contains(logs.String(), "Everything is ready"), nil
 	}))
+	// A certificate renewal goes into the client-certificate Secret, with the chart's rights.
+	renewed := renewInto(ctx, t, cloud, filepath.Join(dir, "renewed"))
+	live, err := cs.CoreV1().Secrets(namespace).Get(ctx, tlsSecret, metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, renewed, live.Data[corev1.TLSCertKey], "the Secret holds the renewed certificate")
 	time.Sleep(5 * time.Second)
 	stop()
 	var forbidden []string
@@ -184,6 +200,9 @@ func TestInstall(t *testing.T) {
 	out, err = run(helm, "upgrade", release, chartDir, "--kubeconfig", env.Kubeconfig(), "--namespace", namespace,
 		"--reuse-values", "--set", "operator.changes.apply.enabled=true", "--set", "operator.restart.mode=rollout")
 	require.NoError(t, err, out)
+	live, err = cs.CoreV1().Secrets(namespace).Get(ctx, tlsSecret, metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, renewed, live.Data[corev1.TLSCertKey], "an upgrade with the same certificate values keeps the renewed pair")
 	_, err = dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).
 		Get(ctx, "changerequests.kestrel.ai", metav1.GetOptions{})
 	require.NoError(t, err)
@@ -204,6 +223,24 @@ func TestInstall(t *testing.T) {
 		{changes, authzv1.ResourceAttributes{Verb: "create", Group: "apps", Resource: "deployments", Namespace: "default"}, false},
 		{changes, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "default"}, false},
 	})
+}
+
+// renewInto sends the collector a CertificateRenewalRequest with a new pair from cloud's CA,
+// written under prefix, requires it accepted and returns the new certificate.
+func renewInto(ctx context.Context, t *testing.T, cloud *cloudtest.Cloud, prefix string) []byte {
+	t.Helper()
+	_, err := devcloud.IssueClientCert(cloud.Certs, prefix+".crt", prefix+".key")
+	require.NoError(t, err)
+	c, err := os.ReadFile(prefix + ".crt")
+	require.NoError(t, err)
+	k, err := os.ReadFile(prefix + ".key")
+	require.NoError(t, err)
+	enc := base64.StdEncoding.EncodeToString
+	resp, err := cloud.SendRequest(ctx, "", &cloudv1.CertificateRenewalRequest{RequestId: "renew", ClientCert: enc(c), ClientKey: enc(k)})
+	require.NoError(t, err)
+	r := resp.(*cloudv1.CertificateRenewalResponse)
+	require.True(t, r.GetSuccess(), r.GetErrorMessage())
+	return c
 }
 
 type access struct {
@@ -262,6 +299,7 @@ func outsideCluster(t *testing.T, rendered, dir, certs string) string {
 	set(filepath.Join(certs, devcloud.CACertFile), "extensions", "kestrel_command", "tls", "ca_file")
 	set(filepath.Join(certs, devcloud.TokenFile), "extensions", "kestrel_command", "token", "file")
 	set(filepath.Join(dir, "token"), "extensions", "kestrel_command", "token", "persist_file")
+	set("kubeConfig", "extensions", "kestrel_command", "kubernetes", "auth_type")
 	set("kubeConfig", "receivers", "k8s_inventory", "auth_type")
 	set("kubeConfig", "receivers", "k8s_risk", "auth_type")
 	set("kubeConfig", "receivers", "envoy_access_log", "kubernetes", "auth_type")

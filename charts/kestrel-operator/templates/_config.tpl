@@ -24,6 +24,10 @@ extensions:
       {{- if $v.server.tls.insecureSkipVerify }}
       insecure_skip_verify: true
       {{- end }}
+    certificate_renewal:
+      secret:
+        namespace: {{ .Release.Namespace }}
+        name: {{ include "kestrel-operator.tlsSecretName" . }}
     token:
       file: /etc/kestrel/token/{{ if $v.auth.existingSecret }}{{ $v.auth.existingSecretKey }}{{ else }}token{{ end }}
       persist_file: /var/lib/otelcol-kestrel/token
