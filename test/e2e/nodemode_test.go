@@ -96,11 +96,11 @@ func hubbleEvents(node string, at time.Time, pairs []pairFlows) []*observerpb.Ge
 			evs = append(evs, &observerpb.GetFlowsResponse{NodeName: node, Time: t, ResponseTypes: &observerpb.GetFlowsResponse_Flow{Flow: &flowpb.Flow{
 				Time: t, Uuid: fmt.Sprintf("%s-%d-%d", node, i, j), NodeName: node,
 				Verdict: flowpb.Verdict_FORWARDED, Type: flowpb.FlowType_L3_L4,
-				IP:          &flowpb.IP{Source: fmt.Sprintf("10.%d.0.%d", len(node), i+1), Destination: "10.9.0.1", IpVersion: flowpb.IPVersion_IPv4},
-				Source:      ep(p.src, 1000+uint32(i)), Destination: ep(p.dst, 2000+uint32(i)),
-				L4:          &flowpb.Layer4{Protocol: &flowpb.Layer4_TCP{TCP: &flowpb.TCP{SourcePort: 40000 + uint32(j), DestinationPort: p.port}}},
-				IsReply:     wrapperspb.Bool(false), TrafficDirection: flowpb.TrafficDirection_EGRESS,
-				EventType:   &flowpb.CiliumEventType{Type: 4},
+				IP:     &flowpb.IP{Source: fmt.Sprintf("10.%d.0.%d", len(node), i+1), Destination: "10.9.0.1", IpVersion: flowpb.IPVersion_IPv4},
+				Source: ep(p.src, 1000+uint32(i)), Destination: ep(p.dst, 2000+uint32(i)),
+				L4:      &flowpb.Layer4{Protocol: &flowpb.Layer4_TCP{TCP: &flowpb.TCP{SourcePort: 40000 + uint32(j), DestinationPort: p.port}}},
+				IsReply: wrapperspb.Bool(false), TrafficDirection: flowpb.TrafficDirection_EGRESS,
+				EventType: &flowpb.CiliumEventType{Type: 4},
 			}}})
 		}
 	}
