@@ -44,9 +44,16 @@ receivers:
     {}
     {{- end }}
   {{- end }}
-  {{- if include "kestrel-operator.flows" . }}
+  {{- if include "kestrel-operator.relayFlows" . }}
   hubble:
     {{- include "kestrel-operator.hubbleClient" . | nindent 4 }}
+  {{- end }}
+  {{- if include "kestrel-operator.nodeFlows" . }}
+  # The node agents' flow aggregates.
+  otlp/agents:
+    protocols:
+      grpc:
+        endpoint: ${env:MY_POD_IP}:{{ $v.nodeAgent.port }}
   {{- end }}
   {{- if $op.istio.enabled }}
   envoy_access_log:
@@ -96,6 +103,9 @@ processors:
     limit_mib: {{ div (mul $memMiB 80) 100 }}
     spike_limit_mib: {{ div (mul $memMiB 25) 100 }}
   batch: {}
+  {{- if include "kestrel-operator.nodeFlows" . }}
+  flow_merge: {}
+  {{- end }}
   {{- if $op.otel.enabled }}
   metrics_store:
     retention: {{ $op.metricsStore.retention }}
@@ -120,7 +130,7 @@ service:
         {{- if $op.risk.enabled }}
         - k8s_risk
         {{- end }}
-        {{- if include "kestrel-operator.flows" . }}
+        {{- if include "kestrel-operator.relayFlows" . }}
         - hubble
         {{- end }}
         {{- if $op.istio.enabled }}
@@ -128,6 +138,13 @@ service:
         {{- end }}
       processors: [memory_limiter, batch]
       exporters: [kestrel]
+    {{- if include "kestrel-operator.nodeFlows" . }}
+    # The nodes' aggregates, merged per key and window before the one cloud connection.
+    logs/flows:
+      receivers: [otlp/agents]
+      processors: [memory_limiter, flow_merge, batch]
+      exporters: [kestrel]
+    {{- end }}
     {{- if $op.tools.enabled }}
     # The read tools' audit trail; every record is also in the collector's log.
     logs/tools:
