@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/flowagg"
+	"github.com/kestrelai/otelcol-kestrel/internal/flowgraph"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 )
 
@@ -71,9 +72,10 @@ type flowMerge struct {
 	mu  sync.Mutex
 	cur map[string]*aggregate
 
-	stop   chan struct{}
-	done   chan struct{}
-	cancel context.CancelFunc
+	stop       chan struct{}
+	done       chan struct{}
+	cancel     context.CancelFunc
+	unregister func() // from flowgraph.Register
 }
 
 func newProcessor(logger *zap.Logger, cfg *Config, next consumer.Logs) *flowMerge {
@@ -83,6 +85,7 @@ func newProcessor(logger *zap.Logger, cfg *Config, next consumer.Logs) *flowMerg
 func (p *flowMerge) start(context.Context, component.Host) error {
 	ctx, cancel := context.WithCancel(context.Background()) //nolint:gosec // kept in p.cancel, which shutdown calls
 	p.stop, p.done, p.cancel = make(chan struct{}), make(chan struct{}), cancel
+	p.unregister = flowgraph.Register()
 	go p.run(ctx)
 	return nil
 }
@@ -121,6 +124,9 @@ func (p *flowMerge) shutdown(ctx context.Context) error {
 		p.stop = nil
 	}
 	p.emit(ctx, p.swap())
+	if p.unregister != nil {
+		p.unregister()
+	}
 	return nil
 }
 
@@ -309,6 +315,7 @@ func (p *flowMerge) emit(ctx context.Context, aggs map[string]*aggregate) {
 				lrs = sl.LogRecords()
 				scopes[a.scope] = lrs
 			}
+			observe(a)
 			lr := lrs.AppendEmpty()
 			a.lr.MoveTo(lr)
 			a.span.Put(lr)
@@ -318,4 +325,56 @@ func (p *flowMerge) emit(ctx context.Context, aggs map[string]*aggregate) {
 			p.logger.Warn("Merged flow aggregates were refused by the pipeline", zap.Int("records", n), zap.Error(err))
 		}
 	}
+}
+
+// observe hands a merged aggregate of allowed traffic to internal/flowgraph, where k8s_risk
+// looks for attack chains that only observed traffic shows: on the gateway of node-agent mode
+// there is no hubble receiver to do it. The edge is the one the hubble receiver would record.
+func observe(a *aggregate) {
+	attrs := a.lr.Attributes()
+	if strAttr(attrs, schema.AttrCiliumVerdict) != "FORWARDED" {
+		return
+	}
+	var port uint32
+	if v, ok := attrs.Get(schema.AttrDestinationPort); ok && v.Type() == pcommon.ValueTypeInt && v.Int() >= 0 && v.Int() <= math.MaxUint32 {
+		port = uint32(v.Int())
+	}
+	flowgraph.Observe(flowgraph.Edge{
+		Src: peerOf(attrs, &srcKeys), Dst: peerOf(attrs, &dstKeys),
+		Port: port, Protocol: strAttr(attrs, schema.AttrNetworkTransport),
+	}, a.span.Count, time.Unix(0, a.span.First), time.Unix(0, a.span.Last))
+}
+
+func peerOf(attrs pcommon.Map, k *endpointKeys) flowgraph.Peer {
+	ns := strAttr(attrs, k.namespace)
+	if name := strAttr(attrs, k.name); name != "" {
+		return flowgraph.Peer{Namespace: ns, Kind: strAttr(attrs, k.kind), Name: name}
+	}
+	if pod := strAttr(attrs, k.pod); pod != "" {
+		return flowgraph.Peer{Namespace: ns, Kind: "Pod", Name: pod}
+	}
+	var identity uint32
+	if v, ok := attrs.Get(k.identity); ok && v.Type() == pcommon.ValueTypeInt && v.Int() >= 0 && v.Int() <= math.MaxUint32 {
+		identity = uint32(v.Int())
+	}
+	labels, ok := attrs.Get(k.labels)
+	return flowgraph.Peer{Namespace: ns, Reserved: flowgraph.ReservedOf(identity, func(l string) bool {
+		if !ok || labels.Type() != pcommon.ValueTypeSlice {
+			return false
+		}
+		s := labels.Slice()
+		for i := range s.Len() {
+			if s.At(i).Type() == pcommon.ValueTypeStr && s.At(i).Str() == "reserved:"+l {
+				return true
+			}
+		}
+		return false
+	})}
+}
+
+func strAttr(attrs pcommon.Map, key string) string {
+	if v, ok := attrs.Get(key); ok && v.Type() == pcommon.ValueTypeStr {
+		return v.Str()
+	}
+	return ""
 }

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
 
+	"github.com/kestrelai/otelcol-kestrel/internal/flowgraph"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 	"github.com/kestrelai/otelcol-kestrel/processor/flowmergeprocessor/internal/metadata"
 )
@@ -257,4 +258,39 @@ func TestShutdownWithoutStart(t *testing.T) {
 	require.NoError(t, p.ConsumeLogs(context.Background(), logsOf(flow{src: "web", dst: "api", port: 80, count: 2})))
 	require.NoError(t, p.Shutdown(context.Background()))
 	assert.Equal(t, 1, sink.LogRecordCount())
+}
+
+// The merged allowed traffic reaches internal/flowgraph, which k8s_risk reads, as the hubble
+// receiver's would; flow_merge counts as a flow source while it runs.
+func TestMergedTrafficFeedsTheFlowGraph(t *testing.T) {
+	flowgraph.Reset()
+	t.Cleanup(flowgraph.Reset)
+	sink := &consumertest.LogsSink{}
+	p := newTestProcessor(t, time.Hour, 100, sink)
+	assert.Equal(t, 1, flowgraph.Sources())
+	ld := logsOf(
+		flow{src: "web", dst: "api", srcIP: "10.0.1.5", port: 8080, count: 3, first: time.Second, last: 2 * time.Second},
+		flow{src: "web", dst: "api", srcIP: "10.0.2.5", port: 8080, count: 4, first: 0, last: 3 * time.Second},
+		flow{srcIP: "1.1.1.1", dst: "api", port: 443, count: 2},
+	)
+	dropped := logsOf(flow{src: "web", dst: "db", port: 5432, count: 9})
+	dropped.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0).Attributes().PutStr(schema.AttrCiliumVerdict, "DROPPED")
+	require.NoError(t, p.ConsumeLogs(context.Background(), ld))
+	require.NoError(t, p.ConsumeLogs(context.Background(), dropped))
+	require.NoError(t, p.Shutdown(context.Background()))
+	assert.Equal(t, 0, flowgraph.Sources())
+
+	got := map[flowgraph.Edge]int64{}
+	for _, s := range flowgraph.Edges(base.Add(-time.Hour), base.Add(time.Hour)) {
+		got[s.Edge] = s.Count
+		if s.Dst.Name == "api" && s.Port == 8080 {
+			assert.True(t, base.Equal(s.First), "first %v", s.First)
+			assert.True(t, base.Add(3*time.Second).Equal(s.Last), "last %v", s.Last)
+		}
+	}
+	api := flowgraph.Peer{Namespace: "shop", Kind: "Deployment", Name: "api"}
+	assert.Equal(t, map[flowgraph.Edge]int64{
+		{Src: flowgraph.Peer{Namespace: "shop", Kind: "Deployment", Name: "web"}, Dst: api, Port: 8080, Protocol: "tcp"}: 7,
+		{Src: flowgraph.Peer{Reserved: flowgraph.ReservedWorld}, Dst: api, Port: 443, Protocol: "tcp"}:                   2,
+	}, got)
 }
