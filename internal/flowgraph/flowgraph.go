@@ -1,6 +1,7 @@
 // Package flowgraph is the process-wide summary of the traffic the network receivers have
 // observed: which workload talked to which, on which port, and when last. The hubble receiver
-// feeds it from its aggregation windows; the risk receiver reads it to find attack chains that
+// feeds it from its aggregation windows (and the flow_merge processor from its merged windows,
+// on the gateway of node-agent mode); the risk receiver reads it to find attack chains that
 // only observed traffic reveals. Receivers never import each other, so this package is how
 // what one of them sees reaches the other.
 //
