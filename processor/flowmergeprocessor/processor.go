@@ -83,7 +83,7 @@ func newProcessor(logger *zap.Logger, cfg *Config, next consumer.Logs) *flowMerg
 }
 
 func (p *flowMerge) start(context.Context, component.Host) error {
-	ctx, cancel := context.WithCancel(context.Background()) //nolint:gosec // kept in p.cancel, which shutdown calls
+	ctx, cancel := context.WithCancel(context.Background()) // kept in p.cancel, which shutdown calls
 	p.stop, p.done, p.cancel = make(chan struct{}), make(chan struct{}), cancel
 	p.unregister = flowgraph.Register()
 	go p.run(ctx)
@@ -247,7 +247,8 @@ func appendAttr(b []byte, attrs pcommon.Map, key string) []byte {
 	if !ok {
 		return append(b, 0)
 	}
-	b = append(b, 1, byte(v.Type()))
+	b = append(b, 1)
+	b = appendStr(b, v.Type().String())
 	return appendStr(b, v.AsString())
 }
 
@@ -335,13 +336,9 @@ func observe(a *aggregate) {
 	if strAttr(attrs, schema.AttrCiliumVerdict) != "FORWARDED" {
 		return
 	}
-	var port uint32
-	if v, ok := attrs.Get(schema.AttrDestinationPort); ok && v.Type() == pcommon.ValueTypeInt && v.Int() >= 0 && v.Int() <= math.MaxUint32 {
-		port = uint32(v.Int())
-	}
 	flowgraph.Observe(flowgraph.Edge{
 		Src: peerOf(attrs, &srcKeys), Dst: peerOf(attrs, &dstKeys),
-		Port: port, Protocol: strAttr(attrs, schema.AttrNetworkTransport),
+		Port: uint32Attr(attrs, schema.AttrDestinationPort), Protocol: strAttr(attrs, schema.AttrNetworkTransport),
 	}, a.span.Count, time.Unix(0, a.span.First), time.Unix(0, a.span.Last))
 }
 
@@ -353,10 +350,7 @@ func peerOf(attrs pcommon.Map, k *endpointKeys) flowgraph.Peer {
 	if pod := strAttr(attrs, k.pod); pod != "" {
 		return flowgraph.Peer{Namespace: ns, Kind: "Pod", Name: pod}
 	}
-	var identity uint32
-	if v, ok := attrs.Get(k.identity); ok && v.Type() == pcommon.ValueTypeInt && v.Int() >= 0 && v.Int() <= math.MaxUint32 {
-		identity = uint32(v.Int())
-	}
+	identity := uint32Attr(attrs, k.identity)
 	labels, ok := attrs.Get(k.labels)
 	return flowgraph.Peer{Namespace: ns, Reserved: flowgraph.ReservedOf(identity, func(l string) bool {
 		if !ok || labels.Type() != pcommon.ValueTypeSlice {
@@ -377,4 +371,12 @@ func strAttr(attrs pcommon.Map, key string) string {
 		return v.Str()
 	}
 	return ""
+}
+
+// uint32Attr is an int attribute that fits in a uint32 (ports, identities), else 0.
+func uint32Attr(attrs pcommon.Map, key string) uint32 {
+	if v, ok := attrs.Get(key); ok && v.Type() == pcommon.ValueTypeInt && v.Int() >= 0 && v.Int() <= math.MaxUint32 {
+		return uint32(v.Int()) //nolint:gosec // in range: checked above
+	}
+	return 0
 }

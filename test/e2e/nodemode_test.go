@@ -112,7 +112,7 @@ func hubbleEvents(node string, at time.Time, pairs []pairFlows) []*observerpb.Ge
 func serveHubble(t *testing.T, events []*observerpb.GetFlowsResponse) string {
 	t.Helper()
 	// A short directory: socket paths are limited to about 100 bytes.
-	dir, err := os.MkdirTemp("", "hubble")
+	dir, err := os.MkdirTemp("", "hubble") //nolint:usetesting // t.TempDir's path is too long for a socket
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	sock := filepath.Join(dir, "hubble.sock")
