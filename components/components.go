@@ -26,6 +26,7 @@ import (
 
 	"github.com/kestrelai/otelcol-kestrel/exporter/kestrelexporter"
 	"github.com/kestrelai/otelcol-kestrel/extension/kestrelcommand"
+	"github.com/kestrelai/otelcol-kestrel/processor/flowmergeprocessor"
 	"github.com/kestrelai/otelcol-kestrel/processor/metricsstoreprocessor"
 	"github.com/kestrelai/otelcol-kestrel/receiver/envoyalsreceiver"
 	"github.com/kestrelai/otelcol-kestrel/receiver/hubblereceiver"
@@ -92,6 +93,7 @@ func Components() (otelcol.Factories, error) {
 		entry[processor.Factory]{batchprocessor.NewFactory(), modBatch},
 		entry[processor.Factory]{k8sattributesprocessor.NewFactory(), modK8sAttributes},
 		entry[processor.Factory]{metricsstoreprocessor.NewFactory(), modOtelcolKestrel},
+		entry[processor.Factory]{flowmergeprocessor.NewFactory(), modOtelcolKestrel},
 	)
 	if err != nil {
 		return otelcol.Factories{}, err

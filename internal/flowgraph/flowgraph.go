@@ -1,6 +1,7 @@
 // Package flowgraph is the process-wide summary of the traffic the network receivers have
 // observed: which workload talked to which, on which port, and when last. The hubble receiver
-// feeds it from its aggregation windows; the risk receiver reads it to find attack chains that
+// feeds it from its aggregation windows (and the flow_merge processor from its merged windows,
+// on the gateway of node-agent mode); the risk receiver reads it to find attack chains that
 // only observed traffic reveals. Receivers never import each other, so this package is how
 // what one of them sees reaches the other.
 //
@@ -34,6 +35,35 @@ const (
 	ReservedRemoteNode    = "remote-node"
 	ReservedOther         = "other" // health checks, ingress proxies, unmanaged endpoints, unknown identities
 )
+
+// Cilium's reserved security identities.
+const (
+	identityHost          = 1
+	identityWorld         = 2
+	identityRemoteNode    = 6
+	identityKubeAPIServer = 7
+	identityWorldIPv4     = 9
+	identityWorldIPv6     = 10
+)
+
+// ReservedOf classifies an endpoint outside the cluster's workloads by its Cilium security
+// identity or its reserved: labels (hasLabel("world") is whether it has reserved:world). The
+// API server goes first: on a control-plane node it is the host too. The hubble receiver and
+// the flow_merge processor both classify with it, so both feed the same edges.
+func ReservedOf(identity uint32, hasLabel func(reserved string) bool) string {
+	switch {
+	case identity == identityKubeAPIServer || hasLabel("kube-apiserver"):
+		return ReservedKubeAPIServer
+	case identity == identityWorld || identity == identityWorldIPv4 || identity == identityWorldIPv6 ||
+		hasLabel("world") || hasLabel("world-ipv4") || hasLabel("world-ipv6"):
+		return ReservedWorld
+	case identity == identityHost || hasLabel("host"):
+		return ReservedHost
+	case identity == identityRemoteNode || hasLabel("remote-node"):
+		return ReservedRemoteNode
+	}
+	return ReservedOther
+}
 
 // Peer is one end of an edge: a workload (Kind is its kind, or "Pod" for a pod without
 // one) or, with Reserved set, an endpoint outside the cluster's workloads.

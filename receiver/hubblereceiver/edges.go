@@ -24,16 +24,6 @@ func observeEdges(aggs map[aggKey]*flowAgg) {
 	}
 }
 
-// Cilium's reserved security identities.
-const (
-	identityHost          = 1
-	identityWorld         = 2
-	identityRemoteNode    = 6
-	identityKubeAPIServer = 7
-	identityWorldIPv4     = 9
-	identityWorldIPv6     = 10
-)
-
 func peerOf(k endpointKey, info *endpointInfo) flowgraph.Peer {
 	switch k.kind {
 	case kindUnmanaged, kindUnknown:
@@ -42,20 +32,7 @@ func peerOf(k endpointKey, info *endpointInfo) flowgraph.Peer {
 	return flowgraph.Peer{Namespace: k.namespace, Kind: k.kind, Name: k.name}
 }
 
-// reservedOf classifies an endpoint outside the cluster's workloads by its identity or its
-// reserved: labels. The API server goes first: on a control-plane node it is the host too.
+// reservedOf classifies an endpoint outside the cluster's workloads (flowgraph.ReservedOf).
 func reservedOf(identity uint32, labels packed) string {
-	has := func(l string) bool { return labels.contains("reserved:" + l) }
-	switch {
-	case identity == identityKubeAPIServer || has("kube-apiserver"):
-		return flowgraph.ReservedKubeAPIServer
-	case identity == identityWorld || identity == identityWorldIPv4 || identity == identityWorldIPv6 ||
-		has("world") || has("world-ipv4") || has("world-ipv6"):
-		return flowgraph.ReservedWorld
-	case identity == identityHost || has("host"):
-		return flowgraph.ReservedHost
-	case identity == identityRemoteNode || has("remote-node"):
-		return flowgraph.ReservedRemoteNode
-	}
-	return flowgraph.ReservedOther
+	return flowgraph.ReservedOf(identity, func(l string) bool { return labels.contains("reserved:" + l) })
 }

@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -36,10 +37,20 @@ func TestExamples(t *testing.T) {
 			}
 			assert.Equal(t, readFile(t, golden), out, "helm template differs from %s (UPDATE_GOLDEN=1 rewrites it)", golden)
 
-			cfg := filepath.Join(t.TempDir(), "config.yaml")
-			require.NoError(t, os.WriteFile(cfg, []byte(collectorConfig(t, parse(t, out))), 0o600))
-			res, err := runEnv([]string{"MY_POD_IP=10.0.0.1", "POD_NAMESPACE=" + namespace}, collector, "validate", "--config", cfg)
-			require.NoError(t, err, res)
+			objs := parse(t, out)
+			configs := []string{collectorConfig(t, objs)}
+			// Node-agent mode's DaemonSet has a configuration of its own.
+			if cm, ok := find(objs, "ConfigMap", release+"-node-agent"); ok {
+				cfg, _ := cm.Data["config.yaml"].(string)
+				require.NotEmpty(t, cfg)
+				configs = append(configs, cfg)
+			}
+			for i, c := range configs {
+				cfg := filepath.Join(t.TempDir(), fmt.Sprint("config", i, ".yaml"))
+				require.NoError(t, os.WriteFile(cfg, []byte(c), 0o600))
+				res, err := runEnv([]string{"MY_POD_IP=10.0.0.1", "POD_NAMESPACE=" + namespace}, collector, "validate", "--config", cfg)
+				require.NoError(t, err, res)
+			}
 		})
 	}
 }
@@ -94,6 +105,23 @@ func TestConfigFollowsValues(t *testing.T) {
 	}
 	dep, _ := find(objs, "Deployment", release)
 	assert.Contains(t, dep.raw, `value: "819MiB"`, "GOMEMLIMIT follows the memory limit")
+
+	// Node-agent mode: no hubble in the Deployment; the agents' aggregates are merged in a
+	// pipeline of their own, and the DaemonSet reads the node's socket.
+	p, objs = render(t, "operator.cilium.mode=node", "replicaCount=2")
+	assert.Equal(t, []string{"k8s_inventory", "k8s_risk"}, p.Service.Pipelines["logs"].Receivers)
+	assert.Equal(t, []string{"otlp/agents"}, p.Service.Pipelines["logs/flows"].Receivers)
+	assert.Equal(t, []string{"memory_limiter", "flow_merge", "batch"}, p.Service.Pipelines["logs/flows"].Processors)
+	_, ok = find(objs, "Service", release+"-agents")
+	assert.True(t, ok, "the agents' Service")
+	ds, ok := find(objs, "DaemonSet", release+"-node-agent")
+	require.True(t, ok)
+	assert.Contains(t, ds.raw, "supplementalGroups: [0]")
+	assert.Contains(t, ds.raw, "automountServiceAccountToken: false")
+	assert.Contains(t, ds.raw, "mountPath: /var/run/cilium\n              readOnly: true")
+	cm, _ := find(objs, "ConfigMap", release+"-node-agent")
+	assert.Contains(t, cm.Data["config.yaml"], "endpoint: unix:///var/run/cilium/hubble.sock")
+	assert.Contains(t, cm.Data["config.yaml"], "endpoint: "+release+"-agents."+namespace+".svc:4319")
 
 	// config: is merged into the generated configuration, and a change rolls the pod.
 	before, _ := find(objs, "Deployment", release)
@@ -211,66 +239,83 @@ func isSubset(a, of []string) bool {
 	return true
 }
 
-// TestHardenedPod checks the pod of every example.
-func TestHardenedPod(t *testing.T) {
-	helm, _ := tools(t)
-	type deployment struct {
-		Spec struct {
-			Template struct {
-				Spec struct {
+// deployment is the pod template of a Deployment or DaemonSet.
+type deployment struct {
+	Spec struct {
+		Template struct {
+			Spec struct {
+				SecurityContext struct {
+					RunAsNonRoot   bool `json:"runAsNonRoot"`
+					SeccompProfile struct {
+						Type string `json:"type"`
+					} `json:"seccompProfile"`
+				} `json:"securityContext"`
+				Containers []struct {
 					SecurityContext struct {
-						RunAsNonRoot   bool `json:"runAsNonRoot"`
+						AllowPrivilegeEscalation *bool `json:"allowPrivilegeEscalation"`
+						ReadOnlyRootFilesystem   bool  `json:"readOnlyRootFilesystem"`
+						RunAsNonRoot             bool  `json:"runAsNonRoot"`
+						Capabilities             struct {
+							Drop []string `json:"drop"`
+						} `json:"capabilities"`
 						SeccompProfile struct {
 							Type string `json:"type"`
 						} `json:"seccompProfile"`
 					} `json:"securityContext"`
-					Containers []struct {
-						SecurityContext struct {
-							AllowPrivilegeEscalation *bool `json:"allowPrivilegeEscalation"`
-							ReadOnlyRootFilesystem   bool  `json:"readOnlyRootFilesystem"`
-							RunAsNonRoot             bool  `json:"runAsNonRoot"`
-							Capabilities             struct {
-								Drop []string `json:"drop"`
-							} `json:"capabilities"`
-							SeccompProfile struct {
-								Type string `json:"type"`
-							} `json:"seccompProfile"`
-						} `json:"securityContext"`
-						Resources struct {
-							Requests map[string]string `json:"requests"`
-							Limits   map[string]string `json:"limits"`
-						} `json:"resources"`
-						LivenessProbe  map[string]any `json:"livenessProbe"`
-						ReadinessProbe map[string]any `json:"readinessProbe"`
-					} `json:"containers"`
-				} `json:"spec"`
-			} `json:"template"`
-		} `json:"spec"`
-	}
+					Resources struct {
+						Requests map[string]string `json:"requests"`
+						Limits   map[string]string `json:"limits"`
+					} `json:"resources"`
+					LivenessProbe  map[string]any `json:"livenessProbe"`
+					ReadinessProbe map[string]any `json:"readinessProbe"`
+				} `json:"containers"`
+			} `json:"spec"`
+		} `json:"template"`
+	} `json:"spec"`
+}
+
+// TestHardenedPod checks the pods of every example.
+func TestHardenedPod(t *testing.T) {
+	helm, _ := tools(t)
 	for _, name := range examples(t) {
 		out, err := template(helm, "-f", filepath.Join(examplesDir, name, "values.yaml"))
 		require.NoError(t, err)
-		o, ok := find(parse(t, out), "Deployment", release)
+		objs := parse(t, out)
+		o, ok := find(objs, "Deployment", release)
 		require.True(t, ok)
-		var d deployment
-		require.NoError(t, yaml.Unmarshal([]byte(o.raw), &d))
-		pod := d.Spec.Template.Spec
-		assert.True(t, pod.SecurityContext.RunAsNonRoot, name)
-		assert.Equal(t, "RuntimeDefault", pod.SecurityContext.SeccompProfile.Type, name)
-		require.Len(t, pod.Containers, 1)
-		c := pod.Containers[0]
-		assert.Equal(t, new(false), c.SecurityContext.AllowPrivilegeEscalation, name)
-		assert.True(t, c.SecurityContext.ReadOnlyRootFilesystem, name)
-		assert.True(t, c.SecurityContext.RunAsNonRoot, name)
-		assert.Equal(t, []string{"ALL"}, c.SecurityContext.Capabilities.Drop, name)
-		assert.Equal(t, "RuntimeDefault", c.SecurityContext.SeccompProfile.Type, name)
-		assert.NotEmpty(t, c.Resources.Limits["memory"], name)
-		if name != "ha" {
-			assert.Equal(t, map[string]string{"cpu": "100m", "memory": "128Mi"}, c.Resources.Requests, name)
+		pods := []object{o}
+		if ds, ok := find(objs, "DaemonSet", release+"-node-agent"); ok {
+			pods = append(pods, ds)
 		}
-		assert.Contains(t, c.LivenessProbe, "httpGet", name)
-		assert.Contains(t, c.ReadinessProbe, "httpGet", name)
+		for _, o := range pods {
+			checkHardened(t, name+" "+o.Kind, o)
+		}
 	}
+}
+
+func checkHardened(t *testing.T, name string, o object) {
+	t.Helper()
+	var d deployment
+	require.NoError(t, yaml.Unmarshal([]byte(o.raw), &d))
+	pod := d.Spec.Template.Spec
+	assert.True(t, pod.SecurityContext.RunAsNonRoot, name)
+	assert.Equal(t, "RuntimeDefault", pod.SecurityContext.SeccompProfile.Type, name)
+	require.Len(t, pod.Containers, 1)
+	c := pod.Containers[0]
+	assert.Equal(t, new(false), c.SecurityContext.AllowPrivilegeEscalation, name)
+	assert.True(t, c.SecurityContext.ReadOnlyRootFilesystem, name)
+	assert.True(t, c.SecurityContext.RunAsNonRoot, name)
+	assert.Equal(t, []string{"ALL"}, c.SecurityContext.Capabilities.Drop, name)
+	assert.Equal(t, "RuntimeDefault", c.SecurityContext.SeccompProfile.Type, name)
+	assert.NotEmpty(t, c.Resources.Limits["memory"], name)
+	switch {
+	case o.Kind == "DaemonSet":
+		assert.Equal(t, map[string]string{"cpu": "50m", "memory": "64Mi"}, c.Resources.Requests, name)
+	case name != "ha Deployment":
+		assert.Equal(t, map[string]string{"cpu": "100m", "memory": "128Mi"}, c.Resources.Requests, name)
+	}
+	assert.Contains(t, c.LivenessProbe, "httpGet", name)
+	assert.Contains(t, c.ReadinessProbe, "httpGet", name)
 }
 
 // TestSchemaRejections: typos, wrong types and refused keys fail with a message naming them.
@@ -298,6 +343,8 @@ func TestSchemaRejections(t *testing.T) {
 		{[]string{"persistence.enabled=true", "replicaCount=2", "operator.cilium.disableFlows=true"}, "persistence.enabled needs replicaCount: 1"},
 		{[]string{"replicaCount=2"}, "replicaCount > 1 with Hubble flows"},
 		{[]string{"operator.restart.mode=now"}, "/operator/restart/mode"},
+		{[]string{"operator.cilium.mode=node", "nodeAgent.hubbleSocket=hubble.sock"}, "/nodeAgent/hubbleSocket"},
+		{[]string{"operator.cilium.mode=node", "nodeAgent.socketGrp=0"}, "socketGrp"},
 		{[]string{"operator.changes.apply.autoApprove[0].kind=NetworkPolicy"}, "/operator/changes/apply/autoApprove/0"},
 	} {
 		args := []string{"-f", base}

@@ -48,9 +48,16 @@ receivers:
     {}
     {{- end }}
   {{- end }}
-  {{- if include "kestrel-operator.flows" . }}
+  {{- if include "kestrel-operator.relayFlows" . }}
   hubble:
     {{- include "kestrel-operator.hubbleClient" . | nindent 4 }}
+  {{- end }}
+  {{- if include "kestrel-operator.nodeFlows" . }}
+  # The node agents' flow aggregates.
+  otlp/agents:
+    protocols:
+      grpc:
+        endpoint: ${env:MY_POD_IP}:{{ $v.nodeAgent.port }}
   {{- end }}
   {{- if $op.istio.enabled }}
   envoy_access_log:
@@ -100,6 +107,9 @@ processors:
     limit_mib: {{ div (mul $memMiB 80) 100 }}
     spike_limit_mib: {{ div (mul $memMiB 25) 100 }}
   batch: {}
+  {{- if include "kestrel-operator.nodeFlows" . }}
+  flow_merge: {}
+  {{- end }}
   {{- if $op.otel.enabled }}
   metrics_store:
     retention: {{ $op.metricsStore.retention }}
@@ -124,7 +134,7 @@ service:
         {{- if $op.risk.enabled }}
         - k8s_risk
         {{- end }}
-        {{- if include "kestrel-operator.flows" . }}
+        {{- if include "kestrel-operator.relayFlows" . }}
         - hubble
         {{- end }}
         {{- if $op.istio.enabled }}
@@ -132,6 +142,13 @@ service:
         {{- end }}
       processors: [memory_limiter, batch]
       exporters: [kestrel]
+    {{- if include "kestrel-operator.nodeFlows" . }}
+    # The nodes' aggregates, merged per key and window before the one cloud connection.
+    logs/flows:
+      receivers: [otlp/agents]
+      processors: [memory_limiter, flow_merge, batch]
+      exporters: [kestrel]
+    {{- end }}
     {{- if $op.tools.enabled }}
     # The read tools' audit trail; every record is also in the collector's log.
     logs/tools:

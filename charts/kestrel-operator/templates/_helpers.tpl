@@ -69,6 +69,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if not .Values.operator.cilium.disableFlows }}true{{ end }}
 {{- end }}
 
+{{/* Flows from Hubble Relay into the Deployment (mode relay). */}}
+{{- define "kestrel-operator.relayFlows" -}}
+{{- if and (include "kestrel-operator.flows" .) (eq .Values.operator.cilium.mode "relay") }}true{{ end }}
+{{- end }}
+
+{{/* Flows from each node's Hubble server through the node-agent DaemonSet (mode node). */}}
+{{- define "kestrel-operator.nodeFlows" -}}
+{{- if and (include "kestrel-operator.flows" .) (eq .Values.operator.cilium.mode "node") }}true{{ end }}
+{{- end }}
+
 {{- define "kestrel-operator.hubbleTLS" -}}
 {{- $t := .Values.operator.cilium.hubble.tls }}
 {{- if and $t.existingSecret (not $t.forceDisable) }}true{{ end }}
@@ -85,4 +95,43 @@ tls:
 tls:
   insecure: true
 {{- end }}
+{{- end }}
+
+{{/* The node agents' collector configuration (mode node). */}}
+{{- define "kestrel-operator.nodeAgentConfig" -}}
+{{- $a := .Values.nodeAgent }}
+{{- $memMiB := include "kestrel-operator.mib" $a.resources.limits.memory | int64 }}
+extensions:
+  health_check:
+    endpoint: ${env:MY_POD_IP}:{{ .Values.healthcheck.port }}
+receivers:
+  hubble:
+    endpoint: unix://{{ $a.hubbleSocket }}
+    tls:
+      insecure: true
+processors:
+  memory_limiter:
+    check_interval: 1s
+    limit_mib: {{ div (mul $memMiB 80) 100 }}
+    spike_limit_mib: {{ div (mul $memMiB 25) 100 }}
+exporters:
+  otlp_grpc:
+    endpoint: {{ include "kestrel-operator.fullname" . }}-agents.{{ .Release.Namespace }}.svc:{{ $a.port }}
+    tls:
+      insecure: true
+service:
+  extensions: [health_check]
+  pipelines:
+    logs:
+      receivers: [hubble]
+      processors: [memory_limiter]
+      exporters: [otlp_grpc]
+  telemetry:
+    metrics:
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: ${env:MY_POD_IP}
+                port: 8888
 {{- end }}
