@@ -2,6 +2,7 @@ package components
 
 import (
 	"encoding/json"
+	"io"
 	"go/parser"
 	"go/token"
 	"os"
@@ -281,4 +282,36 @@ func TestLocalKubeOverlayValidates(t *testing.T) {
 	assert.False(t, attrs.Passthrough, "full mode")
 	assert.EqualValues(t, "kubeConfig", attrs.APIConfig.AuthType)
 	assert.Contains(t, merged.Service.Pipelines[metrics].Processors, component.MustNewID("k8s_attributes"))
+}
+
+// TestValidateCommandFailsWithoutCertificate runs `otelcol-kestrel validate` (the
+// collector's own command, as the binary runs it) on config/local.yaml with an empty
+// certificate directory: validation must fail and name the missing file.
+func TestValidateCommandFailsWithoutCertificate(t *testing.T) {
+	setLocalEnv(t)
+	empty := t.TempDir()
+	t.Setenv("KESTREL_CERTS_DIR", empty)
+	cmd := otelcol.NewCommand(otelcol.CollectorSettings{
+		BuildInfo: component.NewDefaultBuildInfo(),
+		Factories: Components,
+		ConfigProviderSettings: otelcol.ConfigProviderSettings{
+			ResolverSettings: confmap.ResolverSettings{
+				URIs:              []string{"file:" + filepath.Join("..", "config", "local.yaml")},
+				ProviderFactories: []confmap.ProviderFactory{fileprovider.NewFactory(), envprovider.NewFactory()},
+				DefaultScheme:     "env",
+			},
+		},
+	})
+	cmd.SetArgs([]string{"validate", "--config", "file:" + filepath.Join("..", "config", "local.yaml")})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	err := cmd.Execute()
+	require.Error(t, err)
+	assert.ErrorContains(t, err, `tls::ca_file "`+filepath.Join(empty, "ca.crt")+`" cannot be read`)
+
+	// With the certificates in place the same command passes.
+	certs := t.TempDir()
+	require.NoError(t, devcloud.GenerateCerts(certs, devcloud.CertOptions{}))
+	t.Setenv("KESTREL_CERTS_DIR", certs)
+	require.NoError(t, cmd.Execute())
 }

@@ -1,8 +1,11 @@
 package kestrelcommand // import "github.com/kestrelai/otelcol-kestrel/extension/kestrelcommand"
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"go.opentelemetry.io/collector/config/configgrpc"
@@ -26,6 +29,11 @@ type Config struct {
 
 	// MaxConcurrentRequests caps how many cloud requests run their handlers at once.
 	MaxConcurrentRequests int `mapstructure:"max_concurrent_requests"`
+
+	// StallTimeout is how long a write to any stream may stay blocked (the server accepted
+	// the connection but stopped reading, so flow control holds the write) before the
+	// connection is reported degraded and recycled.
+	StallTimeout time.Duration `mapstructure:"stall_timeout"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -91,8 +99,38 @@ func (cfg *Config) Validate() error {
 	if cfg.MaxConcurrentRequests <= 0 {
 		errs = append(errs, fmt.Errorf("max_concurrent_requests must be positive, got %d", cfg.MaxConcurrentRequests))
 	}
+	if cfg.StallTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("stall_timeout must be positive, got %v", cfg.StallTimeout))
+	}
 	errs = append(errs, cfg.Reconnect.validate()...)
+	if len(errs) == 0 {
+		errs = append(errs, cfg.checkTLSFiles())
+	}
 	return errors.Join(errs...)
+}
+
+// checkTLSFiles loads the CA, certificate and key the way the connection will, so that a
+// missing, unreadable or mismatched file fails `validate` and start-up with its name
+// instead of a collector that starts, reports healthy and queues for ever.
+func (cfg *Config) checkTLSFiles() error {
+	for _, f := range []struct{ setting, path string }{
+		{"tls::ca_file", cfg.TLS.CAFile},
+		{"tls::cert_file", cfg.TLS.CertFile},
+		{"tls::key_file", cfg.TLS.KeyFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		fh, err := os.Open(filepath.Clean(f.path))
+		if err != nil {
+			return fmt.Errorf("%s %q cannot be read: %w", f.setting, f.path, err)
+		}
+		_ = fh.Close()
+	}
+	if _, err := cfg.TLS.LoadTLSConfig(context.Background()); err != nil {
+		return fmt.Errorf("the TLS files do not load (certificate and key must be PEM and belong together): %w", err)
+	}
+	return nil
 }
 
 func (rc *ReconnectConfig) validate() []error {

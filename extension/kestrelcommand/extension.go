@@ -108,11 +108,16 @@ func newExtension(cfg *Config, set extension.Settings) (*kestrelCommand, error) 
 	return e, nil
 }
 
-// Start loads the token (failing if there is none) and starts token renewal and the
+// Start checks the TLS files and loads the token (failing if either is missing) and starts token renewal and the
 // TLS file watch. The connection itself starts in Ready, once every pipeline component
 // has started, so that all snapshot providers are registered before the first
 // InventoryCommit.
 func (e *kestrelCommand) Start(_ context.Context, host component.Host) error {
+	// Validate checked the files too, but they may have gone since (or validation was
+	// skipped): without them no connection can ever be made.
+	if err := e.checkTLS(); err != nil {
+		return err
+	}
 	if err := e.tokens.load(); err != nil {
 		return err
 	}
@@ -316,10 +321,7 @@ func (e *kestrelCommand) tlsFiles() []string {
 	return files
 }
 
-func (e *kestrelCommand) checkTLS() error {
-	_, err := e.cfg.TLS.LoadTLSConfig(context.Background())
-	return err
-}
+func (e *kestrelCommand) checkTLS() error { return e.cfg.checkTLSFiles() }
 
 // requestRotation is called by the certificate watcher with a loadable new set.
 func (e *kestrelCommand) requestRotation() {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -539,7 +540,7 @@ func TestSendErrors(t *testing.T) {
 }
 
 func TestStartFailsWithoutToken(t *testing.T) {
-	cfg := testConfig(t, t.TempDir(), "127.0.0.1:4317")
+	cfg := testConfig(t, cloudtest.NewCerts(t, devcloud.CertOptions{}), "127.0.0.1:4317")
 	cfg.Token.File = filepath.Join(t.TempDir(), "missing")
 	cfg.Token.EnvVar = "KESTREL_COMMAND_TEST_UNSET"
 	h := newHarness(t, cfg)
@@ -549,8 +550,23 @@ func TestStartFailsWithoutToken(t *testing.T) {
 	require.ErrorContains(t, err, "token::file")
 }
 
+// TLS files that disappear between validation and start-up (or a collector started
+// without validation) fail Start with the file's name, instead of a collector that
+// reports healthy and queues for ever.
+func TestStartFailsWithoutCertificate(t *testing.T) {
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cfg := testConfig(t, certs, "127.0.0.1:4317")
+	h := newHarness(t, cfg)
+	require.NoError(t, os.Remove(cfg.TLS.KeyFile))
+	err := h.ext.Start(context.Background(), h.host)
+	require.ErrorContains(t, err, `tls::key_file "`+cfg.TLS.KeyFile+`" cannot be read`)
+
+	require.NoError(t, os.WriteFile(cfg.TLS.KeyFile, []byte("not a key"), 0o600))
+	require.ErrorContains(t, h.ext.Start(context.Background(), h.host), "the TLS files do not load")
+}
+
 func TestHandleValidation(t *testing.T) {
-	h := newHarness(t, testConfig(t, t.TempDir(), "127.0.0.1:4317"))
+	h := newHarness(t, testConfig(t, cloudtest.NewCerts(t, devcloud.CertOptions{}), "127.0.0.1:4317"))
 	noop := func(context.Context, proto.Message) proto.Message { return nil }
 	unregister := mustRegister(t, h.ext.Handle, &cloudv1.ShellCommandRequest{}, noop)
 	handleErr := func(typ proto.Message) error {
@@ -659,4 +675,76 @@ func TestSendWhileTheSnapshotWaits(t *testing.T) {
 	assert.Empty(t, cmpMessages([]proto.Message{event("ev-1"), &cloudv1.Flow{SrcIp: "10.0.0.1"}}, cloudtest.PayloadsOn(cloud.Records(), cloudconn.StreamData)))
 	assert.Equal(t, cloudconn.Syncing, h.ext.State())
 	assert.False(t, cloud.Status().Operators[0].Committed)
+}
+
+// A cloud that keeps the connection but stops reading blocks the writes once the
+// flow-control windows are full. After stall_timeout the status turns degraded naming the
+// stream, the blocked write fails (so its caller retries) and the connection is recycled;
+// the status turns OK again once a new connection has run cleanly.
+func TestStalledCloudIsDetectedAndRecycled(t *testing.T) {
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs})
+	cfg := testConfig(t, certs, cloud.Addr())
+	cfg.StallTimeout = 500 * time.Millisecond
+	h := startHarness(t, cfg)
+	waitSideStreamsUsable(t, h, cloud)
+	h.host.WaitStatus(t, componentstatus.StatusOK)
+	opened := cloud.Status().Operators[0].Streams[cloudconn.StreamData].OpenedAt
+
+	cloud.PauseReading(true)
+	big := event("big")
+	big.Message = strings.Repeat("x", 1<<20)
+	sendErr := make(chan error, 1)
+	go func() {
+		for {
+			if err := h.ext.Send(context.Background(), big); err != nil {
+				sendErr <- err
+				return
+			}
+		}
+	}()
+	mark := h.host.Mark()
+	h.host.WaitReported(t, mark, componentstatus.StatusRecoverableError, "stream events made no progress", "connection recycled")
+	select {
+	case err := <-sendErr:
+		require.Error(t, err)
+	case <-time.After(waitFor):
+		t.Fatal("the blocked write did not fail")
+	}
+	metadatatest.AssertEqualKestrelCommandStalls(t, h.tel, []metricdata.DataPoint[int64]{
+		{Attributes: attribute.NewSet(attribute.String("stream", "events")), Value: 1},
+	}, metricdatatest.IgnoreTimestamp())
+
+	cloud.PauseReading(false)
+	require.NoError(t, cloud.WaitStatus(testCtx(t), func(st devcloud.Status) bool {
+		data := st.Operators[0].Streams[cloudconn.StreamData]
+		return data.Open && data.OpenedAt.After(opened) && st.Operators[0].Committed
+	}), "a new StreamData was opened and committed")
+	h.waitState(t, cloudconn.Ready)
+	h.host.WaitStatus(t, componentstatus.StatusOK)
+}
+
+// With the default reconnect settings the connection is back within seconds of the
+// cloud's return, even after an outage long enough for the backoff to reach its limit.
+func TestDefaultBackoffReconnectsWithinSeconds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out a 12 s outage")
+	}
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs})
+	cfg := testConfig(t, certs, cloud.Addr())
+	cfg.Reconnect = createDefaultConfig().(*Config).Reconnect
+	h := startHarness(t, cfg)
+	h.waitState(t, cloudconn.Ready)
+
+	cloud.Kill()
+	h.waitState(t, cloudconn.Disconnected)
+	time.Sleep(12 * time.Second) // 1 + 1.5 + 2.25 + 3.4 + 5 s: the backoff is at max_interval
+	cloud.Restart(t)
+	back := time.Now()
+	h.waitState(t, cloudconn.Ready)
+	took := time.Since(back)
+	t.Logf("Ready %v after the cloud came back", took)
+	limit := cfg.Reconnect.MaxInterval + time.Duration(float64(cfg.Reconnect.MaxInterval)*cfg.Reconnect.RandomizationFactor) + 2*time.Second
+	assert.Less(t, took, limit)
 }

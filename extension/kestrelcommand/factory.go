@@ -42,12 +42,15 @@ func createDefaultConfig() component.Config {
 		Reconnect: ReconnectConfig{
 			InitialInterval:     time.Second,
 			Multiplier:          1.5,
-			MaxInterval:         60 * time.Second,
+			// Seconds, not a minute: the connection is back within seconds of the cloud,
+			// and one cluster retrying every few seconds costs the cloud one TLS handshake.
+			MaxInterval:         5 * time.Second,
 			RandomizationFactor: 0.2,
 			ResetAfter:          time.Minute,
 		},
 		MaxMessageSizeMiB:     10,
 		MaxConcurrentRequests: 16,
+		StallTimeout:          30 * time.Second,
 	}
 }
 

@@ -77,6 +77,9 @@ type stream struct {
 	cancel context.CancelFunc
 	lock   chan struct{}
 	closed bool          // guarded by lock: CloseSend was called
+	// sendingSince is when the write in progress began (UnixNano), 0 when none is: a write
+	// blocked for long means the server stopped reading.
+	sendingSince atomic.Int64
 	done   chan struct{} // closed when the receive loop has returned
 	err    error         // the receive loop's result, readable after done
 }
@@ -94,7 +97,18 @@ func (st *stream) send(ctx context.Context, msg proto.Message) error {
 	if st.closed {
 		return errStreamClosed
 	}
+	st.sendingSince.Store(time.Now().UnixNano())
+	defer st.sendingSince.Store(0)
 	return st.cs.SendMsg(msg)
+}
+
+// blockedFor is how long the write in progress has been blocked, 0 if there is none.
+func (st *stream) blockedFor(now time.Time) time.Duration {
+	since := st.sendingSince.Load()
+	if since == 0 {
+		return 0
+	}
+	return now.Sub(time.Unix(0, since))
 }
 
 // closeSend half-closes the stream after any send in progress, so everything sent so far
@@ -122,6 +136,7 @@ type session struct {
 	open map[cloudconn.Stream]*atomic.Pointer[stream]
 
 	draining atomic.Bool
+	stalled  atomic.Bool // a stream stopped making progress: drain without waiting for it
 	failOnce sync.Once
 	failed   chan struct{}
 	failErr  error
@@ -228,6 +243,11 @@ func (s *session) run() attemptResult {
 	go func() {
 		defer s.wg.Done()
 		s.watchConnection()
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.watchProgress()
 	}()
 
 	// Nothing is handed to StreamData before the server accepted it, or refused it: what
@@ -430,17 +450,65 @@ func (s *session) watchConnection() {
 	}
 }
 
+// watchProgress ends the session when a write to any of its streams has been blocked
+// for stall_timeout: the server accepted the connection but stopped reading, which neither
+// the transport nor keepalive notices while the TCP connection stays up. The stall stays
+// in the component status until a session has then run for twice the timeout without one.
+func (s *session) watchProgress() {
+	limit := s.e.cfg.StallTimeout
+	started := time.Now()
+	cleared := false
+	tick := time.NewTicker(max(limit/10, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.failed:
+			return
+		case now := <-tick.C:
+			for _, st := range s.streams() {
+				if d := st.blockedFor(now); d >= limit {
+					err := fmt.Errorf("stream %s made no progress for %v (Kestrel Cloud stopped reading); connection recycled", st.kind, d.Round(time.Millisecond))
+					s.e.logger.Warn("Kestrel Cloud stopped reading; recycling the connection",
+						zap.String("stream", string(st.kind)), zap.Duration("blocked", d), zap.Duration("stall_timeout", limit))
+					s.e.tb.KestrelCommandStalls.Add(context.Background(), 1, st.attrs)
+					s.e.status.stalled(err)
+					s.stalled.Store(true)
+					s.fail(err)
+					return
+				}
+			}
+			if !cleared && now.Sub(started) >= 2*limit {
+				cleared = true
+				s.e.status.stalled(nil)
+			}
+		}
+	}
+}
+
+// streams returns StreamData and whichever other streams are open.
+func (s *session) streams() []*stream {
+	out := []*stream{s.data}
+	for _, slot := range s.open {
+		if st := slot.Load(); st != nil {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
 // drain half-closes every stream after the sends in progress and waits (bounded) for
 // the server to end them, so messages already handed to Send are delivered; then it
 // cancels whatever is left.
 func (s *session) drain() {
 	s.draining.Store(true)
-	streams := []*stream{s.data}
-	for _, slot := range s.open {
-		if st := slot.Load(); st != nil {
-			streams = append(streams, st)
-		}
+	if s.stalled.Load() {
+		// A server that stopped reading will not read what is left either; cancelling
+		// unblocks the stuck write, which returns an error so its caller retries.
+		s.cancel()
 	}
+	streams := s.streams()
 	var closing sync.WaitGroup
 	for _, st := range streams {
 		closing.Add(1)

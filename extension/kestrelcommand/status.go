@@ -13,7 +13,7 @@ import (
 )
 
 // statusTracker folds everything that affects health into one component status:
-// StatusOK only when the connection is Ready, the TLS files load and every side stream
+// StatusOK only when the connection is Ready, the TLS files load, no stream stalled recently and every side stream
 // is open (or knowingly falls back to StreamData); otherwise RecoverableError naming the
 // reason. It reports only changes.
 type statusTracker struct {
@@ -22,6 +22,7 @@ type statusTracker struct {
 	ready    bool
 	connErr  error
 	certErr  error
+	stallErr error
 	sideErrs map[cloudconn.Stream]error
 	last     string
 }
@@ -42,6 +43,12 @@ func (t *statusTracker) disconnected(err error) {
 
 func (t *statusTracker) certificate(err error) {
 	t.update(func() { t.certErr = err })
+}
+
+// stalled records (or, with nil, clears) a stream that stopped making progress. It outlives
+// the recycled connection until a later session has run cleanly for a while.
+func (t *statusTracker) stalled(err error) {
+	t.update(func() { t.stallErr = err })
 }
 
 func (t *statusTracker) sideStream(s cloudconn.Stream, err error) {
@@ -87,6 +94,9 @@ func (t *statusTracker) event() *componentstatus.Event {
 	}
 	if t.certErr != nil {
 		errs = append(errs, fmt.Errorf("new TLS files rejected, still using the previous certificate: %w", t.certErr))
+	}
+	if t.stallErr != nil {
+		errs = append(errs, t.stallErr)
 	}
 	streams := make([]cloudconn.Stream, 0, len(t.sideErrs))
 	for s := range t.sideErrs {

@@ -125,6 +125,8 @@ type Server struct {
 	pending   map[string]chan proto.Message // request_id → waiter
 	renewals  int
 	stopped   bool
+	// paused, when not nil, holds every receive loop until it is closed (PauseReading).
+	paused chan struct{}
 }
 
 type operator struct {
@@ -546,6 +548,28 @@ func (s *Server) BreakStream(operator string, stream cloudconn.Stream) {
 	if err == nil {
 		c.breakOnce.Do(func() { close(c.broken) })
 	}
+}
+
+// PauseReading makes every stream stop reading (true) or read again (false), as a cloud
+// that accepts connections but no longer processes them: HTTP/2 flow control then blocks
+// the operator's writes once the windows are full (test hook).
+func (s *Server) PauseReading(pause bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case pause && s.paused == nil:
+		s.paused = make(chan struct{})
+	case !pause && s.paused != nil:
+		close(s.paused)
+		s.paused = nil
+	}
+}
+
+// readGate returns the channel a receive loop waits on while reading is paused, or nil.
+func (s *Server) readGate() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.paused
 }
 
 // Inject writes raw as one gRPC message on the operator's stream, bypassing proto

@@ -138,6 +138,13 @@ func (s *Server) serveStream(st grpc.ServerStream, kind cloudconn.Stream) error 
 func (s *Server) recvLoop(c *streamConn) error {
 	recv := envelope.Request(c.kind)
 	for {
+		if gate := s.readGate(); gate != nil {
+			select {
+			case <-gate:
+			case <-c.st.Context().Done():
+				return c.st.Context().Err()
+			}
+		}
 		env := recv.New()
 		if err := c.st.RecvMsg(env); err != nil {
 			return err
