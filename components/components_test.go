@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/provider/envprovider"
 	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
+	"go.opentelemetry.io/collector/featuregate"
 	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/otelcol/otelcoltest"
 	"go.opentelemetry.io/collector/pipeline"
@@ -202,9 +203,13 @@ func TestBuilderVersionsMatchGoMod(t *testing.T) {
 	}
 }
 
-// setLocalEnv sets what config/local.yaml needs from the environment.
+// setLocalEnv sets what config/local.yaml needs from the environment, and the feature
+// gate that scripts/run.sh passes for its health_check (component status).
 func setLocalEnv(t *testing.T) {
 	t.Helper()
+	const gate = "extension.healthcheck.useComponentStatus"
+	require.NoError(t, featuregate.GlobalRegistry().Set(gate, true))
+	t.Cleanup(func() { _ = featuregate.GlobalRegistry().Set(gate, false) })
 	certs := t.TempDir()
 	require.NoError(t, devcloud.GenerateCerts(certs, devcloud.CertOptions{}))
 	t.Setenv("KESTREL_CERTS_DIR", certs)
@@ -222,6 +227,8 @@ func TestLocalConfigValidates(t *testing.T) {
 	logs := cfg.Service.Pipelines[pipeline.NewID(pipeline.SignalLogs)]
 	require.NotNil(t, logs)
 	assert.Equal(t, []component.ID{component.MustNewID("kestrel")}, logs.Exporters)
+	assert.Equal(t, []component.ID{component.MustNewID("memory_limiter")}, logs.Processors,
+		"nothing between the receivers and the exporter's queue holds data")
 	assert.Contains(t, cfg.Service.Extensions, component.MustNewID("kestrel_command"))
 }
 
