@@ -2,9 +2,9 @@ package components
 
 import (
 	"encoding/json"
-	"io"
 	"go/parser"
 	"go/token"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -314,7 +314,7 @@ func TestValidateCommandFailsWithoutCertificate(t *testing.T) {
 	cmd.SetErr(io.Discard)
 	err := cmd.Execute()
 	require.Error(t, err)
-	assert.ErrorContains(t, err, `tls::ca_file "`+filepath.Join(empty, "ca.crt")+`" cannot be read`)
+	require.ErrorContains(t, err, `tls::ca_file "`+filepath.Join(empty, "ca.crt")+`" cannot be read`)
 
 	// With the certificates in place the same command passes.
 	certs := t.TempDir()

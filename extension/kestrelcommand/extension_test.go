@@ -748,3 +748,64 @@ func TestDefaultBackoffReconnectsWithinSeconds(t *testing.T) {
 	limit := cfg.Reconnect.MaxInterval + time.Duration(float64(cfg.Reconnect.MaxInterval)*cfg.Reconnect.RandomizationFactor) + 2*time.Second
 	assert.Less(t, took, limit)
 }
+
+// A cloud that sends headers only with its first message (a heartbeat, here 30 s away):
+// the snapshot and commit go out at once, and so do events on StreamEvents.
+func TestLazyHeadersWriteAtOnce(t *testing.T) {
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs, LazyHeaders: true, HeartbeatInterval: 30 * time.Second})
+	h := newHarness(t, testConfig(t, certs, cloud.Addr()))
+	h.ext.RegisterSnapshot(func(_ context.Context, send func(proto.Message) error) (*cloudv1.InventoryCommit, error) {
+		return nil, send(&cloudv1.Namespace{Name: "shop"})
+	})
+	h.start(t)
+	cloud.WaitCommitted(t)
+	opened := cloud.Status().Operators[0].Streams[cloudconn.StreamData].OpenedAt
+	var committed time.Time
+	for _, r := range cloud.Records() {
+		if _, ok := r.Payload.(*cloudv1.InventoryCommit); ok {
+			committed = r.Time
+		}
+	}
+	t.Logf("InventoryCommit %v after StreamData opened", committed.Sub(opened))
+	assert.Less(t, committed.Sub(opened), 200*time.Millisecond)
+
+	waitSideStreamsUsable(t, h, cloud)
+	sent := time.Now()
+	require.NoError(t, h.ext.Send(testCtx(t), event("ev-1")))
+	got := cloud.WaitPayloads(t, cloudconn.StreamEvents, &cloudv1.KubernetesEvent{}, func(ms []proto.Message) bool { return len(ms) == 1 })
+	assert.Equal(t, "ev-1", got[0].(*cloudv1.KubernetesEvent).GetName())
+	assert.Less(t, time.Since(sent), 200*time.Millisecond, "events use StreamEvents at once")
+}
+
+// Events written on a side stream that the server then refuses (an old cloud, whose
+// Unimplemented here comes 300 ms late) are re-sent on StreamData: none is lost, none
+// is doubled.
+func TestRefusedSideStreamLosesNothing(t *testing.T) {
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs, OldServer: true, RefuseAfter: 300 * time.Millisecond})
+	h := startHarness(t, testConfig(t, certs, cloud.Addr()))
+	h.waitState(t, cloudconn.Ready)
+	require.Eventually(t, func() bool {
+		s := h.ext.session.Load()
+		return s != nil && s.open[cloudconn.StreamEvents].Load() != nil
+	}, waitFor, time.Millisecond, "StreamEvents is used before the server answers")
+	const n = 50
+	for i := range n {
+		require.NoError(t, h.ext.Send(testCtx(t), event(fmt.Sprintf("ev-%d", i))))
+	}
+	cloud.WaitPayloads(t, cloudconn.StreamData, &cloudv1.KubernetesEvent{}, func(ms []proto.Message) bool { return len(ms) >= n })
+	time.Sleep(200 * time.Millisecond) // duplicates would arrive now
+	got := cloudtest.PayloadsOn(cloud.Records(), cloudconn.StreamData)
+	names := map[string]int{}
+	for _, m := range got {
+		if ev, ok := m.(*cloudv1.KubernetesEvent); ok {
+			names[ev.GetName()]++
+		}
+	}
+	assert.Len(t, names, n)
+	for name, c := range names {
+		assert.Equal(t, 1, c, name)
+	}
+	assert.Empty(t, cloudtest.PayloadsOn(cloud.Records(), cloudconn.StreamEvents))
+}

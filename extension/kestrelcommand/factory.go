@@ -40,8 +40,8 @@ func createDefaultConfig() component.Config {
 			RenewAt: 0.8,
 		},
 		Reconnect: ReconnectConfig{
-			InitialInterval:     time.Second,
-			Multiplier:          1.5,
+			InitialInterval: time.Second,
+			Multiplier:      1.5,
 			// Seconds, not a minute: the connection is back within seconds of the cloud,
 			// and one cluster retrying every few seconds costs the cloud one TLS handshake.
 			MaxInterval:         5 * time.Second,

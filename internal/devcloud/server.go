@@ -52,6 +52,8 @@ type Config struct {
 	AdminListen       string        // optional loopback HTTP admin API address
 	HeartbeatInterval time.Duration // interval of heartbeats on every stream
 	OldServer         bool          // side streams answer codes.Unimplemented
+	LazyHeaders       bool          // response headers go out only with a stream's first message, as grpc-go does by default
+	RefuseAfter       time.Duration // with OldServer: the side streams' Unimplemented comes this late (test hook)
 	TokenTTL          time.Duration // TTL of tokens minted by RenewClusterToken
 	MaxMessageSize    int           // bytes, send and receive
 	DrainTimeout      time.Duration // how long Stop lets clients drain before closing
