@@ -35,6 +35,10 @@ type Config struct {
 	// connection is reported degraded and recycled.
 	StallTimeout time.Duration `mapstructure:"stall_timeout"`
 
+	// StatsInterval is how often OperatorStats (the agent's memory, CPU, stream health and
+	// message counters) goes to the cloud while connected. 0 sends none.
+	StatsInterval time.Duration `mapstructure:"stats_interval"`
+
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
@@ -101,6 +105,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.StallTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("stall_timeout must be positive, got %v", cfg.StallTimeout))
+	}
+	if cfg.StatsInterval < 0 {
+		errs = append(errs, fmt.Errorf("stats_interval must not be negative, got %v", cfg.StatsInterval))
 	}
 	errs = append(errs, cfg.Reconnect.validate()...)
 	if len(errs) == 0 {

@@ -45,6 +45,7 @@ func TestLoadConfig(t *testing.T) {
 	custom.MaxMessageSizeMiB = 16
 	custom.MaxConcurrentRequests = 4
 	custom.StallTimeout = 10 * time.Second
+	custom.StatsInterval = 0
 
 	for _, tt := range []struct {
 		id       component.ID
@@ -76,6 +77,7 @@ func TestDefaultConfig(t *testing.T) {
 	assert.InDelta(t, 0.8, cfg.Token.RenewAt, 0)
 	assert.Equal(t, ReconnectConfig{InitialInterval: time.Second, Multiplier: 1.5, MaxInterval: 5 * time.Second, RandomizationFactor: 0.2, ResetAfter: time.Minute}, cfg.Reconnect)
 	assert.Equal(t, 30*time.Second, cfg.StallTimeout)
+	assert.Equal(t, time.Minute, cfg.StatsInterval)
 	assert.Equal(t, 10, cfg.MaxMessageSizeMiB)
 	assert.Equal(t, 16, cfg.MaxConcurrentRequests)
 	// Without endpoint and client certificate the defaults alone are not usable.

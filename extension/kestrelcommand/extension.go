@@ -68,6 +68,10 @@ type kestrelCommand struct {
 
 	session atomic.Pointer[session]
 
+	// Totals for OperatorStats, over all sessions.
+	messagesSent   atomic.Int64
+	messagesFailed atomic.Int64
+
 	state   atomic.Int64
 	stateMu sync.Mutex // serialises state changes so subscribers see them in order
 	subsMu  sync.Mutex

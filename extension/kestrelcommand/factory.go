@@ -51,6 +51,7 @@ func createDefaultConfig() component.Config {
 		MaxMessageSizeMiB:     10,
 		MaxConcurrentRequests: 16,
 		StallTimeout:          30 * time.Second,
+		StatsInterval:         time.Minute,
 	}
 }
 

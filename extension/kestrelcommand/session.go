@@ -383,6 +383,13 @@ func (s *session) run() attemptResult {
 			s.reportAccepted(data.accepted)
 		}()
 		s.startControl()
+		if s.e.cfg.StatsInterval > 0 {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.reportStats()
+			}()
+		}
 		for _, k := range sideStreams {
 			s.wg.Add(1)
 			go func() {
@@ -558,6 +565,7 @@ func (s *session) resend(kind cloudconn.Stream, held []heldPayload) {
 		}
 		if err != nil {
 			s.e.tb.KestrelCommandMessagesFailed.Add(context.Background(), int64(len(held)-i), s.data.attrs)
+			s.e.messagesFailed.Add(int64(len(held) - i))
 			s.e.logger.Error("Lost messages of a refused stream: StreamData failed while re-sending them",
 				zap.String("stream", string(kind)), zap.Int("messages", len(held)-i), zap.Error(err))
 			return
@@ -733,8 +741,10 @@ func (s *session) sendOn(ctx context.Context, st *stream, payload proto.Message)
 			return nil // the refusal took it: it is re-sent on StreamData
 		}
 		s.e.tb.KestrelCommandMessagesFailed.Add(context.Background(), 1, st.attrs)
+		s.e.messagesFailed.Add(1)
 		return err
 	}
 	s.e.tb.KestrelCommandMessagesSent.Add(context.Background(), 1, st.attrs)
+	s.e.messagesSent.Add(1)
 	return nil
 }
