@@ -8,6 +8,8 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 )
@@ -72,8 +74,8 @@ func (t *statusTracker) update(change func()) {
 		return
 	}
 	ev := t.event()
-	key := ev.Status().String()
-	if ev.Err() != nil {
+	key := ev.Status().String() + t.disconnectKey()
+	if ev.Err() != nil && t.ready {
 		key += ev.Err().Error()
 	}
 	if key == t.last {
@@ -81,6 +83,31 @@ func (t *statusTracker) update(change func()) {
 	}
 	t.last = key
 	componentstatus.ReportStatus(t.host, ev)
+}
+
+// disconnectKey is what makes a new disconnected status worth reporting. Transport
+// failures (Unavailable) count as one reason whatever their text: each reconnect attempt
+// names other ports or fails a little differently (EOF, reset), and a new event for each
+// would restart the health_check's recovery_duration for ever, keeping a lasting outage
+// "healthy". Other errors (authentication, certificates, renewal) are reported as they change.
+func (t *statusTracker) disconnectKey() string {
+	if t.ready {
+		return ""
+	}
+	key := "disconnected"
+	if t.connErr != nil {
+		key += status.Code(t.connErr).String()
+		if status.Code(t.connErr) != codes.Unavailable {
+			key += t.connErr.Error()
+		}
+	}
+	if t.certErr != nil {
+		key += t.certErr.Error()
+	}
+	if t.stallErr != nil {
+		key += "stalled"
+	}
+	return key
 }
 
 func (t *statusTracker) event() *componentstatus.Event {
