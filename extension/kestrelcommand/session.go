@@ -87,6 +87,9 @@ type stream struct {
 	// accepted is closed once the server is known to have accepted the stream: its
 	// headers or first message arrived, or acceptQuiet passed without a refusal.
 	accepted chan struct{}
+	// resent is closed once what a refused stream held has been re-sent on StreamData:
+	// later payloads of its kind wait for it, so that they do not overtake the re-sent ones.
+	resent chan struct{}
 	// acceptMu guards the acceptance state and the replay buffer: payloads written on a
 	// side stream before it was accepted, re-sent on StreamData if it is refused.
 	acceptMu     sync.Mutex
@@ -284,7 +287,7 @@ func (s *session) openStream(kind cloudconn.Stream) (*stream, error) {
 	st := &stream{
 		kind: kind, attrs: metric.WithAttributes(attribute.String("stream", string(kind))),
 		token: token.raw, cs: cs, cancel: cancel, lock: make(chan struct{}, 1), done: make(chan struct{}),
-		accepted: make(chan struct{}),
+		accepted: make(chan struct{}), resent: make(chan struct{}),
 	}
 	// Writes start at once; acceptance is learnt on the side. grpc-go servers send headers
 	// with their first message unless the handler sends them earlier, and Kestrel Cloud's
@@ -514,12 +517,15 @@ func (s *session) runSideStream(kind cloudconn.Stream) {
 				}
 			}()
 			s.receive(st)
-			slot.CompareAndSwap(st, nil)
-			st.cancel()
-			err = st.err
+			// Re-sent before the slot is cleared: until then, later payloads of this kind
+			// find the refused stream and wait for the re-send instead of overtaking it.
 			if held := st.refuse(); len(held) > 0 {
 				s.resend(kind, held)
 			}
+			close(st.resent)
+			slot.CompareAndSwap(st, nil)
+			st.cancel()
+			err = st.err
 			openedAt = st.acceptedTime()
 		}
 		if s.draining.Load() || s.ctx.Err() != nil {
@@ -704,6 +710,13 @@ func (s *session) send(ctx context.Context, preferred cloudconn.Stream, payload 
 			err := s.sendOn(ctx, st, payload)
 			if err == nil || ctx.Err() != nil || status.Code(err) == codes.InvalidArgument {
 				return err
+			}
+			if errors.Is(err, errRefused) {
+				select {
+				case <-st.resent:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
 		}
 	}

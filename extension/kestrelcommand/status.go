@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
+	"unicode"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
@@ -89,7 +91,8 @@ func (t *statusTracker) update(change func()) {
 // failures (Unavailable) count as one reason whatever their text: each reconnect attempt
 // names other ports or fails a little differently (EOF, reset), and a new event for each
 // would restart the health_check's recovery_duration for ever, keeping a lasting outage
-// "healthy". Other errors (authentication, certificates, renewal) are reported as they change.
+// "healthy". TLS failures, though they are Unavailable too, and other errors
+// (authentication, renewal) are reported as they change: they tell what to fix.
 func (t *statusTracker) disconnectKey() string {
 	if t.ready {
 		return ""
@@ -97,8 +100,13 @@ func (t *statusTracker) disconnectKey() string {
 	key := "disconnected"
 	if t.connErr != nil {
 		key += status.Code(t.connErr).String()
-		if status.Code(t.connErr) != codes.Unavailable {
-			key += t.connErr.Error()
+		if msg := t.connErr.Error(); status.Code(t.connErr) != codes.Unavailable || strings.Contains(msg, "tls: ") || strings.Contains(msg, "x509: ") {
+			key += strings.Map(func(r rune) rune {
+				if unicode.IsDigit(r) {
+					return -1 // ports and durations differ from attempt to attempt
+				}
+				return r
+			}, msg)
 		}
 	}
 	if t.certErr != nil {
