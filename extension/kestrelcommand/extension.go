@@ -68,6 +68,13 @@ type kestrelCommand struct {
 
 	session atomic.Pointer[session]
 
+	// carried holds payloads of a refused side stream that could not be re-sent before
+	// the connection ended (Send had reported them sent): the next session sends them
+	// first. Bounded by carryLimit bytes.
+	carryMu      sync.Mutex
+	carried      []heldPayload
+	carriedBytes int
+
 	// Totals for OperatorStats, over all sessions.
 	messagesSent   atomic.Int64
 	messagesFailed atomic.Int64

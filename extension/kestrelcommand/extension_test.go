@@ -816,3 +816,29 @@ func TestRefusedSideStreamLosesNothing(t *testing.T) {
 	}
 	assert.Empty(t, cloudtest.PayloadsOn(cloud.Records(), cloudconn.StreamEvents))
 }
+
+// Events held by a side stream that fails before it is accepted, on a connection that dies
+// with it, are carried over and sent on the next connection: nothing Send reported as
+// sent is lost.
+func TestHeldPayloadsSurviveTheConnection(t *testing.T) {
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs, OldServer: true, RefuseAfter: 5 * time.Second})
+	h := startHarness(t, testConfig(t, certs, cloud.Addr()))
+	h.waitState(t, cloudconn.Ready)
+	require.Eventually(t, func() bool {
+		s := h.ext.session.Load()
+		return s != nil && s.open[cloudconn.StreamEvents].Load() != nil
+	}, waitFor, time.Millisecond)
+	const n = 20
+	for i := range n {
+		require.NoError(t, h.ext.Send(testCtx(t), event(fmt.Sprintf("ev-%d", i))))
+	}
+	cloud.Kill() // before the refusal: the held events cannot be re-sent on this connection
+	cloud.Restart(t)
+	got := cloud.WaitPayloads(t, cloudconn.StreamData, &cloudv1.KubernetesEvent{}, func(ms []proto.Message) bool { return len(ms) >= n })
+	names := map[string]bool{}
+	for _, m := range got {
+		names[m.(*cloudv1.KubernetesEvent).GetName()] = true
+	}
+	assert.Len(t, names, n)
+}

@@ -464,7 +464,7 @@ func (s *session) replay() error {
 	if err := s.sendOn(ctx, s.data, commit); err != nil {
 		return fmt.Errorf("sending InventoryCommit: %w", err)
 	}
-	return nil
+	return s.sendCarried(ctx)
 }
 
 // startControl opens StreamControl. Unimplemented means an old server: tool requests
@@ -559,8 +559,8 @@ func (s *session) runSideStream(kind cloudconn.Stream) {
 }
 
 // resend writes on StreamData what a side stream took before it was refused, in order.
-// Send already reported these payloads as sent, so a failure here is a loss: counted in
-// messages.failed and logged.
+// Send already reported these payloads as sent: what cannot be written because the
+// connection is ending is carried over to the next session.
 func (s *session) resend(kind cloudconn.Stream, held []heldPayload) {
 	s.e.logger.Info("Stream refused before it was accepted; re-sending what was written on it on StreamData",
 		zap.String("stream", string(kind)), zap.Int("messages", len(held)))
@@ -570,13 +570,58 @@ func (s *session) resend(kind cloudconn.Stream, held []heldPayload) {
 			err = s.sendOn(s.ctx, s.data, h.payload)
 		}
 		if err != nil {
-			s.e.tb.KestrelCommandMessagesFailed.Add(context.Background(), int64(len(held)-i), s.data.attrs)
-			s.e.messagesFailed.Add(int64(len(held) - i))
-			s.e.logger.Error("Lost messages of a refused stream: StreamData failed while re-sending them",
-				zap.String("stream", string(kind)), zap.Int("messages", len(held)-i), zap.Error(err))
+			s.e.carry(held[i:])
 			return
 		}
 	}
+}
+
+// carryLimit bounds the bytes carried over to the next session; beyond it payloads are
+// lost, counted in messages.failed and logged.
+const carryLimit = 3 * replayLimit
+
+// carry keeps held payloads for the next session.
+func (e *kestrelCommand) carry(held []heldPayload) {
+	e.carryMu.Lock()
+	defer e.carryMu.Unlock()
+	lost := 0
+	for _, h := range held {
+		if e.carriedBytes+h.size > carryLimit {
+			lost++
+			continue
+		}
+		e.carried = append(e.carried, h)
+		e.carriedBytes += h.size
+	}
+	if lost > 0 {
+		e.tb.KestrelCommandMessagesFailed.Add(context.Background(), int64(lost))
+		e.messagesFailed.Add(int64(lost))
+		e.logger.Error("Lost messages of a refused stream: the carry-over to the next connection is full", zap.Int("messages", lost))
+	}
+}
+
+// sendCarried writes what earlier sessions carried over, on StreamData and in order,
+// before the side streams open; what fails is carried again.
+func (s *session) sendCarried(ctx context.Context) error {
+	s.e.carryMu.Lock()
+	held := s.e.carried
+	s.e.carried, s.e.carriedBytes = nil, 0
+	s.e.carryMu.Unlock()
+	if len(held) == 0 {
+		return nil
+	}
+	// Unlike the snapshot, these are not repeated by the next connection.
+	if err := s.dataAccepted(ctx); err != nil {
+		s.e.carry(held)
+		return err
+	}
+	for i, h := range held {
+		if err := s.sendOn(ctx, s.data, h.payload); err != nil {
+			s.e.carry(held[i:])
+			return fmt.Errorf("re-sending payloads carried over from the previous connection: %w", err)
+		}
+	}
+	return nil
 }
 
 // dataAccepted waits until StreamData is accepted: a payload written before a refusal
