@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"go/parser"
 	"go/token"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/provider/envprovider"
 	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
+	"go.opentelemetry.io/collector/featuregate"
 	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/otelcol/otelcoltest"
 	"go.opentelemetry.io/collector/pipeline"
@@ -201,9 +203,13 @@ func TestBuilderVersionsMatchGoMod(t *testing.T) {
 	}
 }
 
-// setLocalEnv sets what config/local.yaml needs from the environment.
+// setLocalEnv sets what config/local.yaml needs from the environment, and the feature
+// gate that scripts/run.sh passes for its health_check (component status).
 func setLocalEnv(t *testing.T) {
 	t.Helper()
+	const gate = "extension.healthcheck.useComponentStatus"
+	require.NoError(t, featuregate.GlobalRegistry().Set(gate, true))
+	t.Cleanup(func() { _ = featuregate.GlobalRegistry().Set(gate, false) })
 	certs := t.TempDir()
 	require.NoError(t, devcloud.GenerateCerts(certs, devcloud.CertOptions{}))
 	t.Setenv("KESTREL_CERTS_DIR", certs)
@@ -221,6 +227,8 @@ func TestLocalConfigValidates(t *testing.T) {
 	logs := cfg.Service.Pipelines[pipeline.NewID(pipeline.SignalLogs)]
 	require.NotNil(t, logs)
 	assert.Equal(t, []component.ID{component.MustNewID("kestrel")}, logs.Exporters)
+	assert.Equal(t, []component.ID{component.MustNewID("memory_limiter")}, logs.Processors,
+		"nothing between the receivers and the exporter's queue holds data")
 	assert.Contains(t, cfg.Service.Extensions, component.MustNewID("kestrel_command"))
 }
 
@@ -281,4 +289,36 @@ func TestLocalKubeOverlayValidates(t *testing.T) {
 	assert.False(t, attrs.Passthrough, "full mode")
 	assert.EqualValues(t, "kubeConfig", attrs.APIConfig.AuthType)
 	assert.Contains(t, merged.Service.Pipelines[metrics].Processors, component.MustNewID("k8s_attributes"))
+}
+
+// TestValidateCommandFailsWithoutCertificate runs `otelcol-kestrel validate` (the
+// collector's own command, as the binary runs it) on config/local.yaml with an empty
+// certificate directory: validation must fail and name the missing file.
+func TestValidateCommandFailsWithoutCertificate(t *testing.T) {
+	setLocalEnv(t)
+	empty := t.TempDir()
+	t.Setenv("KESTREL_CERTS_DIR", empty)
+	cmd := otelcol.NewCommand(otelcol.CollectorSettings{
+		BuildInfo: component.NewDefaultBuildInfo(),
+		Factories: Components,
+		ConfigProviderSettings: otelcol.ConfigProviderSettings{
+			ResolverSettings: confmap.ResolverSettings{
+				URIs:              []string{"file:" + filepath.Join("..", "config", "local.yaml")},
+				ProviderFactories: []confmap.ProviderFactory{fileprovider.NewFactory(), envprovider.NewFactory()},
+				DefaultScheme:     "env",
+			},
+		},
+	})
+	cmd.SetArgs([]string{"validate", "--config", "file:" + filepath.Join("..", "config", "local.yaml")})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	err := cmd.Execute()
+	require.Error(t, err)
+	require.ErrorContains(t, err, `tls::ca_file "`+filepath.Join(empty, "ca.crt")+`" cannot be read`)
+
+	// With the certificates in place the same command passes.
+	certs := t.TempDir()
+	require.NoError(t, devcloud.GenerateCerts(certs, devcloud.CertOptions{}))
+	t.Setenv("KESTREL_CERTS_DIR", certs)
+	require.NoError(t, cmd.Execute())
 }

@@ -189,7 +189,8 @@ done
 make --no-print-directory build
 mkdir -p "$RUN_DIR" "$RECORD_DIR"
 
-config_args=(--config config/local.yaml)
+# The health endpoint reports component status (config/local.yaml, health_check).
+config_args=(--config config/local.yaml --feature-gates=+extension.healthcheck.useComponentStatus)
 collector_env=(KESTREL_CERTS_DIR="$CERTS_DIR" KESTREL_ENDPOINT="$GRPC_ADDR" KESTREL_STATE_DIR="$RUN_DIR")
 if ((WITH_KUBE)); then
 	make --no-print-directory kubeenv-cli

@@ -39,7 +39,7 @@ const usage = `kestrel-devcloud: a local Kestrel Cloud for trying and testing th
 Usage:
   kestrel-devcloud certs --out DIR [--tenant T] [--token-ttl 24h] [--hosts H,...] [--force]
   kestrel-devcloud serve --certs DIR [--listen ADDR] [--admin ADDR] [--record DIR]
-                         [--heartbeat 30s] [--old-server] [--token-ttl 24h]
+                         [--heartbeat 30s] [--old-server] [--lazy-headers] [--token-ttl 24h]
                          [--max-message-size 10485760] [--drain-timeout 5s]
   kestrel-devcloud ctl [--admin ADDR] status [--json]
   kestrel-devcloud ctl [--admin ADDR] request --type KubernetesAPIRequest --json '{...}'
@@ -182,6 +182,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.AdminListen, "admin", defaultAdmin, "loopback address of the admin HTTP API; empty disables it")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat", def.HeartbeatInterval, "interval of server heartbeats on every stream")
 	fs.BoolVar(&cfg.OldServer, "old-server", false, "answer the side streams with Unimplemented, like an old cloud")
+	fs.BoolVar(&cfg.LazyHeaders, "lazy-headers", false, "send a stream's response headers only with its first message (a heartbeat), as grpc-go does by default")
 	fs.DurationVar(&cfg.TokenTTL, "token-ttl", def.TokenTTL, "lifetime of tokens issued by RenewClusterToken")
 	fs.IntVar(&cfg.MaxMessageSize, "max-message-size", def.MaxMessageSize, "maximum gRPC message size in bytes")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", def.DrainTimeout, "how long shutdown waits for operators to close their streams")

@@ -17,6 +17,20 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/exporter/kestrelexporter/internal/metadata"
 )
 
+// The default queue is bounded in bytes, refuses when full instead of blocking (the sender
+// gets a retryable error) and batches in its consumers, replacing the batch processor.
+func TestDefaultQueue(t *testing.T) {
+	q := createDefaultConfig().(*Config).QueueConfig.Get()
+	require.NotNil(t, q)
+	assert.Equal(t, exporterhelper.RequestSizerTypeBytes, q.Sizer)
+	assert.Equal(t, int64(64<<20), q.QueueSize)
+	assert.False(t, q.BlockOnOverflow)
+	require.True(t, q.Batch.HasValue())
+	assert.Equal(t, exporterhelper.RequestSizerTypeBytes, q.Batch.Get().Sizer)
+	assert.Equal(t, int64(4<<20), q.Batch.Get().MaxSize)
+	require.NoError(t, confmap.Validate(createDefaultConfig()))
+}
+
 func TestLoadConfig(t *testing.T) {
 	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
 	require.NoError(t, err)
@@ -26,9 +40,9 @@ func TestLoadConfig(t *testing.T) {
 	custom.Connection = component.MustNewIDWithName("kestrel_command", "eu")
 	custom.TimeoutConfig.Timeout = 10 * time.Second
 	custom.InitialSnapshotTimeout = 0
-	queue := exporterhelper.NewDefaultQueueConfig()
+	queue := defaultQueueConfig()
 	queue.StorageID = &storage
-	queue.QueueSize = 5000
+	queue.QueueSize = 512 << 20
 	queue.NumConsumers = 2
 	custom.QueueConfig = configoptional.Some(queue)
 	retry := configretry.NewDefaultBackOffConfig()

@@ -36,9 +36,34 @@ func createDefaultConfig() component.Config {
 		Connection:             defaultConnection,
 		InitialSnapshotTimeout: 2 * time.Minute,
 		TimeoutConfig:          exporterhelper.NewDefaultTimeoutConfig(),
-		QueueConfig:            configoptional.Some(exporterhelper.NewDefaultQueueConfig()),
+		QueueConfig:            configoptional.Some(defaultQueueConfig()),
 		RetryConfig:            retry,
 	}
+}
+
+// Queue defaults: bounded in bytes, so that an outage fills it at a known memory cost
+// whatever the record sizes, refusing (not blocking) when full so that the error reaches
+// the sender as retryable; and batching in the queue's consumers, which replaces the batch
+// processor: nothing holds accepted data in front of the queue.
+const (
+	defaultQueueBytes    = 64 << 20
+	defaultBatchMinBytes = 256 << 10
+	defaultBatchMaxBytes = 4 << 20
+	defaultBatchFlush    = 200 * time.Millisecond
+)
+
+func defaultQueueConfig() exporterhelper.QueueBatchConfig {
+	q := exporterhelper.NewDefaultQueueConfig()
+	q.Sizer = exporterhelper.RequestSizerTypeBytes
+	q.QueueSize = defaultQueueBytes
+	q.BlockOnOverflow = false
+	batch := exporterhelper.NewDefaultBatchConfig()
+	batch.Sizer = exporterhelper.RequestSizerTypeBytes
+	batch.MinSize = defaultBatchMinBytes
+	batch.MaxSize = defaultBatchMaxBytes
+	batch.FlushTimeout = defaultBatchFlush
+	q.Batch = configoptional.Some(batch)
+	return q
 }
 
 func createLogs(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Logs, error) {

@@ -1,8 +1,11 @@
 package kestrelcommand // import "github.com/kestrelai/otelcol-kestrel/extension/kestrelcommand"
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"go.opentelemetry.io/collector/config/configgrpc"
@@ -35,6 +38,15 @@ type Config struct {
 	// Kubernetes is how the extension reaches the apiserver (auth_type, context); used only
 	// when certificate_renewal::secret is set.
 	Kubernetes k8sapi.Config `mapstructure:"kubernetes"`
+
+	// StallTimeout is how long a write to any stream may stay blocked (the server accepted
+	// the connection but stopped reading, so flow control holds the write) before the
+	// connection is reported degraded and recycled.
+	StallTimeout time.Duration `mapstructure:"stall_timeout"`
+
+	// StatsInterval is how often OperatorStats (the agent's memory, CPU, stream health and
+	// message counters) goes to the cloud while connected. 0 sends none.
+	StatsInterval time.Duration `mapstructure:"stats_interval"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -117,12 +129,45 @@ func (cfg *Config) Validate() error {
 	if s := cfg.CertificateRenewal.MaxClockSkew; s < 0 || s > time.Hour {
 		errs = append(errs, fmt.Errorf("certificate_renewal::max_clock_skew must be between 0 and 1h, got %v", s))
 	}
+	if cfg.StallTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("stall_timeout must be positive, got %v", cfg.StallTimeout))
+	}
+	if cfg.StatsInterval < 0 {
+		errs = append(errs, fmt.Errorf("stats_interval must not be negative, got %v", cfg.StatsInterval))
+	}
 	errs = append(errs, cfg.Reconnect.validate()...)
 	errs = append(errs, cfg.CertificateRenewal.Secret.validate()...)
 	if cfg.CertificateRenewal.Secret.enabled() && (cfg.TLS.CertFile == "" || cfg.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("certificate_renewal::secret needs tls::cert_file and tls::key_file: the files mounted from that Secret"))
 	}
+	if len(errs) == 0 {
+		errs = append(errs, cfg.checkTLSFiles())
+	}
 	return errors.Join(errs...)
+}
+
+// checkTLSFiles loads the CA, certificate and key the way the connection will, so that a
+// missing, unreadable or mismatched file fails `validate` and start-up with its name
+// instead of a collector that starts, reports healthy and queues for ever.
+func (cfg *Config) checkTLSFiles() error {
+	for _, f := range []struct{ setting, path string }{
+		{"tls::ca_file", cfg.TLS.CAFile},
+		{"tls::cert_file", cfg.TLS.CertFile},
+		{"tls::key_file", cfg.TLS.KeyFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		fh, err := os.Open(filepath.Clean(f.path))
+		if err != nil {
+			return fmt.Errorf("%s %q cannot be read: %w", f.setting, f.path, err)
+		}
+		_ = fh.Close()
+	}
+	if _, err := cfg.TLS.LoadTLSConfig(context.Background()); err != nil {
+		return fmt.Errorf("the TLS files do not load (certificate and key must be PEM and belong together): %w", err)
+	}
+	return nil
 }
 
 func (rc *ReconnectConfig) validate() []error {

@@ -27,15 +27,15 @@ func TestLoadConfig(t *testing.T) {
 
 	minimal := createDefaultConfig().(*Config)
 	minimal.Endpoint = "grpc.platform.usekestrel.ai:443"
-	minimal.TLS.CAFile = "/tls/ca.crt"
-	minimal.TLS.CertFile = "/tls/client.crt"
-	minimal.TLS.KeyFile = "/tls/client.key"
+	minimal.TLS.CAFile = "testdata/client.crt"
+	minimal.TLS.CertFile = "testdata/client.crt"
+	minimal.TLS.KeyFile = "testdata/client.key"
 
 	custom := createDefaultConfig().(*Config)
 	custom.Endpoint = "kestrel.example.com:50051"
-	custom.TLS.CAFile = "/tls/ca.crt"
-	custom.TLS.CertFile = "/tls/client.crt"
-	custom.TLS.KeyFile = "/tls/client.key"
+	custom.TLS.CAFile = "testdata/client.crt"
+	custom.TLS.CertFile = "testdata/client.crt"
+	custom.TLS.KeyFile = "testdata/client.key"
 	custom.TLS.ServerName = "kestrel.example.com"
 	custom.TLS.MinVersion = "1.3"
 	custom.TLS.IncludeSystemCACertsPool = true
@@ -48,6 +48,8 @@ func TestLoadConfig(t *testing.T) {
 	custom.CertificateRenewal = CertificateRenewalConfig{MaxClockSkew: time.Minute, Secret: SecretConfig{
 		Namespace: "kestrel", Name: "kestrel-client-tls", CertKey: "client.crt", KeyKey: "client.key", Timeout: 5 * time.Second}}
 	custom.Kubernetes = k8sapi.Config{AuthType: k8sapi.AuthTypeKubeConfig, Context: "staging"}
+	custom.StallTimeout = 10 * time.Second
+	custom.StatsInterval = 0
 
 	for _, tt := range []struct {
 		id       component.ID
@@ -77,7 +79,9 @@ func TestDefaultConfig(t *testing.T) {
 	assert.True(t, ka.PermitWithoutStream)
 	assert.Equal(t, "AUTH_TOKEN", cfg.Token.EnvVar)
 	assert.InDelta(t, 0.8, cfg.Token.RenewAt, 0)
-	assert.Equal(t, ReconnectConfig{InitialInterval: time.Second, Multiplier: 1.5, MaxInterval: time.Minute, RandomizationFactor: 0.2, ResetAfter: time.Minute}, cfg.Reconnect)
+	assert.Equal(t, ReconnectConfig{InitialInterval: time.Second, Multiplier: 1.5, MaxInterval: 5 * time.Second, RandomizationFactor: 0.2, ResetAfter: time.Minute}, cfg.Reconnect)
+	assert.Equal(t, 30*time.Second, cfg.StallTimeout)
+	assert.Equal(t, time.Minute, cfg.StatsInterval)
 	assert.Equal(t, 10, cfg.MaxMessageSizeMiB)
 	assert.Equal(t, 16, cfg.MaxConcurrentRequests)
 	// Without endpoint and client certificate the defaults alone are not usable.

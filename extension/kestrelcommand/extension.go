@@ -71,6 +71,17 @@ type kestrelCommand struct {
 
 	session atomic.Pointer[session]
 
+	// carried holds payloads of a refused side stream that could not be re-sent before
+	// the connection ended (Send had reported them sent): the next session sends them
+	// first. Bounded by carryLimit bytes.
+	carryMu      sync.Mutex
+	carried      []heldPayload
+	carriedBytes int
+
+	// Totals for OperatorStats, over all sessions.
+	messagesSent   atomic.Int64
+	messagesFailed atomic.Int64
+
 	state   atomic.Int64
 	stateMu sync.Mutex // serialises state changes so subscribers see them in order
 	subsMu  sync.Mutex
@@ -111,11 +122,16 @@ func newExtension(cfg *Config, set extension.Settings) (*kestrelCommand, error) 
 	return e, nil
 }
 
-// Start loads the token (failing if there is none) and starts token renewal and the
+// Start checks the TLS files and loads the token (failing if either is missing) and starts token renewal and the
 // TLS file watch. The connection itself starts in Ready, once every pipeline component
 // has started, so that all snapshot providers are registered before the first
 // InventoryCommit.
 func (e *kestrelCommand) Start(_ context.Context, host component.Host) error {
+	// Validate checked the files too, but they may have gone since (or validation was
+	// skipped): without them no connection can ever be made.
+	if err := e.checkTLS(); err != nil {
+		return err
+	}
 	if err := e.tokens.load(); err != nil {
 		return err
 	}
@@ -331,10 +347,7 @@ func (e *kestrelCommand) tlsFiles() []string {
 	return files
 }
 
-func (e *kestrelCommand) checkTLS() error {
-	_, err := e.cfg.TLS.LoadTLSConfig(context.Background())
-	return err
-}
+func (e *kestrelCommand) checkTLS() error { return e.cfg.checkTLSFiles() }
 
 // requestRotation is called by the certificate watcher with a loadable new set.
 func (e *kestrelCommand) requestRotation() {

@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -141,9 +143,15 @@ func TestOldServerFallsBackToStreamData(t *testing.T) {
 	require.NoError(t, h.ext.Send(ctx, event("ev-1")))
 	require.NoError(t, h.ext.Send(ctx, &cloudv1.PodLogs{PodName: "p"}))
 	require.NoError(t, cloud.WaitFor(ctx, func(r []devcloud.Record) bool { return len(cloudtest.PayloadsOn(r, cloudconn.StreamData)) == 4 }))
+	// Order across the three kinds is not defined: each was written on its side stream
+	// first and re-sent when that stream was refused.
+	got := cloudtest.PayloadsOn(cloud.Records(), cloudconn.StreamData)
+	slices.SortStableFunc(got[1:], func(a, b proto.Message) int {
+		return strings.Compare(string(a.ProtoReflect().Descriptor().FullName()), string(b.ProtoReflect().Descriptor().FullName()))
+	})
 	assert.Empty(t, cmpMessages([]proto.Message{
 		&cloudv1.InventoryCommit{}, &cloudv1.Flow{SrcIp: "10.0.0.1"}, event("ev-1"), &cloudv1.PodLogs{PodName: "p"},
-	}, cloudtest.PayloadsOn(cloud.Records(), cloudconn.StreamData)))
+	}, got))
 
 	// Without StreamControl, requests come on StreamData and are answered there.
 	resp, err := cloud.SendRequest(ctx, "", &cloudv1.MetricsQueryRequest{RequestId: "q-1"})
@@ -539,7 +547,7 @@ func TestSendErrors(t *testing.T) {
 }
 
 func TestStartFailsWithoutToken(t *testing.T) {
-	cfg := testConfig(t, t.TempDir(), "127.0.0.1:4317")
+	cfg := testConfig(t, cloudtest.NewCerts(t, devcloud.CertOptions{}), "127.0.0.1:4317")
 	cfg.Token.File = filepath.Join(t.TempDir(), "missing")
 	cfg.Token.EnvVar = "KESTREL_COMMAND_TEST_UNSET"
 	h := newHarness(t, cfg)
@@ -549,8 +557,23 @@ func TestStartFailsWithoutToken(t *testing.T) {
 	require.ErrorContains(t, err, "token::file")
 }
 
+// TLS files that disappear between validation and start-up (or a collector started
+// without validation) fail Start with the file's name, instead of a collector that
+// reports healthy and queues for ever.
+func TestStartFailsWithoutCertificate(t *testing.T) {
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cfg := testConfig(t, certs, "127.0.0.1:4317")
+	h := newHarness(t, cfg)
+	require.NoError(t, os.Remove(cfg.TLS.KeyFile))
+	err := h.ext.Start(context.Background(), h.host)
+	require.ErrorContains(t, err, `tls::key_file "`+cfg.TLS.KeyFile+`" cannot be read`)
+
+	require.NoError(t, os.WriteFile(cfg.TLS.KeyFile, []byte("not a key"), 0o600))
+	require.ErrorContains(t, h.ext.Start(context.Background(), h.host), "the TLS files do not load")
+}
+
 func TestHandleValidation(t *testing.T) {
-	h := newHarness(t, testConfig(t, t.TempDir(), "127.0.0.1:4317"))
+	h := newHarness(t, testConfig(t, cloudtest.NewCerts(t, devcloud.CertOptions{}), "127.0.0.1:4317"))
 	noop := func(context.Context, proto.Message) proto.Message { return nil }
 	unregister := mustRegister(t, h.ext.Handle, &cloudv1.ShellCommandRequest{}, noop)
 	handleErr := func(typ proto.Message) error {
@@ -659,4 +682,163 @@ func TestSendWhileTheSnapshotWaits(t *testing.T) {
 	assert.Empty(t, cmpMessages([]proto.Message{event("ev-1"), &cloudv1.Flow{SrcIp: "10.0.0.1"}}, cloudtest.PayloadsOn(cloud.Records(), cloudconn.StreamData)))
 	assert.Equal(t, cloudconn.Syncing, h.ext.State())
 	assert.False(t, cloud.Status().Operators[0].Committed)
+}
+
+// A cloud that keeps the connection but stops reading blocks the writes once the
+// flow-control windows are full. After stall_timeout the status turns degraded naming the
+// stream, the blocked write fails (so its caller retries) and the connection is recycled;
+// the status turns OK again once a new connection has run cleanly.
+func TestStalledCloudIsDetectedAndRecycled(t *testing.T) {
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs})
+	cfg := testConfig(t, certs, cloud.Addr())
+	cfg.StallTimeout = 500 * time.Millisecond
+	h := startHarness(t, cfg)
+	waitSideStreamsUsable(t, h, cloud)
+	h.host.WaitStatus(t, componentstatus.StatusOK)
+	opened := cloud.Status().Operators[0].Streams[cloudconn.StreamData].OpenedAt
+
+	cloud.PauseReading(true)
+	big := event("big")
+	big.Message = strings.Repeat("x", 1<<20)
+	sendErr := make(chan error, 1)
+	go func() {
+		for {
+			if err := h.ext.Send(context.Background(), big); err != nil {
+				sendErr <- err
+				return
+			}
+		}
+	}()
+	mark := h.host.Mark()
+	h.host.WaitReported(t, mark, componentstatus.StatusRecoverableError, "stream events made no progress", "connection recycled")
+	select {
+	case err := <-sendErr:
+		require.Error(t, err)
+	case <-time.After(waitFor):
+		t.Fatal("the blocked write did not fail")
+	}
+	metadatatest.AssertEqualKestrelCommandStalls(t, h.tel, []metricdata.DataPoint[int64]{
+		{Attributes: attribute.NewSet(attribute.String("stream", "events")), Value: 1},
+	}, metricdatatest.IgnoreTimestamp())
+
+	cloud.PauseReading(false)
+	require.NoError(t, cloud.WaitStatus(testCtx(t), func(st devcloud.Status) bool {
+		data := st.Operators[0].Streams[cloudconn.StreamData]
+		return data.Open && data.OpenedAt.After(opened) && st.Operators[0].Committed
+	}), "a new StreamData was opened and committed")
+	h.waitState(t, cloudconn.Ready)
+	h.host.WaitStatus(t, componentstatus.StatusOK)
+}
+
+// With the default reconnect settings the connection is back within seconds of the
+// cloud's return, even after an outage long enough for the backoff to reach its limit.
+func TestDefaultBackoffReconnectsWithinSeconds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out a 12 s outage")
+	}
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs})
+	cfg := testConfig(t, certs, cloud.Addr())
+	cfg.Reconnect = createDefaultConfig().(*Config).Reconnect
+	h := startHarness(t, cfg)
+	h.waitState(t, cloudconn.Ready)
+
+	cloud.Kill()
+	h.waitState(t, cloudconn.Disconnected)
+	time.Sleep(12 * time.Second) // 1 + 1.5 + 2.25 + 3.4 + 5 s: the backoff is at max_interval
+	cloud.Restart(t)
+	back := time.Now()
+	h.waitState(t, cloudconn.Ready)
+	took := time.Since(back)
+	t.Logf("Ready %v after the cloud came back", took)
+	limit := cfg.Reconnect.MaxInterval + time.Duration(float64(cfg.Reconnect.MaxInterval)*cfg.Reconnect.RandomizationFactor) + 2*time.Second
+	assert.Less(t, took, limit)
+}
+
+// A cloud that sends headers only with its first message (a heartbeat, here 30 s away):
+// the snapshot and commit go out at once, and so do events on StreamEvents.
+func TestLazyHeadersWriteAtOnce(t *testing.T) {
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs, LazyHeaders: true, HeartbeatInterval: 30 * time.Second})
+	h := newHarness(t, testConfig(t, certs, cloud.Addr()))
+	h.ext.RegisterSnapshot(func(_ context.Context, send func(proto.Message) error) (*cloudv1.InventoryCommit, error) {
+		return nil, send(&cloudv1.Namespace{Name: "shop"})
+	})
+	h.start(t)
+	cloud.WaitCommitted(t)
+	opened := cloud.Status().Operators[0].Streams[cloudconn.StreamData].OpenedAt
+	var committed time.Time
+	for _, r := range cloud.Records() {
+		if _, ok := r.Payload.(*cloudv1.InventoryCommit); ok {
+			committed = r.Time
+		}
+	}
+	t.Logf("InventoryCommit %v after StreamData opened", committed.Sub(opened))
+	assert.Less(t, committed.Sub(opened), 200*time.Millisecond)
+
+	waitSideStreamsUsable(t, h, cloud)
+	sent := time.Now()
+	require.NoError(t, h.ext.Send(testCtx(t), event("ev-1")))
+	got := cloud.WaitPayloads(t, cloudconn.StreamEvents, &cloudv1.KubernetesEvent{}, func(ms []proto.Message) bool { return len(ms) == 1 })
+	assert.Equal(t, "ev-1", got[0].(*cloudv1.KubernetesEvent).GetName())
+	assert.Less(t, time.Since(sent), 200*time.Millisecond, "events use StreamEvents at once")
+}
+
+// Events written on a side stream that the server then refuses (an old cloud, whose
+// Unimplemented here comes 300 ms late) are re-sent on StreamData: none is lost, none
+// is doubled.
+func TestRefusedSideStreamLosesNothing(t *testing.T) {
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs, OldServer: true, RefuseAfter: 300 * time.Millisecond})
+	h := startHarness(t, testConfig(t, certs, cloud.Addr()))
+	h.waitState(t, cloudconn.Ready)
+	require.Eventually(t, func() bool {
+		s := h.ext.session.Load()
+		return s != nil && s.open[cloudconn.StreamEvents].Load() != nil
+	}, waitFor, time.Millisecond, "StreamEvents is used before the server answers")
+	const n = 50
+	for i := range n {
+		require.NoError(t, h.ext.Send(testCtx(t), event(fmt.Sprintf("ev-%d", i))))
+	}
+	cloud.WaitPayloads(t, cloudconn.StreamData, &cloudv1.KubernetesEvent{}, func(ms []proto.Message) bool { return len(ms) >= n })
+	time.Sleep(200 * time.Millisecond) // duplicates would arrive now
+	got := cloudtest.PayloadsOn(cloud.Records(), cloudconn.StreamData)
+	names := map[string]int{}
+	for _, m := range got {
+		if ev, ok := m.(*cloudv1.KubernetesEvent); ok {
+			names[ev.GetName()]++
+		}
+	}
+	assert.Len(t, names, n)
+	for name, c := range names {
+		assert.Equal(t, 1, c, name)
+	}
+	assert.Empty(t, cloudtest.PayloadsOn(cloud.Records(), cloudconn.StreamEvents))
+}
+
+// Events held by a side stream that fails before it is accepted, on a connection that dies
+// with it, are carried over and sent on the next connection: nothing Send reported as
+// sent is lost.
+func TestHeldPayloadsSurviveTheConnection(t *testing.T) {
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs, OldServer: true, RefuseAfter: 5 * time.Second})
+	h := startHarness(t, testConfig(t, certs, cloud.Addr()))
+	h.waitState(t, cloudconn.Ready)
+	require.Eventually(t, func() bool {
+		s := h.ext.session.Load()
+		return s != nil && s.open[cloudconn.StreamEvents].Load() != nil
+	}, waitFor, time.Millisecond)
+	const n = 20
+	for i := range n {
+		require.NoError(t, h.ext.Send(testCtx(t), event(fmt.Sprintf("ev-%d", i))))
+	}
+	cloud.Kill() // before the refusal: the held events cannot be re-sent on this connection
+	cloud.Restart(t)
+	got := cloud.WaitPayloads(t, cloudconn.StreamData, &cloudv1.KubernetesEvent{}, func(ms []proto.Message) bool { return len(ms) >= n })
+	names := map[string]bool{}
+	for _, m := range got {
+		names[m.(*cloudv1.KubernetesEvent).GetName()] = true
+	}
+	assert.Len(t, names, n)
 }

@@ -41,9 +41,11 @@ func createDefaultConfig() component.Config {
 			RenewAt: 0.8,
 		},
 		Reconnect: ReconnectConfig{
-			InitialInterval:     time.Second,
-			Multiplier:          1.5,
-			MaxInterval:         60 * time.Second,
+			InitialInterval: time.Second,
+			Multiplier:      1.5,
+			// Seconds, not a minute: the connection is back within seconds of the cloud,
+			// and one cluster retrying every few seconds costs the cloud one TLS handshake.
+			MaxInterval:         5 * time.Second,
 			RandomizationFactor: 0.2,
 			ResetAfter:          time.Minute,
 		},
@@ -51,7 +53,9 @@ func createDefaultConfig() component.Config {
 		MaxConcurrentRequests: 16,
 		CertificateRenewal: CertificateRenewalConfig{Enabled: true, MaxClockSkew: 5 * time.Minute,
 			Secret: SecretConfig{CertKey: "tls.crt", KeyKey: "tls.key", Timeout: 10 * time.Second}},
-		Kubernetes: k8sapi.Default(),
+		Kubernetes:    k8sapi.Default(),
+		StallTimeout:  30 * time.Second,
+		StatsInterval: time.Minute,
 	}
 }
 

@@ -79,6 +79,117 @@ type stream struct {
 	closed bool          // guarded by lock: CloseSend was called
 	done   chan struct{} // closed when the receive loop has returned
 	err    error         // the receive loop's result, readable after done
+
+	// sendingSince is when the write in progress began (UnixNano), 0 when none is: a write
+	// blocked for long means the server stopped reading.
+	sendingSince atomic.Int64
+
+	// accepted is closed once the server is known to have accepted the stream: its
+	// headers or first message arrived, or acceptQuiet passed without a refusal.
+	accepted chan struct{}
+	// resent is closed once what a refused stream held has been re-sent on StreamData:
+	// later payloads of its kind wait for it, so that they do not overtake the re-sent ones.
+	resent chan struct{}
+	// acceptMu guards the acceptance state and the replay buffer: payloads written on a
+	// side stream before it was accepted, re-sent on StreamData if it is refused.
+	acceptMu     sync.Mutex
+	acceptState  int // acceptPending, acceptAccepted or acceptRefused
+	acceptedAt   time.Time
+	replay       []heldPayload
+	replayBytes  int
+	replayNextID uint64
+}
+
+const (
+	acceptPending = iota
+	acceptAccepted
+	acceptRefused
+)
+
+// heldPayload is one payload in a stream's replay buffer.
+type heldPayload struct {
+	id      uint64
+	payload proto.Message
+	size    int
+}
+
+// errReplayFull and errRefused make a sender fall back to StreamData.
+var (
+	errReplayFull = errors.New("replay buffer of a stream not yet accepted is full")
+	errRefused    = errors.New("stream refused by the server")
+)
+
+// accept marks the stream accepted and empties its replay buffer; a refused stream stays refused.
+func (st *stream) accept() {
+	st.acceptMu.Lock()
+	defer st.acceptMu.Unlock()
+	if st.acceptState != acceptPending {
+		return
+	}
+	st.acceptState = acceptAccepted
+	st.acceptedAt = time.Now()
+	st.replay, st.replayBytes = nil, 0
+	close(st.accepted)
+}
+
+// acceptedTime is when the stream was accepted, zero if it was not.
+func (st *stream) acceptedTime() time.Time {
+	st.acceptMu.Lock()
+	defer st.acceptMu.Unlock()
+	return st.acceptedAt
+}
+
+// refuse marks a stream that ended before it was accepted and returns the payloads
+// written on it, to be re-sent elsewhere.
+func (st *stream) refuse() []heldPayload {
+	st.acceptMu.Lock()
+	defer st.acceptMu.Unlock()
+	if st.acceptState != acceptPending {
+		return nil
+	}
+	st.acceptState = acceptRefused
+	held := st.replay
+	st.replay, st.replayBytes = nil, 0
+	return held
+}
+
+// hold keeps payload in the replay buffer while the stream is not accepted yet. It
+// returns the entry's id (0 when the stream is accepted and nothing is held).
+func (st *stream) hold(payload proto.Message, size, limit int) (uint64, error) {
+	st.acceptMu.Lock()
+	defer st.acceptMu.Unlock()
+	switch st.acceptState {
+	case acceptAccepted:
+		return 0, nil
+	case acceptRefused:
+		return 0, errRefused
+	}
+	if st.replayBytes+size > limit {
+		return 0, errReplayFull
+	}
+	st.replayNextID++
+	st.replay = append(st.replay, heldPayload{id: st.replayNextID, payload: payload, size: size})
+	st.replayBytes += size
+	return st.replayNextID, nil
+}
+
+// release is called when the write of a held payload failed. It reports whether the
+// payload is still the sender's to deliver: false when a refusal already took it for
+// re-sending.
+func (st *stream) release(id uint64) bool {
+	st.acceptMu.Lock()
+	defer st.acceptMu.Unlock()
+	if st.acceptState == acceptRefused {
+		return false
+	}
+	for i, h := range st.replay {
+		if h.id == id {
+			st.replay = append(st.replay[:i:i], st.replay[i+1:]...)
+			st.replayBytes -= h.size
+			break
+		}
+	}
+	return true
 }
 
 func (st *stream) send(ctx context.Context, msg proto.Message) error {
@@ -94,7 +205,18 @@ func (st *stream) send(ctx context.Context, msg proto.Message) error {
 	if st.closed {
 		return errStreamClosed
 	}
+	st.sendingSince.Store(time.Now().UnixNano())
+	defer st.sendingSince.Store(0)
 	return st.cs.SendMsg(msg)
+}
+
+// blockedFor is how long the write in progress has been blocked, 0 if there is none.
+func (st *stream) blockedFor(now time.Time) time.Duration {
+	since := st.sendingSince.Load()
+	if since == 0 {
+		return 0
+	}
+	return now.Sub(time.Unix(0, since))
 }
 
 // closeSend half-closes the stream after any send in progress, so everything sent so far
@@ -122,6 +244,7 @@ type session struct {
 	open map[cloudconn.Stream]*atomic.Pointer[stream]
 
 	draining atomic.Bool
+	stalled  atomic.Bool // a stream stopped making progress: drain without waiting for it
 	failOnce sync.Once
 	failed   chan struct{}
 	failErr  error
@@ -161,10 +284,23 @@ func (s *session) openStream(kind cloudconn.Stream) (*stream, error) {
 		cancel()
 		return nil, fmt.Errorf("opening %s: %w", kind, err)
 	}
-	return &stream{
+	st := &stream{
 		kind: kind, attrs: metric.WithAttributes(attribute.String("stream", string(kind))),
 		token: token.raw, cs: cs, cancel: cancel, lock: make(chan struct{}, 1), done: make(chan struct{}),
-	}, nil
+		accepted: make(chan struct{}), resent: make(chan struct{}),
+	}
+	// Writes start at once; acceptance is learnt on the side. grpc-go servers send headers
+	// with their first message unless the handler sends them earlier, and Kestrel Cloud's
+	// first message may be a heartbeat 30 s later, so a quiet period without a refusal
+	// (which arrives within a round trip) counts as acceptance too.
+	go func() {
+		if md, _ := cs.Header(); md != nil {
+			st.accept()
+		}
+	}()
+	quiet := time.AfterFunc(acceptQuiet, st.accept)
+	context.AfterFunc(ctx, func() { quiet.Stop() })
+	return st, nil
 }
 
 // receive reads st until it fails, counting heartbeats and dispatching requests.
@@ -180,6 +316,7 @@ func (s *session) receive(st *stream) {
 			st.err = err
 			return
 		}
+		st.accept()
 		req := envelope.Unwrap(env)
 		switch {
 		case req == nil:
@@ -194,9 +331,13 @@ func (s *session) receive(st *stream) {
 	}
 }
 
-// acceptWait bounds how long a new StreamData waits for the server's headers before
-// data is sent on it anyway (the real cloud may send headers only with its first heartbeat).
-const acceptWait = 2 * time.Second
+// acceptQuiet is how long a stream without headers or messages must go unrefused to count
+// as accepted: a refusal (Unauthenticated, Unimplemented) arrives within a round trip.
+const acceptQuiet = time.Second
+
+// replayLimit bounds the bytes a side stream keeps for re-sending until it is accepted;
+// beyond it, payloads go on StreamData.
+const replayLimit = 4 << 20
 
 // run performs the protocol's connection sequence (docs/protocol.md#connection-sequence)
 // and blocks until the session ends, then drains it. StreamData opens first; snapshots
@@ -211,15 +352,9 @@ func (s *session) run() attemptResult {
 		return attemptResult{err: err}
 	}
 	s.data = data
-	// The server accepted StreamData once it sends headers (at the latest with its first
-	// heartbeat); a refusal (e.g. Unauthenticated) arrives as a status without headers.
-	accepted := make(chan struct{})
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if md, _ := data.cs.Header(); md != nil {
-			close(accepted)
-		}
 		s.receive(data)
 		s.fail(fmt.Errorf("StreamData failed: %w", data.err))
 	}()
@@ -229,17 +364,14 @@ func (s *session) run() attemptResult {
 		defer s.wg.Done()
 		s.watchConnection()
 	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.watchProgress()
+	}()
 
-	// Nothing is handed to StreamData before the server accepted it, or refused it: what
-	// was written before a refusal would be lost although Send reported success. A server
-	// that sends headers only with its first message is waited for at most acceptWait.
-	select {
-	case <-accepted:
-	case <-s.failed:
-	case <-s.e.stopCtx.Done():
-	case <-time.After(acceptWait):
-	}
-
+	// The snapshot and commit are written at once: a refused StreamData replays them on
+	// the next connection anyway. Other payloads wait for acceptance (see send).
 	s.e.session.Store(s)
 	s.e.setState(cloudconn.Syncing)
 	var readyAt time.Time
@@ -251,9 +383,16 @@ func (s *session) run() attemptResult {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.reportAccepted(accepted)
+			s.reportAccepted(data.accepted)
 		}()
 		s.startControl()
+		if s.e.cfg.StatsInterval > 0 {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.reportStats()
+			}()
+		}
 		for _, k := range sideStreams {
 			s.wg.Add(1)
 			go func() {
@@ -325,7 +464,7 @@ func (s *session) replay() error {
 	if err := s.sendOn(ctx, s.data, commit); err != nil {
 		return fmt.Errorf("sending InventoryCommit: %w", err)
 	}
-	return nil
+	return s.sendCarried(ctx)
 }
 
 // startControl opens StreamControl. Unimplemented means an old server: tool requests
@@ -364,18 +503,30 @@ func (s *session) runSideStream(kind cloudconn.Stream) {
 		var openedAt time.Time
 		st, err := s.openStream(kind)
 		if err == nil {
-			// Payloads go on the stream only once the server has accepted it (sent its
-			// headers): an Unimplemented answer arrives as a headers-less status, and any
-			// message sent before it would be lost although Send reported success.
-			if md, _ := st.cs.Header(); md != nil {
-				openedAt = time.Now()
-				slot.Store(st)
-				s.e.status.sideStream(kind, nil)
-			}
+			// Payloads go on the stream at once and stay in its replay buffer until it is
+			// accepted: an Unimplemented answer arrives as a headers-less status, and what
+			// was written before it is then re-sent on StreamData.
+			slot.Store(st)
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				select {
+				case <-st.accepted:
+					s.e.status.sideStream(kind, nil)
+				case <-st.done:
+				}
+			}()
 			s.receive(st)
+			// Re-sent before the slot is cleared: until then, later payloads of this kind
+			// find the refused stream and wait for the re-send instead of overtaking it.
+			if held := st.refuse(); len(held) > 0 {
+				s.resend(kind, held)
+			}
+			close(st.resent)
 			slot.CompareAndSwap(st, nil)
 			st.cancel()
 			err = st.err
+			openedAt = st.acceptedTime()
 		}
 		if s.draining.Load() || s.ctx.Err() != nil {
 			return
@@ -407,6 +558,85 @@ func (s *session) runSideStream(kind cloudconn.Stream) {
 	}
 }
 
+// resend writes on StreamData what a side stream took before it was refused, in order.
+// Send already reported these payloads as sent: what cannot be written because the
+// connection is ending is carried over to the next session.
+func (s *session) resend(kind cloudconn.Stream, held []heldPayload) {
+	s.e.logger.Info("Stream refused before it was accepted; re-sending what was written on it on StreamData",
+		zap.String("stream", string(kind)), zap.Int("messages", len(held)))
+	for i, h := range held {
+		err := s.dataAccepted(s.ctx)
+		if err == nil {
+			err = s.sendOn(s.ctx, s.data, h.payload)
+		}
+		if err != nil {
+			s.e.carry(held[i:])
+			return
+		}
+	}
+}
+
+// carryLimit bounds the bytes carried over to the next session; beyond it payloads are
+// lost, counted in messages.failed and logged.
+const carryLimit = 3 * replayLimit
+
+// carry keeps held payloads for the next session.
+func (e *kestrelCommand) carry(held []heldPayload) {
+	e.carryMu.Lock()
+	defer e.carryMu.Unlock()
+	lost := 0
+	for _, h := range held {
+		if e.carriedBytes+h.size > carryLimit {
+			lost++
+			continue
+		}
+		e.carried = append(e.carried, h)
+		e.carriedBytes += h.size
+	}
+	if lost > 0 {
+		e.tb.KestrelCommandMessagesFailed.Add(context.Background(), int64(lost))
+		e.messagesFailed.Add(int64(lost))
+		e.logger.Error("Lost messages of a refused stream: the carry-over to the next connection is full", zap.Int("messages", lost))
+	}
+}
+
+// sendCarried writes what earlier sessions carried over, on StreamData and in order,
+// before the side streams open; what fails is carried again.
+func (s *session) sendCarried(ctx context.Context) error {
+	s.e.carryMu.Lock()
+	held := s.e.carried
+	s.e.carried, s.e.carriedBytes = nil, 0
+	s.e.carryMu.Unlock()
+	if len(held) == 0 {
+		return nil
+	}
+	// Unlike the snapshot, these are not repeated by the next connection.
+	if err := s.dataAccepted(ctx); err != nil {
+		s.e.carry(held)
+		return err
+	}
+	for i, h := range held {
+		if err := s.sendOn(ctx, s.data, h.payload); err != nil {
+			s.e.carry(held[i:])
+			return fmt.Errorf("re-sending payloads carried over from the previous connection: %w", err)
+		}
+	}
+	return nil
+}
+
+// dataAccepted waits until StreamData is accepted: a payload written before a refusal
+// would be lost although Send reported success.
+func (s *session) dataAccepted(ctx context.Context) error {
+	select {
+	case <-s.data.accepted:
+		return nil
+	case <-s.failed:
+		return fmt.Errorf("%w: StreamData failed", cloudconn.ErrNotConnected)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // watchConnection ends the session when the ClientConn leaves READY, which is how a
 // server GOAWAY (graceful restart) or a lost transport shows: the session then drains
 // instead of waiting for the server to cut the streams. It starts once StreamData is
@@ -430,17 +660,67 @@ func (s *session) watchConnection() {
 	}
 }
 
+// watchProgress ends the session when a write to any of its streams has been blocked
+// for stall_timeout: the server accepted the connection but stopped reading, which neither
+// the transport nor keepalive notices while the TCP connection stays up. The stall stays
+// in the component status until a session has then run for twice the timeout without one.
+func (s *session) watchProgress() {
+	limit := s.e.cfg.StallTimeout
+	started := time.Now()
+	cleared := false
+	tick := time.NewTicker(max(limit/10, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.failed:
+			return
+		case now := <-tick.C:
+			for _, st := range s.streams() {
+				d := st.blockedFor(now)
+				if d < limit {
+					continue
+				}
+				err := fmt.Errorf("stream %s made no progress for %v (Kestrel Cloud stopped reading); connection recycled", st.kind, d.Round(time.Millisecond))
+				s.e.logger.Warn("Kestrel Cloud stopped reading; recycling the connection",
+					zap.String("stream", string(st.kind)), zap.Duration("blocked", d), zap.Duration("stall_timeout", limit))
+				s.e.tb.KestrelCommandStalls.Add(context.Background(), 1, st.attrs)
+				s.e.status.stalled(err)
+				s.stalled.Store(true)
+				s.fail(err)
+				return
+			}
+			if !cleared && now.Sub(started) >= 2*limit {
+				cleared = true
+				s.e.status.stalled(nil)
+			}
+		}
+	}
+}
+
+// streams returns StreamData and whichever other streams are open.
+func (s *session) streams() []*stream {
+	out := []*stream{s.data}
+	for _, slot := range s.open {
+		if st := slot.Load(); st != nil {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
 // drain half-closes every stream after the sends in progress and waits (bounded) for
 // the server to end them, so messages already handed to Send are delivered; then it
 // cancels whatever is left.
 func (s *session) drain() {
 	s.draining.Store(true)
-	streams := []*stream{s.data}
-	for _, slot := range s.open {
-		if st := slot.Load(); st != nil {
-			streams = append(streams, st)
-		}
+	if s.stalled.Load() {
+		// A server that stopped reading will not read what is left either; cancelling
+		// unblocks the stuck write, which returns an error so its caller retries.
+		s.cancel()
 	}
+	streams := s.streams()
 	var closing sync.WaitGroup
 	for _, st := range streams {
 		closing.Add(1)
@@ -476,7 +756,17 @@ func (s *session) send(ctx context.Context, preferred cloudconn.Stream, payload 
 			if err == nil || ctx.Err() != nil || status.Code(err) == codes.InvalidArgument {
 				return err
 			}
+			if errors.Is(err, errRefused) {
+				select {
+				case <-st.resent:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
 		}
+	}
+	if err := s.dataAccepted(ctx); err != nil {
+		return err
 	}
 	err := s.sendOn(ctx, s.data, payload)
 	if errors.Is(err, errStreamClosed) || errors.Is(err, io.EOF) {
@@ -492,14 +782,27 @@ func (s *session) sendOn(ctx context.Context, st *stream, payload proto.Message)
 	if err != nil {
 		return err
 	}
-	if n := proto.Size(env); n > s.e.maxSize {
+	n := proto.Size(env)
+	if n > s.e.maxSize {
 		return status.Errorf(codes.InvalidArgument, "%s of %d bytes exceeds max_message_size_mib (%d bytes)",
 			payload.ProtoReflect().Descriptor().FullName(), n, s.e.maxSize)
 	}
+	// Until a side stream is accepted, what is written on it is also kept for re-sending.
+	var held uint64
+	if st.kind != cloudconn.StreamData {
+		if held, err = st.hold(payload, n, replayLimit); err != nil {
+			return err
+		}
+	}
 	if err := st.send(ctx, env); err != nil {
+		if held != 0 && !st.release(held) {
+			return nil // the refusal took it: it is re-sent on StreamData
+		}
 		s.e.tb.KestrelCommandMessagesFailed.Add(context.Background(), 1, st.attrs)
+		s.e.messagesFailed.Add(1)
 		return err
 	}
 	s.e.tb.KestrelCommandMessagesSent.Add(context.Background(), 1, st.attrs)
+	s.e.messagesSent.Add(1)
 	return nil
 }

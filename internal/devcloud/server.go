@@ -52,6 +52,8 @@ type Config struct {
 	AdminListen       string        // optional loopback HTTP admin API address
 	HeartbeatInterval time.Duration // interval of heartbeats on every stream
 	OldServer         bool          // side streams answer codes.Unimplemented
+	LazyHeaders       bool          // response headers go out only with a stream's first message, as grpc-go does by default
+	RefuseAfter       time.Duration // with OldServer: the side streams' Unimplemented comes this late (test hook)
 	TokenTTL          time.Duration // TTL of tokens minted by RenewClusterToken
 	MaxMessageSize    int           // bytes, send and receive
 	DrainTimeout      time.Duration // how long Stop lets clients drain before closing
@@ -126,6 +128,8 @@ type Server struct {
 	policies  map[string]chan *cloudv1.NetworkPolicyWithError // policy_id → waiter of a push
 	renewals  int
 	stopped   bool
+	// paused, when not nil, holds every receive loop until it is closed (PauseReading).
+	paused chan struct{}
 }
 
 type operator struct {
@@ -648,6 +652,28 @@ func (s *Server) BreakStream(operator string, stream cloudconn.Stream) {
 	if err == nil {
 		c.breakOnce.Do(func() { close(c.broken) })
 	}
+}
+
+// PauseReading makes every stream stop reading (true) or read again (false), as a cloud
+// that accepts connections but no longer processes them: HTTP/2 flow control then blocks
+// the operator's writes once the windows are full (test hook).
+func (s *Server) PauseReading(pause bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case pause && s.paused == nil:
+		s.paused = make(chan struct{})
+	case !pause && s.paused != nil:
+		close(s.paused)
+		s.paused = nil
+	}
+}
+
+// readGate returns the channel a receive loop waits on while reading is paused, or nil.
+func (s *Server) readGate() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.paused
 }
 
 // Inject writes raw as one gRPC message on the operator's stream, bypassing proto

@@ -78,6 +78,12 @@ func (h streamService) StreamLogs(st grpc.BidiStreamingServer[cloudv1.StreamLogs
 // (docs/protocol.md#side-streams-and-fallback).
 func (s *Server) serveSideStream(st grpc.ServerStream, kind cloudconn.Stream) error {
 	if s.cfg.OldServer {
+		if s.cfg.RefuseAfter > 0 {
+			select {
+			case <-time.After(s.cfg.RefuseAfter):
+			case <-st.Context().Done():
+			}
+		}
 		return status.Errorf(codes.Unimplemented, "method Stream%s not implemented (devcloud old-server mode)", title(kind))
 	}
 	return s.serveStream(st, kind)
@@ -99,11 +105,13 @@ func (s *Server) serveStream(st grpc.ServerStream, kind cloudconn.Stream) error 
 		s.logger.Warn("stream refused", zap.String("stream", string(kind)), zap.Error(err))
 		return err
 	}
-	// Headers right away tell the operator the stream was accepted, so it need not wait
-	// for the first heartbeat before trusting a side stream. Sent before the stream is
-	// registered, so no other goroutine can be writing to it yet.
-	if err := st.SendHeader(metadata.MD{}); err != nil {
-		return err
+	// Headers right away tell the operator the stream was accepted. Sent before the
+	// stream is registered, so no other goroutine can be writing to it yet. LazyHeaders
+	// plays a server whose headers come only with its first message (a heartbeat).
+	if !s.cfg.LazyHeaders {
+		if err := st.SendHeader(metadata.MD{}); err != nil {
+			return err
+		}
 	}
 	c := s.openStream(id, kind, st)
 	defer s.closeStream(c)
@@ -138,6 +146,13 @@ func (s *Server) serveStream(st grpc.ServerStream, kind cloudconn.Stream) error 
 func (s *Server) recvLoop(c *streamConn) error {
 	recv := envelope.Request(c.kind)
 	for {
+		if gate := s.readGate(); gate != nil {
+			select {
+			case <-gate:
+			case <-c.st.Context().Done():
+				return c.st.Context().Err()
+			}
+		}
 		env := recv.New()
 		if err := c.st.RecvMsg(env); err != nil {
 			return err

@@ -58,7 +58,7 @@ exporters:
       max_interval: 500ms
       max_elapsed_time: 0
     sending_queue:
-      queue_size: 100000
+      queue_size: 268435456 # bytes
 service:
   extensions: [kestrel_command]
   pipelines:

@@ -88,6 +88,9 @@ func (p *Pipeline) Ready(tb testing.TB) {
 	require.NoError(tb, p.ext.(extensioncapabilities.PipelineWatcher).Ready())
 	conn := p.ext.(cloudconn.Provider).Connection()
 	require.Eventually(tb, func() bool { return conn.State() == cloudconn.Ready }, testutil.WaitFor, testutil.Tick)
+	// The operator writes without waiting for the server's headers, so Ready on its side
+	// does not mean the cloud has registered the streams yet: wait for it to see the commit.
+	p.Cloud.WaitCommitted(tb)
 }
 
 // shutdown shuts the exporter down (sending what it has queued) and then the extension.

@@ -32,6 +32,7 @@ type TelemetryBuilder struct {
 	KestrelCommandMessagesSent   metric.Int64Counter
 	KestrelCommandReconnects     metric.Int64Counter
 	KestrelCommandRequests       metric.Int64Counter
+	KestrelCommandStalls         metric.Int64Counter
 	KestrelCommandTokenRenewals  metric.Int64Counter
 }
 
@@ -98,6 +99,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol.kestrel_command.requests",
 		metric.WithDescription("Requests received from the cloud, by type and outcome (ok, no_response, unsupported, handler_failed, send_failed). [Development]"),
 		metric.WithUnit("{request}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.KestrelCommandStalls, err = builder.meter.Int64Counter(
+		"otelcol.kestrel_command.stalls",
+		metric.WithDescription("Connections recycled because a write to a stream stayed blocked for stall_timeout (the server stopped reading). [Development]"),
+		metric.WithUnit("{stall}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.KestrelCommandTokenRenewals, err = builder.meter.Int64Counter(

@@ -25,6 +25,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.KestrelCommandMessagesSent.Add(context.Background(), 1)
 	tb.KestrelCommandReconnects.Add(context.Background(), 1)
 	tb.KestrelCommandRequests.Add(context.Background(), 1)
+	tb.KestrelCommandStalls.Add(context.Background(), 1)
 	tb.KestrelCommandTokenRenewals.Add(context.Background(), 1)
 	AssertEqualKestrelCommandConnected(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
@@ -42,6 +43,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualKestrelCommandRequests(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualKestrelCommandStalls(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualKestrelCommandTokenRenewals(t, testTel,
