@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
 )
 
 func TestLint(t *testing.T) {
@@ -47,12 +49,33 @@ func TestExamples(t *testing.T) {
 			}
 			for i, c := range configs {
 				cfg := filepath.Join(t.TempDir(), fmt.Sprint("config", i, ".yaml"))
-				require.NoError(t, os.WriteFile(cfg, []byte(c), 0o600))
+				require.NoError(t, os.WriteFile(cfg, podCertificates(t, c), 0o600))
 				res, err := runEnv([]string{"MY_POD_IP=10.0.0.1", "POD_NAMESPACE=" + namespace}, collector, "validate", "--config", cfg)
 				require.NoError(t, err, res)
 			}
 		})
 	}
+}
+
+// podCertificates points kestrel_command's TLS files, which the pod mounts from Secrets, at
+// generated ones: validate loads them, so a missing file fails it.
+func podCertificates(t *testing.T, rendered string) []byte {
+	t.Helper()
+	var cfg map[string]any
+	require.NoError(t, yaml.Unmarshal([]byte(rendered), &cfg))
+	extensions, _ := cfg["extensions"].(map[string]any)
+	if command, ok := extensions["kestrel_command"].(map[string]any); ok {
+		certs := t.TempDir()
+		require.NoError(t, devcloud.GenerateCerts(certs, devcloud.CertOptions{}))
+		tls, _ := command["tls"].(map[string]any)
+		require.NotNil(t, tls, "kestrel_command has TLS settings")
+		tls["ca_file"] = filepath.Join(certs, devcloud.CACertFile)
+		tls["cert_file"] = filepath.Join(certs, devcloud.ClientCertFile)
+		tls["key_file"] = filepath.Join(certs, devcloud.ClientKeyFile)
+	}
+	out, err := yaml.Marshal(cfg)
+	require.NoError(t, err)
+	return out
 }
 
 // TestConfigFollowsValues checks what each switch turns on in the collector configuration.
