@@ -35,7 +35,9 @@ exporters:
   kestrel:
     connection: kestrel_command
 service:
-  extensions: [kestrel_command, health_check]
+  # As in config/local.yaml: extensions stop in reverse order, so health_check outlives
+  # kestrel_command, whose status reports would otherwise reach its closed event channel.
+  extensions: [health_check, kestrel_command]
   pipelines:
     logs:
       receivers: [otlp]
