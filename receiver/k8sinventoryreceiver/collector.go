@@ -201,9 +201,9 @@ func (c *collector) watch(res *k8scache.Resource, ns string) {
 	if ns != "" {
 		w.source += "@" + ns
 	}
-	w.stopHealth = inf.OnHealth(func(err error) { c.r.status.set(w.source, err) })
+	w.stopHealth = inf.OnHealth(func(err error) { c.r.status.Set(w.source, err) })
 	if err := inf.Err(); err != nil {
-		c.r.status.set(w.source, err)
+		c.r.status.Set(w.source, err)
 	}
 	// Adding a handler to a running informer fails only after it stopped, which it has not.
 	w.reg, _ = inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
@@ -219,7 +219,7 @@ func (c *collector) unwatch(w *watched) {
 	_ = w.inf.RemoveEventHandler(w.reg)
 	w.stopHealth()
 	w.release()
-	c.r.status.set(w.source, nil)
+	c.r.status.Set(w.source, nil)
 	for i, x := range c.watches {
 		if x == w {
 			c.watches = append(c.watches[:i], c.watches[i+1:]...)

@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -27,6 +25,7 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/internal/inventorysources"
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
+	"github.com/kestrelai/otelcol-kestrel/internal/sourcestatus"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sinventoryreceiver/internal/metadata"
 )
 
@@ -40,7 +39,7 @@ type inventoryReceiver struct {
 	next    consumer.Logs
 	obsrecv *receiverhelper.ObsReport
 	tb      *metadata.TelemetryBuilder
-	status  *statusReporter
+	status  *sourcestatus.Reporter
 
 	// restConfig builds the client configuration; tests replace it.
 	restConfig func() (*rest.Config, error)
@@ -73,7 +72,7 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*inven
 		next:           next,
 		obsrecv:        obsrecv,
 		tb:             tb,
-		status:         newStatusReporter(set.Logger),
+		status:         sourcestatus.New(set.Logger, "Kubernetes API access failed; the other resources keep working", "Kubernetes API access recovered"),
 		restConfig:     cfg.RestConfig,
 		leaderIdentity: host + "_" + rand.String(8),
 	}, nil
@@ -102,7 +101,7 @@ func (r *inventoryReceiver) Start(_ context.Context, host component.Host) error 
 		}
 		le = &copied
 	}
-	r.status.setHost(host)
+	r.status.SetHost(host)
 	r.unregister = inventorysources.Register()
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
@@ -206,7 +205,7 @@ func (r *inventoryReceiver) runElected(ctx context.Context, c *k8scache.Cache, c
 	})
 	if err != nil {
 		// Validate enforces the same rules, so this is not expected.
-		r.status.fatal(fmt.Errorf("leader election: %w", err))
+		r.status.Fatal("k8s_inventory cannot run", fmt.Errorf("leader election: %w", err))
 		return
 	}
 	for ctx.Err() == nil {
@@ -218,75 +217,5 @@ func (r *inventoryReceiver) runElected(ctx context.Context, c *k8scache.Cache, c
 		case <-ctx.Done():
 		case <-time.After(cfg.RetryPeriod):
 		}
-	}
-}
-
-// statusReporter aggregates the health of everything the receiver watches into one
-// component status, and logs each change once.
-type statusReporter struct {
-	logger *zap.Logger
-
-	mu       sync.Mutex
-	host     component.Host
-	problems map[string]error
-}
-
-func newStatusReporter(logger *zap.Logger) *statusReporter {
-	return &statusReporter{logger: logger, problems: map[string]error{}}
-}
-
-func (s *statusReporter) setHost(h component.Host) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.host = h
-	componentstatus.ReportStatus(h, componentstatus.NewEvent(componentstatus.StatusOK))
-}
-
-// set records the problem of one source (nil clears it) and reports the aggregate.
-func (s *statusReporter) set(source string, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	prev, had := s.problems[source]
-	switch {
-	case err == nil && !had:
-		return
-	case err == nil:
-		delete(s.problems, source)
-		s.logger.Info("Kubernetes API access recovered", zap.String("resource", source))
-	case had && prev.Error() == err.Error():
-		return
-	default:
-		s.problems[source] = err
-		s.logger.Warn("Kubernetes API access failed; the other resources keep working", zap.String("resource", source), zap.Error(err))
-	}
-	s.reportLocked()
-}
-
-func (s *statusReporter) reportLocked() {
-	if s.host == nil {
-		return
-	}
-	if len(s.problems) == 0 {
-		componentstatus.ReportStatus(s.host, componentstatus.NewEvent(componentstatus.StatusOK))
-		return
-	}
-	sources := make([]string, 0, len(s.problems))
-	for k := range s.problems {
-		sources = append(sources, k)
-	}
-	slices.Sort(sources)
-	parts := make([]string, 0, len(sources))
-	for _, k := range sources {
-		parts = append(parts, k+": "+s.problems[k].Error())
-	}
-	componentstatus.ReportStatus(s.host, componentstatus.NewRecoverableErrorEvent(errors.New(strings.Join(parts, "; "))))
-}
-
-func (s *statusReporter) fatal(err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.logger.Error("k8s_inventory cannot run", zap.Error(err))
-	if s.host != nil {
-		componentstatus.ReportStatus(s.host, componentstatus.NewPermanentErrorEvent(err))
 	}
 }

@@ -2,15 +2,12 @@ package k8sriskreceiver // import "github.com/kestrelai/otelcol-kestrel/receiver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
@@ -20,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
+	"github.com/kestrelai/otelcol-kestrel/internal/sourcestatus"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sriskreceiver/internal/checks"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sriskreceiver/internal/metadata"
 )
@@ -41,7 +39,7 @@ type riskReceiver struct {
 	next    consumer.Logs
 	obsrecv *receiverhelper.ObsReport
 	tb      *metadata.TelemetryBuilder
-	status  *statusReporter
+	status  *sourcestatus.Reporter
 
 	// restConfig builds the client configuration; tests replace it.
 	restConfig func() (*rest.Config, error)
@@ -67,7 +65,7 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*riskR
 	}
 	return &riskReceiver{
 		cfg: cfg, set: set, logger: set.Logger, next: next, obsrecv: obsrecv, tb: tb,
-		status:     newStatusReporter(set.Logger),
+		status:     sourcestatus.New(set.Logger, "Cannot read or write; the checks that need it report skip", "Recovered"),
 		restConfig: cfg.RestConfig,
 		tick:       200 * time.Millisecond,
 	}, nil
@@ -85,7 +83,7 @@ func (r *riskReceiver) Start(_ context.Context, host component.Host) error {
 	if err != nil {
 		return err
 	}
-	r.status.setHost(host)
+	r.status.SetHost(host)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.done = make(chan struct{})
@@ -190,11 +188,11 @@ func (w *watcher) watch(res *k8scache.Resource, ns string) {
 		x.source += "@" + ns
 	}
 	x.stopHealth = inf.OnHealth(func(err error) {
-		w.r.status.set(x.source, err)
+		w.r.status.Set(x.source, err)
 		w.q.push(item{op: opHealth})
 	})
 	if err := inf.Err(); err != nil {
-		w.r.status.set(x.source, err)
+		w.r.status.Set(x.source, err)
 	}
 	// Adding a handler to a running informer fails only after it stopped, which it has not.
 	x.reg, _ = inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
@@ -286,61 +284,4 @@ func (q *queue) popAll() []item {
 	out := q.items
 	q.items = nil
 	return out
-}
-
-// statusReporter aggregates the health of everything the receiver reads and writes into one
-// component status, and logs each change once.
-type statusReporter struct {
-	logger *zap.Logger
-
-	mu       sync.Mutex
-	host     component.Host
-	problems map[string]error
-}
-
-func newStatusReporter(logger *zap.Logger) *statusReporter {
-	return &statusReporter{logger: logger, problems: map[string]error{}}
-}
-
-func (s *statusReporter) setHost(h component.Host) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.host = h
-	componentstatus.ReportStatus(h, componentstatus.NewEvent(componentstatus.StatusOK))
-}
-
-// set records the problem of one source (nil clears it) and reports the aggregate.
-func (s *statusReporter) set(source string, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	prev, had := s.problems[source]
-	switch {
-	case err == nil && !had:
-		return
-	case err == nil:
-		delete(s.problems, source)
-		s.logger.Info("Recovered", zap.String("source", source))
-	case had && prev.Error() == err.Error():
-		return
-	default:
-		s.problems[source] = err
-		s.logger.Warn("Cannot read or write; the checks that need it report skip", zap.String("source", source), zap.Error(err))
-	}
-	if s.host == nil {
-		return
-	}
-	if len(s.problems) == 0 {
-		componentstatus.ReportStatus(s.host, componentstatus.NewEvent(componentstatus.StatusOK))
-		return
-	}
-	keys := make([]string, 0, len(s.problems))
-	for k := range s.problems {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, k+": "+s.problems[k].Error())
-	}
-	componentstatus.ReportStatus(s.host, componentstatus.NewRecoverableErrorEvent(errors.New(strings.Join(parts, "; "))))
 }

@@ -361,9 +361,9 @@ func clip(s string) string {
 func (e *engine) reportWritten(outcome string, err error) {
 	e.r.tb.K8sRiskPolicyReports.Add(context.Background(), 1, metric.WithAttributes(attribute.String("outcome", outcome)))
 	if outcome == report.Failed {
-		e.r.status.set("policy reports", err)
+		e.r.status.Set("policy reports", err)
 	} else {
-		e.r.status.set("policy reports", nil)
+		e.r.status.Set("policy reports", nil)
 	}
 }
 
@@ -380,10 +380,10 @@ func (e *engine) checkReportCRDs() {
 		}
 	}
 	if len(missing) > 0 {
-		e.r.status.set("policy report CRDs", fmt.Errorf("policy_reports is enabled but %s not installed", strings.Join(missing, " and ")+pluralIs(len(missing))))
+		e.r.status.Set("policy report CRDs", fmt.Errorf("policy_reports is enabled but %s not installed", strings.Join(missing, " and ")+pluralIs(len(missing))))
 		return
 	}
-	e.r.status.set("policy report CRDs", nil)
+	e.r.status.Set("policy report CRDs", nil)
 	for ns := range e.byNS {
 		e.reportDirty[ns] = true
 	}
