@@ -32,12 +32,12 @@ func (e *kestrelCommand) renewCertificate(ctx context.Context, req proto.Message
 	r := req.(*cloudv1.CertificateRenewalRequest)
 	resp := &cloudv1.CertificateRenewalResponse{RequestId: r.GetRequestId()}
 	certPEM, keyPEM, err := e.checkRenewal(r, time.Now())
-	if err == nil && e.secret != nil {
-		if err = e.secret.write(ctx, certPEM, keyPEM); err == nil {
+	if err == nil && e.certSecret != nil {
+		if err = e.writeCertSecret(ctx, certPEM, keyPEM); err == nil {
 			resp.Success, resp.AppliedAt = true, timestamppb.Now()
 			e.logger.Info("Accepted a certificate renewal from Kestrel Cloud and wrote it to the client-certificate Secret; "+
 				"the collector reconnects with it when the kubelet refreshes the mounted files (usually within a minute)",
-				zap.String("request_id", r.GetRequestId()), zap.String("serial_number", r.GetSerialNumber()), zap.Stringer("secret", e.secret))
+				zap.String("request_id", r.GetRequestId()), zap.String("serial_number", r.GetSerialNumber()), zap.Stringer("secret", e.certSecret))
 			return resp
 		}
 	} else if err == nil {

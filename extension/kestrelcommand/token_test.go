@@ -1,6 +1,7 @@
 package kestrelcommand
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -85,7 +86,7 @@ func TestTokenLoad(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			tm := newTokenManager(tc.cfg, zaptest.NewLogger(t), nil)
-			require.NoError(t, tm.load())
+			require.NoError(t, tm.load(context.Background()))
 			assert.Equal(t, tc.want, tm.current().raw)
 			tok, err := tm.Token()
 			require.NoError(t, err)
@@ -95,7 +96,7 @@ func TestTokenLoad(t *testing.T) {
 	}
 
 	tm := newTokenManager(TokenConfig{File: write("notenant", signedToken(t, jwt.MapClaims{})), EnvVar: "KC_TEST_UNSET_VAR"}, zaptest.NewLogger(t), nil)
-	err := tm.load()
+	err := tm.load(context.Background())
 	require.ErrorContains(t, err, `no "tenant" claim`)
 	require.ErrorContains(t, err, "KC_TEST_UNSET_VAR: not set")
 }
