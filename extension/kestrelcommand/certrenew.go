@@ -145,8 +145,13 @@ func (e *kestrelCommand) writePair(certPEM, keyPEM []byte) error {
 	return writeAtomic(e.cfg.TLS.CertFile, certPEM, 0o644)
 }
 
+// writeAtomic writes data to a temporary file in path's directory and renames it over path,
+// so readers never see a partial file. A missing directory is created (mode 0700).
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating the directory of %s: %w", path, err)
+	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("cannot write next to %s (a read-only mounted Secret? see the kestrel_command README): %w", path, err)

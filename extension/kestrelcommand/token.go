@@ -334,7 +334,7 @@ func (tm *tokenManager) renew(ctx context.Context) (err error) {
 // only a restart would miss the renewed token, and the next renewal writes again.
 func (tm *tokenManager) persist(ctx context.Context, next tokenInfo) {
 	if tm.cfg.PersistFile != "" {
-		if err := writeFileAtomic(tm.cfg.PersistFile, []byte(next.raw)); err != nil {
+		if err := writeAtomic(tm.cfg.PersistFile, []byte(next.raw), 0o600); err != nil {
 			tm.logger.Warn("Could not persist the renewed token; it is used from memory and the next renewal writes again",
 				zap.String("file", tm.cfg.PersistFile), zap.Error(err))
 		}
@@ -349,35 +349,4 @@ func (tm *tokenManager) persist(ctx context.Context, next tokenInfo) {
 			tm.logger.Info("The Secret already holds a newer token (another replica renewed it); left as it is", zap.Stringer("secret", tm.secret))
 		}
 	}
-}
-
-// writeFileAtomic writes data to a temporary file in the same directory and renames it
-// over path, so readers never see a partial token. The file mode is 0600; a missing
-// directory is created (mode 0700).
-func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o600)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-	}
-	return err
 }

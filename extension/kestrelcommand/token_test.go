@@ -101,10 +101,10 @@ func TestTokenLoad(t *testing.T) {
 	require.ErrorContains(t, err, "KC_TEST_UNSET_VAR: not set")
 }
 
-func TestWriteFileAtomic(t *testing.T) {
+func TestWriteAtomic(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "token")
-	require.NoError(t, writeFileAtomic(p, []byte("one")))
-	require.NoError(t, writeFileAtomic(p, []byte("two")))
+	require.NoError(t, writeAtomic(p, []byte("one"), 0o600))
+	require.NoError(t, writeAtomic(p, []byte("two"), 0o600))
 	b, err := os.ReadFile(p)
 	require.NoError(t, err)
 	assert.Equal(t, "two", string(b))
@@ -112,11 +112,11 @@ func TestWriteFileAtomic(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "no temporary file is left behind")
 	nested := filepath.Join(t.TempDir(), "state", "token")
-	require.NoError(t, writeFileAtomic(nested, []byte("x")))
+	require.NoError(t, writeAtomic(nested, []byte("x"), 0o600))
 	fi, err := os.Stat(nested)
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	blocker := filepath.Join(t.TempDir(), "file")
 	require.NoError(t, os.WriteFile(blocker, nil, 0o600))
-	require.Error(t, writeFileAtomic(filepath.Join(blocker, "token"), []byte("x")), "a file where the directory should be")
+	require.Error(t, writeAtomic(filepath.Join(blocker, "token"), []byte("x"), 0o600), "a file where the directory should be")
 }
