@@ -254,6 +254,84 @@ func TestInstall(t *testing.T) {
 	})
 }
 
+// TestInstallNodeMode installs examples/node-mode: the node agents' DaemonSet and the
+// gateway's objects are created, the agents run without a ServiceAccount token and their
+// ServiceAccount may read nothing, and the gateway's Secret rights are its own two Secrets.
+// A cluster holds one installation (the ChangeRequest admission policy is cluster-wide), so
+// this one gets an apiserver of its own.
+func TestInstallNodeMode(t *testing.T) {
+	helm, _ := tools(t)
+	env := kubeenv.New(t, kubeenv.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cs, err := kubernetes.NewForConfig(env.RestConfig())
+	require.NoError(t, err)
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	const rel, ns, fullname = release, namespace, release
+	out, err := run(helm, "install", rel, chartDir, "--kubeconfig", env.Kubeconfig(),
+		"--namespace", ns, "--create-namespace", "-f", filepath.Join(examplesDir, "node-mode", "values.yaml"),
+		"--set-file", "auth.token="+filepath.Join(certs, devcloud.TokenFile),
+		"--set-file", "certificates.client.cert="+filepath.Join(certs, devcloud.ClientCertFile),
+		"--set-file", "certificates.client.key="+filepath.Join(certs, devcloud.ClientKeyFile),
+		"--set-file", "certificates.ca.cert="+filepath.Join(certs, devcloud.CACertFile))
+	require.NoError(t, err, out)
+
+	ds, err := cs.AppsV1().DaemonSets(ns).Get(ctx, fullname+"-node-agent", metav1.GetOptions{})
+	require.NoError(t, err)
+	pod := ds.Spec.Template.Spec
+	require.NotNil(t, pod.AutomountServiceAccountToken)
+	assert.False(t, *pod.AutomountServiceAccountToken, "the agents get no ServiceAccount token")
+	agentSA := pod.ServiceAccountName
+	if agentSA == "" {
+		agentSA = "default"
+	}
+	var hostPaths []string
+	for _, v := range pod.Volumes {
+		if v.HostPath != nil {
+			hostPaths = append(hostPaths, v.HostPath.Path)
+		}
+	}
+	assert.Equal(t, []string{"/var/run/cilium"}, hostPaths, "the one host path: the Hubble socket's directory")
+	for _, m := range pod.Containers[0].VolumeMounts {
+		if m.MountPath == "/var/run/cilium" {
+			assert.True(t, m.ReadOnly, "the Hubble socket's directory is mounted read-only")
+		}
+	}
+	dep, err := cs.AppsV1().Deployments(ns).Get(ctx, fullname, metav1.GetOptions{})
+	require.NoError(t, err)
+	agents, err := cs.CoreV1().Services(ns).Get(ctx, fullname+"-agents", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Len(t, agents.Spec.Ports, 1)
+	assert.Equal(t, int32(4319), agents.Spec.Ports[0].Port)
+	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, fullname, metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Contains(t, cm.Data["config.yaml"], "flow_merge", "the gateway merges the agents' aggregates")
+	_, err = cs.CoreV1().ConfigMaps(ns).Get(ctx, fullname+"-node-agent", metav1.GetOptions{})
+	require.NoError(t, err)
+
+	agent := "system:serviceaccount:" + ns + ":" + agentSA
+	gateway := "system:serviceaccount:" + ns + ":" + dep.Spec.Template.Spec.ServiceAccountName
+	checkAccess(ctx, t, cs, []access{
+		// The agents read only the Hubble socket: nothing in the API.
+		{agent, authzv1.ResourceAttributes{Verb: "list", Resource: "pods"}, false},
+		{agent, authzv1.ResourceAttributes{Verb: "get", Resource: "pods", Namespace: ns}, false},
+		{agent, authzv1.ResourceAttributes{Verb: "watch", Resource: "nodes"}, false},
+		{agent, authzv1.ResourceAttributes{Verb: "list", Group: "apps", Resource: "deployments"}, false},
+		{agent, authzv1.ResourceAttributes{Verb: "get", Resource: "configmaps", Namespace: ns, Name: fullname + "-node-agent"}, false},
+		{agent, authzv1.ResourceAttributes{Verb: "list", Resource: "secrets", Namespace: ns}, false},
+		{agent, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: ns, Name: fullname + "-token"}, false},
+		{agent, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: ns, Name: fullname + "-client-tls"}, false},
+		{agent, authzv1.ResourceAttributes{Verb: "impersonate", Resource: "serviceaccounts", Namespace: ns, Name: "kestrel-ai-reader"}, false},
+		{agent, authzv1.ResourceAttributes{Verb: "create", Group: "coordination.k8s.io", Resource: "leases", Namespace: ns}, false},
+		// The gateway: the reads of its components, and of Secrets only its own two.
+		{gateway, authzv1.ResourceAttributes{Verb: "list", Resource: "pods"}, true},
+		{gateway, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: ns, Name: fullname + "-token"}, true},
+		{gateway, authzv1.ResourceAttributes{Verb: "patch", Resource: "secrets", Namespace: ns, Name: fullname + "-client-tls"}, true},
+		{gateway, authzv1.ResourceAttributes{Verb: "list", Resource: "secrets", Namespace: ns}, false},
+		{gateway, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "default", Name: fullname + "-token"}, false},
+	})
+}
+
 // tokenExpiry is the exp claim of a JWT.
 func tokenExpiry(t *testing.T, token []byte) time.Time {
 	t.Helper()
@@ -294,9 +372,10 @@ type access struct {
 func checkAccess(ctx context.Context, t *testing.T, cs kubernetes.Interface, accesses []access) {
 	t.Helper()
 	for _, c := range accesses {
+		saNamespace, _, _ := strings.Cut(strings.TrimPrefix(c.user, "system:serviceaccount:"), ":")
 		sar, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
 			User:               c.user,
-			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
+			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + saNamespace, "system:authenticated"},
 			ResourceAttributes: &c.attrs,
 		}}, metav1.CreateOptions{})
 		require.NoError(t, err)
