@@ -120,3 +120,26 @@ func TestWriteAtomic(t *testing.T) {
 	require.NoError(t, os.WriteFile(blocker, nil, 0o600))
 	require.Error(t, writeAtomic(filepath.Join(blocker, "token"), []byte("x"), 0o600), "a file where the directory should be")
 }
+
+// A Secret's token is left alone only for a newer one of the same tenant (another replica's
+// renewal); anything else is overwritten.
+func TestSupersedes(t *testing.T) {
+	now := time.Now().Unix()
+	next, err := parseToken(signedToken(t, jwt.MapClaims{"tenant": "acme", "iat": now, "exp": now + 1000}), time.Now())
+	require.NoError(t, err)
+	for name, tc := range map[string]struct {
+		held string
+		want bool
+	}{
+		"newer of the tenant": {signedToken(t, jwt.MapClaims{"tenant": "acme", "iat": now + 5, "exp": now + 900}), true},
+		"older":               {signedToken(t, jwt.MapClaims{"tenant": "acme", "iat": now - 5, "exp": now + 2000}), false},
+		"the same":            {next.raw, false},
+		"newer, other tenant": {signedToken(t, jwt.MapClaims{"tenant": "other", "iat": now + 5, "exp": now + 2000}), false},
+		"empty":               {"", false},
+		"not a JWT":           {"onboarding", false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			assert.Equal(t, tc.want, supersedes([]byte(tc.held), next))
+		})
+	}
+}

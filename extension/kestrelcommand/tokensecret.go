@@ -44,12 +44,16 @@ func (s *secretStore) readToken(ctx context.Context, key string, now time.Time) 
 // from the newest token. written says whether next was written.
 func (s *secretStore) writeToken(ctx context.Context, key string, next tokenInfo) (written bool, err error) {
 	err = s.write(ctx, func(cur *corev1.Secret) map[string][]byte {
-		if held, err := parseToken(string(cur.Data[key]), time.Now()); err == nil && held.tenant == next.tenant && held.newerThan(next) {
-			written = false
+		if written = !supersedes(cur.Data[key], next); !written {
 			return nil
 		}
-		written = true
 		return map[string][]byte{key: []byte(next.raw)}
 	})
 	return written && err == nil, err
+}
+
+// supersedes tells whether held, a Secret's token, is newer than next and of its tenant.
+func supersedes(held []byte, next tokenInfo) bool {
+	ti, err := parseToken(string(held), time.Now())
+	return err == nil && ti.tenant == next.tenant && ti.newerThan(next)
 }
