@@ -32,12 +32,12 @@ func (e *kestrelCommand) renewCertificate(ctx context.Context, req proto.Message
 	r := req.(*cloudv1.CertificateRenewalRequest)
 	resp := &cloudv1.CertificateRenewalResponse{RequestId: r.GetRequestId()}
 	certPEM, keyPEM, err := e.checkRenewal(r, time.Now())
-	if err == nil && e.secret != nil {
-		if err = e.secret.write(ctx, certPEM, keyPEM); err == nil {
+	if err == nil && e.certSecret != nil {
+		if err = e.writeCertSecret(ctx, certPEM, keyPEM); err == nil {
 			resp.Success, resp.AppliedAt = true, timestamppb.Now()
 			e.logger.Info("Accepted a certificate renewal from Kestrel Cloud and wrote it to the client-certificate Secret; "+
 				"the collector reconnects with it when the kubelet refreshes the mounted files (usually within a minute)",
-				zap.String("request_id", r.GetRequestId()), zap.String("serial_number", r.GetSerialNumber()), zap.Stringer("secret", e.secret))
+				zap.String("request_id", r.GetRequestId()), zap.String("serial_number", r.GetSerialNumber()), zap.Stringer("secret", e.certSecret))
 			return resp
 		}
 	} else if err == nil {
@@ -145,8 +145,13 @@ func (e *kestrelCommand) writePair(certPEM, keyPEM []byte) error {
 	return writeAtomic(e.cfg.TLS.CertFile, certPEM, 0o644)
 }
 
+// writeAtomic writes data to a temporary file in path's directory and renames it over path,
+// so readers never see a partial file. A missing directory is created (mode 0700).
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating the directory of %s: %w", path, err)
+	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("cannot write next to %s (a read-only mounted Secret? see the kestrel_command README): %w", path, err)

@@ -36,7 +36,7 @@ type Config struct {
 	CertificateRenewal CertificateRenewalConfig `mapstructure:"certificate_renewal"`
 
 	// Kubernetes is how the extension reaches the apiserver (auth_type, context); used only
-	// when certificate_renewal::secret is set.
+	// when certificate_renewal::secret or token::persist_secret is set.
 	Kubernetes k8sapi.Config `mapstructure:"kubernetes"`
 
 	// StallTimeout is how long a write to any stream may stay blocked (the server accepted
@@ -61,6 +61,9 @@ type TokenConfig struct {
 	// PersistFile, if set, receives every renewed token (mode 0600) and is read at
 	// startup, where a newer token of the same tenant wins over the configured one.
 	PersistFile string `mapstructure:"persist_file"`
+	// PersistSecret, if set, is a Secret that receives every renewed token through the
+	// Kubernetes API and is read at startup like PersistFile (see tokensecret.go).
+	PersistSecret TokenSecretConfig `mapstructure:"persist_secret"`
 	// RenewAt is the fraction of the token's lifetime after which it is renewed.
 	RenewAt float64 `mapstructure:"renew_at"`
 
@@ -137,6 +140,7 @@ func (cfg *Config) Validate() error {
 	}
 	errs = append(errs, cfg.Reconnect.validate()...)
 	errs = append(errs, cfg.CertificateRenewal.Secret.validate()...)
+	errs = append(errs, cfg.Token.PersistSecret.validate()...)
 	if cfg.CertificateRenewal.Secret.enabled() && (cfg.TLS.CertFile == "" || cfg.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("certificate_renewal::secret needs tls::cert_file and tls::key_file: the files mounted from that Secret"))
 	}

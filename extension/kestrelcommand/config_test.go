@@ -41,12 +41,13 @@ func TestLoadConfig(t *testing.T) {
 	custom.TLS.IncludeSystemCACertsPool = true
 	custom.Keepalive = configoptional.Some(configgrpc.KeepaliveClientConfig{Time: time.Minute, Timeout: 10 * time.Second})
 	custom.Headers = configopaque.MapList{{Name: "x-cluster", Value: "prod-eu"}}
-	custom.Token = TokenConfig{File: "/var/run/kestrel/token", EnvVar: "KESTREL_TOKEN", PersistFile: "/var/lib/kestrel/token", RenewAt: 0.5}
+	custom.Token = TokenConfig{File: "/var/run/kestrel/token", EnvVar: "KESTREL_TOKEN", PersistFile: "/var/lib/kestrel/token", RenewAt: 0.5,
+		PersistSecret: TokenSecretConfig{SecretRef: SecretRef{Namespace: "kestrel", Name: "kestrel-token", Timeout: 3 * time.Second}, Key: "jwt"}}
 	custom.Reconnect = ReconnectConfig{InitialInterval: 2 * time.Second, Multiplier: 2, MaxInterval: 30 * time.Second, RandomizationFactor: 0.1, ResetAfter: 5 * time.Minute}
 	custom.MaxMessageSizeMiB = 16
 	custom.MaxConcurrentRequests = 4
 	custom.CertificateRenewal = CertificateRenewalConfig{MaxClockSkew: time.Minute, Secret: SecretConfig{
-		Namespace: "kestrel", Name: "kestrel-client-tls", CertKey: "client.crt", KeyKey: "client.key", Timeout: 5 * time.Second}}
+		SecretRef: SecretRef{Namespace: "kestrel", Name: "kestrel-client-tls", Timeout: 5 * time.Second}, CertKey: "client.crt", KeyKey: "client.key"}}
 	custom.Kubernetes = k8sapi.Config{AuthType: k8sapi.AuthTypeKubeConfig, Context: "staging"}
 	custom.StallTimeout = 10 * time.Second
 	custom.StatsInterval = 0

@@ -59,8 +59,8 @@ type kestrelCommand struct {
 
 	// rotate asks the current session to reconnect with the rotated client certificate.
 	rotate chan struct{}
-	// secret, when certificate_renewal::secret is set, receives renewed pairs.
-	secret *secretWriter
+	// certSecret, when certificate_renewal::secret is set, receives renewed pairs.
+	certSecret *secretStore
 
 	mu        sync.Mutex
 	host      component.Host
@@ -122,17 +122,25 @@ func newExtension(cfg *Config, set extension.Settings) (*kestrelCommand, error) 
 	return e, nil
 }
 
-// Start checks the TLS files and loads the token (failing if either is missing) and starts token renewal and the
+// Start checks the TLS files and loads the token (failing if either is missing; a
+// persisted token that cannot be read is only logged) and starts token renewal and the
 // TLS file watch. The connection itself starts in Ready, once every pipeline component
 // has started, so that all snapshot providers are registered before the first
 // InventoryCommit.
-func (e *kestrelCommand) Start(_ context.Context, host component.Host) error {
+func (e *kestrelCommand) Start(ctx context.Context, host component.Host) error {
 	// Validate checked the files too, but they may have gone since (or validation was
 	// skipped): without them no connection can ever be made.
 	if err := e.checkTLS(); err != nil {
 		return err
 	}
-	if err := e.tokens.load(); err != nil {
+	if ts := e.cfg.Token.PersistSecret; ts.enabled() {
+		store, err := newSecretStore(ts.SecretRef, "token::persist_secret", e.cfg.Kubernetes)
+		if err != nil {
+			return err
+		}
+		e.tokens.secret = store
+	}
+	if err := e.tokens.load(ctx); err != nil {
 		return err
 	}
 	e.mu.Lock()
@@ -148,11 +156,11 @@ func (e *kestrelCommand) Start(_ context.Context, host component.Host) error {
 	}()
 	if e.cfg.CertificateRenewal.Enabled {
 		if sc := e.cfg.CertificateRenewal.Secret; sc.enabled() {
-			w, err := newSecretWriter(sc, e.cfg.Kubernetes)
+			w, err := newSecretStore(sc.SecretRef, "certificate_renewal::secret", e.cfg.Kubernetes)
 			if err != nil {
 				return err
 			}
-			e.secret = w
+			e.certSecret = w
 		}
 		if _, err := e.dispatcher.register(&cloudv1.CertificateRenewalRequest{}, e.renewCertificate); err != nil {
 			return err

@@ -557,6 +557,17 @@ func TestStartFailsWithoutToken(t *testing.T) {
 	require.ErrorContains(t, err, "token::file")
 }
 
+// token::persist_secret with the in-cluster identity outside a cluster: Start fails and says
+// which setting needs the Kubernetes API.
+func TestStartFailsWithoutKubernetes(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	cfg := testConfig(t, cloudtest.NewCerts(t, devcloud.CertOptions{}), "127.0.0.1:4317")
+	cfg.Token.PersistSecret.Namespace, cfg.Token.PersistSecret.Name = "kestrel-ai", "kestrel-operator-token"
+	h := newHarness(t, cfg)
+	err := h.ext.Start(context.Background(), h.host)
+	require.ErrorContains(t, err, "token::persist_secret: building the Kubernetes client configuration (auth_type serviceAccount)")
+}
+
 // TLS files that disappear between validation and start-up (or a collector started
 // without validation) fail Start with the file's name, instead of a collector that
 // reports healthy and queues for ever.

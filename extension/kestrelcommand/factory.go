@@ -37,8 +37,9 @@ func createDefaultConfig() component.Config {
 	return &Config{
 		ClientConfig: grpcCfg,
 		Token: TokenConfig{
-			EnvVar:  "AUTH_TOKEN",
-			RenewAt: 0.8,
+			EnvVar:        "AUTH_TOKEN",
+			RenewAt:       0.8,
+			PersistSecret: TokenSecretConfig{Key: "token", SecretRef: SecretRef{Timeout: 10 * time.Second}},
 		},
 		Reconnect: ReconnectConfig{
 			InitialInterval: time.Second,
@@ -52,7 +53,7 @@ func createDefaultConfig() component.Config {
 		MaxMessageSizeMiB:     10,
 		MaxConcurrentRequests: 16,
 		CertificateRenewal: CertificateRenewalConfig{Enabled: true, MaxClockSkew: 5 * time.Minute,
-			Secret: SecretConfig{CertKey: "tls.crt", KeyKey: "tls.key", Timeout: 10 * time.Second}},
+			Secret: SecretConfig{CertKey: "tls.crt", KeyKey: "tls.key", SecretRef: SecretRef{Timeout: 10 * time.Second}}},
 		Kubernetes:    k8sapi.Default(),
 		StallTimeout:  30 * time.Second,
 		StatsInterval: time.Minute,

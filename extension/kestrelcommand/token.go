@@ -103,6 +103,8 @@ type tokenManager struct {
 	// dial opens a connection for one RenewClusterToken call; a fresh connection per
 	// renewal picks up rotated client certificates.
 	dial func(context.Context) (*grpc.ClientConn, error)
+	// secret, when token::persist_secret is set, keeps renewed tokens.
+	secret *secretStore
 
 	mu      sync.RWMutex
 	cur     tokenInfo
@@ -124,8 +126,10 @@ func newTokenManager(cfg TokenConfig, logger *zap.Logger, tb *metadata.Telemetry
 	}
 }
 
-// load reads the configured token (file, then env var) and a persisted renewed token.
-func (tm *tokenManager) load() error {
+// load reads the configured token (file, then env var) and the persisted renewed tokens
+// (token::persist_file, token::persist_secret): the newest of the configured tenant wins.
+// A persisted token that cannot be read is logged and ignored, never fatal.
+func (tm *tokenManager) load(ctx context.Context) error {
 	now := time.Now()
 	var reasons []string
 	var configured tokenInfo
@@ -157,22 +161,34 @@ func (tm *tokenManager) load() error {
 		return fmt.Errorf("no usable Kestrel Cloud token (%s)", strings.Join(reasons, "; "))
 	}
 	tm.cur = configured
-	if tm.cfg.PersistFile == "" {
-		return nil
+	if tm.cfg.PersistFile != "" {
+		ti, err := readTokenFile(tm.cfg.PersistFile, now)
+		if !errors.Is(err, os.ErrNotExist) {
+			tm.consider(zap.String("file", tm.cfg.PersistFile), ti, err)
+		}
 	}
-	persisted, err := readTokenFile(tm.cfg.PersistFile, now)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		tm.logger.Warn("Ignoring the persisted token", zap.String("file", tm.cfg.PersistFile), zap.Error(err))
-	case persisted.tenant != configured.tenant:
-		tm.logger.Warn("Ignoring the persisted token of another tenant",
-			zap.String("file", tm.cfg.PersistFile), zap.String("persisted_tenant", persisted.tenant), zap.String("tenant", configured.tenant))
-	case persisted.newerThan(configured):
-		tm.logger.Info("Using the persisted renewed token", zap.String("file", tm.cfg.PersistFile), zap.Time("expires", persisted.exp))
-		tm.cur = persisted
+	if tm.secret != nil {
+		ti, found, err := tm.secret.readToken(ctx, tm.cfg.PersistSecret.Key, now)
+		if found || err != nil {
+			tm.consider(zap.Stringer("secret", tm.secret), ti, err)
+		}
 	}
 	return nil
+}
+
+// consider applies the rule for a persisted token (from where): it replaces the current
+// token when it is of the same tenant and newer.
+func (tm *tokenManager) consider(where zap.Field, persisted tokenInfo, err error) {
+	switch {
+	case err != nil:
+		tm.logger.Warn("Ignoring the persisted token", where, zap.Error(err))
+	case persisted.tenant != tm.cur.tenant:
+		tm.logger.Warn("Ignoring the persisted token of another tenant",
+			where, zap.String("persisted_tenant", persisted.tenant), zap.String("tenant", tm.cur.tenant))
+	case persisted.newerThan(tm.cur):
+		tm.logger.Info("Using the persisted renewed token", where, zap.Time("expires", persisted.exp))
+		tm.cur = persisted
+	}
 }
 
 func readTokenFile(path string, now time.Time) (tokenInfo, error) {
@@ -303,13 +319,7 @@ func (tm *tokenManager) renew(ctx context.Context) (err error) {
 	if next.tenant != old.tenant {
 		return fmt.Errorf("RenewClusterToken returned a token for tenant %q, expected %q", next.tenant, old.tenant)
 	}
-	// Persist first so that a token in use is never missing from the file.
-	if tm.cfg.PersistFile != "" {
-		if perr := writeFileAtomic(tm.cfg.PersistFile, []byte(next.raw)); perr != nil {
-			// Not fatal: only a restart would miss the renewed token.
-			tm.logger.Warn("Could not persist the renewed token", zap.String("file", tm.cfg.PersistFile), zap.Error(perr))
-		}
-	}
+	tm.persist(ctx, next)
 	tm.mu.Lock()
 	tm.cur = next
 	close(tm.updated)
@@ -319,33 +329,24 @@ func (tm *tokenManager) renew(ctx context.Context) (err error) {
 	return nil
 }
 
-// writeFileAtomic writes data to a temporary file in the same directory and renames it
-// over path, so readers never see a partial token. The file mode is 0600; a missing
-// directory is created (mode 0700).
-func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
+// persist writes a renewed token to token::persist_file and token::persist_secret before
+// it is used, so that a token in use is never missing from them. A failure is not fatal:
+// only a restart would miss the renewed token, and the next renewal writes again.
+func (tm *tokenManager) persist(ctx context.Context, next tokenInfo) {
+	if tm.cfg.PersistFile != "" {
+		if err := writeAtomic(tm.cfg.PersistFile, []byte(next.raw), 0o600); err != nil {
+			tm.logger.Warn("Could not persist the renewed token; it is used from memory and the next renewal writes again",
+				zap.String("file", tm.cfg.PersistFile), zap.Error(err))
+		}
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
+	if tm.secret != nil {
+		written, err := tm.secret.writeToken(ctx, tm.cfg.PersistSecret.Key, next)
+		switch {
+		case err != nil:
+			tm.logger.Warn("Could not persist the renewed token; it is used from memory and the next renewal writes again",
+				zap.Stringer("secret", tm.secret), zap.Error(err))
+		case !written:
+			tm.logger.Info("The Secret already holds a newer token (another replica renewed it); left as it is", zap.Stringer("secret", tm.secret))
+		}
 	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o600)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-	}
-	return err
 }

@@ -1,6 +1,7 @@
 package kestrelcommand
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -85,7 +86,7 @@ func TestTokenLoad(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			tm := newTokenManager(tc.cfg, zaptest.NewLogger(t), nil)
-			require.NoError(t, tm.load())
+			require.NoError(t, tm.load(context.Background()))
 			assert.Equal(t, tc.want, tm.current().raw)
 			tok, err := tm.Token()
 			require.NoError(t, err)
@@ -95,15 +96,15 @@ func TestTokenLoad(t *testing.T) {
 	}
 
 	tm := newTokenManager(TokenConfig{File: write("notenant", signedToken(t, jwt.MapClaims{})), EnvVar: "KC_TEST_UNSET_VAR"}, zaptest.NewLogger(t), nil)
-	err := tm.load()
+	err := tm.load(context.Background())
 	require.ErrorContains(t, err, `no "tenant" claim`)
 	require.ErrorContains(t, err, "KC_TEST_UNSET_VAR: not set")
 }
 
-func TestWriteFileAtomic(t *testing.T) {
+func TestWriteAtomic(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "token")
-	require.NoError(t, writeFileAtomic(p, []byte("one")))
-	require.NoError(t, writeFileAtomic(p, []byte("two")))
+	require.NoError(t, writeAtomic(p, []byte("one"), 0o600))
+	require.NoError(t, writeAtomic(p, []byte("two"), 0o600))
 	b, err := os.ReadFile(p)
 	require.NoError(t, err)
 	assert.Equal(t, "two", string(b))
@@ -111,11 +112,34 @@ func TestWriteFileAtomic(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "no temporary file is left behind")
 	nested := filepath.Join(t.TempDir(), "state", "token")
-	require.NoError(t, writeFileAtomic(nested, []byte("x")))
+	require.NoError(t, writeAtomic(nested, []byte("x"), 0o600))
 	fi, err := os.Stat(nested)
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	blocker := filepath.Join(t.TempDir(), "file")
 	require.NoError(t, os.WriteFile(blocker, nil, 0o600))
-	require.Error(t, writeFileAtomic(filepath.Join(blocker, "token"), []byte("x")), "a file where the directory should be")
+	require.Error(t, writeAtomic(filepath.Join(blocker, "token"), []byte("x"), 0o600), "a file where the directory should be")
+}
+
+// A Secret's token is left alone only for a newer one of the same tenant (another replica's
+// renewal); anything else is overwritten.
+func TestSupersedes(t *testing.T) {
+	now := time.Now().Unix()
+	next, err := parseToken(signedToken(t, jwt.MapClaims{"tenant": "acme", "iat": now, "exp": now + 1000}), time.Now())
+	require.NoError(t, err)
+	for name, tc := range map[string]struct {
+		held string
+		want bool
+	}{
+		"newer of the tenant": {signedToken(t, jwt.MapClaims{"tenant": "acme", "iat": now + 5, "exp": now + 900}), true},
+		"older":               {signedToken(t, jwt.MapClaims{"tenant": "acme", "iat": now - 5, "exp": now + 2000}), false},
+		"the same":            {next.raw, false},
+		"newer, other tenant": {signedToken(t, jwt.MapClaims{"tenant": "other", "iat": now + 5, "exp": now + 2000}), false},
+		"empty":               {"", false},
+		"not a JWT":           {"onboarding", false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			assert.Equal(t, tc.want, supersedes([]byte(tc.held), next))
+		})
+	}
 }

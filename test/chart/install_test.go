@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
@@ -32,6 +33,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
+	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
 	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
@@ -40,6 +42,7 @@ import (
 const (
 	serviceAccount = "system:serviceaccount:" + namespace + ":" + release
 	tlsSecret      = release + "-client-tls"
+	tokenSecret    = release + "-token"
 	reader         = "system:serviceaccount:" + namespace + ":kestrel-ai-reader"
 )
 
@@ -63,7 +66,10 @@ func TestInstall(t *testing.T) {
 	_, err = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "istio-system"}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	installCRD(ctx, t, dyn, "testdata/telemetry-crd.yaml", schema.GroupVersionResource{Group: "telemetry.istio.io", Version: "v1", Resource: "telemetries"})
-	cloud := cloudtest.Start(t, devcloud.Config{})
+	// The onboarding token has expired: the collector renews it at once, into the chart's
+	// token Secret.
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: cloudtest.NewCerts(t, devcloud.CertOptions{TokenTTL: -time.Hour})})
+	onboarding := []byte(readFile(t, filepath.Join(cloud.Certs, devcloud.TokenFile)))
 	host, port, err := net.SplitHostPort(cloud.Addr())
 	require.NoError(t, err)
 
@@ -104,9 +110,16 @@ func TestInstall(t *testing.T) {
 		{serviceAccount, authzv1.ResourceAttributes{Verb: "impersonate", Resource: "serviceaccounts", Namespace: namespace, Name: "kestrel-ai-reader"}, true},
 		{serviceAccount, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: namespace}, false},
 		{serviceAccount, authzv1.ResourceAttributes{Verb: "list", Resource: "secrets"}, false},
-		{serviceAccount, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: namespace, Name: release + "-token"}, false},
-		{serviceAccount, authzv1.ResourceAttributes{Verb: "patch", Resource: "secrets", Namespace: namespace, Name: release + "-token"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "watch", Resource: "secrets", Namespace: namespace}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: namespace, Name: "other"}, false},
 		{serviceAccount, authzv1.ResourceAttributes{Verb: "patch", Resource: "secrets", Namespace: namespace, Name: "other"}, false},
+		// Its own token: read at start-up and patched by token renewals, nothing more.
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: namespace, Name: tokenSecret}, true},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "patch", Resource: "secrets", Namespace: namespace, Name: tokenSecret}, true},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "update", Resource: "secrets", Namespace: namespace, Name: tokenSecret}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "delete", Resource: "secrets", Namespace: namespace, Name: tokenSecret}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "watch", Resource: "secrets", Namespace: namespace, Name: tokenSecret}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "default", Name: tokenSecret}, false},
 		{serviceAccount, authzv1.ResourceAttributes{Verb: "patch", Resource: "secrets", Namespace: "default", Name: tlsSecret}, false},
 		// Its own client certificate: read and patched by certificate renewals, nothing more.
 		{serviceAccount, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: namespace, Name: tlsSecret}, true},
@@ -165,6 +178,19 @@ func TestInstall(t *testing.T) {
 	}()
 
 	cloud.WaitCommitted(t)
+	// The token renewal landed in the chart's token Secret, and it is the token in use.
+	var renewedToken []byte
+	require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		s, err := cs.CoreV1().Secrets(namespace).Get(ctx, tokenSecret, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		renewedToken = s.Data["token"]
+		return !bytes.Equal(renewedToken, onboarding), nil
+	}), "the renewed token never reached Secret %s", tokenSecret)
+	st := cloud.Status()
+	assert.Equal(t, 1, st.Renewals)
+	assert.Equal(t, tokenExpiry(t, renewedToken).Unix(), st.Operators[0].Streams[cloudconn.StreamData].TokenExpiry.Unix(), "the Secret holds the token in use")
 	cloud.WaitPayload(t, "namespace "+namespace, func(m proto.Message) bool {
 		ns, ok := m.(*cloudv1.Namespace)
 		return ok && ns.GetName() == namespace
@@ -203,6 +229,9 @@ func TestInstall(t *testing.T) {
 	live, err = cs.CoreV1().Secrets(namespace).Get(ctx, tlsSecret, metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, renewed, live.Data[corev1.TLSCertKey], "an upgrade with the same certificate values keeps the renewed pair")
+	live, err = cs.CoreV1().Secrets(namespace).Get(ctx, tokenSecret, metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, string(renewedToken), string(live.Data["token"]), "an upgrade with the same token value keeps the renewed token")
 	_, err = dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).
 		Get(ctx, "changerequests.kestrel.ai", metav1.GetOptions{})
 	require.NoError(t, err)
@@ -223,6 +252,96 @@ func TestInstall(t *testing.T) {
 		{changes, authzv1.ResourceAttributes{Verb: "create", Group: "apps", Resource: "deployments", Namespace: "default"}, false},
 		{changes, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "default"}, false},
 	})
+}
+
+// TestInstallNodeMode installs examples/node-mode: the node agents' DaemonSet and the
+// gateway's objects are created, the agents run without a ServiceAccount token and their
+// ServiceAccount may read nothing, and the gateway's Secret rights are its own two Secrets.
+// A cluster holds one installation (the ChangeRequest admission policy is cluster-wide), so
+// this one gets an apiserver of its own.
+func TestInstallNodeMode(t *testing.T) {
+	helm, _ := tools(t)
+	env := kubeenv.New(t, kubeenv.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cs, err := kubernetes.NewForConfig(env.RestConfig())
+	require.NoError(t, err)
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	const rel, ns, fullname = release, namespace, release
+	out, err := run(helm, "install", rel, chartDir, "--kubeconfig", env.Kubeconfig(),
+		"--namespace", ns, "--create-namespace", "-f", filepath.Join(examplesDir, "node-mode", "values.yaml"),
+		"--set-file", "auth.token="+filepath.Join(certs, devcloud.TokenFile),
+		"--set-file", "certificates.client.cert="+filepath.Join(certs, devcloud.ClientCertFile),
+		"--set-file", "certificates.client.key="+filepath.Join(certs, devcloud.ClientKeyFile),
+		"--set-file", "certificates.ca.cert="+filepath.Join(certs, devcloud.CACertFile))
+	require.NoError(t, err, out)
+
+	ds, err := cs.AppsV1().DaemonSets(ns).Get(ctx, fullname+"-node-agent", metav1.GetOptions{})
+	require.NoError(t, err)
+	pod := ds.Spec.Template.Spec
+	require.NotNil(t, pod.AutomountServiceAccountToken)
+	assert.False(t, *pod.AutomountServiceAccountToken, "the agents get no ServiceAccount token")
+	agentSA := pod.ServiceAccountName
+	if agentSA == "" {
+		agentSA = "default"
+	}
+	var hostPaths []string
+	for _, v := range pod.Volumes {
+		if v.HostPath != nil {
+			hostPaths = append(hostPaths, v.HostPath.Path)
+		}
+	}
+	assert.Equal(t, []string{"/var/run/cilium"}, hostPaths, "the one host path: the Hubble socket's directory")
+	for _, m := range pod.Containers[0].VolumeMounts {
+		if m.MountPath == "/var/run/cilium" {
+			assert.True(t, m.ReadOnly, "the Hubble socket's directory is mounted read-only")
+		}
+	}
+	dep, err := cs.AppsV1().Deployments(ns).Get(ctx, fullname, metav1.GetOptions{})
+	require.NoError(t, err)
+	agents, err := cs.CoreV1().Services(ns).Get(ctx, fullname+"-agents", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Len(t, agents.Spec.Ports, 1)
+	assert.Equal(t, int32(4319), agents.Spec.Ports[0].Port)
+	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, fullname, metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Contains(t, cm.Data["config.yaml"], "flow_merge", "the gateway merges the agents' aggregates")
+	_, err = cs.CoreV1().ConfigMaps(ns).Get(ctx, fullname+"-node-agent", metav1.GetOptions{})
+	require.NoError(t, err)
+
+	agent := "system:serviceaccount:" + ns + ":" + agentSA
+	gateway := "system:serviceaccount:" + ns + ":" + dep.Spec.Template.Spec.ServiceAccountName
+	checkAccess(ctx, t, cs, []access{
+		// The agents read only the Hubble socket: nothing in the API.
+		{agent, authzv1.ResourceAttributes{Verb: "list", Resource: "pods"}, false},
+		{agent, authzv1.ResourceAttributes{Verb: "get", Resource: "pods", Namespace: ns}, false},
+		{agent, authzv1.ResourceAttributes{Verb: "watch", Resource: "nodes"}, false},
+		{agent, authzv1.ResourceAttributes{Verb: "list", Group: "apps", Resource: "deployments"}, false},
+		{agent, authzv1.ResourceAttributes{Verb: "get", Resource: "configmaps", Namespace: ns, Name: fullname + "-node-agent"}, false},
+		{agent, authzv1.ResourceAttributes{Verb: "list", Resource: "secrets", Namespace: ns}, false},
+		{agent, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: ns, Name: fullname + "-token"}, false},
+		{agent, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: ns, Name: fullname + "-client-tls"}, false},
+		{agent, authzv1.ResourceAttributes{Verb: "impersonate", Resource: "serviceaccounts", Namespace: ns, Name: "kestrel-ai-reader"}, false},
+		{agent, authzv1.ResourceAttributes{Verb: "create", Group: "coordination.k8s.io", Resource: "leases", Namespace: ns}, false},
+		// The gateway: the reads of its components, and of Secrets only its own two.
+		{gateway, authzv1.ResourceAttributes{Verb: "list", Resource: "pods"}, true},
+		{gateway, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: ns, Name: fullname + "-token"}, true},
+		{gateway, authzv1.ResourceAttributes{Verb: "patch", Resource: "secrets", Namespace: ns, Name: fullname + "-client-tls"}, true},
+		{gateway, authzv1.ResourceAttributes{Verb: "list", Resource: "secrets", Namespace: ns}, false},
+		{gateway, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "default", Name: fullname + "-token"}, false},
+	})
+}
+
+// tokenExpiry is the exp claim of a JWT.
+func tokenExpiry(t *testing.T, token []byte) time.Time {
+	t.Helper()
+	claims := jwt.MapClaims{}
+	_, _, err := jwt.NewParser().ParseUnverified(string(token), claims)
+	require.NoError(t, err)
+	exp, err := claims.GetExpirationTime()
+	require.NoError(t, err)
+	require.NotNil(t, exp)
+	return exp.Time
 }
 
 // renewInto sends the collector a CertificateRenewalRequest with a new pair from cloud's CA,
@@ -253,9 +372,10 @@ type access struct {
 func checkAccess(ctx context.Context, t *testing.T, cs kubernetes.Interface, accesses []access) {
 	t.Helper()
 	for _, c := range accesses {
+		saNamespace, _, _ := strings.Cut(strings.TrimPrefix(c.user, "system:serviceaccount:"), ":")
 		sar, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
 			User:               c.user,
-			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
+			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + saNamespace, "system:authenticated"},
 			ResourceAttributes: &c.attrs,
 		}}, metav1.CreateOptions{})
 		require.NoError(t, err)
@@ -298,7 +418,6 @@ func outsideCluster(t *testing.T, rendered, dir, certs string) string {
 	set(filepath.Join(certs, devcloud.ClientKeyFile), "extensions", "kestrel_command", "tls", "key_file")
 	set(filepath.Join(certs, devcloud.CACertFile), "extensions", "kestrel_command", "tls", "ca_file")
 	set(filepath.Join(certs, devcloud.TokenFile), "extensions", "kestrel_command", "token", "file")
-	set(filepath.Join(dir, "token"), "extensions", "kestrel_command", "token", "persist_file")
 	set("kubeConfig", "extensions", "kestrel_command", "kubernetes", "auth_type")
 	set("kubeConfig", "receivers", "k8s_inventory", "auth_type")
 	set("kubeConfig", "receivers", "k8s_risk", "auth_type")

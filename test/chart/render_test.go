@@ -166,7 +166,7 @@ func checksum(dep object) string {
 }
 
 // TestRBAC checks that no example grants more than reads (never of Secrets), get and patch
-// of its own client-certificate Secret by name (certificate renewals), its own Lease,
+// of its own client-certificate and token Secrets by name (certificate and token renewals), its own Lease,
 // impersonating the reader by name, and PolicyReports when they are enabled.
 func TestRBAC(t *testing.T) {
 	helm, _ := tools(t)
@@ -175,10 +175,11 @@ func TestRBAC(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			out, err := template(helm, "-f", filepath.Join(examplesDir, name, "values.yaml"))
 			require.NoError(t, err)
-			clientTLS := tlsSecret
+			clientTLS, token := tlsSecret, tokenSecret
 			if name == "persistent-queue" {
-				clientTLS = "kestrel-client-tls" // its certificates.existingSecret
+				clientTLS, token = "kestrel-client-tls", "kestrel-onboarding" // its existingSecrets
 			}
+			var secrets []string
 			for _, o := range parse(t, out) {
 				if o.Kind != "ClusterRole" && o.Kind != "Role" {
 					continue
@@ -189,8 +190,9 @@ func TestRBAC(t *testing.T) {
 					assert.NotContains(t, r.Verbs, "*")
 					if slices.Contains(r.Resources, "secrets") {
 						assert.Equal(t, "Role", o.Kind, "Secrets only in the release namespace")
-						assert.Equal(t, rule{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{clientTLS},
-							Verbs: []string{"get", "patch"}}, r, "%s %s: only its client certificate, for renewals", o.Kind, o.name())
+						assert.Equal(t, rule{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: r.ResourceNames,
+							Verbs: []string{"get", "patch"}}, r, "%s %s: get and patch by name only", o.Kind, o.name())
+						secrets = append(secrets, r.ResourceNames...)
 						continue
 					}
 					if isSubset(r.Verbs, read) {
@@ -208,6 +210,7 @@ func TestRBAC(t *testing.T) {
 					}
 				}
 			}
+			assert.ElementsMatch(t, []string{clientTLS, token}, secrets, "only its client certificate and its token, for renewals")
 		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,16 +85,28 @@ func startCollector(t *testing.T, cloud *cloudtest.Cloud) string {
 // startWithConfig runs a collector with config until the test ends.
 func startWithConfig(t *testing.T, config string) {
 	t.Helper()
+	startStoppable(t, config)
+}
+
+// startStoppable runs a collector with config until stop is called or the test ends; stop
+// waits until it has shut down.
+func startStoppable(t *testing.T, config string) (stop func()) {
+	t.Helper()
 	col := newCollector(t, config)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- col.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			require.NoError(t, <-done)
+		})
+	}
+	t.Cleanup(stop)
 	require.Eventually(t, func() bool { return col.GetState() == otelcol.StateRunning }, 30*time.Second, 10*time.Millisecond,
 		"collector did not start")
+	return stop
 }
 
 func newCollector(t *testing.T, config string) *otelcol.Collector {

@@ -28,9 +28,15 @@ extensions:
       secret:
         namespace: {{ .Release.Namespace }}
         name: {{ include "kestrel-operator.tlsSecretName" . }}
+    {{- $tokenKey := ternary $v.auth.existingSecretKey "token" (not (empty $v.auth.existingSecret)) }}
     token:
-      file: /etc/kestrel/token/{{ if $v.auth.existingSecret }}{{ $v.auth.existingSecretKey }}{{ else }}token{{ end }}
-      persist_file: /var/lib/otelcol-kestrel/token
+      file: /etc/kestrel/token/{{ $tokenKey }}
+      # Renewed tokens go back into the Secret the token is mounted from, so that a new pod
+      # starts from the newest token.
+      persist_secret:
+        namespace: {{ .Release.Namespace }}
+        name: {{ include "kestrel-operator.tokenSecretName" . }}
+        key: {{ $tokenKey }}
 receivers:
   k8s_inventory:
     {{- if gt (int $v.replicaCount) 1 }}
