@@ -197,3 +197,30 @@ func TestRolloutChanged(t *testing.T) {
 	assert.True(t, rolloutChanged(base, deploymentRollout(deployment(now, 3, 1, 3, 2, 1, appsv1.DeploymentCondition{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionFalse}))))
 	assert.True(t, rolloutChanged(base, deploymentRollout(deployment(now, 3, 1, 3, 1, 1, appsv1.DeploymentCondition{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue}))))
 }
+
+func TestStatusRecordOnlyWhenTheMessageChanges(t *testing.T) {
+	c := newCollector(&inventoryReceiver{cfg: createDefaultConfig().(*Config)}, nil)
+	c.newBatch()
+	tick := now
+	c.now = func() time.Time { tick = tick.Add(time.Second); return tick }
+	d := deployment(now.Add(-time.Hour), 3, 1, 3, 1, 1)
+	d.Name, d.Namespace, d.UID = "web", "prod", "d-uid"
+	v := deploymentRollout(d)
+	st := rolloutStatus{"TimedOut", "ReplicasNotReady", "fewer replicas are ready than desired", true}
+	c.emitRollout(opAdd, v, st)
+	c.emitRollout(opUpdate, v, st)
+	assert.Equal(t, 1, c.lrs.Len(), "the same message a second later, as an update, is no news")
+	d.Status.ReadyReplicas = 2
+	c.emitRollout(opUpdate, deploymentRollout(d), st)
+	assert.Equal(t, 2, c.lrs.Len(), "a field the cloud receives changed")
+
+	// A node deleted with the conditions last reported is still reported, and forgotten:
+	// the same node added again is reported again.
+	n := node(cond(corev1.NodeReady, corev1.ConditionFalse))
+	n.Name, n.UID = "worker-1", "n-uid"
+	c.nodeConditions(opAdd, nil, n)
+	c.nodeConditions(opDelete, nil, n)
+	c.nodeConditions(opAdd, nil, n)
+	assert.Equal(t, 5, c.lrs.Len())
+	assert.Len(t, c.sent, 2, "what is remembered: the Deployment and the node added again")
+}
