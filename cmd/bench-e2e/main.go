@@ -91,7 +91,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := options{bin: *bin, dir: root, short: *short, env: extraEnv}
+	opts := options{bin: *bin, dir: root, short: *short, env: extraEnv, log: func(format string, args ...any) {
+		fmt.Fprintf(stderr, "bench-e2e: "+format+"\n", args...)
+	}}
+	defer stopClusters()
 	if *prof {
 		opts.profile = root
 	}
@@ -115,8 +118,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "  run %d: %s ... ", run, sc.name)
 			r := runScenario(ctx, opts, sc, run)
 			results = append(results, r)
-			per, _ := r.perHundredK()
-			fmt.Fprintf(stderr, "sent %d, delivered %d, %.2f CPU-s (%.3f per 100k), peak RSS %.1f MiB", r.sent, r.delivered, r.cpu.Seconds(), per, mib(r.peakRSS))
+			if r.inv != nil {
+				fmt.Fprintf(stderr, "%s", r.inv.summary(r.peakRSS))
+			} else {
+				per, _ := r.perHundredK()
+				fmt.Fprintf(stderr, "sent %d, delivered %d, %.2f CPU-s (%.3f per 100k), peak RSS %.1f MiB", r.sent, r.delivered, r.cpu.Seconds(), per, mib(r.peakRSS))
+			}
 			if r.err != nil {
 				fmt.Fprintf(stderr, ", error: %v", r.err)
 			}
