@@ -19,9 +19,9 @@ type result struct {
 	load       time.Duration // how long the load ran
 	sent       int64
 	delivered  int64
-	cpu        time.Duration // collector CPU time (user + system) from the start of the load until it settled
-	peakRSS    int64         // bytes, VmHWM when the collector settled
-	reconnects int64         // -1: not applicable
+	cpu        time.Duration    // collector CPU time (user + system) from the start of the load until it settled
+	peakRSS    int64            // bytes, VmHWM when the collector settled
+	reconnects int64            // -1: not applicable
 	inv        *inventoryResult // inventory scenarios only
 	err        error
 }
