@@ -42,6 +42,9 @@ const (
 	invRounds  = 2
 )
 
+// baselineSuffix names the runs of -baseline-bin.
+const baselineSuffix = " (baseline build)"
+
 // inventoryResult is what one run of an inventory scenario measured.
 type inventoryResult struct {
 	startToCommit    time.Duration
@@ -357,9 +360,13 @@ func runInventory(ctx context.Context, opts options, sc *scenario, run int, log 
 		<-profiled
 		pctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		go func() { profiled <- profile(pctx, e, col.proc, 20*time.Second, filepath.Join(opts.profile, name)) }()
+		go func() { profiled <- profile(pctx, e, col.proc, 40*time.Second, filepath.Join(opts.profile, name)) }()
 	}
-	for round := range invRounds {
+	rounds := invRounds
+	if opts.profile != "" {
+		rounds = 8 // enough samples of the update path
+	}
+	for round := range rounds {
 		before, err := col.proc.read()
 		if err != nil {
 			errs = append(errs, err)
@@ -456,10 +463,10 @@ func (r *inventoryResult) summary(peakRSS int64) string {
 // writeInventoryReport writes one row per inventory scenario (ranges over its runs) and
 // one per run.
 func writeInventoryReport(w io.Writer, scs []*scenario, results []result) {
-	var rows []*scenario
+	var rows []string
 	for _, sc := range scs {
 		if sc.inventoryPods > 0 {
-			rows = append(rows, sc)
+			rows = append(rows, sc.name+baselineSuffix, sc.name)
 		}
 	}
 	if len(rows) == 0 {
@@ -467,11 +474,11 @@ func writeInventoryReport(w io.Writer, scs []*scenario, results []result) {
 	}
 	fmt.Fprintln(w, "| Inventory scenario | Start → commit (s) | Snapshot messages | Peak RSS (MiB) | CPU-s per 1,000 pod updates | Status messages after commit (repeats) | Reconnect: CPU-s / messages / LIST / WATCH |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
-	for _, sc := range rows {
+	for _, name := range rows {
 		var commit, msgs, rss, cpu, rcpu, rmsgs, lists, watches []float64
 		status, repeats, failed := 0, 0, 0
 		for _, r := range results {
-			if r.scenario != sc.name || r.inv == nil {
+			if r.scenario != name || r.inv == nil {
 				continue
 			}
 			if r.err != nil {
@@ -491,7 +498,9 @@ func writeInventoryReport(w io.Writer, scs []*scenario, results []result) {
 			lists = append(lists, float64(i.reconnectLists))
 			watches = append(watches, float64(i.reconnectWatches))
 		}
-		name := sc.name
+		if len(commit) == 0 {
+			continue
+		}
 		if failed > 0 {
 			name += fmt.Sprintf(" (%d failed)", failed)
 		}

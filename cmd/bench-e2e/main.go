@@ -50,6 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench-e2e", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	bin := fs.String("bin", "bin/otelcol-kestrel", "the collector binary (make build)")
+	baseBin := fs.String("baseline-bin", "", "another build of the collector (e.g. of main) that the inventory scenarios also run, against the same cluster right before -bin, as their same-run baseline")
 	pattern := fs.String("run", "", "run only the scenarios whose name matches this regular expression")
 	count := fs.Int("count", 2, "runs of every scenario (the table is run this many times, one scenario after the other)")
 	short := fs.Bool("short", false, "shorter loads (20 s instead of 60 s) for a quick check")
@@ -116,6 +117,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return ctx.Err()
 			}
 			fmt.Fprintf(stderr, "  run %d: %s ... ", run, sc.name)
+			if *baseBin != "" && sc.inventoryPods > 0 {
+				base := opts
+				base.bin = *baseBin
+				r := runScenario(ctx, base, sc, run)
+				r.scenario += baselineSuffix
+				results = append(results, r)
+				fmt.Fprintf(stderr, "baseline: %s\n  run %d: %s ... ", r.inv.summary(r.peakRSS), run, sc.name)
+			}
 			r := runScenario(ctx, opts, sc, run)
 			results = append(results, r)
 			if r.inv != nil {
