@@ -47,9 +47,10 @@ const baselineSuffix = " (baseline build)"
 
 // inventoryResult is what one run of an inventory scenario measured.
 type inventoryResult struct {
-	startToCommit    time.Duration
-	snapshotMessages int
-	rssAfterSnapshot int64
+	startToCommit     time.Duration
+	snapshotMessages  int
+	rssAfterSnapshot  int64
+	anonAfterSnapshot int64 // RssAnon then: the RSS without the executable's mapped pages
 	// cpuPerRound: collector CPU for invUpdates pod label changes, from the first patch
 	// until the cloud received the last Pod update.
 	cpuPerRound []time.Duration
@@ -316,6 +317,9 @@ func runInventory(ctx context.Context, opts options, sc *scenario, run int, log 
 		return res
 	}
 	name := fmt.Sprintf("%s-%d", slug(sc.name), run)
+	if opts.baseline {
+		name += "-baseline"
+	}
 	e, err := newEnv(filepath.Join(opts.dir, name), opts.bin, opts.profile != "", uint64(run)) //nolint:gosec // run counts from 1
 	if err != nil {
 		res.err = err
@@ -349,18 +353,20 @@ func runInventory(ctx context.Context, opts options, sc *scenario, run int, log 
 		res.err = err
 		return res
 	}
-	inv.rssAfterSnapshot = u.PeakRSS
+	inv.rssAfterSnapshot, inv.anonAfterSnapshot = u.PeakRSS, u.RSSAnon
 	// Let the pipeline drain what followed the snapshot before measuring changes.
 	time.Sleep(5 * time.Second)
 
 	var errs []error
 	profiled := make(chan error, 1)
-	profiled <- nil
+	stopProfile := func() {}
 	if opts.profile != "" {
-		<-profiled
-		pctx, cancel := context.WithCancel(ctx)
-		defer cancel()
+		var pctx context.Context
+		pctx, stopProfile = context.WithCancel(ctx)
+		defer stopProfile()
 		go func() { profiled <- profile(pctx, e, col.proc, 40*time.Second, filepath.Join(opts.profile, name)) }()
+	} else {
+		profiled <- nil
 	}
 	rounds := invRounds
 	if opts.profile != "" {
@@ -392,9 +398,8 @@ func runInventory(ctx context.Context, opts options, sc *scenario, run int, log 
 		}
 		inv.cpuPerRound = append(inv.cpuPerRound, after.CPU-before.CPU)
 	}
-	if opts.profile != "" {
-		errs = append(errs, <-profiled)
-	}
+	stopProfile()
+	errs = append(errs, <-profiled)
 	recs = e.cloud.Records()
 	inv.statusAfterCommit, inv.repeats = statusRepeats(recs[commitIndex(recs)+1:])
 
@@ -454,9 +459,9 @@ func (r *inventoryResult) summary(peakRSS int64) string {
 	for _, c := range r.cpuPerRound {
 		rounds = append(rounds, fmt.Sprintf("%.3f", c.Seconds()))
 	}
-	return fmt.Sprintf("commit after %.2f s, %d snapshot messages, RSS %.1f MiB after the snapshot, %.1f MiB peak; CPU-s per 1,000 pod updates %s; "+
+	return fmt.Sprintf("commit after %.2f s, %d snapshot messages, peak RSS %.1f MiB after the snapshot (RssAnon %.1f MiB), %.1f MiB at the end; CPU-s per 1,000 pod updates %s; "+
 		"%d status messages after the commit (%d repeats); reconnect %.2f CPU-s, %d messages, %d LIST, %d WATCH",
-		r.startToCommit.Seconds(), r.snapshotMessages, mib(r.rssAfterSnapshot), mib(peakRSS), strings.Join(rounds, ", "),
+		r.startToCommit.Seconds(), r.snapshotMessages, mib(r.rssAfterSnapshot), mib(r.anonAfterSnapshot), mib(peakRSS), strings.Join(rounds, ", "),
 		r.statusAfterCommit, r.repeats, r.reconnectCPU.Seconds(), r.reconnectMessages, r.reconnectLists, r.reconnectWatches)
 }
 

@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "  run %d: %s ... ", run, sc.name)
 			if *baseBin != "" && sc.inventoryPods > 0 {
 				base := opts
-				base.bin = *baseBin
+				base.bin, base.baseline = *baseBin, true
 				r := runScenario(ctx, base, sc, run)
 				r.scenario += baselineSuffix
 				results = append(results, r)

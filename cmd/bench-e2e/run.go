@@ -33,6 +33,8 @@ type options struct {
 	profile string // directory for pprof profiles; "" = none
 	env     []string
 	log     func(format string, args ...any) // progress notes to stderr
+	// baseline: these runs are of -baseline-bin.
+	baseline bool
 }
 
 // slug names a scenario's files.
