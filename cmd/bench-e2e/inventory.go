@@ -42,6 +42,9 @@ const (
 	invRounds  = 2
 )
 
+// labelRound numbers the rounds of pod label changes in this process.
+var labelRound atomic.Int64
+
 // baselineSuffix names the runs of -baseline-bin.
 const baselineSuffix = " (baseline build)"
 
@@ -379,7 +382,9 @@ func runInventory(ctx context.Context, opts options, sc *scenario, run int, log 
 			break
 		}
 		base := countPodUpdates(e.cloud.Records())
-		label := fmt.Sprintf("r%d-%d", run, round)
+		// A value no earlier round (of this or the baseline build) used: a patch to the value
+		// a pod already has changes nothing and is not an update.
+		label := fmt.Sprintf("u%d", labelRound.Add(1))
 		err = parallel(ctx, invUpdates, 16, func(i int) error {
 			p := cl.pods[(round*invUpdates+i)%len(cl.pods)]
 			_, err := cl.cs.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType,
