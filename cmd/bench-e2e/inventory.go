@@ -203,6 +203,11 @@ func (c *cluster) requestCounts(ctx context.Context) (lists, watches int64, err 
 	if err != nil {
 		return 0, 0, err
 	}
+	return countRequests(raw)
+}
+
+// countRequests sums apiserver_request_total of a Prometheus text exposition by verb.
+func countRequests(raw []byte) (lists, watches int64, err error) {
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
