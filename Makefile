@@ -149,7 +149,7 @@ bench: ## Run Go benchmarks; results go to .run/bench/ (see docs/benchmarks.md)
 BENCH_E2E_FLAGS ?=
 
 .PHONY: bench-e2e
-bench-e2e: build ## Measure bin/otelcol-kestrel end to end: CPU per 100k items, peak RSS, delivered vs sent (docs/benchmarks.md)
+bench-e2e: build ## Measure bin/otelcol-kestrel end to end: CPU per 100k items, peak RSS, delivered vs sent; inventory at 5k/20k pods (docs/benchmarks.md)
 	$(GO) build $(GOFLAGS_BUILD) -o bin/bench-e2e ./cmd/bench-e2e
 	@mkdir -p .run/bench-e2e
 	bin/bench-e2e -out .run/bench-e2e/latest.md $(BENCH_E2E_FLAGS)

@@ -50,6 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench-e2e", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	bin := fs.String("bin", "bin/otelcol-kestrel", "the collector binary (make build)")
+	baseBin := fs.String("baseline-bin", "", "another build of the collector (e.g. of main) that the inventory scenarios also run, against the same cluster right before -bin, as their same-run baseline")
 	pattern := fs.String("run", "", "run only the scenarios whose name matches this regular expression")
 	count := fs.Int("count", 2, "runs of every scenario (the table is run this many times, one scenario after the other)")
 	short := fs.Bool("short", false, "shorter loads (20 s instead of 60 s) for a quick check")
@@ -91,7 +92,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := options{bin: *bin, dir: root, short: *short, env: extraEnv}
+	opts := options{bin: *bin, dir: root, short: *short, env: extraEnv, log: func(format string, args ...any) {
+		fmt.Fprintf(stderr, "bench-e2e: "+format+"\n", args...)
+	}}
+	defer stopClusters()
 	if *prof {
 		opts.profile = root
 	}
@@ -113,10 +117,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return ctx.Err()
 			}
 			fmt.Fprintf(stderr, "  run %d: %s ... ", run, sc.name)
+			if *baseBin != "" && sc.inventoryPods > 0 {
+				base := opts
+				base.bin, base.baseline = *baseBin, true
+				r := runScenario(ctx, base, sc, run)
+				r.scenario += baselineSuffix
+				results = append(results, r)
+				fmt.Fprintf(stderr, "baseline: %s\n  run %d: %s ... ", r.inv.summary(r.peakRSS), run, sc.name)
+			}
 			r := runScenario(ctx, opts, sc, run)
 			results = append(results, r)
-			per, _ := r.perHundredK()
-			fmt.Fprintf(stderr, "sent %d, delivered %d, %.2f CPU-s (%.3f per 100k), peak RSS %.1f MiB", r.sent, r.delivered, r.cpu.Seconds(), per, mib(r.peakRSS))
+			if r.inv != nil {
+				fmt.Fprintf(stderr, "%s", r.inv.summary(r.peakRSS))
+			} else {
+				per, _ := r.perHundredK()
+				fmt.Fprintf(stderr, "sent %d, delivered %d, %.2f CPU-s (%.3f per 100k), peak RSS %.1f MiB", r.sent, r.delivered, r.cpu.Seconds(), per, mib(r.peakRSS))
+			}
 			if r.err != nil {
 				fmt.Fprintf(stderr, ", error: %v", r.err)
 			}

@@ -16,6 +16,7 @@ type usage struct {
 	CPU     time.Duration // user + system time
 	PeakRSS int64         // bytes (VmHWM)
 	RSS     int64         // bytes (VmRSS)
+	RSSAnon int64         // bytes (RssAnon: the heap and stacks, without the executable's pages)
 }
 
 // procReader reads a process's CPU time and memory from /proc.
@@ -57,7 +58,11 @@ func (p *procReader) read() (usage, error) {
 	if err != nil {
 		return usage{}, err
 	}
-	return usage{CPU: time.Duration(ticks) * p.tick, PeakRSS: hwm, RSS: rss}, nil //nolint:gosec // one process's clock ticks, far below 2^63
+	anon, err := statusBytes(status, "RssAnon")
+	if err != nil {
+		return usage{}, err
+	}
+	return usage{CPU: time.Duration(ticks) * p.tick, PeakRSS: hwm, RSS: rss, RSSAnon: anon}, nil //nolint:gosec // one process's clock ticks, far below 2^63
 }
 
 // atClkTck is the auxiliary vector entry that holds USER_HZ (linux/auxvec.h).

@@ -108,6 +108,17 @@ func writeReport(w io.Writer, h header, scs []*scenario, results []result) {
 		fmt.Fprintf(w, "| Mode | short (-short) |\n")
 	}
 	fmt.Fprintln(w)
+	writeInventoryReport(w, scs, results)
+	var loads []*scenario
+	for _, sc := range scs {
+		if sc.inventoryPods == 0 {
+			loads = append(loads, sc)
+		}
+	}
+	if len(loads) == 0 {
+		return
+	}
+	scs = loads
 	fmt.Fprintln(w, "| Scenario | Items/s sent | CPU-s per 100k items | CPU-s | Peak RSS (MiB) | Delivered / sent | Reconnects | vs baseline (CPU, RSS) |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, sc := range scs {
@@ -143,6 +154,9 @@ func writeReport(w io.Writer, h header, scs []*scenario, results []result) {
 	fmt.Fprintln(w, "| Scenario | Run | Load (s) | Sent | Delivered | CPU-s | CPU-s per 100k | Peak RSS (MiB) | Reconnects | Error |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
+		if r.inv != nil {
+			continue
+		}
 		per := "—"
 		if v, ok := r.perHundredK(); ok {
 			per = strconv.FormatFloat(v, 'f', 3, 64)

@@ -19,9 +19,10 @@ type result struct {
 	load       time.Duration // how long the load ran
 	sent       int64
 	delivered  int64
-	cpu        time.Duration // collector CPU time (user + system) from the start of the load until it settled
-	peakRSS    int64         // bytes, VmHWM when the collector settled
-	reconnects int64         // -1: not applicable
+	cpu        time.Duration    // collector CPU time (user + system) from the start of the load until it settled
+	peakRSS    int64            // bytes, VmHWM when the collector settled
+	reconnects int64            // -1: not applicable
+	inv        *inventoryResult // inventory scenarios only
 	err        error
 }
 
@@ -31,6 +32,9 @@ type options struct {
 	short   bool
 	profile string // directory for pprof profiles; "" = none
 	env     []string
+	log     func(format string, args ...any) // progress notes to stderr
+	// baseline: these runs are of -baseline-bin.
+	baseline bool
 }
 
 // slug names a scenario's files.
@@ -50,6 +54,9 @@ func slug(name string) string {
 }
 
 func runScenario(ctx context.Context, opts options, sc *scenario, run int) result {
+	if sc.inventoryPods > 0 {
+		return runInventory(ctx, opts, sc, run, opts.log)
+	}
 	res := result{scenario: sc.name, run: run, reconnects: -1}
 	name := fmt.Sprintf("%s-%d", slug(sc.name), run)
 	e, err := newEnv(filepath.Join(opts.dir, name), opts.bin, opts.profile != "", uint64(run)) //nolint:gosec // run counts from 1

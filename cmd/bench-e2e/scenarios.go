@@ -17,6 +17,9 @@ type scenario struct {
 	cloud bool
 	// newLoad makes the load of one run.
 	newLoad func() load
+	// inventoryPods, when set, makes this an inventory scenario (inventory.go) over a
+	// cluster of that many pods instead of a load.
+	inventoryPods int
 }
 
 // load drives one run of a scenario.
@@ -46,6 +49,8 @@ var boundedQueue = map[string]any{"sizer": "bytes", "queue_size": 4 << 20}
 
 // scenarios is the table `make bench-e2e` runs, in this order. Add a row for a new load.
 var scenarios = []scenario{
+	{name: "inventory 5,000 pods", inventoryPods: 5_000},
+	{name: "inventory 20,000 pods", inventoryPods: 20_000},
 	{
 		name: "hubble 20k/s, 1,000 keys", items: "flows", duration: time.Minute, short: 20 * time.Second, cloud: true,
 		newLoad: func() load { return &hubbleLoad{rate: 20_000, keys: 1_000} },

@@ -353,7 +353,8 @@ func Dynamic(gvr schema.GroupVersionResource, namespaced bool) *Resource {
 }
 
 // slimPod reduces a pod to what consumers read: a cached pod then costs about half of
-// what a full one does. It is idempotent, as transforms must be.
+// what a full one does, and the resources and owners it shares with the other pods of its
+// ReplicaSet are kept once (intern.go). It is idempotent, as transforms must be.
 func slimPod(p *corev1.Pod) {
 	p.Annotations = nil
 	res := p.Spec.Resources
@@ -364,8 +365,9 @@ func slimPod(p *corev1.Pod) {
 		NodeName:           p.Spec.NodeName,
 		ServiceAccountName: p.Spec.ServiceAccountName,
 		HostNetwork:        p.Spec.HostNetwork,
-		Resources:          res,
+		Resources:          internResources(res),
 	}
+	p.OwnerReferences = internOwners(p.OwnerReferences)
 }
 
 // sumResources adds up the containers' requests and limits; nil when there are none.

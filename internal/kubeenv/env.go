@@ -35,6 +35,9 @@ type Options struct {
 	// ReplicaSets, namespaces never finish deleting and no "default" ServiceAccounts exist,
 	// so the ServiceAccount admission plugin is disabled to let pods be created.
 	NoControllerManager bool
+	// ControllerManagerQPS raises the controller-manager's request rate to the apiserver
+	// (default 20/s, burst 30), e.g. so that Deployments of thousands of pods fill quickly.
+	ControllerManagerQPS int
 	// ReadyTimeout bounds the wait for each process to become ready (default 60s).
 	ReadyTimeout time.Duration
 	// Detach starts the processes in their own sessions so that they outlive the caller
@@ -51,6 +54,7 @@ type Env struct {
 	host         string
 	apiArgs      []string
 	detach       bool
+	kcmQPS       int
 	httpClient   *http.Client // trusts the CA and authenticates as admin; for readiness probes
 
 	mu        sync.Mutex
@@ -64,7 +68,7 @@ type Env struct {
 // pods can be created in the default namespace right away). ctx bounds the start only:
 // the processes run until Stop.
 func Start(ctx context.Context, opts Options) (_ *Env, err error) {
-	e := &Env{dir: opts.Dir, assets: opts.AssetsDir, readyTimeout: opts.ReadyTimeout, detach: opts.Detach}
+	e := &Env{dir: opts.Dir, assets: opts.AssetsDir, readyTimeout: opts.ReadyTimeout, detach: opts.Detach, kcmQPS: opts.ControllerManagerQPS}
 	if e.readyTimeout <= 0 {
 		e.readyTimeout = 60 * time.Second
 	}
@@ -207,7 +211,7 @@ func (e *Env) startAPIServer(ctx context.Context) error {
 }
 
 func (e *Env) startControllerManager(ctx context.Context) error {
-	p, err := startProc(e.dir, binControllerManager, filepath.Join(e.assets, binControllerManager), []string{
+	args := []string{
 		"--kubeconfig=" + e.Kubeconfig(),
 		"--leader-elect=false", // a lost lease would make it exit while the apiserver restarts
 		"--secure-port=0",      // nobody scrapes its metrics; one port less to pick
@@ -221,7 +225,11 @@ func (e *Env) startControllerManager(ctx context.Context) error {
 		"--service-account-private-key-file=" + e.pki.saKey,
 		"--root-ca-file=" + e.pki.caCert,
 		"--use-service-account-credentials=false",
-	}, e.detach)
+	}
+	if e.kcmQPS > 0 {
+		args = append(args, fmt.Sprintf("--kube-api-qps=%d", e.kcmQPS), fmt.Sprintf("--kube-api-burst=%d", 2*e.kcmQPS))
+	}
+	p, err := startProc(e.dir, binControllerManager, filepath.Join(e.assets, binControllerManager), args, e.detach)
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,9 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 )
 
-// FuzzMap feeds arbitrary OTLP bytes to Map: it must not panic and must account for every
-// record exactly once, with payloads that marshal (valid UTF-8, valid timestamps).
+// FuzzMap feeds arbitrary OTLP bytes to Map and each record to Fingerprint: neither may
+// panic, and Map must account for every record exactly once, with payloads that marshal
+// (valid UTF-8, valid timestamps).
 func FuzzMap(f *testing.F) {
 	seeds, err := filepath.Glob("testdata/*.otlp.json")
 	require.NoError(f, err)
@@ -55,6 +56,14 @@ func fuzzMap(f *testing.F) {
 		if err != nil {
 			return
 		}
-		testutil.RequireAccounted(t, ld, m.Map(ld))
+		res := m.Map(ld)
+		testutil.RequireAccounted(t, ld, res)
+		// Fingerprint maps one record the same way: it has a fingerprint exactly when Map
+		// made it into a message of its own kind (not a log line grouped with others).
+		for lr := range testutil.LogRecords(ld) {
+			if _, ok := logmap.Fingerprint(lr); ok {
+				require.True(t, logmap.Known(lr.EventName()) || lr.EventName() == "", "fingerprint of an unknown event %q", lr.EventName())
+			}
+		}
 	})
 }

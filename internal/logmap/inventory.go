@@ -440,6 +440,9 @@ func (b *batch) workloadRolloutStatus(r *record) (int, Reason, string) {
 // recordTime is when the record says the change was seen: its Timestamp, else its
 // ObservedTimestamp, else now.
 func (b *batch) recordTime(r *record) *timestamppb.Timestamp {
+	if b.noRecordTime {
+		return nil
+	}
 	if ts := newTimestamp(r.lr.Timestamp()); ts != nil {
 		return ts
 	}

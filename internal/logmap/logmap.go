@@ -226,6 +226,8 @@ type batch struct {
 	now   func() time.Time
 	total int
 	res   Result
+	// noRecordTime leaves the time a record was seen unset (Fingerprint).
+	noRecordTime bool
 
 	collected *timestamppb.Timestamp // PodLogs.collection_timestamp, shared by the batch
 	groups    map[podKey]group

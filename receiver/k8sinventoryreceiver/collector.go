@@ -131,6 +131,7 @@ type collector struct {
 	owners       map[types.UID]string // ownerWorkload of pods, for one batch: policies of a namespace share its pods
 	rollouts     map[types.UID]*rolloutTrack
 	invalid      map[types.UID]string // resourceVersion of invalid objects already reported
+	sent         map[uint64]uint64    // fingerprint of the status record last emitted, by object (emitStatus)
 
 	out plog.Logs
 	lrs plog.LogRecordSlice
@@ -150,6 +151,7 @@ func newCollector(r *inventoryReceiver, c *k8scache.Cache) *collector {
 		owners:   map[types.UID]string{},
 		rollouts: map[types.UID]*rolloutTrack{},
 		invalid:  map[types.UID]string{},
+		sent:     map[uint64]uint64{},
 	}
 }
 
@@ -317,10 +319,21 @@ func (c *collector) newBatch() {
 // record appends a record stamped now.
 func (c *collector) record(eventName string, sev plog.SeverityNumber) plog.LogRecord {
 	lr := c.lrs.AppendEmpty()
-	lr.SetEventName(eventName)
-	lr.SetTimestamp(pcommon.NewTimestampFromTime(c.now()))
-	lr.SetSeverityNumber(sev)
+	stamp(lr, eventName, sev, c.now())
 	return lr
+}
+
+// newRecord returns a record stamped now that is not in the batch yet.
+func (c *collector) newRecord(eventName string, sev plog.SeverityNumber) plog.LogRecord {
+	lr := plog.NewLogRecord()
+	stamp(lr, eventName, sev, c.now())
+	return lr
+}
+
+func stamp(lr plog.LogRecord, eventName string, sev plog.SeverityNumber, now time.Time) {
+	lr.SetEventName(eventName)
+	lr.SetTimestamp(pcommon.NewTimestampFromTime(now))
+	lr.SetSeverityNumber(sev)
 }
 
 func (c *collector) flush(ctx context.Context) {

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
+	"github.com/kestrelai/otelcol-kestrel/internal/logmap"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 )
 
@@ -120,6 +121,9 @@ func (c *collector) podStatus(op opKind, old, p *corev1.Pod) {
 	switch op {
 	case opAdd, opDelete:
 		if !problematic {
+			if op == opDelete {
+				c.forgetStatus(schema.EventPodStatusChange, p.UID)
+			}
 			return
 		}
 	case opUpdate:
@@ -131,7 +135,7 @@ func (c *collector) podStatus(op opKind, old, p *corev1.Pod) {
 	if problematic {
 		sev = plog.SeverityNumberWarn
 	}
-	lr := c.record(schema.EventPodStatusChange, sev)
+	lr := c.newRecord(schema.EventPodStatusChange, sev)
 	m := lr.Attributes()
 	schema.PodFields.Put(m, p)
 	putNonEmpty(m, schema.AttrPodQOSClass, string(p.Status.QOSClass))
@@ -153,6 +157,7 @@ func (c *collector) podStatus(op opKind, old, p *corev1.Pod) {
 	if err := setBody(lr, &body); err != nil {
 		c.logger.Debug("Cannot convert a pod's status", zap.String("pod", p.Namespace+"/"+p.Name), zap.Error(err))
 	}
+	c.emitStatus(op, string(p.UID), lr)
 }
 
 // nodeWatched are the conditions whose state makes a node problematic when it is bad.
@@ -209,7 +214,7 @@ func (c *collector) nodeConditions(op opKind, old, n *corev1.Node) {
 	if problematic {
 		sev = plog.SeverityNumberWarn
 	}
-	lr := c.record(schema.EventNodeConditionChange, sev)
+	lr := c.newRecord(schema.EventNodeConditionChange, sev)
 	m := lr.Attributes()
 	schema.NodeFields.Put(m, n)
 	m.PutStr(schema.AttrAction, actions[op])
@@ -220,6 +225,7 @@ func (c *collector) nodeConditions(op opKind, old, n *corev1.Node) {
 	if err := setBody(lr, &body); err != nil {
 		c.logger.Debug("Cannot convert a node's status", zap.String("node", n.Name), zap.Error(err))
 	}
+	c.emitStatus(op, string(n.UID), lr)
 }
 
 // Rollouts.
@@ -406,6 +412,7 @@ func (c *collector) rollout(op opKind, old, cur *rolloutView) {
 	uid := cur.meta.UID
 	if op == opDelete {
 		delete(c.rollouts, uid)
+		c.forgetStatus(schema.EventWorkloadRolloutStatus, uid)
 		return
 	}
 	now := c.now()
@@ -480,7 +487,7 @@ func (c *collector) emitRollout(op opKind, v *rolloutView, st rolloutStatus) {
 	if st.problematic {
 		sev = plog.SeverityNumberWarn
 	}
-	lr := c.record(schema.EventWorkloadRolloutStatus, sev)
+	lr := c.newRecord(schema.EventWorkloadRolloutStatus, sev)
 	m := lr.Attributes()
 	prefix := schema.WorkloadKinds[v.kind]
 	m.PutStr(schema.AttrWorkloadKind, v.kind)
@@ -506,4 +513,29 @@ func (c *collector) emitRollout(op opKind, v *rolloutView, st rolloutStatus) {
 	if err := setBody(lr, &body); err != nil {
 		c.logger.Debug("Cannot convert a workload's conditions", zap.String("workload", v.meta.Namespace+"/"+v.meta.Name), zap.Error(err))
 	}
+	c.emitStatus(op, string(v.meta.UID), lr)
+}
+
+// emitStatus adds a status record (pod status, node condition, rollout status) to the
+// batch unless the cloud.v1 message it maps to is the one last emitted for its object,
+// apart from the time and the action: the operator's rules above say which changes are
+// worth a record, and this one rule makes sure that none repeats what the cloud already
+// has (e.g. a rollout whose status was reported and that a later rule reports again with
+// the same fields). Deletes always go out, and forget the object.
+func (c *collector) emitStatus(op opKind, uid string, lr plog.LogRecord) {
+	key := logmap.FingerprintKey(lr.EventName(), uid)
+	if op == opDelete {
+		delete(c.sent, key)
+	} else if sum, ok := logmap.Fingerprint(lr); ok {
+		if last, seen := c.sent[key]; seen && last == sum {
+			return
+		}
+		c.sent[key] = sum
+	}
+	lr.MoveTo(c.lrs.AppendEmpty())
+}
+
+// forgetStatus drops what emitStatus remembers of a deleted object.
+func (c *collector) forgetStatus(eventName string, uid types.UID) {
+	delete(c.sent, logmap.FingerprintKey(eventName, string(uid)))
 }

@@ -5,10 +5,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 )
 
 var now = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -196,4 +199,58 @@ func TestRolloutChanged(t *testing.T) {
 	assert.True(t, rolloutChanged(base, deploymentRollout(deployment(now, 3, 2, 3, 1, 1, appsv1.DeploymentCondition{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionFalse}))))
 	assert.True(t, rolloutChanged(base, deploymentRollout(deployment(now, 3, 1, 3, 2, 1, appsv1.DeploymentCondition{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionFalse}))))
 	assert.True(t, rolloutChanged(base, deploymentRollout(deployment(now, 3, 1, 3, 1, 1, appsv1.DeploymentCondition{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue}))))
+}
+
+func TestStatusRecordOnlyWhenTheMessageChanges(t *testing.T) {
+	c := newCollector(&inventoryReceiver{cfg: createDefaultConfig().(*Config)}, nil)
+	c.newBatch()
+	tick := now
+	c.now = func() time.Time { tick = tick.Add(time.Second); return tick }
+	d := deployment(now.Add(-time.Hour), 3, 1, 3, 1, 1)
+	d.Name, d.Namespace, d.UID = "web", "prod", "d-uid"
+	v := deploymentRollout(d)
+	st := rolloutStatus{"TimedOut", "ReplicasNotReady", "fewer replicas are ready than desired", true}
+	c.emitRollout(opAdd, v, st)
+	c.emitRollout(opUpdate, v, st)
+	assert.Equal(t, 1, c.lrs.Len(), "the same message a second later, as an update, is no news")
+	d.Status.ReadyReplicas = 2
+	c.emitRollout(opUpdate, deploymentRollout(d), st)
+	assert.Equal(t, 2, c.lrs.Len(), "a field the cloud receives changed")
+
+	// A node deleted with the conditions last reported is still reported, and forgotten:
+	// the same node added again is reported again.
+	n := node(cond(corev1.NodeReady, corev1.ConditionFalse))
+	n.Name, n.UID = "worker-1", "n-uid"
+	c.nodeConditions(opAdd, nil, n)
+	c.nodeConditions(opDelete, nil, n)
+	c.nodeConditions(opAdd, nil, n)
+	assert.Equal(t, 5, c.lrs.Len())
+	assert.Len(t, c.sent, 2, "what is remembered: the Deployment and the node added again")
+}
+
+// TestRolloutOfAnOldDeploymentPassingItsDeadline is the situation of issue 16: Deployments
+// created more than 10 minutes before the snapshot whose pods never become ready are
+// reported TimedOut (ReplicasNotReady) in it, and once more, as TimedOut
+// (ProgressDeadlineExceeded), when the controller-manager marks their progress deadline
+// exceeded. The second record is a change: its reason, message and Progressing condition.
+func TestRolloutOfAnOldDeploymentPassingItsDeadline(t *testing.T) {
+	c := newCollector(&inventoryReceiver{cfg: createDefaultConfig().(*Config)}, nil)
+	c.newBatch()
+	c.now = func() time.Time { return now }
+	progressing := appsv1.DeploymentCondition{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "ReplicaSetUpdated"}
+	d := deployment(now.Add(-11*time.Minute), 20, 0, 20, 1, 1, progressing)
+	d.Name, d.Namespace, d.UID = "app-001", "inv-01", "d-uid"
+	c.rollout(opAdd, nil, deploymentRollout(d))
+	exceeded := d.DeepCopy()
+	exceeded.Status.Conditions[0] = appsv1.DeploymentCondition{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded", Message: `ReplicaSet "app-001-5d4f9c" has timed out progressing.`}
+	c.rollout(opUpdate, deploymentRollout(d), deploymentRollout(exceeded))
+	c.rollout(opUpdate, deploymentRollout(exceeded), deploymentRollout(exceeded))
+
+	require.Equal(t, 2, c.lrs.Len())
+	reason := func(i int) string {
+		v, _ := c.lrs.At(i).Attributes().Get(schema.AttrRolloutReason)
+		return v.Str()
+	}
+	assert.Equal(t, "ReplicasNotReady", reason(0))
+	assert.Equal(t, "ProgressDeadlineExceeded", reason(1))
 }

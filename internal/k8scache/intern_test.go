@@ -1,0 +1,39 @@
+package k8scache
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+)
+
+func TestPodsOfOneReplicaSetShareResourcesAndOwners(t *testing.T) {
+	pod := func(name, cpu string, owner string) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: "apps/v1", Kind: "ReplicaSet", Name: owner, UID: types.UID("uid-" + owner), Controller: ptr.To(true),
+			}}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Resources: corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse("64Mi")},
+			}}}},
+		}
+	}
+	a, b, c := pod("a", "100m", "web-1"), pod("b", "100m", "web-1"), pod("c", "200m", "web-2")
+	for _, p := range []*corev1.Pod{a, b, c} {
+		slimPod(p)
+	}
+	assert.Same(t, a.Spec.Resources, b.Spec.Resources)
+	assert.Same(t, &a.OwnerReferences[0], &b.OwnerReferences[0])
+	assert.NotSame(t, a.Spec.Resources, c.Spec.Resources)
+	assert.NotSame(t, &a.OwnerReferences[0], &c.OwnerReferences[0])
+	assert.Equal(t, "200m", c.Spec.Resources.Requests.Cpu().String())
+	assert.Equal(t, "web-2", c.OwnerReferences[0].Name)
+	assert.Len(t, b.OwnerReferences, 1)
+
+	slimPod(a)
+	assert.Same(t, a.Spec.Resources, b.Spec.Resources, "slimming is idempotent")
+}
