@@ -45,6 +45,47 @@ type Config struct {
 	// Restart configures OperatorRestartRequest.
 	Restart RestartConfig `mapstructure:"restart"`
 
+	// Integrations configures DatadogQueryRequest (Datadog, Argo CD, Argo Rollouts, Flux,
+	// Karpenter).
+	Integrations IntegrationsConfig `mapstructure:"integrations"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// IntegrationsConfig configures DatadogQueryRequest. Each integration is on when enabled
+// here and present in the cluster (its CRDs served, checked at every request).
+type IntegrationsConfig struct {
+	DefaultTimeout time.Duration `mapstructure:"default_timeout"`
+	MaxTimeout     time.Duration `mapstructure:"max_timeout"`
+	// MaxResponseBytes caps response_data; a larger answer is refused with 413.
+	MaxResponseBytes int `mapstructure:"max_response_bytes"`
+	// MaxRequestBytes caps json_body, filter, query and sort; a larger request gets 413.
+	MaxRequestBytes int          `mapstructure:"max_request_bytes"`
+	ArgoCD          ArgoCDConfig `mapstructure:"argocd"`
+	Rollouts        SwitchConfig `mapstructure:"rollouts"`
+	Flux            SwitchConfig `mapstructure:"flux"`
+	Karpenter       SwitchConfig `mapstructure:"karpenter"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// SwitchConfig turns an integration on or off.
+type SwitchConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// ArgoCDConfig configures the Argo CD integration.
+type ArgoCDConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// Namespace is where Applications are listed and looked up by name alone (Argo CD's
+	// namespace, usually argocd); empty means all namespaces the reader may list.
+	Namespace string `mapstructure:"namespace"`
+
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
@@ -230,6 +271,7 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, errors.New("shell::hubble_relay::endpoint must be set"))
 	}
 	errs = append(errs, cfg.Changes.validate()...)
+	errs = append(errs, cfg.Integrations.validate()...)
 	switch r := cfg.Restart; r.Mode {
 	case "", RestartExit:
 	case RestartRollout:
@@ -288,6 +330,20 @@ func (c *ChangesConfig) validate() []error {
 			for _, msg := range validation.IsDNS1123Label(ns) {
 				errs = append(errs, fmt.Errorf("changes::apply::auto_approve[%d]::namespaces %q: %s", i, ns, msg))
 			}
+		}
+	}
+	return errs
+}
+
+func (c *IntegrationsConfig) validate() []error {
+	errs := timeouts("integrations", c.DefaultTimeout, c.MaxTimeout)
+	errs = append(errs, sizes("integrations", "max_response_bytes", c.MaxResponseBytes, "max_response_bytes", c.MaxResponseBytes)...)
+	if c.MaxRequestBytes < 1<<10 || c.MaxRequestBytes > 4<<20 {
+		errs = append(errs, fmt.Errorf("integrations::max_request_bytes must be between 1024 and 4194304, got %d", c.MaxRequestBytes))
+	}
+	if ns := c.ArgoCD.Namespace; ns != "" {
+		for _, msg := range validation.IsDNS1123Label(ns) {
+			errs = append(errs, fmt.Errorf("integrations::argocd::namespace %q: %s", ns, msg))
 		}
 	}
 	return errs

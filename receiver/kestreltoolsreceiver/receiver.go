@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -28,6 +29,11 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/changerequest"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/dryrun"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/hubble"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/argocd"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/flux"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/karpenter"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/rollouts"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/kubeclient"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/kubectl"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/limit"
@@ -184,6 +190,9 @@ func (r *toolsReceiver) Start(ctx context.Context, host component.Host) error {
 			return err
 		}
 	}
+	if err := r.startIntegrations(conn, client); err != nil {
+		return err
+	}
 	if err := r.startChanges(ctx, conn, rc); err != nil {
 		return err
 	}
@@ -194,6 +203,45 @@ func (r *toolsReceiver) Start(ctx context.Context, host component.Host) error {
 		zap.Bool("kubernetes_api", r.cfg.KubernetesAPI.Enabled), zap.Bool("shell", r.cfg.Shell.Enabled),
 		zap.Bool("hubble_relay", r.relay != nil), zap.Bool("dry_run", r.cfg.Changes.DryRun.Enabled),
 		zap.Bool("apply", r.cfg.Changes.Apply.Enabled), zap.String("restart", r.cfg.Restart.Mode))
+	return nil
+}
+
+// startIntegrations registers the DatadogQueryRequest handler and reports which
+// integrations are present in each InventoryCommit.
+func (r *toolsReceiver) startIntegrations(conn cloudconn.Connection, client *kubeclient.Client) error {
+	c := r.cfg.Integrations
+	var enabled []integrations.Integration
+	if c.ArgoCD.Enabled {
+		enabled = append(enabled, argocd.Integration{Namespace: c.ArgoCD.Namespace})
+	}
+	if c.Rollouts.Enabled {
+		enabled = append(enabled, rollouts.Integration{})
+	}
+	if c.Flux.Enabled {
+		enabled = append(enabled, flux.Integration{})
+	}
+	if c.Karpenter.Enabled {
+		enabled = append(enabled, karpenter.Integration{})
+	}
+	d := integrations.New(integrations.Config{DefaultTimeout: c.DefaultTimeout, MaxTimeout: c.MaxTimeout,
+		MaxResponseBytes: c.MaxResponseBytes, MaxBodyBytes: c.MaxRequestBytes}, client, enabled, r.trail)
+	h := r.handler(integrations.Name, client.Identity(),
+		func(m proto.Message) []string { return []string{integrations.Describe(m.(*cloudv1.DatadogQueryRequest))} },
+		func(ctx context.Context, m proto.Message, budget int) proto.Message {
+			return d.Serve(ctx, m.(*cloudv1.DatadogQueryRequest), budget)
+		},
+		func(m proto.Message, msg string) proto.Message {
+			return &cloudv1.DatadogQueryResponse{RequestId: m.(*cloudv1.DatadogQueryRequest).GetRequestId(), ErrorMessage: msg,
+				StatusCode: http.StatusServiceUnavailable}
+		})
+	if err := r.register(conn, &cloudv1.DatadogQueryRequest{}, h); err != nil {
+		return err
+	}
+	r.unregister = append(r.unregister, conn.RegisterSnapshot(func(ctx context.Context, _ func(proto.Message) error) (*cloudv1.InventoryCommit, error) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return d.Flags(ctx), nil
+	}))
 	return nil
 }
 
