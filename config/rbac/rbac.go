@@ -19,3 +19,9 @@ var Approver []byte
 //
 //go:embed restart.yaml
 var Restart []byte
+
+// IntegrationsRead is the read profile of the integrations (Argo CD, Argo Rollouts, Flux,
+// Karpenter) for the reader.
+//
+//go:embed integrations-read.yaml
+var IntegrationsRead []byte
