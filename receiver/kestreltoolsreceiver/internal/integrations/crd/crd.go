@@ -121,6 +121,9 @@ func ParseRef(s string) (Ref, error) {
 		r.Name = parts[0]
 	case 2:
 		r.Namespace, r.Name = parts[0], parts[1]
+		if r.Namespace == "" {
+			return r, Errorf(http.StatusBadRequest, "filter %q: empty namespace", s)
+		}
 	default:
 		return r, Errorf(http.StatusBadRequest, "filter %q: want name or namespace/name", s)
 	}
