@@ -5,14 +5,18 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/url"
 	"strconv"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 )
 
 // ctlIntegration sends a DatadogQueryRequest (the integrations envelope) and prints the
-// answer: its status and the response_data, or the whole response with --raw.
+// answers as they come (a write's pending answer, then its final one): status and
+// response_data, or each whole response with --raw.
 func ctlIntegration(ctx context.Context, a adminClient, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("ctl integration", stderr)
 	typ := fs.String("type", "", "query_type: its number (1-35) or name, e.g. 22 or ROLLOUTS_LIST")
@@ -25,9 +29,9 @@ func ctlIntegration(ctx context.Context, a adminClient, args []string, stdout, s
 	to := fs.Int64("to", 0, "to_ts, unix seconds")
 	maxResults := fs.Int("max-results", 0, "max_results (0: no limit)")
 	timeoutSeconds := fs.Int("timeout-seconds", 0, "the request's timeout_seconds (0: the operator's default)")
-	raw := fs.Bool("raw", false, "print the whole response as JSON")
+	raw := fs.Bool("raw", false, "print each response as one line of JSON")
 	operator := fs.String("operator", "", "operator id (see 'ctl status'); empty = the first connected operator")
-	timeout := fs.Duration("timeout", 90*time.Second, "how long to wait for the operator's response")
+	timeout := fs.Duration("timeout", 30*time.Minute, "how long to wait for the operator's answers (a write waits for approval)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -48,17 +52,36 @@ func ctlIntegration(ctx context.Context, a adminClient, args []string, stdout, s
 		}
 		req.JsonBody = string(b)
 	}
-	var resp cloudv1.DatadogQueryResponse
-	rawResp, err := roundTrip(ctx, a, "DatadogQueryRequest", &req, &resp, toolFlags{operator: *operator, timeout: *timeout})
-	if err != nil || *raw {
-		return printRaw(stdout, rawResp, err)
+	payload, err := protojson.Marshal(&req)
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(stdout, "== %s → %d\n", qt, resp.GetStatusCode())
-	if m := resp.GetErrorMessage(); m != "" {
-		fmt.Fprintf(stdout, "error: %s\n", m)
+	// follow: a write is answered twice, pending (the ChangeRequest to approve) and final.
+	q := url.Values{"type": {"DatadogQueryRequest"}, "timeout": {timeout.String()}, "follow": {"true"}}
+	if *operator != "" {
+		q.Set("operator", *operator)
 	}
-	printData(stdout, resp.GetResponseData())
-	return nil
+	ctx, cancel := context.WithTimeout(ctx, *timeout+10*time.Second)
+	defer cancel()
+	return a.stream(ctx, "/v1/requests?"+q.Encode(), payload, func(line []byte) error {
+		if *raw {
+			_, err := fmt.Fprintf(stdout, "%s\n", line)
+			return err
+		}
+		var resp cloudv1.DatadogQueryResponse
+		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(line, &resp); err != nil {
+			return fmt.Errorf("admin API returned an unreadable DatadogQueryResponse: %w", err)
+		}
+		fmt.Fprintf(stdout, "== %s → %d\n", qt, resp.GetStatusCode())
+		if cr := resp.GetChangeRequest(); cr != "" {
+			fmt.Fprintf(stdout, "ChangeRequest %s (pending: %v)\n", cr, resp.GetPending())
+		}
+		if m := resp.GetErrorMessage(); m != "" {
+			fmt.Fprintf(stdout, "error: %s\n", m)
+		}
+		printData(stdout, resp.GetResponseData())
+		return nil
+	})
 }
 
 // queryType reads --type: a DatadogQueryType number or name.

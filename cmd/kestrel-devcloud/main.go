@@ -56,7 +56,7 @@ Usage:
   kestrel-devcloud ctl [--admin ADDR] restart [--delay-seconds N] [--graceful=false] [--reason R] [--json]
   kestrel-devcloud ctl [--admin ADDR] integration --type N [--filter F] [--json BODY] [--query Q] [--sort S]
                          [--from TS] [--to TS] [--max-results N] [--timeout-seconds N] [--raw]
-                         [--operator ID] [--timeout 90s]
+                         [--operator ID] [--timeout 30m]
 
 Run "kestrel-devcloud COMMAND -h" for the flags of a command.
 `

@@ -25,3 +25,8 @@ var Restart []byte
 //
 //go:embed integrations-read.yaml
 var IntegrationsRead []byte
+
+// IntegrationsWrite is the write profile of the integrations for the change identity.
+//
+//go:embed integrations-write.yaml
+var IntegrationsWrite []byte

@@ -13,8 +13,10 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/changerequest"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/shell"
 )
 
@@ -318,8 +320,13 @@ func (c *ChangesConfig) validate() []error {
 		errs = append(errs, fmt.Errorf("changes::apply::timeout must be between 0 and 5m, got %v", a.Timeout))
 	}
 	for i, r := range a.AutoApprove {
-		if len(r.Kinds) == 0 {
-			errs = append(errs, fmt.Errorf("changes::apply::auto_approve[%d]::kinds must list at least one kind", i))
+		if len(r.Kinds) == 0 && len(r.Operations) == 0 {
+			errs = append(errs, fmt.Errorf("changes::apply::auto_approve[%d] must list kinds or operations", i))
+		}
+		for _, op := range r.Operations {
+			if t, ok := cloudv1.DatadogQueryType_value[op]; !ok || !integrations.Ops[cloudv1.DatadogQueryType(t)].Write {
+				errs = append(errs, fmt.Errorf("changes::apply::auto_approve[%d]::operations: %q is not an integration write (a query_type name such as FLUX_RECONCILE)", i, op))
+			}
 		}
 		for _, k := range r.Kinds {
 			if k == "" || strings.ContainsAny(k, " *") {

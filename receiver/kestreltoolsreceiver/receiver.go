@@ -190,10 +190,11 @@ func (r *toolsReceiver) Start(ctx context.Context, host component.Host) error {
 			return err
 		}
 	}
-	if err := r.startIntegrations(conn, client); err != nil {
+	if err := r.startChanges(ctx, conn, rc); err != nil {
 		return err
 	}
-	if err := r.startChanges(ctx, conn, rc); err != nil {
+	// After the changes: integration writes are ChangeRequests too.
+	if err := r.startIntegrations(conn, client); err != nil {
 		return err
 	}
 	if err := r.startRestart(host, conn, rc); err != nil {
@@ -224,7 +225,7 @@ func (r *toolsReceiver) startIntegrations(conn cloudconn.Connection, client *kub
 		enabled = append(enabled, karpenter.Integration{})
 	}
 	d := integrations.New(integrations.Config{DefaultTimeout: c.DefaultTimeout, MaxTimeout: c.MaxTimeout,
-		MaxResponseBytes: c.MaxResponseBytes, MaxBodyBytes: c.MaxRequestBytes}, client, enabled, r.trail)
+		MaxResponseBytes: c.MaxResponseBytes, MaxBodyBytes: c.MaxRequestBytes}, client, enabled, r.changes, r.trail)
 	h := r.handler(integrations.Name, client.Identity(),
 		func(m proto.Message) []string { return []string{integrations.Describe(m.(*cloudv1.DatadogQueryRequest))} },
 		func(ctx context.Context, m proto.Message, budget int) proto.Message {

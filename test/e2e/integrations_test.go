@@ -69,7 +69,14 @@ func installIntegrationCRDs(t *testing.T, env *kubeenv.Env) {
 		require.NoError(t, err)
 		toolstest.Apply(t, env.RestConfig(), b, nil)
 		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
-		t.Cleanup(func() { _ = crds.Delete(context.Background(), name, metav1.DeleteOptions{}) })
+		// Gone before the next test installs it again.
+		t.Cleanup(func() {
+			_ = crds.Delete(context.Background(), name, metav1.DeleteOptions{})
+			require.Eventually(t, func() bool {
+				_, err := crds.Get(context.Background(), name, metav1.GetOptions{})
+				return apierrors.IsNotFound(err)
+			}, time.Minute, 100*time.Millisecond, "CRD %s not deleted", name)
+		})
 	}
 	for _, gvk := range []string{"argoproj.io/v1alpha1 Application", "argoproj.io/v1alpha1 Rollout", "kustomize.toolkit.fluxcd.io/v1 Kustomization",
 		"helm.toolkit.fluxcd.io/v2beta1 HelmRelease", "source.toolkit.fluxcd.io/v1 GitRepository", "source.toolkit.fluxcd.io/v1beta2 OCIRepository",
@@ -276,8 +283,8 @@ func TestIntegrationsFromCloud(t *testing.T) {
 		return r.GetSuccess() && json.Unmarshal([]byte(r.GetResponseData()), &s) == nil && s["api_version"] == "karpenter.sh/v1beta1"
 	}, 30*time.Second, 200*time.Millisecond)
 
-	// Writes wait for approval in the cluster, which integrations do not have yet.
-	refused(t, x.integration(t, cloudv1.DatadogQueryType_ROLLOUTS_PROMOTE, "--filter", ns+"/web"), 403, "requires approval")
+	// Writes become ChangeRequests; without the write profile they are refused.
+	refused(t, x.integration(t, cloudv1.DatadogQueryType_ROLLOUTS_PROMOTE, "--filter", ns+"/web"), 403, "apply is not enabled in this cluster")
 
 	// Bounds: a json_body over max_request_bytes, an answer over max_response_bytes.
 	refused(t, x.integration(t, cloudv1.DatadogQueryType_ROLLOUTS_LIST, "--json", `{"namespace":"`+strings.Repeat("x", 2000)+`"}`), 413, "at most 1024")

@@ -7,6 +7,7 @@
 package integrations // import "github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations"
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +19,9 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
+	"github.com/kestrelai/otelcol-kestrel/api/kestrel/v1alpha1"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/audit"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/changerequest"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/argocd"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/crd"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/flux"
@@ -92,6 +95,14 @@ type Integration interface {
 	Available(ctx context.Context, c crd.Clients) error
 	// Serve answers one read with its response_data.
 	Serve(ctx context.Context, c crd.Clients, req *cloudv1.DatadogQueryRequest) ([]byte, error)
+	// Plan turns one write into the changes a ChangeRequest proposes (read as the cloud's
+	// identity; nothing is written).
+	Plan(ctx context.Context, c crd.Clients, req *cloudv1.DatadogQueryRequest) ([]crd.Change, error)
+}
+
+// Writer proposes writes as ChangeRequests, which a person approves in the cluster.
+type Writer interface {
+	ProposeIntegration(ctx context.Context, in changerequest.Integration) *cloudv1.DatadogQueryResponse
 }
 
 // Config bounds the requests.
@@ -107,28 +118,30 @@ type Config struct {
 // Dispatcher answers DatadogQueryRequests.
 type Dispatcher struct {
 	cfg     Config
+	writer  Writer
 	client  *kubeclient.Client
 	enabled map[string]Integration
 	trail   *audit.Trail
 }
 
 // New returns a dispatcher for the enabled integrations; the others answer 503.
-func New(cfg Config, client *kubeclient.Client, enabled []Integration, trail *audit.Trail) *Dispatcher {
-	d := &Dispatcher{cfg: cfg, client: client, enabled: map[string]Integration{}, trail: trail}
+func New(cfg Config, client *kubeclient.Client, enabled []Integration, writer Writer, trail *audit.Trail) *Dispatcher {
+	d := &Dispatcher{cfg: cfg, client: client, enabled: map[string]Integration{}, writer: writer, trail: trail}
 	for _, i := range enabled {
 		d.enabled[i.Name()] = i
 	}
 	return d
 }
 
-// NotEnabledWrite is the answer to a write while writes do not go through approval yet.
-const NotEnabledWrite = "requires approval in the cluster, not enabled: integration writes (%s) are not enabled in this collector yet; nothing was changed"
-
 // Serve answers one request; budget is the most response_data the connection can carry.
 func (d *Dispatcher) Serve(ctx context.Context, req *cloudv1.DatadogQueryRequest, budget int) *cloudv1.DatadogQueryResponse {
 	start := time.Now()
 	resp := &cloudv1.DatadogQueryResponse{RequestId: req.GetRequestId()}
-	code, data, err := d.serve(ctx, req, min(budget, d.cfg.MaxResponseBytes))
+	code, data, proposed, err := d.serve(ctx, req, min(budget, d.cfg.MaxResponseBytes))
+	if proposed != nil {
+		// The ChangeRequest controller answered (and audited) the write.
+		return proposed
+	}
 	resp.StatusCode = int32(code) //nolint:gosec // G115: HTTP status codes
 	if err != nil {
 		resp.ErrorMessage = err.Error()
@@ -161,46 +174,55 @@ func Describe(req *cloudv1.DatadogQueryRequest) string {
 	return s
 }
 
-func (d *Dispatcher) serve(ctx context.Context, req *cloudv1.DatadogQueryRequest, budget int) (int, []byte, error) {
+// serve answers a read with its code and data, a write with the controller's answer.
+func (d *Dispatcher) serve(ctx context.Context, req *cloudv1.DatadogQueryRequest, budget int) (int, []byte, *cloudv1.DatadogQueryResponse, error) {
 	op, ok := Ops[req.GetQueryType()]
 	if !ok {
-		return http.StatusBadRequest, nil, fmt.Errorf("unknown query_type %d: this collector answers %s", int32(req.GetQueryType()), known())
+		return http.StatusBadRequest, nil, nil, fmt.Errorf("unknown query_type %d: this collector answers %s", int32(req.GetQueryType()), known())
 	}
 	in, ok := d.enabled[op.Integration]
 	if !ok {
-		return http.StatusServiceUnavailable, nil, fmt.Errorf("the %s integration is not enabled in this collector (kestrel_tools integrations::%s::enabled)", op.Integration, op.Integration)
+		return http.StatusServiceUnavailable, nil, nil, fmt.Errorf("the %s integration is not enabled in this collector (kestrel_tools integrations::%s::enabled)", op.Integration, op.Integration)
 	}
 	for _, f := range []string{req.GetJsonBody(), req.GetFilter(), req.GetQuery(), req.GetSort()} {
 		if len(f) > d.cfg.MaxBodyBytes {
-			return http.StatusRequestEntityTooLarge, nil, fmt.Errorf("the request carries a field of %d bytes; at most %d are accepted", len(f), d.cfg.MaxBodyBytes)
+			return http.StatusRequestEntityTooLarge, nil, nil, fmt.Errorf("the request carries a field of %d bytes; at most %d are accepted", len(f), d.cfg.MaxBodyBytes)
 		}
 	}
 	if req.GetMaxResults() < 0 || req.GetTimeoutSeconds() < 0 {
-		return http.StatusBadRequest, nil, errors.New("max_results and timeout_seconds must not be negative")
+		return http.StatusBadRequest, nil, nil, errors.New("max_results and timeout_seconds must not be negative")
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.timeout(req.GetTimeoutSeconds()))
 	defer cancel()
 	c, err := d.clients(ctx)
 	if err != nil {
-		return http.StatusInternalServerError, nil, err
+		return http.StatusInternalServerError, nil, nil, err
 	}
 	if err := in.Available(ctx, c); err != nil {
-		return crd.Code(err), nil, err
+		return crd.Code(err), nil, nil, err
 	}
 	if op.Write {
-		return http.StatusForbidden, nil, fmt.Errorf(NotEnabledWrite, req.GetQueryType())
+		plan, err := in.Plan(ctx, c, req)
+		if err != nil {
+			return crd.Code(err), nil, nil, err
+		}
+		in := changerequest.Integration{RequestID: req.GetRequestId(), Operation: req.GetQueryType().String()}
+		for _, ch := range plan {
+			in.Changes = append(in.Changes, changerequest.Change{Object: ch.Object, Action: v1alpha1.Action(cmp.Or(ch.Action, crd.MergePatch)), Subresource: ch.Subresource})
+		}
+		return 0, nil, d.writer.ProposeIntegration(ctx, in), nil
 	}
 	data, err := in.Serve(ctx, c, req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return http.StatusGatewayTimeout, nil, fmt.Errorf("%s: no answer within the request's deadline: %w", req.GetQueryType(), err)
+			return http.StatusGatewayTimeout, nil, nil, fmt.Errorf("%s: no answer within the request's deadline: %w", req.GetQueryType(), err)
 		}
-		return crd.Code(err), nil, err
+		return crd.Code(err), nil, nil, err
 	}
 	if len(data) > budget {
-		return http.StatusRequestEntityTooLarge, nil, fmt.Errorf("the answer is %d bytes; at most %d fit (narrow it with filter or max_results)", len(data), budget)
+		return http.StatusRequestEntityTooLarge, nil, nil, fmt.Errorf("the answer is %d bytes; at most %d fit (narrow it with filter or max_results)", len(data), budget)
 	}
-	return http.StatusOK, data, nil
+	return http.StatusOK, data, nil, nil
 }
 
 func (d *Dispatcher) timeout(seconds int32) time.Duration {
