@@ -3,6 +3,8 @@ package kestreltoolsreceiver // import "github.com/kestrelai/otelcol-kestrel/rec
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -63,14 +65,54 @@ type IntegrationsConfig struct {
 	// MaxResponseBytes caps response_data; a larger answer is refused with 413.
 	MaxResponseBytes int `mapstructure:"max_response_bytes"`
 	// MaxRequestBytes caps json_body, filter, query and sort; a larger request gets 413.
-	MaxRequestBytes int          `mapstructure:"max_request_bytes"`
-	ArgoCD          ArgoCDConfig `mapstructure:"argocd"`
-	Rollouts        SwitchConfig `mapstructure:"rollouts"`
-	Flux            SwitchConfig `mapstructure:"flux"`
-	Karpenter       SwitchConfig `mapstructure:"karpenter"`
+	MaxRequestBytes int           `mapstructure:"max_request_bytes"`
+	ArgoCD          ArgoCDConfig  `mapstructure:"argocd"`
+	Rollouts        SwitchConfig  `mapstructure:"rollouts"`
+	Flux            SwitchConfig  `mapstructure:"flux"`
+	Karpenter       SwitchConfig  `mapstructure:"karpenter"`
+	Datadog         DatadogConfig `mapstructure:"datadog"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
+}
+
+// DatadogConfig configures the Datadog integration: on when enabled and its keys can be
+// read from the Secret.
+type DatadogConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// Secret holds the customer's API and application keys; the collector reads it (with its
+	// own identity) at every call.
+	Secret SecretRef `mapstructure:"secret"`
+	// Site is the Datadog site: the API is https://api.<site>.
+	Site string `mapstructure:"site"`
+	// Endpoint replaces https://api.<site> (a proxy); plain http only to a loopback address.
+	Endpoint string `mapstructure:"endpoint"`
+	// MonitorPollInterval is how often the monitors are polled for state changes (0: never).
+	MonitorPollInterval time.Duration `mapstructure:"monitor_poll_interval"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// SecretRef names a Secret and the keys of its data that hold the Datadog keys.
+type SecretRef struct {
+	// Namespace is the Secret's namespace; empty means identity::namespace (the collector's).
+	Namespace string `mapstructure:"namespace"`
+	Name      string `mapstructure:"name"`
+	// APIKey and AppKey are the data keys of the API and application keys.
+	APIKey string `mapstructure:"api_key"`
+	AppKey string `mapstructure:"app_key"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// baseURL is the Datadog API's URL.
+func (c *DatadogConfig) baseURL() string {
+	if c.Endpoint != "" {
+		return c.Endpoint
+	}
+	return "https://api." + c.Site
 }
 
 // SwitchConfig turns an integration on or off.
@@ -348,12 +390,59 @@ func (c *IntegrationsConfig) validate() []error {
 	if c.MaxRequestBytes < 1<<10 || c.MaxRequestBytes > 4<<20 {
 		errs = append(errs, fmt.Errorf("integrations::max_request_bytes must be between 1024 and 4194304, got %d", c.MaxRequestBytes))
 	}
+	if d := c.Datadog; d.Enabled {
+		errs = append(errs, d.validate()...)
+	}
 	if ns := c.ArgoCD.Namespace; ns != "" {
 		for _, msg := range validation.IsDNS1123Label(ns) {
 			errs = append(errs, fmt.Errorf("integrations::argocd::namespace %q: %s", ns, msg))
 		}
 	}
 	return errs
+}
+
+func (d *DatadogConfig) validate() []error {
+	var errs []error
+	for _, msg := range validation.IsDNS1123Subdomain(d.Secret.Name) {
+		errs = append(errs, fmt.Errorf("integrations::datadog::secret::name %q: %s", d.Secret.Name, msg))
+	}
+	if ns := d.Secret.Namespace; ns != "" {
+		for _, msg := range validation.IsDNS1123Label(ns) {
+			errs = append(errs, fmt.Errorf("integrations::datadog::secret::namespace %q: %s", ns, msg))
+		}
+	}
+	for k, v := range map[string]string{"api_key": d.Secret.APIKey, "app_key": d.Secret.AppKey} {
+		for _, msg := range validation.IsConfigMapKey(v) {
+			errs = append(errs, fmt.Errorf("integrations::datadog::secret::%s %q: %s", k, v, msg))
+		}
+	}
+	if d.Endpoint == "" {
+		for _, msg := range validation.IsDNS1123Subdomain(d.Site) {
+			errs = append(errs, fmt.Errorf("integrations::datadog::site %q: %s", d.Site, msg))
+		}
+	} else {
+		u, err := url.Parse(d.Endpoint)
+		switch {
+		case err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil:
+			errs = append(errs, fmt.Errorf("integrations::datadog::endpoint %q must be a URL with scheme and host only", d.Endpoint))
+		case u.Scheme == "http" && !isLoopback(u.Hostname()):
+			errs = append(errs, fmt.Errorf("integrations::datadog::endpoint %q: plain http only to a loopback address (the keys travel in its headers)", d.Endpoint))
+		case u.Scheme != "http" && u.Scheme != "https":
+			errs = append(errs, fmt.Errorf("integrations::datadog::endpoint %q must use https", d.Endpoint))
+		}
+	}
+	if d.MonitorPollInterval < 0 || (d.MonitorPollInterval > 0 && d.MonitorPollInterval < time.Second) {
+		errs = append(errs, fmt.Errorf("integrations::datadog::monitor_poll_interval must be 0 (off) or at least 1s, got %v", d.MonitorPollInterval))
+	}
+	return errs
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func timeouts(section string, def, maxT time.Duration) []error {

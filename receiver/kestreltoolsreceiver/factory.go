@@ -76,6 +76,8 @@ func createDefaultConfig() component.Config {
 			Rollouts:         SwitchConfig{Enabled: true},
 			Flux:             SwitchConfig{Enabled: true},
 			Karpenter:        SwitchConfig{Enabled: true},
+			Datadog: DatadogConfig{Secret: SecretRef{Name: "datadog", APIKey: "api-key", AppKey: "app-key"},
+				Site: "datadoghq.com", MonitorPollInterval: time.Minute},
 		},
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -31,6 +32,8 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/hubble"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/argocd"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/crd"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/datadog"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/flux"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/karpenter"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/rollouts"
@@ -194,7 +197,7 @@ func (r *toolsReceiver) Start(ctx context.Context, host component.Host) error {
 		return err
 	}
 	// After the changes: integration writes are ChangeRequests too.
-	if err := r.startIntegrations(conn, client); err != nil {
+	if err := r.startIntegrations(conn, client, rc); err != nil {
 		return err
 	}
 	if err := r.startRestart(host, conn, rc); err != nil {
@@ -209,9 +212,23 @@ func (r *toolsReceiver) Start(ctx context.Context, host component.Host) error {
 
 // startIntegrations registers the DatadogQueryRequest handler and reports which
 // integrations are present in each InventoryCommit.
-func (r *toolsReceiver) startIntegrations(conn cloudconn.Connection, client *kubeclient.Client) error {
+func (r *toolsReceiver) startIntegrations(conn cloudconn.Connection, client *kubeclient.Client, rc *rest.Config) error {
 	c := r.cfg.Integrations
 	var enabled []integrations.Integration
+	if d := c.Datadog; d.Enabled {
+		keys, err := r.datadogKeys(rc)
+		if err != nil {
+			return err
+		}
+		dd := datadog.New(datadog.Config{BaseURL: d.baseURL(), MaxResponseBytes: c.MaxResponseBytes}, keys, nil)
+		enabled = append(enabled, dd)
+		if d.MonitorPollInterval > 0 {
+			p := datadog.NewPoller(dd, d.MonitorPollInterval, conn.Send, r.set.Logger)
+			if !p.Start(r.ctx, &r.wg) {
+				r.set.Logger.Warn("The Datadog monitor poller already runs in this process; this receiver does not start another")
+			}
+		}
+	}
 	if c.ArgoCD.Enabled {
 		enabled = append(enabled, argocd.Integration{Namespace: c.ArgoCD.Namespace})
 	}
@@ -227,7 +244,9 @@ func (r *toolsReceiver) startIntegrations(conn cloudconn.Connection, client *kub
 	d := integrations.New(integrations.Config{DefaultTimeout: c.DefaultTimeout, MaxTimeout: c.MaxTimeout,
 		MaxResponseBytes: c.MaxResponseBytes, MaxBodyBytes: c.MaxRequestBytes}, client, enabled, r.changes, r.trail)
 	h := r.handler(integrations.Name, client.Identity(),
-		func(m proto.Message) []string { return []string{integrations.Describe(m.(*cloudv1.DatadogQueryRequest))} },
+		func(m proto.Message) []string {
+			return []string{integrations.Describe(m.(*cloudv1.DatadogQueryRequest))}
+		},
 		func(ctx context.Context, m proto.Message, budget int) proto.Message {
 			return d.Serve(ctx, m.(*cloudv1.DatadogQueryRequest), budget)
 		},
@@ -244,6 +263,35 @@ func (r *toolsReceiver) startIntegrations(conn cloudconn.Connection, client *kub
 		return d.Flags(ctx), nil
 	}))
 	return nil
+}
+
+// datadogKeys reads the Datadog keys from the configured Secret, as the collector itself,
+// at each call; errors name the Secret and the key, never a value.
+func (r *toolsReceiver) datadogKeys(rc *rest.Config) (datadog.KeySource, error) {
+	ref := r.cfg.Integrations.Datadog.Secret
+	ns := ref.Namespace
+	if ns == "" {
+		var err error
+		if ns, err = r.cfg.namespace(); err != nil {
+			return nil, fmt.Errorf("integrations::datadog::secret::namespace: %w", err)
+		}
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	where := "Secret " + ns + "/" + ref.Name
+	return func(ctx context.Context) (datadog.Keys, error) {
+		s, err := cs.CoreV1().Secrets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			return datadog.Keys{}, crd.Errorf(http.StatusServiceUnavailable, "Datadog is not available: reading its keys from %s: %v", where, err)
+		}
+		k := datadog.Keys{API: strings.TrimSpace(string(s.Data[ref.APIKey])), App: strings.TrimSpace(string(s.Data[ref.AppKey]))}
+		if k.API == "" || k.App == "" {
+			return datadog.Keys{}, crd.Errorf(http.StatusServiceUnavailable, "Datadog is not available: %s has no %q and %q", where, ref.APIKey, ref.AppKey)
+		}
+		return k, nil
+	}, nil
 }
 
 // startChanges registers the dry-run, apply and policy-push handlers. They run as the

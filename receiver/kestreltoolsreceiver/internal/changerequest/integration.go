@@ -228,4 +228,3 @@ func toolOf(o v1alpha1.Origin) string {
 	}
 	return ApplyTool
 }
-

@@ -24,6 +24,7 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/changerequest"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/argocd"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/crd"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/datadog"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/flux"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/karpenter"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/rollouts"
@@ -32,9 +33,6 @@ import (
 
 // Name is the tool's name in the audit trail and the self-metrics.
 const Name = "integration"
-
-// Datadog is the Datadog integration's name.
-const Datadog = "datadog"
 
 // Op is what one query_type does.
 type Op struct {
@@ -46,15 +44,15 @@ type Op struct {
 
 // Ops is the one table of query types.
 var Ops = map[cloudv1.DatadogQueryType]Op{
-	cloudv1.DatadogQueryType_DATADOG_QUERY_METRICS:      {Datadog, false},
-	cloudv1.DatadogQueryType_DATADOG_QUERY_EVENTS:       {Datadog, false},
-	cloudv1.DatadogQueryType_DATADOG_QUERY_HOSTS:        {Datadog, false},
-	cloudv1.DatadogQueryType_DATADOG_QUERY_LOGS:         {Datadog, false},
-	cloudv1.DatadogQueryType_DATADOG_QUERY_LIST_METRICS: {Datadog, false},
-	cloudv1.DatadogQueryType_DATADOG_CREATE_MONITOR:     {Datadog, true},
-	cloudv1.DatadogQueryType_DATADOG_SEND_EVENT:         {Datadog, true},
-	cloudv1.DatadogQueryType_DATADOG_MUTE_MONITOR:       {Datadog, true},
-	cloudv1.DatadogQueryType_DATADOG_LIST_MONITORS:      {Datadog, false},
+	cloudv1.DatadogQueryType_DATADOG_QUERY_METRICS:      {datadog.Name, false},
+	cloudv1.DatadogQueryType_DATADOG_QUERY_EVENTS:       {datadog.Name, false},
+	cloudv1.DatadogQueryType_DATADOG_QUERY_HOSTS:        {datadog.Name, false},
+	cloudv1.DatadogQueryType_DATADOG_QUERY_LOGS:         {datadog.Name, false},
+	cloudv1.DatadogQueryType_DATADOG_QUERY_LIST_METRICS: {datadog.Name, false},
+	cloudv1.DatadogQueryType_DATADOG_CREATE_MONITOR:     {datadog.Name, true},
+	cloudv1.DatadogQueryType_DATADOG_SEND_EVENT:         {datadog.Name, true},
+	cloudv1.DatadogQueryType_DATADOG_MUTE_MONITOR:       {datadog.Name, true},
+	cloudv1.DatadogQueryType_DATADOG_LIST_MONITORS:      {datadog.Name, false},
 
 	cloudv1.DatadogQueryType_ARGOCD_SYNC_APP:       {argocd.Name, true},
 	cloudv1.DatadogQueryType_ARGOCD_GET_APP_STATUS: {argocd.Name, false},
@@ -93,8 +91,9 @@ type Integration interface {
 	// Available returns nil when the integration is present (its CRDs are served, its keys
 	// are configured), else an error whose crd.Code is 503.
 	Available(ctx context.Context, c crd.Clients) error
-	// Serve answers one read with its response_data.
-	Serve(ctx context.Context, c crd.Clients, req *cloudv1.DatadogQueryRequest) ([]byte, error)
+	// Serve answers one read with its status (the upstream one for Datadog) and
+	// response_data.
+	Serve(ctx context.Context, c crd.Clients, req *cloudv1.DatadogQueryRequest) (int, []byte, error)
 	// Plan turns one write into the changes a ChangeRequest proposes (read as the cloud's
 	// identity; nothing is written).
 	Plan(ctx context.Context, c crd.Clients, req *cloudv1.DatadogQueryRequest) ([]crd.Change, error)
@@ -142,11 +141,11 @@ func (d *Dispatcher) Serve(ctx context.Context, req *cloudv1.DatadogQueryRequest
 		// The ChangeRequest controller answered (and audited) the write.
 		return proposed
 	}
-	resp.StatusCode = int32(code) //nolint:gosec // G115: HTTP status codes
+	resp.StatusCode, resp.ResponseData = int32(code), string(data) //nolint:gosec // G115: HTTP status codes
 	if err != nil {
 		resp.ErrorMessage = err.Error()
 	} else {
-		resp.Success, resp.ResponseData = true, string(data)
+		resp.Success = true
 	}
 	outcome := audit.OK
 	switch {
@@ -212,7 +211,7 @@ func (d *Dispatcher) serve(ctx context.Context, req *cloudv1.DatadogQueryRequest
 		}
 		return 0, nil, d.writer.ProposeIntegration(ctx, in), nil
 	}
-	data, err := in.Serve(ctx, c, req)
+	code, data, err := in.Serve(ctx, c, req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return http.StatusGatewayTimeout, nil, nil, fmt.Errorf("%s: no answer within the request's deadline: %w", req.GetQueryType(), err)
@@ -222,7 +221,8 @@ func (d *Dispatcher) serve(ctx context.Context, req *cloudv1.DatadogQueryRequest
 	if len(data) > budget {
 		return http.StatusRequestEntityTooLarge, nil, nil, fmt.Errorf("the answer is %d bytes; at most %d fit (narrow it with filter or max_results)", len(data), budget)
 	}
-	return http.StatusOK, data, nil, nil
+	// An upstream error (Datadog's) keeps its status and body.
+	return code, data, nil, datadog.Describe(code, data)
 }
 
 func (d *Dispatcher) timeout(seconds int32) time.Duration {
@@ -257,7 +257,7 @@ func (d *Dispatcher) Flags(ctx context.Context) *cloudv1.InventoryCommit {
 		in, ok := d.enabled[name]
 		return ok && in.Available(ctx, c) == nil
 	}
-	out.HasDatadog = present(Datadog)
+	out.HasDatadog = present(datadog.Name)
 	out.HasArgocd = present(argocd.Name)
 	out.HasRollouts = present(rollouts.Name)
 	out.HasFlux = present(flux.Name)
@@ -267,7 +267,7 @@ func (d *Dispatcher) Flags(ctx context.Context) *cloudv1.InventoryCommit {
 
 func known() string {
 	var names []string
-	for _, n := range []string{Datadog, argocd.Name, rollouts.Name, flux.Name, karpenter.Name} {
+	for _, n := range []string{datadog.Name, argocd.Name, rollouts.Name, flux.Name, karpenter.Name} {
 		lo, hi := int32(1<<30), int32(0)
 		for t, op := range Ops {
 			if op.Integration == n {

@@ -44,8 +44,14 @@ func (i Integration) Target(req *cloudv1.DatadogQueryRequest) (crd.Ref, error) {
 	return r, err
 }
 
-// Serve answers ARGOCD_LIST_APPS and ARGOCD_GET_APP_STATUS.
-func (i Integration) Serve(ctx context.Context, c crd.Clients, req *cloudv1.DatadogQueryRequest) ([]byte, error) {
+// Serve answers a read: 200 and its JSON.
+func (i Integration) Serve(ctx context.Context, c crd.Clients, req *cloudv1.DatadogQueryRequest) (int, []byte, error) {
+	b, err := i.read(ctx, c, req)
+	return http.StatusOK, b, err
+}
+
+// read answers ARGOCD_LIST_APPS and ARGOCD_GET_APP_STATUS.
+func (i Integration) read(ctx context.Context, c crd.Clients, req *cloudv1.DatadogQueryRequest) ([]byte, error) {
 	gvr, err := crd.Resolve(ctx, c.Discovery, Kind)
 	if err != nil {
 		return nil, err

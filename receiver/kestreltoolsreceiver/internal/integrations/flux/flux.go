@@ -115,8 +115,14 @@ func (Integration) Available(ctx context.Context, c crd.Clients) error {
 	return nil
 }
 
-// Serve answers FLUX_GET_STATUS, FLUX_LIST and FLUX_GET_EVENTS.
-func (Integration) Serve(ctx context.Context, c crd.Clients, req *cloudv1.DatadogQueryRequest) ([]byte, error) {
+// Serve answers a read: 200 and its JSON.
+func (Integration) Serve(ctx context.Context, c crd.Clients, req *cloudv1.DatadogQueryRequest) (int, []byte, error) {
+	b, err := Integration{}.read(ctx, c, req)
+	return http.StatusOK, b, err
+}
+
+// read answers FLUX_GET_STATUS, FLUX_LIST and FLUX_GET_EVENTS.
+func (Integration) read(ctx context.Context, c crd.Clients, req *cloudv1.DatadogQueryRequest) ([]byte, error) {
 	switch req.GetQueryType() {
 	case cloudv1.DatadogQueryType_FLUX_GET_STATUS, cloudv1.DatadogQueryType_FLUX_GET_EVENTS:
 		k, ref, _, err := Target(req)

@@ -72,9 +72,15 @@ func (Integration) Available(ctx context.Context, c crd.Clients) error {
 	return err
 }
 
-// Serve answers KARPENTER_LIST_NODEPOOLS, KARPENTER_GET_NODEPOOL_STATUS and
+// Serve answers a read: 200 and its JSON.
+func (Integration) Serve(ctx context.Context, c crd.Clients, req *cloudv1.DatadogQueryRequest) (int, []byte, error) {
+	b, err := Integration{}.read(ctx, c, req)
+	return http.StatusOK, b, err
+}
+
+// read answers KARPENTER_LIST_NODEPOOLS, KARPENTER_GET_NODEPOOL_STATUS and
 // KARPENTER_LIST_NODECLAIMS.
-func (Integration) Serve(ctx context.Context, c crd.Clients, req *cloudv1.DatadogQueryRequest) ([]byte, error) {
+func (Integration) read(ctx context.Context, c crd.Clients, req *cloudv1.DatadogQueryRequest) ([]byte, error) {
 	var b Body
 	if err := crd.DecodeBody(req.GetJsonBody(), &b); err != nil {
 		return nil, err

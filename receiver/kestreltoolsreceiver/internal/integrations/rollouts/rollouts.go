@@ -60,8 +60,14 @@ func (Integration) Available(ctx context.Context, c crd.Clients) error {
 	return err
 }
 
-// Serve answers ROLLOUTS_GET_STATUS and ROLLOUTS_LIST.
-func (Integration) Serve(ctx context.Context, c crd.Clients, req *cloudv1.DatadogQueryRequest) ([]byte, error) {
+// Serve answers a read: 200 and its JSON.
+func (Integration) Serve(ctx context.Context, c crd.Clients, req *cloudv1.DatadogQueryRequest) (int, []byte, error) {
+	b, err := Integration{}.read(ctx, c, req)
+	return http.StatusOK, b, err
+}
+
+// read answers ROLLOUTS_GET_STATUS and ROLLOUTS_LIST.
+func (Integration) read(ctx context.Context, c crd.Clients, req *cloudv1.DatadogQueryRequest) ([]byte, error) {
 	gvr, err := crd.Resolve(ctx, c.Discovery, Kind)
 	if err != nil {
 		return nil, err
@@ -111,28 +117,28 @@ type List struct {
 
 // Summary is one Rollout as the cloud reads it.
 type Summary struct {
-	Name             string          `json:"name"`
-	Namespace        string          `json:"namespace"`
-	Phase            string          `json:"phase"`
-	Message          string          `json:"message,omitempty"`
-	Strategy         string          `json:"strategy"`
-	Paused           bool            `json:"paused"`
-	PauseReasons     []string        `json:"pause_reasons,omitempty"`
-	Aborted          bool            `json:"aborted"`
-	CurrentStepIndex *int64          `json:"current_step_index,omitempty"`
-	TotalSteps       int             `json:"total_steps"`
-	Replicas         int64           `json:"replicas"`
-	CurrentReplicas  int64           `json:"current_replicas"`
-	UpdatedReplicas  int64           `json:"updated_replicas"`
-	ReadyReplicas    int64           `json:"ready_replicas"`
-	AvailableReplicas int64          `json:"available_replicas"`
-	StableRS         string          `json:"stable_rs,omitempty"`
-	CurrentPodHash   string          `json:"current_pod_hash,omitempty"`
-	Revision         string          `json:"revision,omitempty"`
-	Images           []string        `json:"images"`
-	RestartAt        string          `json:"restart_at,omitempty"`
-	Conditions       []crd.Condition `json:"conditions,omitempty"`
-	CreatedAt        string          `json:"created_at"`
+	Name              string          `json:"name"`
+	Namespace         string          `json:"namespace"`
+	Phase             string          `json:"phase"`
+	Message           string          `json:"message,omitempty"`
+	Strategy          string          `json:"strategy"`
+	Paused            bool            `json:"paused"`
+	PauseReasons      []string        `json:"pause_reasons,omitempty"`
+	Aborted           bool            `json:"aborted"`
+	CurrentStepIndex  *int64          `json:"current_step_index,omitempty"`
+	TotalSteps        int             `json:"total_steps"`
+	Replicas          int64           `json:"replicas"`
+	CurrentReplicas   int64           `json:"current_replicas"`
+	UpdatedReplicas   int64           `json:"updated_replicas"`
+	ReadyReplicas     int64           `json:"ready_replicas"`
+	AvailableReplicas int64           `json:"available_replicas"`
+	StableRS          string          `json:"stable_rs,omitempty"`
+	CurrentPodHash    string          `json:"current_pod_hash,omitempty"`
+	Revision          string          `json:"revision,omitempty"`
+	Images            []string        `json:"images"`
+	RestartAt         string          `json:"restart_at,omitempty"`
+	Conditions        []crd.Condition `json:"conditions,omitempty"`
+	CreatedAt         string          `json:"created_at"`
 }
 
 // Summarize builds the summary of one Rollout.
