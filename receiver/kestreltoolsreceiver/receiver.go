@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -55,6 +56,8 @@ const (
 	perItemOverhead = 2 << 10
 	// maxItems bounds the paths or commands of one request.
 	maxItems = 128
+	// maxResultMessage keeps Datadog's answer within a ChangeRequest result's message.
+	maxResultMessage = 8000
 	// namespaceFile holds the collector's namespace in a pod.
 	namespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 )
@@ -222,6 +225,21 @@ func (r *toolsReceiver) startIntegrations(conn cloudconn.Connection, client *kub
 		}
 		dd := datadog.New(datadog.Config{BaseURL: d.baseURL(), MaxResponseBytes: c.MaxResponseBytes}, keys, nil)
 		enabled = append(enabled, dd)
+		// Approved Datadog writes are sent from the ChangeRequest controller.
+		r.changes.SetExternal(func(ctx context.Context, obj *unstructured.Unstructured) ssa.Result {
+			code, body, err := dd.Execute(ctx, obj)
+			res := ssa.Result{Object: "Datadog " + obj.GetName(), StatusCode: http.StatusOK, Message: string(body)}
+			if err == nil {
+				err = datadog.Describe(code, body)
+			}
+			if err != nil {
+				res.StatusCode, res.Message = int32(crd.Code(err)), err.Error() //nolint:gosec // G115: HTTP status codes
+			}
+			if len(res.Message) > maxResultMessage {
+				res.Message = res.Message[:maxResultMessage] + "…"
+			}
+			return res
+		})
 		if d.MonitorPollInterval > 0 {
 			p := datadog.NewPoller(dd, d.MonitorPollInterval, conn.Send, r.set.Logger)
 			if !p.Start(r.ctx, &r.wg) {

@@ -10,11 +10,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
+	"github.com/kestrelai/otelcol-kestrel/api/kestrel/v1alpha1"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/datadogfake"
@@ -62,9 +64,11 @@ func TestDatadogFromCloud(t *testing.T) {
 		datadogfake.Monitor{ID: 12, Name: "disk", Type: "metric alert", Query: "max(last_5m):system.disk.in_use{*} > 0.9", OverallState: "Warn"},
 	)
 	x := startToolsWith(t, func(string) string {
-		return fmt.Sprintf("    integrations:\n      datadog:\n        enabled: true\n        endpoint: %s\n        monitor_poll_interval: 1s\n", fake.URL)
+		return fmt.Sprintf("    integrations:\n      datadog:\n        enabled: true\n        endpoint: %s\n        monitor_poll_interval: 1s\n"+
+			"    changes:\n      apply:\n        enabled: true\n", fake.URL)
 	})
 	ns := x.ns
+	toolstest.SetupChanges(t, x.env, ns)
 
 	// No Secret yet: Datadog is absent, and says where it looked.
 	refused(t, x.integration(t, cloudv1.DatadogQueryType_DATADOG_LIST_MONITORS), 503, "reading its keys from Secret "+ns+"/datadog")
@@ -140,6 +144,55 @@ subjects: [{kind: ServiceAccount, name: %[2]s, namespace: %[1]s}]
 		assert.NotContains(t, string(raw), ddAPIKey)
 		assert.NotContains(t, string(raw), ddAppKey)
 	}
+
+	// Writes wait for a person's approval in the cluster; only then is Datadog called.
+	for _, c := range []struct {
+		typ        cloudv1.DatadogQueryType
+		args       []string
+		path, body string
+		apiKeyOnly bool
+		answer     string
+	}{
+		{cloudv1.DatadogQueryType_DATADOG_CREATE_MONITOR, []string{"--json", `{"name":"5xx rate","type":"metric alert","query":"sum(last_5m):sum:http.5xx{*} > 10"}`},
+			"/api/v1/monitor", `{"name":"5xx rate","type":"metric alert","query":"sum(last_5m):sum:http.5xx{*} > 10"}`, false, `"id":1001`},
+		{cloudv1.DatadogQueryType_DATADOG_SEND_EVENT, []string{"--json", `{"title":"Kestrel AI","text":"rolled back web"}`},
+			"/api/v1/events", `{"title":"Kestrel AI","text":"rolled back web"}`, true, `"status":"ok"`},
+		{cloudv1.DatadogQueryType_DATADOG_MUTE_MONITOR, []string{"--filter", "11"}, "/api/v1/monitor/11/mute", `{}`, false, `"id":11`},
+	} {
+		lines, done := x.background(t, append([]string{"integration", "--raw", "--type", c.typ.String()}, c.args...)...)
+		var pending, final cloudv1.DatadogQueryResponse
+		require.NoError(t, protojson.Unmarshal([]byte(nextLine(t, lines)), &pending))
+		require.True(t, pending.GetPending(), "%s: %s", c.typ, pending.GetErrorMessage())
+		name := strings.TrimPrefix(pending.GetChangeRequest(), ns+"/")
+		time.Sleep(300 * time.Millisecond)
+		assert.Empty(t, cloudCalls(fake.Requests()), "%s: nothing is sent before the decision", c.typ)
+		assert.Contains(t, x.changeRequest(t, name).Spec.Manifests[0].Diff, c.path)
+		require.NoError(t, x.decide(t, toolstest.ApproverUser, name, v1alpha1.Approved, toolstest.ApproverUser))
+		require.NoError(t, protojson.Unmarshal([]byte(nextLine(t, lines)), &final))
+		require.NoError(t, <-done)
+		require.True(t, final.GetSuccess(), "%s: %d %s", c.typ, final.GetStatusCode(), final.GetErrorMessage())
+		assert.Contains(t, final.GetResponseData(), c.answer)
+		reqs := cloudCalls(fake.Requests())
+		require.Len(t, reqs, 1, c.typ.String())
+		assert.Equal(t, "POST", reqs[0].Method)
+		assert.Equal(t, c.path, reqs[0].Path)
+		assert.JSONEq(t, c.body, reqs[0].Body)
+		assert.Equal(t, ddAPIKey, reqs[0].Header.Get("DD-API-KEY"))
+		if c.apiKeyOnly {
+			assert.Empty(t, reqs[0].Header.Get("DD-APPLICATION-KEY"), c.typ.String())
+		} else {
+			assert.Equal(t, ddAppKey, reqs[0].Header.Get("DD-APPLICATION-KEY"), c.typ.String())
+		}
+		for _, m := range []proto.Message{&pending, &final} {
+			raw, _ := protojson.Marshal(m)
+			assert.NotContains(t, string(raw), ddAPIKey)
+			assert.NotContains(t, string(raw), ddAppKey)
+		}
+		cr, _ := json.Marshal(x.changeRequest(t, name))
+		assert.NotContains(t, string(cr), ddAPIKey, "the keys are not in the ChangeRequest")
+	}
+	refused(t, x.integration(t, cloudv1.DatadogQueryType_DATADOG_MUTE_MONITOR, "--filter", "eleven"), 400, "numeric id")
+	refused(t, x.integration(t, cloudv1.DatadogQueryType_DATADOG_CREATE_MONITOR), 400, "json_body is required")
 
 	// Bad requests never reach Datadog.
 	refused(t, x.integration(t, cloudv1.DatadogQueryType_DATADOG_QUERY_METRICS), 400, "query is required")

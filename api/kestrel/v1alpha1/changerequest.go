@@ -67,7 +67,7 @@ const (
 )
 
 // Action is how a manifest changes its object.
-// +kubebuilder:validation:Enum=Apply;MergePatch;Delete
+// +kubebuilder:validation:Enum=Apply;MergePatch;Delete;DatadogRequest
 type Action string
 
 const (
@@ -78,6 +78,9 @@ const (
 	ActionMergePatch Action = "MergePatch"
 	// ActionDelete deletes the object the manifest names.
 	ActionDelete Action = "Delete"
+	// ActionDatadog sends the Datadog API request the manifest describes (method, path,
+	// body); nothing in the cluster changes.
+	ActionDatadog Action = "DatadogRequest"
 )
 
 // ChangeRequest holds manifests Kestrel Cloud wants applied. The operator creates it and
@@ -188,7 +191,7 @@ type Manifest struct {
 	// +kubebuilder:validation:MaxLength=131072
 	YAML string `json:"yaml"`
 	// Action is how the object changes: Apply (server-side apply, the default), MergePatch
-	// (exactly the fields of yaml) or Delete.
+	// (exactly the fields of yaml), Delete, or DatadogRequest (a call to the Datadog API).
 	// +optional
 	Action Action `json:"action,omitempty"`
 	// Subresource is where a MergePatch goes ("status"); empty for the object itself.

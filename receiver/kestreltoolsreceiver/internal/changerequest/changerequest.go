@@ -139,6 +139,7 @@ type Controller struct {
 	stopOnce sync.Once
 
 	mu          sync.Mutex
+	external    External
 	self        string // the identity's user name, once known
 	running     bool
 	informer    cache.SharedIndexInformer

@@ -79,6 +79,10 @@ func (c *Controller) ProposeIntegration(ctx context.Context, in Integration) *cl
 			res = c.applier.Delete(ctx, obj, true)
 		case v1alpha1.ActionApply:
 			res = c.applier.DryRun(ctx, obj, "")
+		case v1alpha1.ActionDatadog:
+			// Nothing to dry-run: the ChangeRequest shows the request as it will be sent.
+			b, _ := yaml.Marshal(obj.Object)
+			res = ssa.Result{Object: "Datadog " + obj.GetName(), StatusCode: http.StatusOK, Diff: string(b)}
 		default:
 			return fail(http.StatusInternalServerError, fmt.Sprintf("integration change with action %q", ch.Action))
 		}
@@ -144,13 +148,33 @@ func (c *Controller) create(ctx context.Context, cr *v1alpha1.ChangeRequest) (*v
 
 // IntegrationData is response_data of an integration write's answers.
 type IntegrationData struct {
-	Pending       bool     `json:"pending"`
-	ChangeRequest string   `json:"change_request"`
-	Operation     string   `json:"operation"`
-	State         string   `json:"state,omitempty"`
-	Objects       []string `json:"objects"`
-	ExpiresAt     string   `json:"expires_at,omitempty"`
-	DecidedBy     string   `json:"decided_by,omitempty"`
+	Pending       bool                `json:"pending"`
+	ChangeRequest string              `json:"change_request"`
+	Operation     string              `json:"operation"`
+	State         string              `json:"state,omitempty"`
+	Objects       []string            `json:"objects"`
+	ExpiresAt     string              `json:"expires_at,omitempty"`
+	DecidedBy     string              `json:"decided_by,omitempty"`
+	Results       []IntegrationResult `json:"results,omitempty"`
+}
+
+// IntegrationResult is the outcome for one object (for a Datadog request, Datadog's status
+// and answer).
+type IntegrationResult struct {
+	Object     string `json:"object"`
+	StatusCode int32  `json:"status_code"`
+	Message    string `json:"message,omitempty"`
+}
+
+// External sends a request outside the cluster (a Datadog call) once approved; the
+// result's message carries the answer.
+type External func(ctx context.Context, obj *unstructured.Unstructured) ssa.Result
+
+// SetExternal sets how DatadogRequest manifests are sent.
+func (c *Controller) SetExternal(fn External) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.external = fn
 }
 
 func integrationData(cr *v1alpha1.ChangeRequest, pending bool) string {
@@ -162,6 +186,9 @@ func integrationData(cr *v1alpha1.ChangeRequest, pending bool) string {
 	for _, m := range cr.Spec.Manifests {
 		d.Objects = append(d.Objects, m.Object)
 	}
+	for _, r := range cr.Status.Results {
+		d.Results = append(d.Results, IntegrationResult{Object: r.Object, StatusCode: r.StatusCode, Message: r.Message})
+	}
 	b, _ := json.Marshal(d)
 	return string(b)
 }
@@ -170,6 +197,10 @@ func integrationData(cr *v1alpha1.ChangeRequest, pending bool) string {
 func finalIntegration(cr *v1alpha1.ChangeRequest, msg string) *cloudv1.DatadogQueryResponse {
 	resp := &cloudv1.DatadogQueryResponse{RequestId: cr.Spec.RequestID, ResponseData: integrationData(cr, false),
 		ChangeRequest: cr.Namespace + "/" + cr.Name}
+	if len(cr.Spec.Manifests) == 1 && cr.Spec.Manifests[0].Action == v1alpha1.ActionDatadog && len(cr.Status.Results) == 1 {
+		// Datadog's answer as it gave it (e.g. the monitor it created).
+		resp.ResponseData = cr.Status.Results[0].Message
+	}
 	switch cr.Status.State {
 	case v1alpha1.StateApplied:
 		resp.Success, resp.StatusCode = true, http.StatusOK
@@ -196,6 +227,14 @@ func (c *Controller) applyOne(ctx context.Context, m v1alpha1.Manifest, obj *uns
 		return c.applier.MergePatch(ctx, obj, m.Subresource, false)
 	case v1alpha1.ActionDelete:
 		return c.applier.Delete(ctx, obj, false)
+	case v1alpha1.ActionDatadog:
+		c.mu.Lock()
+		send := c.external
+		c.mu.Unlock()
+		if send == nil {
+			return ssa.Result{Object: m.Object, StatusCode: http.StatusServiceUnavailable, Message: "Datadog is not enabled in this collector"}
+		}
+		return send(ctx, obj)
 	default:
 		return c.applier.Apply(ctx, obj, "")
 	}

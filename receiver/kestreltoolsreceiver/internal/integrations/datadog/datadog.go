@@ -12,9 +12,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/crd"
@@ -68,9 +71,35 @@ func (c *Client) Available(ctx context.Context, _ crd.Clients) error {
 	return err
 }
 
-// Plan is not used: Datadog writes are proposed by the dispatcher (see Serve).
-func (*Client) Plan(context.Context, crd.Clients, *cloudv1.DatadogQueryRequest) ([]crd.Change, error) {
-	return nil, crd.Errorf(http.StatusForbidden, "Datadog writes (create monitor, send event, mute) wait for approval in the cluster, which is not available for Datadog in this collector; nothing was sent")
+// Kind is the kind of the pseudo-object that describes a Datadog write in a
+// ChangeRequest.
+const Kind = "DatadogRequest"
+
+// Plan describes a Datadog write (create monitor, send event, mute) as the request it will
+// send once approved.
+func (c *Client) Plan(_ context.Context, _ crd.Clients, req *cloudv1.DatadogQueryRequest) ([]crd.Change, error) {
+	cl, err := c.Build(req)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{"method": cl.method, "path": cl.path, "body": string(cl.body), "apiKeyOnly": cl.apiKeyOnly}}
+	u.SetAPIVersion("kestrel.ai/v1alpha1")
+	u.SetKind(Kind)
+	u.SetName(strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(req.GetQueryType().String(), "DATADOG_"), "_", "-")))
+	return []crd.Change{{Object: u, Action: Kind}}, nil
+}
+
+// writes are the requests an approved ChangeRequest may send: a ChangeRequest names one of
+// these or nothing is sent.
+var writes = regexp.MustCompile(`^POST /api/v1/(monitor|events|monitor/[0-9]+/mute)$`)
+
+// Execute sends an approved write and returns Datadog's status and answer.
+func (c *Client) Execute(ctx context.Context, obj *unstructured.Unstructured) (int, []byte, error) {
+	method, path, body := crd.Str(obj.Object, "method"), crd.Str(obj.Object, "path"), crd.Str(obj.Object, "body")
+	if obj.GetKind() != Kind || !writes.MatchString(method+" "+path) {
+		return 0, nil, crd.Errorf(http.StatusBadRequest, "%s %s is not a Datadog write this collector sends", method, path)
+	}
+	return c.do(ctx, call{method: method, path: path, body: []byte(body), apiKeyOnly: crd.Bool(obj.Object, "apiKeyOnly")})
 }
 
 // call is one request to Datadog.
