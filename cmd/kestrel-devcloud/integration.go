@@ -43,8 +43,8 @@ func ctlIntegration(ctx context.Context, a adminClient, args []string, stdout, s
 		return fmt.Errorf("%w: --max-results and --timeout-seconds must not be negative, --timeout must be positive", errUsage)
 	}
 	req.QueryType, req.FromTs, req.ToTs = qt, *from, *to
-	req.MaxResults = int32(min(*maxResults, math.MaxInt32))         //nolint:gosec // G115: capped
-	req.TimeoutSeconds = int32(min(*timeoutSeconds, math.MaxInt32)) //nolint:gosec // G115: capped
+	req.MaxResults = int32(min(*maxResults, math.MaxInt32))
+	req.TimeoutSeconds = int32(min(*timeoutSeconds, math.MaxInt32))
 	if *body != "" {
 		b, err := readPayload(*body)
 		if err != nil {

@@ -390,8 +390,8 @@ func (c *IntegrationsConfig) validate() []error {
 	if c.MaxRequestBytes < 1<<10 || c.MaxRequestBytes > 4<<20 {
 		errs = append(errs, fmt.Errorf("integrations::max_request_bytes must be between 1024 and 4194304, got %d", c.MaxRequestBytes))
 	}
-	if d := c.Datadog; d.Enabled {
-		errs = append(errs, d.validate()...)
+	if c.Datadog.Enabled {
+		errs = append(errs, c.Datadog.validate()...)
 	}
 	if ns := c.ArgoCD.Namespace; ns != "" {
 		for _, msg := range validation.IsDNS1123Label(ns) {
@@ -401,38 +401,38 @@ func (c *IntegrationsConfig) validate() []error {
 	return errs
 }
 
-func (d *DatadogConfig) validate() []error {
+func (c *DatadogConfig) validate() []error {
 	var errs []error
-	for _, msg := range validation.IsDNS1123Subdomain(d.Secret.Name) {
-		errs = append(errs, fmt.Errorf("integrations::datadog::secret::name %q: %s", d.Secret.Name, msg))
+	for _, msg := range validation.IsDNS1123Subdomain(c.Secret.Name) {
+		errs = append(errs, fmt.Errorf("integrations::datadog::secret::name %q: %s", c.Secret.Name, msg))
 	}
-	if ns := d.Secret.Namespace; ns != "" {
+	if ns := c.Secret.Namespace; ns != "" {
 		for _, msg := range validation.IsDNS1123Label(ns) {
 			errs = append(errs, fmt.Errorf("integrations::datadog::secret::namespace %q: %s", ns, msg))
 		}
 	}
-	for k, v := range map[string]string{"api_key": d.Secret.APIKey, "app_key": d.Secret.AppKey} {
+	for k, v := range map[string]string{"api_key": c.Secret.APIKey, "app_key": c.Secret.AppKey} {
 		for _, msg := range validation.IsConfigMapKey(v) {
 			errs = append(errs, fmt.Errorf("integrations::datadog::secret::%s %q: %s", k, v, msg))
 		}
 	}
-	if d.Endpoint == "" {
-		for _, msg := range validation.IsDNS1123Subdomain(d.Site) {
-			errs = append(errs, fmt.Errorf("integrations::datadog::site %q: %s", d.Site, msg))
+	if c.Endpoint == "" {
+		for _, msg := range validation.IsDNS1123Subdomain(c.Site) {
+			errs = append(errs, fmt.Errorf("integrations::datadog::site %q: %s", c.Site, msg))
 		}
 	} else {
-		u, err := url.Parse(d.Endpoint)
+		u, err := url.Parse(c.Endpoint)
 		switch {
 		case err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil:
-			errs = append(errs, fmt.Errorf("integrations::datadog::endpoint %q must be a URL with scheme and host only", d.Endpoint))
+			errs = append(errs, fmt.Errorf("integrations::datadog::endpoint %q must be a URL with scheme and host only", c.Endpoint))
 		case u.Scheme == "http" && !isLoopback(u.Hostname()):
-			errs = append(errs, fmt.Errorf("integrations::datadog::endpoint %q: plain http only to a loopback address (the keys travel in its headers)", d.Endpoint))
+			errs = append(errs, fmt.Errorf("integrations::datadog::endpoint %q: plain http only to a loopback address (the keys travel in its headers)", c.Endpoint))
 		case u.Scheme != "http" && u.Scheme != "https":
-			errs = append(errs, fmt.Errorf("integrations::datadog::endpoint %q must use https", d.Endpoint))
+			errs = append(errs, fmt.Errorf("integrations::datadog::endpoint %q must use https", c.Endpoint))
 		}
 	}
-	if d.MonitorPollInterval < 0 || (d.MonitorPollInterval > 0 && d.MonitorPollInterval < time.Second) {
-		errs = append(errs, fmt.Errorf("integrations::datadog::monitor_poll_interval must be 0 (off) or at least 1s, got %v", d.MonitorPollInterval))
+	if c.MonitorPollInterval < 0 || (c.MonitorPollInterval > 0 && c.MonitorPollInterval < time.Second) {
+		errs = append(errs, fmt.Errorf("integrations::datadog::monitor_poll_interval must be 0 (off) or at least 1s, got %v", c.MonitorPollInterval))
 	}
 	return errs
 }

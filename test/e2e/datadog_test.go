@@ -26,8 +26,8 @@ import (
 const (
 	// pollerAgent is the User-Agent of the monitor poller's requests.
 	pollerAgent = "otelcol-kestrel/kestrel_tools monitor-poller"
-	ddAPIKey = "fake-api-key-0123456789abcdef"
-	ddAppKey = "fake-app-key-fedcba9876543210"
+	ddAPIKey    = "fake-api-key-0123456789abcdef"
+	ddAppKey    = "fake-app-key-fedcba9876543210"
 )
 
 // alerts are the DatadogMonitorAlerts the cloud received.
@@ -241,7 +241,7 @@ subjects: [{kind: ServiceAccount, name: %[2]s, namespace: %[1]s}]
 	require.Len(t, all, 1, "%v", all)
 	assert.Equal(t, "12", all[0].GetMonitorId())
 	assert.Equal(t, "Warn", all[0].GetPreviousStatus())
-	assert.Equal(t, "", all[0].GetCurrentStatus(), "Ignored counts as unset")
+	assert.Empty(t, all[0].GetCurrentStatus(), "Ignored counts as unset")
 	_ = got
 
 	// The keys reached Datadog only: no answer carried them (checked above), nor the audit.

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -89,8 +90,9 @@ func installIntegrationCRDs(t *testing.T, env *kubeenv.Env) {
 // object creates obj (YAML) as the administrator, then its status when it has one.
 func object(t *testing.T, env *kubeenv.Env, resource, doc string) {
 	t.Helper()
-	var u unstructured.Unstructured
-	require.NoError(t, yamlToObject(doc, &u.Object))
+	obj, err := yamlToObject(doc)
+	require.NoError(t, err)
+	u := unstructured.Unstructured{Object: obj}
 	gv, err := schema.ParseGroupVersion(u.GetAPIVersion())
 	require.NoError(t, err)
 	r := dynamic.NewForConfigOrDie(env.RestConfig()).Resource(gv.WithResource(resource))
@@ -293,7 +295,16 @@ func TestIntegrationsFromCloud(t *testing.T) {
   annotations: {note: %q}}, spec: {project: default}}`, i, ns, strings.Repeat("y", 1024)))
 	}
 	refused(t, x.integration(t, cloudv1.DatadogQueryType_ARGOCD_LIST_APPS), 413, "at most 8192 fit")
-	assert.EqualValues(t, 1, len(ok(t, x.integration(t, cloudv1.DatadogQueryType_ARGOCD_LIST_APPS, "--max-results", "1"))["items"].([]any)))
+	assert.Len(t, ok(t, x.integration(t, cloudv1.DatadogQueryType_ARGOCD_LIST_APPS, "--max-results", "1"))["items"], 1)
+
+	// The InventoryCommit of the next connection says which integrations are present.
+	x.dc.Kill()
+	x.dc.Restart(t)
+	x.admin = x.dc.AdminAddr() // the new server's admin API
+	x.dc.WaitCommitted(t)
+	commit := x.dc.WaitPayload(t, "InventoryCommit", func(m proto.Message) bool { _, ok := m.(*cloudv1.InventoryCommit); return ok }).(*cloudv1.InventoryCommit)
+	assert.True(t, commit.GetHasArgocd() && commit.GetHasRollouts() && commit.GetHasFlux() && commit.GetHasKarpenter(), "%v", commit)
+	assert.False(t, commit.GetHasDatadog())
 
 	// The Rollout CRD goes: 503 again, without a restart.
 	require.NoError(t, crds.Delete(x.ctx, "rollouts.argoproj.io", metav1.DeleteOptions{}))
@@ -311,6 +322,7 @@ func mustRead(t *testing.T, path string) []byte {
 }
 
 // yamlToObject decodes one YAML (or JSON) object.
-func yamlToObject(doc string, out *map[string]any) error {
-	return yaml.Unmarshal([]byte(doc), out)
+func yamlToObject(doc string) (map[string]any, error) {
+	var out map[string]any
+	return out, yaml.Unmarshal([]byte(doc), &out)
 }

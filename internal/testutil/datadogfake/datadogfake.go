@@ -49,7 +49,7 @@ type Fake struct {
 	status int
 }
 
-var mutePath = regexp.MustCompile(`^/api/v1/monitor/([0-9]+)/mute$`)
+var mutePath = regexp.MustCompile(`^/api/v1/monitor/(\d+)/mute$`)
 
 // Start runs a fake that accepts apiKey and appKey; it stops when the test ends.
 func Start(tb testing.TB, apiKey, appKey string) *Fake {

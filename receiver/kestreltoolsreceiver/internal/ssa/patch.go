@@ -71,7 +71,7 @@ func (a *Applier) Delete(ctx context.Context, obj *unstructured.Unstructured, dr
 		}
 		r.Diff = diff(live, nil, false)
 	}
-	if err := ri.Delete(ctx, obj.GetName(), opts); err != nil && !(apierrors.IsNotFound(err) && !dryRun) {
+	if err := ri.Delete(ctx, obj.GetName(), opts); err != nil && (!apierrors.IsNotFound(err) || dryRun) {
 		return failed(obj, err)
 	}
 	return r

@@ -78,7 +78,7 @@ const Kind = "DatadogRequest"
 // Plan describes a Datadog write (create monitor, send event, mute) as the request it will
 // send once approved.
 func (c *Client) Plan(_ context.Context, _ crd.Clients, req *cloudv1.DatadogQueryRequest) ([]crd.Change, error) {
-	cl, err := c.Build(req)
+	cl, err := c.build(req)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +91,7 @@ func (c *Client) Plan(_ context.Context, _ crd.Clients, req *cloudv1.DatadogQuer
 
 // writes are the requests an approved ChangeRequest may send: a ChangeRequest names one of
 // these or nothing is sent.
-var writes = regexp.MustCompile(`^POST /api/v1/(monitor|events|monitor/[0-9]+/mute)$`)
+var writes = regexp.MustCompile(`^POST /api/v1/(monitor|events|monitor/\d+/mute)$`)
 
 // Execute sends an approved write and returns Datadog's status and answer.
 func (c *Client) Execute(ctx context.Context, obj *unstructured.Unstructured) (int, []byte, error) {
@@ -119,8 +119,8 @@ const (
 	PollerUserAgent = "otelcol-kestrel/kestrel_tools monitor-poller"
 )
 
-// Build turns a request into the Datadog call it makes, or a 400.
-func (c *Client) Build(req *cloudv1.DatadogQueryRequest) (call, error) {
+// build turns a request into the Datadog call it makes, or a 400.
+func (c *Client) build(req *cloudv1.DatadogQueryRequest) (call, error) {
 	now := c.now()
 	from, to := req.GetFromTs(), req.GetToTs()
 	if from == 0 {
@@ -228,7 +228,7 @@ func cmpOr(a, b string) string {
 
 // Serve calls Datadog and returns its status and body.
 func (c *Client) Serve(ctx context.Context, _ crd.Clients, req *cloudv1.DatadogQueryRequest) (int, []byte, error) {
-	cl, err := c.Build(req)
+	cl, err := c.build(req)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -29,7 +29,7 @@ func FuzzBuild(f *testing.F) {
 	f.Fuzz(func(t *testing.T, typ int32, query string, from, to int64, filter, sort string, maxResults int32, body string) {
 		req := &cloudv1.DatadogQueryRequest{QueryType: cloudv1.DatadogQueryType(typ), Query: query, FromTs: from, ToTs: to,
 			Filter: filter, Sort: sort, MaxResults: maxResults, JsonBody: body}
-		cl, err := c.Build(req)
+		cl, err := c.build(req)
 		if err != nil {
 			assert.Equal(t, http.StatusBadRequest, crd.Code(err))
 			return

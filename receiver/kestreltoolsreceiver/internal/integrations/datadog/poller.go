@@ -59,9 +59,17 @@ func (p *Poller) Start(ctx context.Context, wg *sync.WaitGroup) bool {
 		defer pollerRunning.Store(false)
 		t := time.NewTicker(p.interval)
 		defer t.Stop()
+		last := ""
 		for {
-			if err := p.Poll(ctx); err != nil && ctx.Err() == nil {
-				p.logger.Warn("Polling Datadog monitors failed", zap.Error(err))
+			// Each failure once, not every interval; and when it ends.
+			switch err := p.Poll(ctx); {
+			case ctx.Err() != nil:
+			case err != nil && err.Error() != last:
+				last = err.Error()
+				p.logger.Warn("Polling Datadog monitors failed; retrying every interval", zap.Error(err))
+			case err == nil && last != "":
+				last = ""
+				p.logger.Info("Polling Datadog monitors works again")
 			}
 			select {
 			case <-ctx.Done():

@@ -44,10 +44,10 @@ var aliases = map[string]string{
 func KindOf(s string) (crd.Kind, error) {
 	l := strings.ToLower(s)
 	if k, ok := aliases[l]; ok {
-		l = strings.ToLower(k)
+		l = k
 	}
 	for _, k := range Kinds {
-		if l == strings.ToLower(k.Kind) || l == k.Resource {
+		if strings.EqualFold(l, k.Kind) || l == k.Resource {
 			return k, nil
 		}
 	}
