@@ -324,5 +324,6 @@ func mustRead(t *testing.T, path string) []byte {
 // yamlToObject decodes one YAML (or JSON) object.
 func yamlToObject(doc string) (map[string]any, error) {
 	var out map[string]any
-	return out, yaml.Unmarshal([]byte(doc), &out)
+	err := yaml.Unmarshal([]byte(doc), &out)
+	return out, err
 }
