@@ -42,7 +42,8 @@ func TestLoadConfig(t *testing.T) {
 		Restart: RestartConfig{Mode: RestartRollout, Deployment: "otelcol-kestrel", MaxDelay: time.Minute},
 		Integrations: IntegrationsConfig{DefaultTimeout: 10 * time.Second, MaxTimeout: 20 * time.Second, MaxResponseBytes: 1 << 20,
 			MaxRequestBytes: 64 << 10, ArgoCD: ArgoCDConfig{Enabled: true, Namespace: "argocd"}, Rollouts: SwitchConfig{Enabled: true},
-			Flux: SwitchConfig{Enabled: true}},
+			Flux: SwitchConfig{Enabled: true}, Datadog: DatadogConfig{Enabled: true, Site: "datadoghq.eu", MonitorPollInterval: 30 * time.Second,
+				Secret: SecretRef{Namespace: "monitoring", Name: "datadog-keys", APIKey: "api", AppKey: "app"}}},
 	}
 	ownIdentity := createDefaultConfig().(*Config)
 	ownIdentity.Identity.Impersonate = false
@@ -66,6 +67,7 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "expiry_too_long"), wantErr: "changes::apply::expiry must be between 1s and 168h, got 720h0m0s"},
 		{id: component.NewIDWithName(metadata.Type, "rollout_without_deployment"), wantErr: `restart::deployment ""`},
 		{id: component.NewIDWithName(metadata.Type, "auto_approve_read"), wantErr: `changes::apply::auto_approve[0]::operations: "FLUX_LIST" is not an integration write`},
+		{id: component.NewIDWithName(metadata.Type, "datadog_http"), wantErr: "plain http only to a loopback address"},
 		{id: component.NewIDWithName(metadata.Type, "integrations_request_limit"), wantErr: "integrations::max_request_bytes must be between 1024 and 4194304, got 10"},
 	}
 	for _, tt := range tests {
