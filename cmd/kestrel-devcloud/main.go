@@ -54,11 +54,14 @@ Usage:
   kestrel-devcloud ctl [--admin ADDR] push-policy [--stream data|control] [--policy-id ID] [--json] FILE
   kestrel-devcloud ctl [--admin ADDR] renew-cert --cert FILE --key FILE --ca FILE [--wait 30s] [--json]
   kestrel-devcloud ctl [--admin ADDR] restart [--delay-seconds N] [--graceful=false] [--reason R] [--json]
+  kestrel-devcloud ctl [--admin ADDR] integration --type N [--filter F] [--json BODY] [--query Q] [--sort S]
+                         [--from TS] [--to TS] [--max-results N] [--timeout-seconds N] [--raw]
+                         [--operator ID] [--timeout 30m]
 
 Run "kestrel-devcloud COMMAND -h" for the flags of a command.
 `
 
-const ctlCommands = "status, request, metrics-query, k8s-api, shell, dry-run, apply, push-policy, renew-cert or restart"
+const ctlCommands = "status, request, metrics-query, k8s-api, shell, dry-run, apply, push-policy, renew-cert, restart or integration"
 
 // errUsage marks errors caused by the command line; they exit with status 2.
 var errUsage = errors.New("usage error")
@@ -251,6 +254,8 @@ func cmdCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return ctlRenewCert(ctx, a, rest, stdout, stderr)
 	case "restart":
 		return ctlRestart(ctx, a, rest, stdout, stderr)
+	case "integration":
+		return ctlIntegration(ctx, a, rest, stdout, stderr)
 	default:
 		return fmt.Errorf("%w: unknown ctl subcommand %q (want %s)", errUsage, fs.Arg(0), ctlCommands)
 	}

@@ -92,7 +92,7 @@ func TestUsageErrors(t *testing.T) {
 func TestUsageListsEveryFlag(t *testing.T) {
 	flagLine := regexp.MustCompile(`(?m)^ {2}-(\S+)`)
 	for _, cmd := range [][]string{
-		{"certs"}, {"serve"}, {"ctl"}, {"ctl", "status"}, {"ctl", "request"}, {"ctl", "metrics-query"},
+		{"certs"}, {"serve"}, {"ctl"}, {"ctl", "status"}, {"ctl", "request"}, {"ctl", "metrics-query"}, {"ctl", "integration"},
 	} {
 		code, _, errOut := runCLI(t, append(cmd, "-h")...)
 		require.Equal(t, 0, code, errOut)

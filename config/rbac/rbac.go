@@ -19,3 +19,14 @@ var Approver []byte
 //
 //go:embed restart.yaml
 var Restart []byte
+
+// IntegrationsRead is the read profile of the integrations (Argo CD, Argo Rollouts, Flux,
+// Karpenter) for the reader.
+//
+//go:embed integrations-read.yaml
+var IntegrationsRead []byte
+
+// IntegrationsWrite is the write profile of the integrations for the change identity.
+//
+//go:embed integrations-write.yaml
+var IntegrationsWrite []byte

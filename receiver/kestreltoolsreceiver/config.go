@@ -3,6 +3,8 @@ package kestreltoolsreceiver // import "github.com/kestrelai/otelcol-kestrel/rec
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -13,8 +15,10 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/changerequest"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/shell"
 )
 
@@ -44,6 +48,87 @@ type Config struct {
 
 	// Restart configures OperatorRestartRequest.
 	Restart RestartConfig `mapstructure:"restart"`
+
+	// Integrations configures DatadogQueryRequest (Datadog, Argo CD, Argo Rollouts, Flux,
+	// Karpenter).
+	Integrations IntegrationsConfig `mapstructure:"integrations"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// IntegrationsConfig configures DatadogQueryRequest. Each integration is on when enabled
+// here and present in the cluster (its CRDs served, checked at every request).
+type IntegrationsConfig struct {
+	DefaultTimeout time.Duration `mapstructure:"default_timeout"`
+	MaxTimeout     time.Duration `mapstructure:"max_timeout"`
+	// MaxResponseBytes caps response_data; a larger answer is refused with 413.
+	MaxResponseBytes int `mapstructure:"max_response_bytes"`
+	// MaxRequestBytes caps json_body, filter, query and sort; a larger request gets 413.
+	MaxRequestBytes int           `mapstructure:"max_request_bytes"`
+	ArgoCD          ArgoCDConfig  `mapstructure:"argocd"`
+	Rollouts        SwitchConfig  `mapstructure:"rollouts"`
+	Flux            SwitchConfig  `mapstructure:"flux"`
+	Karpenter       SwitchConfig  `mapstructure:"karpenter"`
+	Datadog         DatadogConfig `mapstructure:"datadog"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// DatadogConfig configures the Datadog integration: on when enabled and its keys can be
+// read from the Secret.
+type DatadogConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// Secret holds the customer's API and application keys; the collector reads it (with its
+	// own identity) at every call.
+	Secret SecretRef `mapstructure:"secret"`
+	// Site is the Datadog site: the API is https://api.<site>.
+	Site string `mapstructure:"site"`
+	// Endpoint replaces https://api.<site> (a proxy); plain http only to a loopback address.
+	Endpoint string `mapstructure:"endpoint"`
+	// MonitorPollInterval is how often the monitors are polled for state changes (0: never).
+	MonitorPollInterval time.Duration `mapstructure:"monitor_poll_interval"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// SecretRef names a Secret and the keys of its data that hold the Datadog keys.
+type SecretRef struct {
+	// Namespace is the Secret's namespace; empty means identity::namespace (the collector's).
+	Namespace string `mapstructure:"namespace"`
+	Name      string `mapstructure:"name"`
+	// APIKey and AppKey are the data keys of the API and application keys.
+	APIKey string `mapstructure:"api_key"`
+	AppKey string `mapstructure:"app_key"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// baseURL is the Datadog API's URL.
+func (c *DatadogConfig) baseURL() string {
+	if c.Endpoint != "" {
+		return c.Endpoint
+	}
+	return "https://api." + c.Site
+}
+
+// SwitchConfig turns an integration on or off.
+type SwitchConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// ArgoCDConfig configures the Argo CD integration.
+type ArgoCDConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// Namespace is where Applications are listed and looked up by name alone (Argo CD's
+	// namespace, usually argocd); empty means all namespaces the reader may list.
+	Namespace string `mapstructure:"namespace"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -230,6 +315,7 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, errors.New("shell::hubble_relay::endpoint must be set"))
 	}
 	errs = append(errs, cfg.Changes.validate()...)
+	errs = append(errs, cfg.Integrations.validate()...)
 	switch r := cfg.Restart; r.Mode {
 	case "", RestartExit:
 	case RestartRollout:
@@ -276,8 +362,13 @@ func (c *ChangesConfig) validate() []error {
 		errs = append(errs, fmt.Errorf("changes::apply::timeout must be between 0 and 5m, got %v", a.Timeout))
 	}
 	for i, r := range a.AutoApprove {
-		if len(r.Kinds) == 0 {
-			errs = append(errs, fmt.Errorf("changes::apply::auto_approve[%d]::kinds must list at least one kind", i))
+		if len(r.Kinds) == 0 && len(r.Operations) == 0 {
+			errs = append(errs, fmt.Errorf("changes::apply::auto_approve[%d] must list kinds or operations", i))
+		}
+		for _, op := range r.Operations {
+			if t, ok := cloudv1.DatadogQueryType_value[op]; !ok || !integrations.Ops[cloudv1.DatadogQueryType(t)].Write {
+				errs = append(errs, fmt.Errorf("changes::apply::auto_approve[%d]::operations: %q is not an integration write (a query_type name such as FLUX_RECONCILE)", i, op))
+			}
 		}
 		for _, k := range r.Kinds {
 			if k == "" || strings.ContainsAny(k, " *") {
@@ -291,6 +382,67 @@ func (c *ChangesConfig) validate() []error {
 		}
 	}
 	return errs
+}
+
+func (c *IntegrationsConfig) validate() []error {
+	errs := timeouts("integrations", c.DefaultTimeout, c.MaxTimeout)
+	errs = append(errs, sizes("integrations", "max_response_bytes", c.MaxResponseBytes, "max_response_bytes", c.MaxResponseBytes)...)
+	if c.MaxRequestBytes < 1<<10 || c.MaxRequestBytes > 4<<20 {
+		errs = append(errs, fmt.Errorf("integrations::max_request_bytes must be between 1024 and 4194304, got %d", c.MaxRequestBytes))
+	}
+	if c.Datadog.Enabled {
+		errs = append(errs, c.Datadog.validate()...)
+	}
+	if ns := c.ArgoCD.Namespace; ns != "" {
+		for _, msg := range validation.IsDNS1123Label(ns) {
+			errs = append(errs, fmt.Errorf("integrations::argocd::namespace %q: %s", ns, msg))
+		}
+	}
+	return errs
+}
+
+func (c *DatadogConfig) validate() []error {
+	var errs []error
+	for _, msg := range validation.IsDNS1123Subdomain(c.Secret.Name) {
+		errs = append(errs, fmt.Errorf("integrations::datadog::secret::name %q: %s", c.Secret.Name, msg))
+	}
+	if ns := c.Secret.Namespace; ns != "" {
+		for _, msg := range validation.IsDNS1123Label(ns) {
+			errs = append(errs, fmt.Errorf("integrations::datadog::secret::namespace %q: %s", ns, msg))
+		}
+	}
+	for k, v := range map[string]string{"api_key": c.Secret.APIKey, "app_key": c.Secret.AppKey} {
+		for _, msg := range validation.IsConfigMapKey(v) {
+			errs = append(errs, fmt.Errorf("integrations::datadog::secret::%s %q: %s", k, v, msg))
+		}
+	}
+	if c.Endpoint == "" {
+		for _, msg := range validation.IsDNS1123Subdomain(c.Site) {
+			errs = append(errs, fmt.Errorf("integrations::datadog::site %q: %s", c.Site, msg))
+		}
+	} else {
+		u, err := url.Parse(c.Endpoint)
+		switch {
+		case err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil:
+			errs = append(errs, fmt.Errorf("integrations::datadog::endpoint %q must be a URL with scheme and host only", c.Endpoint))
+		case u.Scheme == "http" && !isLoopback(u.Hostname()):
+			errs = append(errs, fmt.Errorf("integrations::datadog::endpoint %q: plain http only to a loopback address (the keys travel in its headers)", c.Endpoint))
+		case u.Scheme != "http" && u.Scheme != "https":
+			errs = append(errs, fmt.Errorf("integrations::datadog::endpoint %q must use https", c.Endpoint))
+		}
+	}
+	if c.MonitorPollInterval < 0 || (c.MonitorPollInterval > 0 && c.MonitorPollInterval < time.Second) {
+		errs = append(errs, fmt.Errorf("integrations::datadog::monitor_poll_interval must be 0 (off) or at least 1s, got %v", c.MonitorPollInterval))
+	}
+	return errs
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func timeouts(section string, def, maxT time.Duration) []error {

@@ -37,8 +37,13 @@ func TestLoadConfig(t *testing.T) {
 		Changes: ChangesConfig{ServiceAccount: "ai-changes", Namespace: "kestrel-changes", MaxManifestBytes: 64 << 10,
 			DryRun: DryRunConfig{Enabled: true, DefaultTimeout: 5 * time.Second, MaxTimeout: 10 * time.Second},
 			Apply: ApplyConfig{Enabled: true, Expiry: 2 * time.Hour, Timeout: 10 * time.Second, AutoApprove: []changerequest.Rule{
-				{Kinds: []string{"NetworkPolicy", "cilium.io/CiliumNetworkPolicy"}, Namespaces: []string{"shop"}}}}},
+				{Kinds: []string{"NetworkPolicy", "cilium.io/CiliumNetworkPolicy"}, Namespaces: []string{"shop"}},
+				{Operations: []string{"FLUX_RECONCILE", "ROLLOUTS_PAUSE"}}}}},
 		Restart: RestartConfig{Mode: RestartRollout, Deployment: "otelcol-kestrel", MaxDelay: time.Minute},
+		Integrations: IntegrationsConfig{DefaultTimeout: 10 * time.Second, MaxTimeout: 20 * time.Second, MaxResponseBytes: 1 << 20,
+			MaxRequestBytes: 64 << 10, ArgoCD: ArgoCDConfig{Enabled: true, Namespace: "argocd"}, Rollouts: SwitchConfig{Enabled: true},
+			Flux: SwitchConfig{Enabled: true}, Datadog: DatadogConfig{Enabled: true, Site: "datadoghq.eu", MonitorPollInterval: 30 * time.Second,
+				Secret: SecretRef{Namespace: "monitoring", Name: "datadog-keys", APIKey: "api", AppKey: "app"}}},
 	}
 	ownIdentity := createDefaultConfig().(*Config)
 	ownIdentity.Identity.Impersonate = false
@@ -61,6 +66,9 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "auto_approve_wildcard"), wantErr: `changes::apply::auto_approve[0]::kinds: "*" is not a kind`},
 		{id: component.NewIDWithName(metadata.Type, "expiry_too_long"), wantErr: "changes::apply::expiry must be between 1s and 168h, got 720h0m0s"},
 		{id: component.NewIDWithName(metadata.Type, "rollout_without_deployment"), wantErr: `restart::deployment ""`},
+		{id: component.NewIDWithName(metadata.Type, "auto_approve_read"), wantErr: `changes::apply::auto_approve[0]::operations: "FLUX_LIST" is not an integration write`},
+		{id: component.NewIDWithName(metadata.Type, "datadog_http"), wantErr: "plain http only to a loopback address"},
+		{id: component.NewIDWithName(metadata.Type, "integrations_request_limit"), wantErr: "integrations::max_request_bytes must be between 1024 and 4194304, got 10"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id.String(), func(t *testing.T) {

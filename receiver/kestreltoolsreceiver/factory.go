@@ -67,6 +67,18 @@ func createDefaultConfig() component.Config {
 			Apply:            ApplyConfig{Expiry: 24 * time.Hour, Timeout: 30 * time.Second},
 		},
 		Restart: RestartConfig{MaxDelay: 5 * time.Minute},
+		Integrations: IntegrationsConfig{
+			DefaultTimeout:   30 * time.Second,
+			MaxTimeout:       60 * time.Second,
+			MaxResponseBytes: 8 * mib,
+			MaxRequestBytes:  256 << 10,
+			ArgoCD:           ArgoCDConfig{Enabled: true},
+			Rollouts:         SwitchConfig{Enabled: true},
+			Flux:             SwitchConfig{Enabled: true},
+			Karpenter:        SwitchConfig{Enabled: true},
+			Datadog: DatadogConfig{Secret: SecretRef{Name: "datadog", APIKey: "api-key", AppKey: "app-key"},
+				Site: "datadoghq.com", MonitorPollInterval: time.Minute},
+		},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -18,6 +19,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -28,6 +31,13 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/changerequest"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/dryrun"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/hubble"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/argocd"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/crd"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/datadog"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/flux"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/karpenter"
+	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/integrations/rollouts"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/kubeclient"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/kubectl"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/limit"
@@ -46,6 +56,8 @@ const (
 	perItemOverhead = 2 << 10
 	// maxItems bounds the paths or commands of one request.
 	maxItems = 128
+	// maxResultMessage keeps Datadog's answer within a ChangeRequest result's message.
+	maxResultMessage = 8000
 	// namespaceFile holds the collector's namespace in a pod.
 	namespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 )
@@ -187,6 +199,10 @@ func (r *toolsReceiver) Start(ctx context.Context, host component.Host) error {
 	if err := r.startChanges(ctx, conn, rc); err != nil {
 		return err
 	}
+	// After the changes: integration writes are ChangeRequests too.
+	if err := r.startIntegrations(conn, client, rc); err != nil {
+		return err
+	}
 	if err := r.startRestart(host, conn, rc); err != nil {
 		return err
 	}
@@ -195,6 +211,105 @@ func (r *toolsReceiver) Start(ctx context.Context, host component.Host) error {
 		zap.Bool("hubble_relay", r.relay != nil), zap.Bool("dry_run", r.cfg.Changes.DryRun.Enabled),
 		zap.Bool("apply", r.cfg.Changes.Apply.Enabled), zap.String("restart", r.cfg.Restart.Mode))
 	return nil
+}
+
+// startIntegrations registers the DatadogQueryRequest handler and reports which
+// integrations are present in each InventoryCommit.
+func (r *toolsReceiver) startIntegrations(conn cloudconn.Connection, client *kubeclient.Client, rc *rest.Config) error {
+	c := r.cfg.Integrations
+	var enabled []integrations.Integration
+	if d := c.Datadog; d.Enabled {
+		keys, err := r.datadogKeys(rc)
+		if err != nil {
+			return err
+		}
+		dd := datadog.New(datadog.Config{BaseURL: d.baseURL(), MaxResponseBytes: c.MaxResponseBytes}, keys, nil)
+		enabled = append(enabled, dd)
+		// Approved Datadog writes are sent from the ChangeRequest controller.
+		r.changes.SetExternal(func(ctx context.Context, obj *unstructured.Unstructured) ssa.Result {
+			code, body, err := dd.Execute(ctx, obj)
+			res := ssa.Result{Object: "Datadog " + obj.GetName(), StatusCode: http.StatusOK, Message: string(body)}
+			if err == nil {
+				err = datadog.Describe(code, body)
+			}
+			if err != nil {
+				res.StatusCode, res.Message = int32(crd.Code(err)), err.Error() //nolint:gosec // G115: HTTP status codes
+			}
+			if len(res.Message) > maxResultMessage {
+				res.Message = res.Message[:maxResultMessage] + "…"
+			}
+			return res
+		})
+		if d.MonitorPollInterval > 0 {
+			p := datadog.NewPoller(dd, d.MonitorPollInterval, conn.Send, r.set.Logger)
+			if !p.Start(r.ctx, &r.wg) {
+				r.set.Logger.Warn("The Datadog monitor poller already runs in this process; this receiver does not start another")
+			}
+		}
+	}
+	if c.ArgoCD.Enabled {
+		enabled = append(enabled, argocd.Integration{Namespace: c.ArgoCD.Namespace})
+	}
+	if c.Rollouts.Enabled {
+		enabled = append(enabled, rollouts.Integration{})
+	}
+	if c.Flux.Enabled {
+		enabled = append(enabled, flux.Integration{})
+	}
+	if c.Karpenter.Enabled {
+		enabled = append(enabled, karpenter.Integration{})
+	}
+	d := integrations.New(integrations.Config{DefaultTimeout: c.DefaultTimeout, MaxTimeout: c.MaxTimeout,
+		MaxResponseBytes: c.MaxResponseBytes, MaxBodyBytes: c.MaxRequestBytes}, client, enabled, r.changes, r.trail)
+	h := r.handler(integrations.Name, client.Identity(),
+		func(m proto.Message) []string {
+			return []string{integrations.Describe(m.(*cloudv1.DatadogQueryRequest))}
+		},
+		func(ctx context.Context, m proto.Message, budget int) proto.Message {
+			return d.Serve(ctx, m.(*cloudv1.DatadogQueryRequest), budget)
+		},
+		func(m proto.Message, msg string) proto.Message {
+			return &cloudv1.DatadogQueryResponse{RequestId: m.(*cloudv1.DatadogQueryRequest).GetRequestId(), ErrorMessage: msg,
+				StatusCode: http.StatusServiceUnavailable}
+		})
+	if err := r.register(conn, &cloudv1.DatadogQueryRequest{}, h); err != nil {
+		return err
+	}
+	r.unregister = append(r.unregister, conn.RegisterSnapshot(func(ctx context.Context, _ func(proto.Message) error) (*cloudv1.InventoryCommit, error) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return d.Flags(ctx), nil
+	}))
+	return nil
+}
+
+// datadogKeys reads the Datadog keys from the configured Secret, as the collector itself,
+// at each call; errors name the Secret and the key, never a value.
+func (r *toolsReceiver) datadogKeys(rc *rest.Config) (datadog.KeySource, error) {
+	ref := r.cfg.Integrations.Datadog.Secret
+	ns := ref.Namespace
+	if ns == "" {
+		var err error
+		if ns, err = r.cfg.namespace(); err != nil {
+			return nil, fmt.Errorf("integrations::datadog::secret::namespace: %w", err)
+		}
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	where := "Secret " + ns + "/" + ref.Name
+	return func(ctx context.Context) (datadog.Keys, error) {
+		s, err := cs.CoreV1().Secrets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			return datadog.Keys{}, crd.Errorf(http.StatusServiceUnavailable, "Datadog is not available: reading its keys from %s: %v", where, err)
+		}
+		k := datadog.Keys{API: strings.TrimSpace(string(s.Data[ref.APIKey])), App: strings.TrimSpace(string(s.Data[ref.AppKey]))}
+		if k.API == "" || k.App == "" {
+			return datadog.Keys{}, crd.Errorf(http.StatusServiceUnavailable, "Datadog is not available: %s has no %q and %q", where, ref.APIKey, ref.AppKey)
+		}
+		return k, nil
+	}, nil
 }
 
 // startChanges registers the dry-run, apply and policy-push handlers. They run as the

@@ -8971,12 +8971,18 @@ func (x *DatadogQueryRequest) GetJsonBody() string {
 }
 
 type DatadogQueryResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Success       bool                   `protobuf:"varint,2,opt,name=success,proto3" json:"success,omitempty"`
-	ResponseData  string                 `protobuf:"bytes,3,opt,name=response_data,json=responseData,proto3" json:"response_data,omitempty"`
-	ErrorMessage  string                 `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
-	StatusCode    int32                  `protobuf:"varint,5,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	RequestId    string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Success      bool                   `protobuf:"varint,2,opt,name=success,proto3" json:"success,omitempty"`
+	ResponseData string                 `protobuf:"bytes,3,opt,name=response_data,json=responseData,proto3" json:"response_data,omitempty"`
+	ErrorMessage string                 `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	StatusCode   int32                  `protobuf:"varint,5,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	// Added by otelcol-kestrel: true on the first answer to an integration write, which waits
+	// for a person's approval in the cluster (status_code 202); a second DatadogQueryResponse
+	// with the same request_id and pending false carries the final result.
+	Pending bool `protobuf:"varint,6,opt,name=pending,proto3" json:"pending,omitempty"`
+	// Added by otelcol-kestrel: the ChangeRequest (namespace/name) that holds the write.
+	ChangeRequest string `protobuf:"bytes,7,opt,name=change_request,json=changeRequest,proto3" json:"change_request,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -9044,6 +9050,20 @@ func (x *DatadogQueryResponse) GetStatusCode() int32 {
 		return x.StatusCode
 	}
 	return 0
+}
+
+func (x *DatadogQueryResponse) GetPending() bool {
+	if x != nil {
+		return x.Pending
+	}
+	return false
+}
+
+func (x *DatadogQueryResponse) GetChangeRequest() string {
+	if x != nil {
+		return x.ChangeRequest
+	}
+	return ""
 }
 
 type DatadogMonitorAlert struct {
@@ -10472,7 +10492,7 @@ const file_cloud_v1_message_proto_rawDesc = "" +
 	"maxResults\x12'\n" +
 	"\x0ftimeout_seconds\x18\t \x01(\x05R\x0etimeoutSeconds\x12\x1b\n" +
 	"\tjson_body\x18\n" +
-	" \x01(\tR\bjsonBody\"\xba\x01\n" +
+	" \x01(\tR\bjsonBody\"\xfb\x01\n" +
 	"\x14DatadogQueryResponse\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x18\n" +
@@ -10480,7 +10500,9 @@ const file_cloud_v1_message_proto_rawDesc = "" +
 	"\rresponse_data\x18\x03 \x01(\tR\fresponseData\x12#\n" +
 	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\x12\x1f\n" +
 	"\vstatus_code\x18\x05 \x01(\x05R\n" +
-	"statusCode\"\xac\x02\n" +
+	"statusCode\x12\x18\n" +
+	"\apending\x18\x06 \x01(\bR\apending\x12%\n" +
+	"\x0echange_request\x18\a \x01(\tR\rchangeRequest\"\xac\x02\n" +
 	"\x13DatadogMonitorAlert\x12\x1d\n" +
 	"\n" +
 	"monitor_id\x18\x01 \x01(\tR\tmonitorId\x12!\n" +

@@ -55,12 +55,32 @@ func (s State) Final() bool {
 }
 
 // Origin is what the cloud sent.
-// +kubebuilder:validation:Enum=YamlApplyRequest;NetworkPolicyPush
+// +kubebuilder:validation:Enum=YamlApplyRequest;NetworkPolicyPush;DatadogQueryRequest
 type Origin string
 
 const (
 	OriginApply      Origin = "YamlApplyRequest"
 	OriginPolicyPush Origin = "NetworkPolicyPush"
+	// OriginIntegration is an integration's write (Argo CD, Argo Rollouts, Flux, Karpenter)
+	// asked for in a DatadogQueryRequest.
+	OriginIntegration Origin = "DatadogQueryRequest"
+)
+
+// Action is how a manifest changes its object.
+// +kubebuilder:validation:Enum=Apply;MergePatch;Delete;DatadogRequest
+type Action string
+
+const (
+	// ActionApply server-side applies the manifest (the default).
+	ActionApply Action = "Apply"
+	// ActionMergePatch sends the manifest as a JSON merge patch: exactly the fields it
+	// holds change (null removes one).
+	ActionMergePatch Action = "MergePatch"
+	// ActionDelete deletes the object the manifest names.
+	ActionDelete Action = "Delete"
+	// ActionDatadog sends the Datadog API request the manifest describes (method, path,
+	// body); nothing in the cluster changes.
+	ActionDatadog Action = "DatadogRequest"
 )
 
 // ChangeRequest holds manifests Kestrel Cloud wants applied. The operator creates it and
@@ -91,6 +111,7 @@ type ChangeRequest struct {
 //
 // +kubebuilder:validation:XValidation:rule="self.origin != 'YamlApplyRequest' || size(self.requestID) > 0",message="a YamlApplyRequest change names its requestID"
 // +kubebuilder:validation:XValidation:rule="self.origin != 'NetworkPolicyPush' || size(self.policyID) > 0",message="a pushed NetworkPolicy names its policyID"
+// +kubebuilder:validation:XValidation:rule="self.origin != 'DatadogQueryRequest' || (size(self.requestID) > 0 && has(self.operation))",message="an integration change names its requestID and operation"
 // +kubebuilder:validation:XValidation:rule="has(self.decision) == has(self.decidedBy)",message="decision and decidedBy are set together"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.decision) || (has(self.decision) && self.decision == oldSelf.decision && self.decidedBy == oldSelf.decidedBy)",message="a decision cannot be changed or withdrawn"
 type ChangeRequestSpec struct {
@@ -108,6 +129,12 @@ type ChangeRequestSpec struct {
 	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="policyID is immutable"
 	PolicyID string `json:"policyID"`
+	// Operation is the integration operation of a DatadogQueryRequest change (its
+	// query_type, e.g. ROLLOUTS_PROMOTE).
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="operation is immutable"
+	Operation string `json:"operation,omitempty"`
 	// Reason is why the cloud proposes the change, as it said ("" if it said nothing).
 	// +required
 	// +kubebuilder:validation:MaxLength=4096
@@ -163,6 +190,14 @@ type Manifest struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=131072
 	YAML string `json:"yaml"`
+	// Action is how the object changes: Apply (server-side apply, the default), MergePatch
+	// (exactly the fields of yaml), Delete, or DatadogRequest (a call to the Datadog API).
+	// +optional
+	Action Action `json:"action,omitempty"`
+	// Subresource is where a MergePatch goes ("status"); empty for the object itself.
+	// +optional
+	// +kubebuilder:validation:Enum=status
+	Subresource string `json:"subresource,omitempty"`
 	// DryRun is the server-side dry-run result at creation: "valid", or the API's error.
 	// +optional
 	// +kubebuilder:validation:MaxLength=8192

@@ -23,7 +23,6 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -80,8 +79,12 @@ const (
 // Rule lets changes be applied without a decision: every object of the change must be of
 // one of Kinds ("NetworkPolicy" or "networking.k8s.io/NetworkPolicy") and, when Namespaces
 // is not empty, in one of them.
+//
+// For integration writes (DatadogQueryRequest) a rule lists Operations instead: the
+// query_type names it approves, e.g. FLUX_RECONCILE, optionally limited to Namespaces.
 type Rule struct {
 	Kinds      []string `mapstructure:"kinds"`
+	Operations []string `mapstructure:"operations"`
 	Namespaces []string `mapstructure:"namespaces"`
 
 	// prevent unkeyed literal initialization
@@ -136,6 +139,7 @@ type Controller struct {
 	stopOnce sync.Once
 
 	mu          sync.Mutex
+	external    External
 	self        string // the identity's user name, once known
 	running     bool
 	informer    cache.SharedIndexInformer
@@ -277,8 +281,11 @@ func (c *Controller) Identity() string {
 func Name(origin v1alpha1.Origin, id string) string {
 	sum := sha256.Sum256([]byte(id))
 	prefix := "apply-"
-	if origin == v1alpha1.OriginPolicyPush {
+	switch origin {
+	case v1alpha1.OriginPolicyPush:
 		prefix = "policy-"
+	case v1alpha1.OriginIntegration:
+		prefix = "integration-"
 	}
 	return prefix + hex.EncodeToString(sum[:])[:16]
 }
@@ -369,26 +376,13 @@ func (c *Controller) propose(ctx context.Context, p proposal) proposed {
 		ObjectMeta: metav1.ObjectMeta{Name: Name(p.origin, p.id), Namespace: c.cfg.Namespace},
 		Spec:       spec,
 	}
-	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cr)
-	if err != nil {
-		out.code, out.msg = ssa.Describe(err)
-		return out
-	}
-	created, err := c.crs.Namespace(c.cfg.Namespace).Create(ctx, &unstructured.Unstructured{Object: u}, metav1.CreateOptions{FieldManager: ssa.FieldManager})
-	if apierrors.IsAlreadyExists(err) {
-		// The cloud sent the same request again: it gets the same ChangeRequest.
-		created, err = c.crs.Namespace(c.cfg.Namespace).Get(ctx, cr.Name, metav1.GetOptions{})
-	}
+	created, err := c.create(ctx, cr)
 	if err != nil {
 		out.code, out.msg = ssa.Describe(err)
 		out.msg = "creating the ChangeRequest: " + out.msg
 		return out
 	}
-	out.cr, err = decode(created)
-	if err != nil {
-		out.code, out.msg = ssa.Describe(err)
-		out.cr = nil
-	}
+	out.cr = created
 	return out
 }
 
@@ -426,6 +420,9 @@ func ApproveCommand(ns, name string) string {
 func (c *Controller) autoApproved(cr *v1alpha1.ChangeRequest) bool {
 	if len(c.cfg.AutoApprove) == 0 {
 		return false
+	}
+	if cr.Spec.Origin == v1alpha1.OriginIntegration {
+		return c.operationApproved(cr)
 	}
 	for _, m := range cr.Spec.Manifests {
 		objs, err := manifest.Decode(m.YAML, c.cfg.Limits)

@@ -166,7 +166,7 @@ func (c *Controller) apply(ctx context.Context, cr *v1alpha1.ChangeRequest) erro
 		case len(objs) != 1:
 			r.StatusCode, r.Message = http.StatusBadRequest, "a ChangeRequest manifest must hold exactly one object"
 		default:
-			res := c.applier.Apply(ctx, objs[0], "")
+			res := c.applyOne(ctx, m, objs[0])
 			r.StatusCode, r.Message = res.StatusCode, res.Message
 		}
 		if r.StatusCode != http.StatusOK && failed == "" {
@@ -241,10 +241,7 @@ func (c *Controller) event(cr *v1alpha1.ChangeRequest, typ, reason, msg string) 
 
 // decided audits a decision (or an expiry).
 func (c *Controller) decided(ctx context.Context, cr *v1alpha1.ChangeRequest, outcome, by string) {
-	tool := ApplyTool
-	if cr.Spec.Origin == v1alpha1.OriginPolicyPush {
-		tool = PolicyTool
-	}
+	tool := toolOf(cr.Spec.Origin)
 	c.trail.Add(ctx, audit.Record{RequestID: cr.Spec.RequestID + cr.Spec.PolicyID, Tool: DecisionTool,
 		Input: tool + " " + cr.Namespace + "/" + cr.Name + ": " + cr.Spec.Target, Identity: by, Outcome: outcome,
 		Reason: "requested by " + cr.Spec.RequestedBy})
@@ -260,6 +257,9 @@ func Final(cr *v1alpha1.ChangeRequest) proto.Message {
 		msg = "ChangeRequest " + ref + " was approved but applying failed: " + firstLine(cr.Status.Results)
 	default:
 		msg = "ChangeRequest " + ref + " " + cr.Status.Message
+	}
+	if cr.Spec.Origin == v1alpha1.OriginIntegration {
+		return finalIntegration(cr, msg)
 	}
 	if cr.Spec.Origin == v1alpha1.OriginPolicyPush {
 		yamlText := ""

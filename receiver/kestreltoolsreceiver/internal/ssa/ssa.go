@@ -178,16 +178,24 @@ func Describe(err error) (int32, string) {
 // without the fields that change on every write or belong to the server (managedFields,
 // resourceVersion, uid, generation, creationTimestamp, status).
 func Diff(live, result *unstructured.Unstructured) string {
-	a, b := render(live), render(result)
+	return diff(live, result, false)
+}
+
+// diff is Diff, with the status kept when withStatus is set.
+func diff(live, result *unstructured.Unstructured, withStatus bool) string {
+	a, b := render(live, withStatus), render(result, withStatus)
 	if a == b {
 		return ""
 	}
-	from := "live"
+	from, to := "live", "dry-run"
+	if result == nil {
+		to = "dry-run (deleted)"
+	}
 	if live == nil {
 		from = "live (does not exist)"
 	}
 	d, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-		A: difflib.SplitLines(a), B: difflib.SplitLines(b), FromFile: from, ToFile: "dry-run", Context: 3,
+		A: difflib.SplitLines(a), B: difflib.SplitLines(b), FromFile: from, ToFile: to, Context: 3,
 	})
 	if err != nil {
 		return "(no diff: " + err.Error() + ")\n"
@@ -199,7 +207,7 @@ func Diff(live, result *unstructured.Unstructured) string {
 	return d
 }
 
-func render(obj *unstructured.Unstructured) string {
+func render(obj *unstructured.Unstructured, withStatus bool) string {
 	if obj == nil {
 		return ""
 	}
@@ -207,7 +215,9 @@ func render(obj *unstructured.Unstructured) string {
 	for _, f := range []string{"managedFields", "resourceVersion", "uid", "generation", "creationTimestamp"} {
 		unstructured.RemoveNestedField(c.Object, "metadata", f)
 	}
-	unstructured.RemoveNestedField(c.Object, "status")
+	if !withStatus {
+		unstructured.RemoveNestedField(c.Object, "status")
+	}
 	b, err := yaml.Marshal(c.Object)
 	if err != nil {
 		return fmt.Sprintf("(cannot render: %v)\n", err)
