@@ -31,6 +31,12 @@ extensions:
     token:
       file: /etc/kestrel/token/{{ if $v.auth.existingSecret }}{{ $v.auth.existingSecretKey }}{{ else }}token{{ end }}
       persist_file: /var/lib/otelcol-kestrel/token
+    # The collector's own warnings and errors go to the cloud as PodLogs of this pod.
+    self_logs:
+      pod_name: ${env:POD_NAME}
+      namespace: ${env:POD_NAMESPACE}
+      pod_uid: ${env:POD_UID}
+      node_name: ${env:NODE_NAME}
 receivers:
   k8s_inventory:
     {{- if gt (int $v.replicaCount) 1 }}
