@@ -164,9 +164,14 @@ func (e *kestrelCommand) Start(_ context.Context, host component.Host) error {
 		}
 	}
 	if buf := selflog.Lookup(e.set.Resource); buf != nil {
-		if !e.cfg.SelfLogs.Enabled {
-			buf.SetLimits(0, 0, 0) // capture nothing
-		} else {
+		switch {
+		case !e.cfg.SelfLogs.Enabled:
+			if buf.Claim() {
+				buf.SetLimits(0, 0, 0) // capture nothing
+			}
+		case !buf.Claim():
+			e.logger.Info("The collector's own logs already go to Kestrel Cloud through another kestrel_command")
+		default:
 			e.selfLogs = newSelfLogs(e, buf)
 			e.wg.Add(1)
 			go func() {

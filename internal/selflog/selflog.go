@@ -52,6 +52,8 @@ type Buffer struct {
 	dropped atomic.Int64
 	// ready is signalled (without blocking) when an entry is added.
 	ready chan struct{}
+	// claimed: a consumer has taken the buffer (there is one per service).
+	claimed atomic.Bool
 }
 
 // NewBuffer returns a Buffer with the default limits.
@@ -62,6 +64,10 @@ func NewBuffer() *Buffer {
 		ready:    make(chan struct{}, 1),
 	}
 }
+
+// Claim makes the caller the buffer's one consumer; it reports false if another took it
+// (a second kestrel_command in the same configuration).
+func (b *Buffer) Claim() bool { return b.claimed.CompareAndSwap(false, true) }
 
 // SetLimits changes the sustained rate (entries per second), the burst and the capacity.
 func (b *Buffer) SetLimits(perSecond float64, burst, capacity int) {

@@ -122,6 +122,8 @@ func TestRegistry(t *testing.T) {
 	assert.Nil(t, Lookup(other), "two collectors in one process keep their own buffers")
 	unregister()
 	assert.Nil(t, Lookup(res))
+	assert.True(t, b.Claim(), "the first consumer")
+	assert.False(t, b.Claim(), "a second kestrel_command does not consume too")
 }
 
 // Concurrent loggers and one consumer (run with -race).
