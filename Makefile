@@ -114,6 +114,18 @@ RACE_PKGS ?= ./extension/... ./exporter/... ./internal/flowagg/... ./internal/k8
 test-race: $(GEN_TOOLS) ## Run the concurrent packages' tests with the race detector (needs gcc)
 	CGO_ENABLED=1 $(GO) test -race -timeout 25m $(RACE_PKGS)
 
+# The longer runs of the sources' fault tests (docs/reliability.md): Hubble Relay flapping
+# (SOAK_RELAY_FLAPS) and kube-apiserver restarts with 429s (SOAK_APISERVER_RESTARTS).
+# `make test` runs the short versions (TestRelayFlapping, TestAPIServerRestartsAnd429s).
+SOAK_RELAY_FLAPS        ?= 40
+SOAK_APISERVER_RESTARTS ?= 20
+
+.PHONY: soak-sources
+soak-sources: ## Longer fault runs of the sources: Hubble Relay flapping, kube-apiserver restarts and 429s
+	SOAK_RELAY_FLAPS=$(SOAK_RELAY_FLAPS) SOAK_APISERVER_RESTARTS=$(SOAK_APISERVER_RESTARTS) \
+		$(GO) test $(GOFLAGS_BUILD) -count=1 -v -timeout 60m -run '^TestSoak(RelayFlapping|APIServerRestarts)$$' \
+		./receiver/hubblereceiver/ ./receiver/k8sinventoryreceiver/
+
 # The chart's tests (test/chart) need the pinned helm, the built collector and the kubeenv
 # binaries; `make test` skips them (no CHART_TEST_HELM).
 .PHONY: chart-test

@@ -22,7 +22,6 @@ import (
 	"go.opentelemetry.io/collector/processor/memorylimiterprocessor"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
-	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
 	"github.com/kestrelai/otelcol-kestrel/exporter/kestrelexporter"
 	"github.com/kestrelai/otelcol-kestrel/extension/kestrelcommand"
@@ -33,6 +32,7 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sinventoryreceiver"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sriskreceiver"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver"
+	"github.com/kestrelai/otelcol-kestrel/telemetry/kestreltelemetry"
 )
 
 // The modules of builder-config.yaml, without versions: those live in go.mod and the
@@ -63,7 +63,7 @@ type entry[F component.Factory] struct {
 // Components returns the factories built into otelcol-kestrel.
 func Components() (otelcol.Factories, error) {
 	var err error
-	factories := otelcol.Factories{Telemetry: otelconftelemetry.NewFactory()}
+	factories := otelcol.Factories{Telemetry: kestreltelemetry.NewFactory()}
 
 	factories.Extensions, factories.ExtensionModules, err = makeMaps(
 		entry[extension.Factory]{zpagesextension.NewFactory(), modZPages},

@@ -47,6 +47,7 @@ type builderConfig struct {
 	Extensions []builderModule `yaml:"extensions"`
 	Connectors []builderModule `yaml:"connectors"`
 	Providers  []builderModule `yaml:"providers"`
+	Telemetry  builderModule   `yaml:"telemetry"`
 	Replaces   []string        `yaml:"replaces"`
 }
 
@@ -113,8 +114,8 @@ func TestComponentsMatchBuilderConfig(t *testing.T) {
 	assert.Equal(t, manifestModules(cfg.Connectors), modules(factories.Connectors, factories.ConnectorModules), msg, "connectors")
 
 	// Same packages: what components.go imports, minus the collector framework, must be
-	// exactly what ocb imports for the manifest (plus its default telemetry package).
-	want := []string{"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"}
+	// exactly what ocb imports for the manifest, telemetry factory included.
+	want := []string{cfg.Telemetry.importPath()}
 	for _, mods := range [][]builderModule{cfg.Receivers, cfg.Processors, cfg.Exporters, cfg.Extensions, cfg.Connectors} {
 		for _, m := range mods {
 			want = append(want, m.importPath())

@@ -48,8 +48,55 @@ type Config struct {
 	// message counters) goes to the cloud while connected. 0 sends none.
 	StatsInterval time.Duration `mapstructure:"stats_interval"`
 
+	// SelfLogs configures how the collector's own warnings and errors go to the cloud.
+	SelfLogs SelfLogsConfig `mapstructure:"self_logs"`
+
 	// prevent unkeyed literal initialization
 	_ struct{}
+}
+
+// SelfLogsConfig configures the collector's own warning and error log entries sent to the
+// cloud as PodLogs of its pod (the distribution's telemetry factory captures them).
+type SelfLogsConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// RatePerSecond and Burst are a token bucket over captured entries: what it refuses
+	// (and what does not fit in MaxBuffered) is counted and reported in one summary line.
+	RatePerSecond float64 `mapstructure:"rate_per_second"`
+	Burst         int     `mapstructure:"burst"`
+	// MaxBuffered bounds the entries held while they wait (e.g. while disconnected).
+	MaxBuffered int `mapstructure:"max_buffered"`
+	// FlushInterval is the longest an entry waits; a full batch goes at once.
+	FlushInterval time.Duration `mapstructure:"flush_interval"`
+	// The pod the entries belong to (the chart sets these from the downward API). An
+	// empty pod_name means the host name, which is the pod's name in Kubernetes.
+	PodName       string `mapstructure:"pod_name"`
+	Namespace     string `mapstructure:"namespace"`
+	PodUID        string `mapstructure:"pod_uid"`
+	NodeName      string `mapstructure:"node_name"`
+	ContainerName string `mapstructure:"container_name"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+func (sc *SelfLogsConfig) validate() []error {
+	if !sc.Enabled {
+		return nil
+	}
+	var errs []error
+	if sc.RatePerSecond <= 0 {
+		errs = append(errs, fmt.Errorf("self_logs::rate_per_second must be positive, got %v", sc.RatePerSecond))
+	}
+	if sc.Burst <= 0 {
+		errs = append(errs, fmt.Errorf("self_logs::burst must be positive, got %d", sc.Burst))
+	}
+	if sc.MaxBuffered < sc.Burst {
+		errs = append(errs, fmt.Errorf("self_logs::max_buffered (%d) must not be less than self_logs::burst (%d)", sc.MaxBuffered, sc.Burst))
+	}
+	if sc.FlushInterval <= 0 {
+		errs = append(errs, fmt.Errorf("self_logs::flush_interval must be positive, got %v", sc.FlushInterval))
+	}
+	return errs
 }
 
 // TokenConfig configures the bearer token.
@@ -139,6 +186,7 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("stats_interval must not be negative, got %v", cfg.StatsInterval))
 	}
 	errs = append(errs, cfg.Reconnect.validate()...)
+	errs = append(errs, cfg.SelfLogs.validate()...)
 	errs = append(errs, cfg.CertificateRenewal.Secret.validate()...)
 	errs = append(errs, cfg.Token.PersistSecret.validate()...)
 	if cfg.CertificateRenewal.Secret.enabled() && (cfg.TLS.CertFile == "" || cfg.TLS.KeyFile == "") {

@@ -51,6 +51,8 @@ func TestLoadConfig(t *testing.T) {
 	custom.Kubernetes = k8sapi.Config{AuthType: k8sapi.AuthTypeKubeConfig, Context: "staging"}
 	custom.StallTimeout = 10 * time.Second
 	custom.StatsInterval = 0
+	custom.SelfLogs = SelfLogsConfig{Enabled: true, RatePerSecond: 2.5, Burst: 20, MaxBuffered: 200, FlushInterval: time.Second,
+		PodName: "kestrel-operator-0", Namespace: "kestrel-ai", PodUID: "1f0c", NodeName: "node-a", ContainerName: "collector"}
 
 	for _, tt := range []struct {
 		id       component.ID
@@ -83,6 +85,8 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Equal(t, ReconnectConfig{InitialInterval: time.Second, Multiplier: 1.5, MaxInterval: 5 * time.Second, RandomizationFactor: 0.2, ResetAfter: time.Minute}, cfg.Reconnect)
 	assert.Equal(t, 30*time.Second, cfg.StallTimeout)
 	assert.Equal(t, time.Minute, cfg.StatsInterval)
+	assert.Equal(t, SelfLogsConfig{Enabled: true, RatePerSecond: 10, Burst: 100, MaxBuffered: 1000, FlushInterval: 5 * time.Second,
+		ContainerName: "otelcol-kestrel"}, cfg.SelfLogs)
 	assert.Equal(t, 10, cfg.MaxMessageSizeMiB)
 	assert.Equal(t, 16, cfg.MaxConcurrentRequests)
 	// Without endpoint and client certificate the defaults alone are not usable.

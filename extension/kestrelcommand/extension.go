@@ -26,6 +26,7 @@ import (
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/extension/kestrelcommand/internal/metadata"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
+	"github.com/kestrelai/otelcol-kestrel/internal/selflog"
 )
 
 // drainTimeout bounds how long a closing session waits for the server to finish its
@@ -77,6 +78,10 @@ type kestrelCommand struct {
 	carryMu      sync.Mutex
 	carried      []heldPayload
 	carriedBytes int
+
+	// selfLogs sends the collector's own warnings and errors; nil when the distribution's
+	// logger does not capture them or self_logs is disabled.
+	selfLogs *selfLogs
 
 	// Totals for OperatorStats, over all sessions.
 	messagesSent   atomic.Int64
@@ -166,6 +171,23 @@ func (e *kestrelCommand) Start(ctx context.Context, host component.Host) error {
 			return err
 		}
 	}
+	if buf := selflog.Lookup(e.set.Resource); buf != nil {
+		switch {
+		case !e.cfg.SelfLogs.Enabled:
+			if buf.Claim() {
+				buf.SetLimits(0, 0, 0) // capture nothing
+			}
+		case !buf.Claim():
+			e.logger.Info("The collector's own logs already go to Kestrel Cloud through another kestrel_command")
+		default:
+			e.selfLogs = newSelfLogs(e, buf)
+			e.wg.Add(1)
+			go func() {
+				defer e.wg.Done()
+				e.selfLogs.run(e.stopCtx)
+			}()
+		}
+	}
 	if files := e.tlsFiles(); len(files) > 0 {
 		w := newCertWatcher(files, e.logger, e.checkTLS, e.requestRotation, e.status.certificate)
 		e.wg.Add(1)
@@ -199,6 +221,10 @@ func (*kestrelCommand) NotReady() error { return nil }
 // Shutdown drains the streams (so messages already handed to Send are delivered) and
 // stops all goroutines; when ctx ends first, draining is cut short.
 func (e *kestrelCommand) Shutdown(ctx context.Context) error {
+	// The pipelines have stopped: what they logged while stopping goes out first.
+	if e.selfLogs != nil {
+		e.selfLogs.flush(ctx)
+	}
 	// Under mu so that a concurrent Ready either sees the stop or is waited for.
 	e.mu.Lock()
 	e.stop()

@@ -14,6 +14,7 @@ import (
 	// extension, which every build of the distribution has.
 	_ "github.com/kestrelai/otelcol-kestrel/internal/gomemlimit"
 	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
+	"github.com/kestrelai/otelcol-kestrel/internal/selflog"
 )
 
 // NewFactory returns the kestrel_command extension factory.
@@ -57,6 +58,15 @@ func createDefaultConfig() component.Config {
 		Kubernetes:    k8sapi.Default(),
 		StallTimeout:  30 * time.Second,
 		StatsInterval: time.Minute,
+		// As the original operator: batches of up to 100 entries, at least every 5 s.
+		SelfLogs: SelfLogsConfig{
+			Enabled:       true,
+			RatePerSecond: selflog.DefaultRate,
+			Burst:         selflog.DefaultBurst,
+			MaxBuffered:   selflog.DefaultCapacity,
+			FlushInterval: 5 * time.Second,
+			ContainerName: "otelcol-kestrel",
+		},
 	}
 }
 

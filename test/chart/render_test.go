@@ -50,7 +50,7 @@ func TestExamples(t *testing.T) {
 			for i, c := range configs {
 				cfg := filepath.Join(t.TempDir(), fmt.Sprint("config", i, ".yaml"))
 				require.NoError(t, os.WriteFile(cfg, podCertificates(t, c), 0o600))
-				res, err := runEnv([]string{"MY_POD_IP=10.0.0.1", "POD_NAMESPACE=" + namespace}, collector, "validate", "--config", cfg)
+				res, err := runEnv([]string{"MY_POD_IP=10.0.0.1", "POD_NAME=" + release + "-0", "POD_NAMESPACE=" + namespace, "POD_UID=1f0c", "NODE_NAME=node-a"}, collector, "validate", "--config", cfg)
 				require.NoError(t, err, res)
 			}
 		})

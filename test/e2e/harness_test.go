@@ -85,14 +85,25 @@ func startCollector(t *testing.T, cloud *cloudtest.Cloud) string {
 // startWithConfig runs a collector with config until the test ends.
 func startWithConfig(t *testing.T, config string) {
 	t.Helper()
-	startStoppable(t, config)
+	startWithFactories(t, config, components.Components)
+}
+
+// startWithFactories runs a collector with config and the given factories until the test ends.
+func startWithFactories(t *testing.T, config string, factories func() (otelcol.Factories, error)) {
+	t.Helper()
+	startStoppableWith(t, config, factories)
 }
 
 // startStoppable runs a collector with config until stop is called or the test ends; stop
 // waits until it has shut down.
 func startStoppable(t *testing.T, config string) (stop func()) {
 	t.Helper()
-	col := newCollector(t, config)
+	return startStoppableWith(t, config, components.Components)
+}
+
+func startStoppableWith(t *testing.T, config string, factories func() (otelcol.Factories, error)) (stop func()) {
+	t.Helper()
+	col := newCollectorWith(t, config, factories)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- col.Run(ctx) }()
@@ -111,13 +122,18 @@ func startStoppable(t *testing.T, config string) (stop func()) {
 
 func newCollector(t *testing.T, config string) *otelcol.Collector {
 	t.Helper()
+	return newCollectorWith(t, config, components.Components)
+}
+
+func newCollectorWith(t *testing.T, config string, factories func() (otelcol.Factories, error)) *otelcol.Collector {
+	t.Helper()
 	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(config), 0o600))
 	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
 		BuildInfo: component.BuildInfo{Command: "otelcol-kestrel", Description: "e2e", Version: "test"},
 		// grpc-go's logger is a process global that devcloud's server goroutines read.
 		SkipSettingGRPCLogger: true,
-		Factories:             components.Components,
+		Factories:             factories,
 		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
 			URIs:              []string{"file:" + cfgPath},
 			ProviderFactories: []confmap.ProviderFactory{fileprovider.NewFactory()},

@@ -37,6 +37,12 @@ extensions:
         namespace: {{ .Release.Namespace }}
         name: {{ include "kestrel-operator.tokenSecretName" . }}
         key: {{ $tokenKey }}
+    # The collector's own warnings and errors go to the cloud as PodLogs of this pod.
+    self_logs:
+      pod_name: ${env:POD_NAME}
+      namespace: ${env:POD_NAMESPACE}
+      pod_uid: ${env:POD_UID}
+      node_name: ${env:NODE_NAME}
 receivers:
   k8s_inventory:
     {{- if gt (int $v.replicaCount) 1 }}
@@ -68,16 +74,27 @@ receivers:
   {{- if $op.istio.enabled }}
   envoy_access_log:
     endpoint: ${env:MY_POD_IP}:{{ $op.istio.alsPort }}
+    keepalive:
+      server_parameters:
+        max_connection_idle: 5m
     kubernetes:
       enabled: true
   {{- end }}
   {{- if $op.otel.enabled }}
+  # Limits against broken or hostile peers, as in config/local.yaml (docs/reliability.md).
   otlp:
     protocols:
       grpc:
         endpoint: ${env:MY_POD_IP}:{{ $op.otel.receiverPort }}
+        max_recv_msg_size_mib: 4
+        max_concurrent_streams: 100
+        keepalive:
+          server_parameters:
+            max_connection_idle: 5m
       http:
         endpoint: ${env:MY_POD_IP}:{{ $op.otel.httpPort }}
+        max_request_body_size: 20971520
+        read_header_timeout: 10s
   {{- end }}
   {{- if $op.tools.enabled }}
   kestrel_tools:

@@ -23,17 +23,19 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                        metric.Meter
-	mu                           sync.Mutex
-	registrations                []metric.Registration
-	KestrelCommandConnected      metric.Int64Gauge
-	KestrelCommandHeartbeats     metric.Int64Counter
-	KestrelCommandMessagesFailed metric.Int64Counter
-	KestrelCommandMessagesSent   metric.Int64Counter
-	KestrelCommandReconnects     metric.Int64Counter
-	KestrelCommandRequests       metric.Int64Counter
-	KestrelCommandStalls         metric.Int64Counter
-	KestrelCommandTokenRenewals  metric.Int64Counter
+	meter                         metric.Meter
+	mu                            sync.Mutex
+	registrations                 []metric.Registration
+	KestrelCommandConnected       metric.Int64Gauge
+	KestrelCommandHeartbeats      metric.Int64Counter
+	KestrelCommandMessagesFailed  metric.Int64Counter
+	KestrelCommandMessagesSent    metric.Int64Counter
+	KestrelCommandReconnects      metric.Int64Counter
+	KestrelCommandRequests        metric.Int64Counter
+	KestrelCommandSelfLogsDropped metric.Int64Counter
+	KestrelCommandSelfLogsSent    metric.Int64Counter
+	KestrelCommandStalls          metric.Int64Counter
+	KestrelCommandTokenRenewals   metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -99,6 +101,18 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol.kestrel_command.requests",
 		metric.WithDescription("Requests received from the cloud, by type and outcome (ok, no_response, unsupported, handler_failed, send_failed). [Development]"),
 		metric.WithUnit("{request}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.KestrelCommandSelfLogsDropped, err = builder.meter.Int64Counter(
+		"otelcol.kestrel_command.self_logs.dropped",
+		metric.WithDescription("The collector's own warning and error log entries not sent to the cloud (refused by the self_logs rate limit or a full buffer). [Development]"),
+		metric.WithUnit("{entry}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.KestrelCommandSelfLogsSent, err = builder.meter.Int64Counter(
+		"otelcol.kestrel_command.self_logs.sent",
+		metric.WithDescription("The collector's own warning and error log entries sent to the cloud as PodLogs. [Development]"),
+		metric.WithUnit("{entry}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.KestrelCommandStalls, err = builder.meter.Int64Counter(

@@ -25,6 +25,8 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.KestrelCommandMessagesSent.Add(context.Background(), 1)
 	tb.KestrelCommandReconnects.Add(context.Background(), 1)
 	tb.KestrelCommandRequests.Add(context.Background(), 1)
+	tb.KestrelCommandSelfLogsDropped.Add(context.Background(), 1)
+	tb.KestrelCommandSelfLogsSent.Add(context.Background(), 1)
 	tb.KestrelCommandStalls.Add(context.Background(), 1)
 	tb.KestrelCommandTokenRenewals.Add(context.Background(), 1)
 	AssertEqualKestrelCommandConnected(t, testTel,
@@ -43,6 +45,12 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualKestrelCommandRequests(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualKestrelCommandSelfLogsDropped(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualKestrelCommandSelfLogsSent(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualKestrelCommandStalls(t, testTel,
