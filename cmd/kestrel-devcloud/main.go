@@ -327,7 +327,7 @@ func printStatus(w io.Writer, st devcloud.Status) {
 		fmt.Fprintln(w, "No operator has connected yet.")
 	} else {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "OPERATOR\tCOMMITTED\tSTREAM\tOPEN\tRECEIVED\tOPENED\tTOKEN EXPIRES")
+		fmt.Fprintln(tw, "OPERATOR\tCOMMITTED\tSTREAM\tOPEN\tRECEIVED\tACKED\tDUPLICATES\tOPENED\tTOKEN EXPIRES")
 		for _, op := range st.Operators {
 			name, committed := op.ID, yesNo(op.Committed)
 			for _, kind := range streamOrder {
@@ -335,8 +335,8 @@ func printStatus(w io.Writer, st devcloud.Status) {
 				if !ok {
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", name, committed, kind, yesNo(ss.Open), ss.Received,
-					ss.OpenedAt.Local().Format(time.DateTime), ss.TokenExpiry.Local().Format(time.DateTime))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", name, committed, kind, yesNo(ss.Open), ss.Received,
+					ss.Acknowledged, ss.Duplicates, ss.OpenedAt.Local().Format(time.DateTime), ss.TokenExpiry.Local().Format(time.DateTime))
 				// Print the operator's columns once, on its first stream.
 				name, committed = "", ""
 			}
@@ -347,6 +347,7 @@ func printStatus(w io.Writer, st devcloud.Status) {
 		}
 	}
 	fmt.Fprintf(w, "Token renewals: %d\n", st.Renewals)
+	fmt.Fprintf(w, "Duplicates filtered: %d\n", st.Duplicates)
 }
 
 func yesNo(b bool) string {

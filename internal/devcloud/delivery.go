@@ -1,0 +1,118 @@
+package devcloud
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
+	"github.com/kestrelai/otelcol-kestrel/internal/envelope"
+)
+
+// SessionHeader is the request metadata key naming an operator's delivery session
+// (docs/protocol.md#acknowledged-delivery): numbered messages are acknowledged and
+// deduplicated per operator, stream kind and session.
+const SessionHeader = "kestrelai-delivery-session"
+
+// maxSessionLen bounds the header value kept per stream; longer ones are not acknowledged.
+const maxSessionLen = 128
+
+// deliveryKey names one sequence space.
+type deliveryKey struct {
+	operator string
+	kind     cloudconn.Stream
+	session  string
+}
+
+// delivery is what devcloud keeps of one sequence space; guarded by Server.mu.
+type delivery struct {
+	acked      uint64 // highest sequence recorded
+	duplicates int64  // numbered messages at or below acked that arrived again
+}
+
+// sessionOf returns the stream's delivery session, "" when the operator sent none.
+func sessionOf(st grpc.ServerStream) string {
+	md, _ := metadata.FromIncomingContext(st.Context())
+	v := md.Get(SessionHeader)
+	if len(v) != 1 || len(v[0]) > maxSessionLen {
+		return ""
+	}
+	return v[0]
+}
+
+// sequenceOf returns the sequence of a request envelope, 0 when it has none.
+func sequenceOf(env proto.Message) uint64 {
+	m := env.ProtoReflect()
+	fd := m.Descriptor().Fields().ByName("sequence")
+	if fd == nil || fd.Kind() != protoreflect.Uint64Kind {
+		return 0
+	}
+	return m.Get(fd).Uint()
+}
+
+// ackEnvelope returns a response envelope of kind with no member set, acknowledging up to seq.
+func ackEnvelope(kind cloudconn.Stream, seq uint64) proto.Message {
+	env := envelope.Response(kind).New()
+	m := env.ProtoReflect()
+	m.Set(m.Descriptor().Fields().ByName("acknowledged"), protoreflect.ValueOfUint64(seq))
+	return env
+}
+
+// loadDeliveries rebuilds the acknowledged sequences from the record files of an earlier
+// run, so that a restarted devcloud keeps filtering what it had already recorded. A line
+// cut short by a crash is skipped: its message was never acknowledged.
+func loadDeliveries(dir string) (map[deliveryKey]*delivery, error) {
+	out := map[deliveryKey]*delivery{}
+	files, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range files {
+		if err := loadDeliveryFile(name, out); err != nil {
+			return nil, fmt.Errorf("devcloud: reading %s: %w", name, err)
+		}
+	}
+	return out, nil
+}
+
+func loadDeliveryFile(name string, out map[deliveryKey]*delivery) error {
+	f, err := os.Open(name) //nolint:gosec // a file of the record directory from the devcloud configuration
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	// Lines hold whole messages, up to the gRPC message limit and then some for JSON.
+	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
+	for sc.Scan() {
+		var line struct {
+			Operator string           `json:"operator"`
+			Stream   cloudconn.Stream `json:"stream"`
+			Session  string           `json:"session"`
+			Sequence uint64           `json:"sequence"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Session == "" || line.Sequence == 0 {
+			continue
+		}
+		k := deliveryKey{operator: line.Operator, kind: line.Stream, session: line.Session}
+		d := out[k]
+		if d == nil {
+			d = &delivery{}
+			out[k] = d
+		}
+		d.acked = max(d.acked, line.Sequence)
+	}
+	return sc.Err()
+}
