@@ -11,17 +11,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 	"github.com/kestrelai/otelcol-kestrel/internal/envelope"
 )
-
-// SessionHeader is the request metadata key naming an operator's delivery session
-// (docs/protocol.md#acknowledged-delivery): numbered messages are acknowledged and
-// deduplicated per operator, stream kind and session.
-const SessionHeader = "kestrelai-delivery-session"
 
 // maxSessionLen bounds the header value kept per stream; longer ones are not acknowledged.
 const maxSessionLen = 128
@@ -42,29 +35,11 @@ type delivery struct {
 // sessionOf returns the stream's delivery session, "" when the operator sent none.
 func sessionOf(st grpc.ServerStream) string {
 	md, _ := metadata.FromIncomingContext(st.Context())
-	v := md.Get(SessionHeader)
+	v := md.Get(envelope.SessionHeader)
 	if len(v) != 1 || len(v[0]) > maxSessionLen {
 		return ""
 	}
 	return v[0]
-}
-
-// sequenceOf returns the sequence of a request envelope, 0 when it has none.
-func sequenceOf(env proto.Message) uint64 {
-	m := env.ProtoReflect()
-	fd := m.Descriptor().Fields().ByName("sequence")
-	if fd == nil || fd.Kind() != protoreflect.Uint64Kind {
-		return 0
-	}
-	return m.Get(fd).Uint()
-}
-
-// ackEnvelope returns a response envelope of kind with no member set, acknowledging up to seq.
-func ackEnvelope(kind cloudconn.Stream, seq uint64) proto.Message {
-	env := envelope.Response(kind).New()
-	m := env.ProtoReflect()
-	m.Set(m.Descriptor().Fields().ByName("acknowledged"), protoreflect.ValueOfUint64(seq))
-	return env
 }
 
 // loadDeliveries rebuilds the acknowledged sequences from the record files of an earlier

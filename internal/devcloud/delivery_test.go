@@ -12,6 +12,7 @@ import (
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
+	"github.com/kestrelai/otelcol-kestrel/internal/envelope"
 )
 
 func event(reason string, seq uint64) *cloudv1.StreamEventsRequest {
@@ -26,7 +27,7 @@ func openEvents(t *testing.T, c *client, session string) grpc.BidiStreamingClien
 	t.Helper()
 	ctx := c.ctx
 	if session != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, SessionHeader, session)
+		ctx = metadata.AppendToOutgoingContext(ctx, envelope.SessionHeader, session)
 	}
 	ev, err := c.stream.StreamEvents(ctx)
 	require.NoError(t, err)
@@ -108,15 +109,6 @@ func TestAcknowledgesAndFiltersDuplicates(t *testing.T) {
 	waitAck(t, ev4, 5)
 	assert.Equal(t, []string{"g"}, eventReasons(restarted.Records()))
 	assert.EqualValues(t, 1, restarted.Status().Duplicates)
-}
-
-func TestAckEnvelopes(t *testing.T) {
-	for _, kind := range []cloudconn.Stream{cloudconn.StreamData, cloudconn.StreamControl, cloudconn.StreamFlows, cloudconn.StreamEvents, cloudconn.StreamLogs} {
-		env := ackEnvelope(kind, 9)
-		assert.EqualValues(t, 9, env.ProtoReflect().Get(env.ProtoReflect().Descriptor().Fields().ByName("acknowledged")).Uint(), kind)
-	}
-	assert.EqualValues(t, 5, sequenceOf(event("x", 5)))
-	assert.Zero(t, sequenceOf(&cloudv1.Heartbeat{}))
 }
 
 // FuzzLoadDeliveries: whatever a record file holds, loading it neither fails on a line nor

@@ -144,6 +144,8 @@ type Server struct {
 	duplicates int64
 	// paused, when not nil, holds every receive loop until it is closed (PauseReading).
 	paused chan struct{}
+	// withholdAcks: messages are recorded but not acknowledged (WithholdAcks).
+	withholdAcks bool
 }
 
 type operator struct {
@@ -689,6 +691,15 @@ func (s *Server) PauseReading(pause bool) {
 		close(s.paused)
 		s.paused = nil
 	}
+}
+
+// WithholdAcks makes the server record numbered messages without acknowledging them (true),
+// as a server that dies between recording and acknowledging, or one that never acknowledges;
+// false acknowledges again, from the next message on (test hook).
+func (s *Server) WithholdAcks(withhold bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.withholdAcks = withhold
 }
 
 // readGate returns the channel a receive loop waits on while reading is paused, or nil.

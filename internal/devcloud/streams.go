@@ -151,7 +151,7 @@ func (s *Server) serveStream(st grpc.ServerStream, kind cloudconn.Stream) error 
 			log.Info("stream broken by test hook")
 			return status.Error(codes.Unavailable, "stream broken by devcloud")
 		case <-c.ackDue:
-			if err := s.sendEnvelope(c, ackEnvelope(kind, s.acknowledged(c))); err != nil {
+			if err := s.sendEnvelope(c, envelope.Ack(kind, s.acknowledged(c))); err != nil {
 				log.Info("acknowledgement failed", zap.Error(err))
 				return err
 			}
@@ -181,13 +181,17 @@ func (s *Server) recvLoop(c *streamConn) error {
 		payload := envelope.Unwrap(env)
 		var seq uint64
 		if c.session != "" {
-			seq = sequenceOf(env)
+			seq = envelope.Sequence(env)
 		}
 		rec := Record{Time: time.Now(), Operator: c.opID, Stream: c.kind, Message: env, Payload: payload, Session: c.session, Sequence: seq}
 		s.mu.Lock()
+		// Decided with the record, so that a test that saw the record knows about its ack.
+		ack := seq != 0 && !s.withholdAcks
 		if seq != 0 && s.duplicateLocked(c, seq) {
 			s.mu.Unlock()
-			c.ackSoon()
+			if ack {
+				c.ackSoon()
+			}
 			continue
 		}
 		s.records = append(s.records, rec)
@@ -214,7 +218,7 @@ func (s *Server) recvLoop(c *streamConn) error {
 				s.mu.Unlock()
 			}
 		}
-		if seq != 0 {
+		if ack {
 			c.ackSoon()
 		}
 		if payload != nil {
