@@ -183,6 +183,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat", def.HeartbeatInterval, "interval of server heartbeats on every stream")
 	fs.BoolVar(&cfg.OldServer, "old-server", false, "answer the side streams with Unimplemented, like an old cloud")
 	fs.BoolVar(&cfg.LazyHeaders, "lazy-headers", false, "send a stream's response headers only with its first message (a heartbeat), as grpc-go does by default")
+	fs.BoolVar(&cfg.NoAcks, "no-acks", false, "neither acknowledge nor filter numbered messages, like a server built before acknowledged delivery")
 	fs.DurationVar(&cfg.TokenTTL, "token-ttl", def.TokenTTL, "lifetime of tokens issued by RenewClusterToken")
 	fs.IntVar(&cfg.MaxMessageSize, "max-message-size", def.MaxMessageSize, "maximum gRPC message size in bytes")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", def.DrainTimeout, "how long shutdown waits for operators to close their streams")

@@ -32,8 +32,12 @@ type delivery struct {
 	duplicates int64  // numbered messages at or below acked that arrived again
 }
 
-// sessionOf returns the stream's delivery session, "" when the operator sent none.
-func sessionOf(st grpc.ServerStream) string {
+// sessionOf returns the stream's delivery session, "" when the operator sent none or
+// the server plays one without acknowledgements.
+func (s *Server) sessionOf(st grpc.ServerStream) string {
+	if s.cfg.NoAcks {
+		return ""
+	}
 	md, _ := metadata.FromIncomingContext(st.Context())
 	v := md.Get(envelope.SessionHeader)
 	if len(v) != 1 || len(v[0]) > maxSessionLen {

@@ -53,6 +53,7 @@ type Config struct {
 	HeartbeatInterval time.Duration // interval of heartbeats on every stream
 	OldServer         bool          // side streams answer codes.Unimplemented
 	LazyHeaders       bool          // response headers go out only with a stream's first message, as grpc-go does by default
+	NoAcks            bool          // neither acknowledge nor filter numbered messages, as a server built before acknowledged delivery
 	RefuseAfter       time.Duration // with OldServer: the side streams' Unimplemented comes this late (test hook)
 	TokenTTL          time.Duration // TTL of tokens minted by RenewClusterToken
 	MaxMessageSize    int           // bytes, send and receive

@@ -246,7 +246,7 @@ func (s *Server) openStream(id identity, kind cloudconn.Stream, st grpc.ServerSt
 		tokenExpiry: id.tokenExpiry,
 		broken:      make(chan struct{}),
 		open:        true,
-		session:     sessionOf(st),
+		session:     s.sessionOf(st),
 		ackDue:      make(chan struct{}, 1),
 	}
 	op.streams[kind] = c

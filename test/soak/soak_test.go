@@ -171,42 +171,54 @@ func report(t *testing.T, name string, tally faulttest.Tally, extra string) {
 }
 
 // kill -9 of the collector while its file_storage queue holds and drains records, at
-// 1,500 records/s: nothing accepted is lost; what the dead process had sent but not yet
-// seen acknowledged is sent again by the restarted one (duplicates, counted).
+// 1,500 records/s, four times: nothing accepted is lost; what the dead process had sent but
+// not yet seen acknowledged is sent again by the restarted one (duplicates, counted). The
+// same run against a cloud without acknowledgements (devcloud NoAcks, an older server) is
+// the baseline: there a batch leaves the queue once written to the socket.
 func TestCollectorKill9(t *testing.T) {
 	bin, _ := binaries(t)
-	cloud := cloudtest.Start(t, devcloud.Config{HeartbeatInterval: 5 * time.Second})
-	c := newCollector(t, bin, cloud.Certs, cloud.Addr(), queueConfig{persistent: true, bytes: 256 << 20})
-	c.start(t)
-	cloud.WaitCommitted(t)
+	for _, acks := range []bool{true, false} {
+		t.Run(fmt.Sprintf("acks=%v", acks), func(t *testing.T) {
+			cloud := cloudtest.Start(t, devcloud.Config{HeartbeatInterval: 5 * time.Second, NoAcks: !acks})
+			c := newCollector(t, bin, cloud.Certs, cloud.Addr(), queueConfig{persistent: true, bytes: 256 << 20})
+			c.start(t)
+			cloud.WaitCommitted(t)
 
-	load := duration(t, "SOAK_KILL_LOAD", 30*time.Second)
-	s, stop := sender(t, c, 1500)
-	kills := 0
-	for end := time.Now().Add(load); time.Now().Before(end); {
-		time.Sleep(load / 4)
-		c.proc.Kill()
-		kills++
-		c.start(t)
+			load := duration(t, "SOAK_KILL_LOAD", 30*time.Second)
+			s, stop := sender(t, c, 1500)
+			kills := 0
+			for end := time.Now().Add(load); time.Now().Before(end); {
+				time.Sleep(load / 4)
+				c.proc.Kill()
+				kills++
+				c.start(t)
+			}
+			stop()
+			d := waitDelivered(t, s, func() map[int]int { return faulttest.Delivered(cloud.Records()) }, time.Minute)
+			tally := faulttest.Count(s, d, cloud.Status().Duplicates)
+			report(t, fmt.Sprintf("collector kill -9, acks=%v", acks), tally, fmt.Sprintf(", %d kills", kills))
+			if acks {
+				require.Zero(t, tally.Lost, "lost: %v", faulttest.LostOnes(s, d, 20))
+			}
+		})
 	}
-	stop()
-	d := waitDelivered(t, s, func() map[int]int { return faulttest.Delivered(cloud.Records()) }, 3*time.Minute)
-	tally := faulttest.Count(s, d, cloud.Status().Duplicates)
-	report(t, "collector kill -9", tally, fmt.Sprintf(", %d kills", kills))
-	require.Zero(t, tally.Lost, "lost: %v", faulttest.LostOnes(s, d, 20))
 }
 
 // devcloudProc is kestrel-devcloud as a separate process recording into one directory,
 // restartable on the same address.
 type devcloudProc struct {
 	bin, certs, addr, admin, records, dir string
+	noAcks                                bool
 	proc                                  *faulttest.Process
 }
 
 func (d *devcloudProc) start(t *testing.T) {
 	t.Helper()
-	p, err := faulttest.Start(d.bin, filepath.Join(d.dir, "devcloud.log"), "serve",
-		"--certs", d.certs, "--listen", d.addr, "--admin", d.admin, "--record", d.records, "--heartbeat", "5s")
+	args := []string{"serve", "--certs", d.certs, "--listen", d.addr, "--admin", d.admin, "--record", d.records, "--heartbeat", "5s"}
+	if d.noAcks {
+		args = append(args, "--no-acks")
+	}
+	p, err := faulttest.Start(d.bin, filepath.Join(d.dir, "devcloud.log"), args...)
 	require.NoError(t, err)
 	d.proc = p
 	t.Cleanup(p.Kill)
@@ -226,36 +238,43 @@ func (d *devcloudProc) status(t *testing.T) devcloud.Status {
 }
 
 // kill -9 of the cloud (kestrel-devcloud as a separate process, recording to files) while
-// records flow at 1,500 records/s, restarted 2 s later on its record directory: nothing
-// accepted is lost, and the copies the collector re-sends are filtered by sequence.
+// records flow at 1,500 records/s, four times, restarted 2 s later on its record directory:
+// nothing accepted is lost, and the copies the collector re-sends are filtered by sequence.
+// The baseline is the same run with --no-acks (an older server).
 func TestCloudKill9(t *testing.T) {
 	bin, cloudBin := binaries(t)
-	dir := t.TempDir()
-	d := &devcloudProc{bin: cloudBin, certs: filepath.Join(dir, "certs"), addr: freeAddr(t), admin: freeAddr(t),
-		records: filepath.Join(dir, "records"), dir: dir}
-	require.NoError(t, devcloud.GenerateCerts(d.certs, devcloud.CertOptions{Tenant: cloudtest.Tenant}))
-	d.start(t)
-	c := newCollector(t, bin, d.certs, d.addr, queueConfig{bytes: 64 << 20})
-	c.start(t)
+	for _, acks := range []bool{true, false} {
+		t.Run(fmt.Sprintf("acks=%v", acks), func(t *testing.T) {
+			dir := t.TempDir()
+			d := &devcloudProc{bin: cloudBin, certs: filepath.Join(dir, "certs"), addr: freeAddr(t), admin: freeAddr(t),
+				records: filepath.Join(dir, "records"), dir: dir, noAcks: !acks}
+			require.NoError(t, devcloud.GenerateCerts(d.certs, devcloud.CertOptions{Tenant: cloudtest.Tenant}))
+			d.start(t)
+			c := newCollector(t, bin, d.certs, d.addr, queueConfig{bytes: 64 << 20})
+			c.start(t)
 
-	load := duration(t, "SOAK_KILL_LOAD", 30*time.Second)
-	s, stop := sender(t, c, 1500)
-	kills := 0
-	var filtered int64
-	for end := time.Now().Add(load); time.Now().Before(end); {
-		time.Sleep(load / 4)
-		filtered += d.status(t).Duplicates
-		d.proc.Kill()
-		kills++
-		time.Sleep(2 * time.Second)
-		d.start(t)
+			load := duration(t, "SOAK_KILL_LOAD", 30*time.Second)
+			s, stop := sender(t, c, 1500)
+			kills := 0
+			var filtered int64
+			for end := time.Now().Add(load); time.Now().Before(end); {
+				time.Sleep(load / 4)
+				filtered += d.status(t).Duplicates
+				d.proc.Kill()
+				kills++
+				time.Sleep(2 * time.Second)
+				d.start(t)
+			}
+			stop()
+			got := waitDelivered(t, s, recorded(t, d.records), time.Minute)
+			filtered += d.status(t).Duplicates
+			tally := faulttest.Count(s, got, filtered)
+			report(t, fmt.Sprintf("cloud kill -9, acks=%v", acks), tally, fmt.Sprintf(", %d kills", kills))
+			if acks {
+				require.Zero(t, tally.Lost, "lost: %v", faulttest.LostOnes(s, got, 20))
+			}
+		})
 	}
-	stop()
-	got := waitDelivered(t, s, recorded(t, d.records), 3*time.Minute)
-	filtered += d.status(t).Duplicates
-	tally := faulttest.Count(s, got, filtered)
-	report(t, "cloud kill -9", tally, fmt.Sprintf(", %d kills", kills))
-	require.Zero(t, tally.Lost, "lost: %v", faulttest.LostOnes(s, got, 20))
 }
 
 // A cloud outage (10 minutes by default, SOAK_OUTAGE) at 2,000 records/s with a file_storage
