@@ -170,38 +170,61 @@ func report(t *testing.T, name string, tally faulttest.Tally, extra string) {
 	t.Logf("%s: %s%s", name, tally, extra)
 }
 
-// kill -9 of the collector while its file_storage queue holds and drains records, at
-// 1,500 records/s, four times: nothing accepted is lost; what the dead process had sent but
-// not yet seen acknowledged is sent again by the restarted one (duplicates, counted). The
-// same run against a cloud without acknowledgements (devcloud NoAcks, an older server) is
-// the baseline: there a batch leaves the queue once written to the socket.
+// kill -9 of the collector while its file_storage queue drains a backlog, at 1,500
+// records/s, three times: each cycle the cloud goes away for 3 s (the queue fills), comes
+// back, and the collector is killed as soon as the backlog starts arriving. Nothing accepted
+// is lost; what the dead process had sent but not seen acknowledged is sent again by the
+// restarted one (duplicates, counted). The same run against a cloud without acknowledgements
+// (devcloud NoAcks, an older server) is the baseline: there a batch leaves the queue once
+// written to the socket.
 func TestCollectorKill9(t *testing.T) {
 	bin, _ := binaries(t)
 	for _, acks := range []bool{true, false} {
 		t.Run(fmt.Sprintf("acks=%v", acks), func(t *testing.T) {
-			cloud := cloudtest.Start(t, devcloud.Config{HeartbeatInterval: 5 * time.Second, NoAcks: !acks})
+			records := filepath.Join(t.TempDir(), "records")
+			cloud := cloudtest.Start(t, devcloud.Config{HeartbeatInterval: 5 * time.Second, NoAcks: !acks, RecordDir: records})
 			c := newCollector(t, bin, cloud.Certs, cloud.Addr(), queueConfig{persistent: true, bytes: 256 << 20})
 			c.start(t)
 			cloud.WaitCommitted(t)
 
-			load := duration(t, "SOAK_KILL_LOAD", 30*time.Second)
 			s, stop := sender(t, c, 1500)
-			kills := 0
-			for end := time.Now().Add(load); time.Now().Before(end); {
-				time.Sleep(load / 4)
+			const cycles = 3
+			for range cycles {
+				time.Sleep(3 * time.Second)
+				cloud.Kill()
+				time.Sleep(3 * time.Second)
+				cloud.Restart(t)
+				waitReceiving(t, func() int64 { return received(cloud.Status()) }, 200)
 				c.proc.Kill()
-				kills++
 				c.start(t)
 			}
+			time.Sleep(3 * time.Second)
 			stop()
-			d := waitDelivered(t, s, func() map[int]int { return faulttest.Delivered(cloud.Records()) }, time.Minute)
+			d := waitDelivered(t, s, recorded(t, records), time.Minute)
 			tally := faulttest.Count(s, d, cloud.Status().Duplicates)
-			report(t, fmt.Sprintf("collector kill -9, acks=%v", acks), tally, fmt.Sprintf(", %d kills", kills))
+			report(t, fmt.Sprintf("collector kill -9 while draining, acks=%v", acks), tally, fmt.Sprintf(", %d kills", cycles))
 			if acks {
 				require.Zero(t, tally.Lost, "lost: %v", faulttest.LostOnes(s, d, 20))
 			}
 		})
 	}
+}
+
+// received is what the one operator's current data and events streams have received.
+func received(st devcloud.Status) int64 {
+	var n int64
+	for _, op := range st.Operators {
+		for _, ss := range op.Streams {
+			n += ss.Received
+		}
+	}
+	return n
+}
+
+// waitReceiving waits until count reaches n: the backlog is arriving.
+func waitReceiving(t *testing.T, count func() int64, n int64) {
+	t.Helper()
+	require.Eventually(t, func() bool { return count() >= n }, time.Minute, 5*time.Millisecond)
 }
 
 // devcloudProc is kestrel-devcloud as a separate process recording into one directory,
@@ -238,9 +261,11 @@ func (d *devcloudProc) status(t *testing.T) devcloud.Status {
 }
 
 // kill -9 of the cloud (kestrel-devcloud as a separate process, recording to files) while
-// records flow at 1,500 records/s, four times, restarted 2 s later on its record directory:
-// nothing accepted is lost, and the copies the collector re-sends are filtered by sequence.
-// The baseline is the same run with --no-acks (an older server).
+// the collector drains a backlog to it, at 1,500 records/s, three times: each cycle the
+// cloud is killed and 3 s later restarted on its record directory (the collector's queue
+// fills meanwhile), then killed again as soon as the backlog starts arriving, and restarted
+// 2 s later. Nothing accepted is lost, and the copies the collector re-sends are filtered by
+// sequence. The baseline is the same run with --no-acks (an older server).
 func TestCloudKill9(t *testing.T) {
 	bin, cloudBin := binaries(t)
 	for _, acks := range []bool{true, false} {
@@ -253,23 +278,27 @@ func TestCloudKill9(t *testing.T) {
 			c := newCollector(t, bin, d.certs, d.addr, queueConfig{bytes: 64 << 20})
 			c.start(t)
 
-			load := duration(t, "SOAK_KILL_LOAD", 30*time.Second)
 			s, stop := sender(t, c, 1500)
-			kills := 0
+			const cycles = 3
 			var filtered int64
-			for end := time.Now().Add(load); time.Now().Before(end); {
-				time.Sleep(load / 4)
+			for range cycles {
+				time.Sleep(3 * time.Second)
 				filtered += d.status(t).Duplicates
 				d.proc.Kill()
-				kills++
+				time.Sleep(3 * time.Second)
+				d.start(t)
+				waitReceiving(t, func() int64 { return received(d.status(t)) }, 200)
+				filtered += d.status(t).Duplicates
+				d.proc.Kill()
 				time.Sleep(2 * time.Second)
 				d.start(t)
 			}
+			time.Sleep(3 * time.Second)
 			stop()
 			got := waitDelivered(t, s, recorded(t, d.records), time.Minute)
 			filtered += d.status(t).Duplicates
 			tally := faulttest.Count(s, got, filtered)
-			report(t, fmt.Sprintf("cloud kill -9, acks=%v", acks), tally, fmt.Sprintf(", %d kills", kills))
+			report(t, fmt.Sprintf("cloud kill -9 while draining, acks=%v", acks), tally, fmt.Sprintf(", %d kills", 2*cycles))
 			if acks {
 				require.Zero(t, tally.Lost, "lost: %v", faulttest.LostOnes(s, got, 20))
 			}
