@@ -64,11 +64,15 @@ type outbox struct {
 
 // receipt is one numbered message a sender waits on.
 type receipt struct {
+	ob   *outbox
 	seq  uint64
 	env  proto.Message // the numbered envelope, written again after a reconnect
-	st   *stream       // the stream it was last written on
 	done chan struct{}
 	err  error // set before done is closed
+	// Guarded by ob.mu: the stream it was last written on, and whether that was a rewrite
+	// (which, unlike a first write on a side stream, the stream's replay buffer does not hold).
+	st        *stream
+	rewritten bool
 }
 
 // number assigns the next sequence to env; called with the stream's write lock held, so
@@ -88,7 +92,7 @@ func (o *outbox) track(st *stream, seq uint64, env proto.Message) *receipt {
 	if seq <= o.acked || st.ackMode() == ackNo {
 		return nil
 	}
-	r := &receipt{seq: seq, env: env, st: st, done: make(chan struct{})}
+	r := &receipt{ob: o, seq: seq, env: env, st: st, done: make(chan struct{})}
 	o.waiting = append(o.waiting, r)
 	return r
 }
@@ -108,12 +112,13 @@ func (o *outbox) acknowledge(seq uint64) {
 
 // release completes the waits of messages last written on st with err (nil: st's server
 // does not acknowledge, so written counts as sent, as before acknowledgements existed).
-func (o *outbox) release(st *stream, err error) {
+// With keepRewritten, messages rewritten on st stay waiting for the next stream.
+func (o *outbox) release(st *stream, err error, keepRewritten bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	kept := o.waiting[:0]
 	for _, r := range o.waiting {
-		if r.st == st {
+		if r.st == st && !(keepRewritten && r.rewritten) {
 			r.finish(err)
 			continue
 		}
@@ -146,7 +151,7 @@ func (o *outbox) pending() []*receipt {
 func (o *outbox) moved(r *receipt, st *stream) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	r.st = st
+	r.st, r.rewritten = st, true
 }
 
 func (r *receipt) finish(err error) {
@@ -156,12 +161,12 @@ func (r *receipt) finish(err error) {
 
 // wait returns once the message is acknowledged, or fails when ctx ends first or the
 // message cannot be acknowledged any more; every error is retryable.
-func (o *outbox) wait(ctx context.Context, r *receipt) error {
+func (r *receipt) wait(ctx context.Context) error {
 	select {
 	case <-r.done:
 		return r.err
 	case <-ctx.Done():
-		o.forget(r)
+		r.ob.forget(r)
 		select {
 		case <-r.done: // acknowledged meanwhile
 			return r.err
@@ -179,17 +184,19 @@ func (st *stream) ackMode() ackMode {
 	return st.mode
 }
 
-// setAckMode decides the stream's mode once; ackNo releases its waiting senders.
+// setAckMode decides the stream's mode; ackNo releases its waiting senders. It is decided
+// once, except that an acknowledgement arriving after the quiet period still turns the
+// stream into an acknowledging one (a slow server, not an old one).
 func (st *stream) setAckMode(m ackMode) {
 	st.modeMu.Lock()
-	if st.mode != ackUnknown {
+	if st.mode == m || (st.mode != ackUnknown && m != ackYes) {
 		st.modeMu.Unlock()
 		return
 	}
 	st.mode = m
 	st.modeMu.Unlock()
 	if m == ackNo {
-		st.outbox.release(st, nil)
+		st.outbox.release(st, nil, false)
 	}
 }
 
@@ -211,14 +218,17 @@ func (st *stream) acknowledged(seq uint64) {
 // ended settles the waits of messages last written on st once its receive loop returned.
 // With an acknowledging server they stay, to be written again on the next stream of the
 // kind. Otherwise a refused stream's payloads are re-sent by the replay buffer (so they
-// count as sent), and a stream that ended before its server's mode was known fails them.
+// count as sent) except the rewritten ones, which it does not hold and which therefore wait
+// for the next stream; and a stream that ended before its server's mode was known fails them.
 func (st *stream) ended(refused bool) {
 	switch mode := st.ackMode(); {
 	case mode == ackYes:
-	case mode == ackNo || refused:
-		st.outbox.release(st, nil)
+	case mode == ackNo:
+		st.outbox.release(st, nil, false)
+	case refused:
+		st.outbox.release(st, nil, true)
 	default:
-		st.outbox.release(st, errUnacknowledged)
+		st.outbox.release(st, errUnacknowledged, false)
 	}
 }
 

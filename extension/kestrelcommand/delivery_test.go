@@ -149,3 +149,55 @@ func TestServerThatNeverAcknowledges(t *testing.T) {
 	assert.Less(t, time.Since(start), ackQuiet/2)
 	assert.False(t, h.ext.sawAcks.Load())
 }
+
+// The outbox's bookkeeping without a server: cumulative acknowledgements, given-up waits,
+// and which waits a stream's end settles.
+func TestOutboxBookkeeping(t *testing.T) {
+	ob := &outbox{}
+	st1 := &stream{outbox: ob}
+	env := func() *cloudv1.StreamEventsRequest { return &cloudv1.StreamEventsRequest{} }
+	var rs []*receipt
+	for range 4 {
+		e := env()
+		rs = append(rs, ob.track(st1, ob.number(e), e))
+	}
+	assert.EqualValues(t, 3, rs[2].env.(*cloudv1.StreamEventsRequest).GetSequence())
+
+	ob.acknowledge(2)
+	require.NoError(t, rs[0].wait(context.Background()))
+	require.NoError(t, rs[1].wait(context.Background()))
+	assert.Nil(t, ob.track(st1, 1, env()), "an acknowledged number needs no wait")
+
+	// A given-up wait is not written again.
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, rs[3].wait(ended), context.Canceled)
+	assert.Equal(t, []*receipt{rs[2]}, ob.pending())
+
+	// Rewritten on a stream that is then refused: it waits for the next stream; a first write
+	// on a refused stream counts as sent (its replay buffer re-sends it).
+	st2 := &stream{outbox: ob}
+	ob.moved(rs[2], st2)
+	e := env()
+	held := ob.track(st2, ob.number(e), e)
+	st2.ended(true)
+	require.NoError(t, held.wait(context.Background()))
+	assert.Equal(t, []*receipt{rs[2]}, ob.pending())
+
+	// A stream that ended before its server was known to acknowledge fails the wait.
+	st3 := &stream{outbox: ob}
+	ob.moved(rs[2], st3)
+	st3.ended(false)
+	require.ErrorIs(t, rs[2].wait(context.Background()), cloudconn.ErrNotConnected)
+	assert.Empty(t, ob.pending())
+
+	// An acknowledging stream keeps its waits for the next stream; a late acknowledgement
+	// turns a stream judged old back into an acknowledging one.
+	st4 := &stream{outbox: ob, mode: ackNo}
+	st4.acknowledged(5)
+	assert.Equal(t, ackYes, st4.ackMode())
+	e = env()
+	r := ob.track(st4, ob.number(e), e)
+	st4.ended(false)
+	assert.Equal(t, []*receipt{r}, ob.pending())
+}

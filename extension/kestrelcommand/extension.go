@@ -242,8 +242,7 @@ func (e *kestrelCommand) SendAcknowledged(ctx context.Context, payload proto.Mes
 	if r == nil {
 		return acknowledgedAlready, nil
 	}
-	ob := r.st.outbox
-	return func(ctx context.Context) error { return ob.wait(ctx, r) }, nil
+	return r.wait, nil
 }
 
 func acknowledgedAlready(context.Context) error { return nil }
