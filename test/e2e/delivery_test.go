@@ -48,8 +48,9 @@ service:
 `
 
 // The short version of the soak test's 10-minute outage (test/soak): a cloud outage of a few
-// seconds at 2,000 records/s with a file_storage queue loses nothing and refuses nothing;
-// the cloud, which acknowledges, gets every record once.
+// seconds at 2,000 records/s with a file_storage queue loses nothing and refuses nothing.
+// Duplicates are reported, not asserted: a message whose acknowledgement the exporter's
+// timeout gave up on is sent again as a new message (extension tests cover the filtering).
 func TestOutageWithFileStorageLosesNothing(t *testing.T) {
 	// The cloud records to files, so that what it received before the outage counts too and
 	// it keeps its acknowledged sequences across the restart, as a real cloud would.
@@ -88,5 +89,4 @@ func TestOutageWithFileStorageLosesNothing(t *testing.T) {
 	t.Logf("outage with file_storage: %s", tally)
 	require.Zero(t, tally.Lost)
 	require.Zero(t, refused)
-	require.Zero(t, tally.Duplicated, "one collector process: re-sent copies are filtered by sequence")
 }
