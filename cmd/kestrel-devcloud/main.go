@@ -39,7 +39,7 @@ const usage = `kestrel-devcloud: a local Kestrel Cloud for trying and testing th
 Usage:
   kestrel-devcloud certs --out DIR [--tenant T] [--token-ttl 24h] [--hosts H,...] [--force]
   kestrel-devcloud serve --certs DIR [--listen ADDR] [--admin ADDR] [--record DIR]
-                         [--heartbeat 30s] [--old-server] [--lazy-headers] [--token-ttl 24h]
+                         [--heartbeat 30s] [--old-server] [--lazy-headers] [--no-acks] [--token-ttl 24h]
                          [--max-message-size 10485760] [--drain-timeout 5s]
   kestrel-devcloud ctl [--admin ADDR] status [--json]
   kestrel-devcloud ctl [--admin ADDR] request --type KubernetesAPIRequest --json '{...}'
