@@ -118,7 +118,7 @@ func (o *outbox) release(st *stream, err error, keepRewritten bool) {
 	defer o.mu.Unlock()
 	kept := o.waiting[:0]
 	for _, r := range o.waiting {
-		if r.st == st && !(keepRewritten && r.rewritten) {
+		if r.st == st && (!keepRewritten || !r.rewritten) {
 			r.finish(err)
 			continue
 		}
