@@ -147,6 +147,7 @@ func TestStreamDataRequestMatchesSpec(t *testing.T) {
 		{27, "datadog_monitor_alert", "DatadogMonitorAlert", o},
 		{28, "risk_finding", "RiskFinding", o},
 		{29, "risk_assessment", "RiskAssessment", o},
+		{100, "sequence", "uint64", "singular"},
 	})
 }
 

@@ -28,6 +28,7 @@ func TestRiskMessagesMatchSpec(t *testing.T) {
 		{5, "datadog_monitor_alert", "DatadogMonitorAlert", o},
 		{6, "risk_finding", "RiskFinding", o},
 		{7, "risk_assessment", "RiskAssessment", o},
+		{100, "sequence", "uint64", "singular"},
 	})
 	assertFields(t, "RiskFinding", []field{
 		{1, "fingerprint", "string", "singular"},

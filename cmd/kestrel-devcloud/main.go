@@ -39,7 +39,7 @@ const usage = `kestrel-devcloud: a local Kestrel Cloud for trying and testing th
 Usage:
   kestrel-devcloud certs --out DIR [--tenant T] [--token-ttl 24h] [--hosts H,...] [--force]
   kestrel-devcloud serve --certs DIR [--listen ADDR] [--admin ADDR] [--record DIR]
-                         [--heartbeat 30s] [--old-server] [--lazy-headers] [--token-ttl 24h]
+                         [--heartbeat 30s] [--old-server] [--lazy-headers] [--no-acks] [--token-ttl 24h]
                          [--max-message-size 10485760] [--drain-timeout 5s]
   kestrel-devcloud ctl [--admin ADDR] status [--json]
   kestrel-devcloud ctl [--admin ADDR] request --type KubernetesAPIRequest --json '{...}'
@@ -186,6 +186,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat", def.HeartbeatInterval, "interval of server heartbeats on every stream")
 	fs.BoolVar(&cfg.OldServer, "old-server", false, "answer the side streams with Unimplemented, like an old cloud")
 	fs.BoolVar(&cfg.LazyHeaders, "lazy-headers", false, "send a stream's response headers only with its first message (a heartbeat), as grpc-go does by default")
+	fs.BoolVar(&cfg.NoAcks, "no-acks", false, "neither acknowledge nor filter numbered messages, like a server built before acknowledged delivery")
 	fs.DurationVar(&cfg.TokenTTL, "token-ttl", def.TokenTTL, "lifetime of tokens issued by RenewClusterToken")
 	fs.IntVar(&cfg.MaxMessageSize, "max-message-size", def.MaxMessageSize, "maximum gRPC message size in bytes")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", def.DrainTimeout, "how long shutdown waits for operators to close their streams")
@@ -332,7 +333,7 @@ func printStatus(w io.Writer, st devcloud.Status) {
 		fmt.Fprintln(w, "No operator has connected yet.")
 	} else {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "OPERATOR\tCOMMITTED\tSTREAM\tOPEN\tRECEIVED\tOPENED\tTOKEN EXPIRES")
+		fmt.Fprintln(tw, "OPERATOR\tCOMMITTED\tSTREAM\tOPEN\tRECEIVED\tACKED\tDUPLICATES\tOPENED\tTOKEN EXPIRES")
 		for _, op := range st.Operators {
 			name, committed := op.ID, yesNo(op.Committed)
 			for _, kind := range streamOrder {
@@ -340,8 +341,8 @@ func printStatus(w io.Writer, st devcloud.Status) {
 				if !ok {
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", name, committed, kind, yesNo(ss.Open), ss.Received,
-					ss.OpenedAt.Local().Format(time.DateTime), ss.TokenExpiry.Local().Format(time.DateTime))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", name, committed, kind, yesNo(ss.Open), ss.Received,
+					ss.Acknowledged, ss.Duplicates, ss.OpenedAt.Local().Format(time.DateTime), ss.TokenExpiry.Local().Format(time.DateTime))
 				// Print the operator's columns once, on its first stream.
 				name, committed = "", ""
 			}
@@ -352,6 +353,7 @@ func printStatus(w io.Writer, st devcloud.Status) {
 		}
 	}
 	fmt.Fprintf(w, "Token renewals: %d\n", st.Renewals)
+	fmt.Fprintf(w, "Duplicates filtered: %d\n", st.Duplicates)
 }
 
 func yesNo(b bool) string {

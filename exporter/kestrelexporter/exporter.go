@@ -88,14 +88,23 @@ func (e *kestrelExporter) shutdown(context.Context) error {
 	return nil
 }
 
-// pushLogs sends the payloads in record order. On the first failure it returns the records
-// behind the failed and later payloads, so a retry resends only what was not sent.
+// pushLogs sends the payloads in record order and returns once the server has
+// acknowledged them (at once with a server that does not acknowledge), so that a batch
+// leaves the queue only when delivered. On a failure it returns the records behind the
+// first payload that was not sent or not acknowledged, and all later ones, for the retry.
 func (e *kestrelExporter) pushLogs(ctx context.Context, ld plog.Logs) error {
 	res := e.mapper.Map(ld)
 	reportDrops(ctx, e.logger, e.dropped, res.Drops)
+	type written struct {
+		item int
+		ack  cloudconn.Acknowledgement
+	}
+	acks := make([]written, 0, len(res.Items))
+	failed, sendErr := len(res.Items), error(nil)
 	for i, it := range res.Items {
-		err := e.conn.Send(ctx, it.Payload)
+		ack, err := e.conn.SendAcknowledged(ctx, it.Payload)
 		if err == nil {
+			acks = append(acks, written{i, ack})
 			continue
 		}
 		// The connection answers InvalidArgument for a message no stream can carry; that
@@ -108,9 +117,24 @@ func (e *kestrelExporter) pushLogs(ctx context.Context, ld plog.Logs) error {
 				zap.Error(err))
 			continue
 		}
-		return consumererror.NewLogs(
-			fmt.Errorf("sending %s: %w", it.Payload.ProtoReflect().Descriptor().FullName(), err),
-			res.Unsent(ld, i))
+		failed, sendErr = i, fmt.Errorf("sending %s: %w", it.Payload.ProtoReflect().Descriptor().FullName(), err)
+		break
+	}
+	// Acknowledgements are cumulative per stream, so most of these return at once. Once one
+	// fails, the rest are given up (a wait with an ended context), since they are re-sent.
+	giveUp, cancel := context.WithCancel(ctx)
+	cancel()
+	for _, w := range acks {
+		if w.item >= failed {
+			_ = w.ack(giveUp)
+			continue
+		}
+		if err := w.ack(ctx); err != nil {
+			failed, sendErr = w.item, fmt.Errorf("%s: %w", res.Items[w.item].Payload.ProtoReflect().Descriptor().FullName(), err)
+		}
+	}
+	if sendErr != nil {
+		return consumererror.NewLogs(sendErr, res.Unsent(ld, failed))
 	}
 	return nil
 }

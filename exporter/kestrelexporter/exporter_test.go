@@ -35,12 +35,29 @@ import (
 var clock = time.Date(2026, 1, 1, 0, 10, 0, 0, time.UTC)
 
 // recordingConn is a test double of our own cloudconn.Connection interface: it records the
-// payloads handed to Send, and fails a Send when fail returns an error for it.
+// payloads handed to Send, and fails a Send when fail returns an error for it, or the wait
+// for its acknowledgement when unacked does.
 type recordingConn struct {
-	mu    sync.Mutex
-	calls int
-	sent  []proto.Message
-	fail  func(call int, payload proto.Message) error
+	mu      sync.Mutex
+	calls   int
+	sent    []proto.Message
+	fail    func(call int, payload proto.Message) error
+	unacked func(call int) error
+}
+
+func (c *recordingConn) SendAcknowledged(ctx context.Context, payload proto.Message) (cloudconn.Acknowledgement, error) {
+	c.mu.Lock()
+	call := c.calls
+	c.mu.Unlock()
+	if err := c.Send(ctx, payload); err != nil {
+		return nil, err
+	}
+	return func(context.Context) error {
+		if c.unacked != nil {
+			return c.unacked(call)
+		}
+		return nil
+	}, nil
 }
 
 func (c *recordingConn) Send(_ context.Context, payload proto.Message) error {
@@ -394,4 +411,47 @@ func TestFactoryExporterWithoutExtensionFailsToStart(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorContains(t, exp.Start(context.Background(), componenttest.NewNopHost()), `extension "kestrel_command" not found`)
 	require.NoError(t, exp.Shutdown(context.Background()))
+}
+
+// A batch counts as delivered only once acknowledged: when the acknowledgement of a payload
+// fails (the connection broke before it came), the records of that payload and all later ones
+// are returned for the retry, and the waits behind it are given up.
+func TestPushReturnsRecordsNotAcknowledged(t *testing.T) {
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
+	var givenUp []int
+	failing := true
+	conn := &recordingConn{}
+	conn.unacked = func(call int) error {
+		switch {
+		case !failing:
+			return nil
+		case call == 1:
+			return cloudconn.ErrNotConnected
+		case call > 1:
+			givenUp = append(givenUp, call)
+		}
+		return nil
+	}
+	exp := startedExporter(t, tt, conn)
+
+	err := exp.pushLogs(context.Background(), testLogs())
+	require.ErrorIs(t, err, cloudconn.ErrNotConnected)
+	assert.False(t, consumererror.IsPermanent(err))
+	assert.Len(t, conn.payloads(), 3, "every payload was written before the waits")
+	assert.Equal(t, []int{2}, givenUp)
+	var logsErr consumererror.Logs
+	require.ErrorAs(t, err, &logsErr)
+	var bodies []string
+	for i := 0; i < logsErr.Data().ResourceLogs().Len(); i++ {
+		lrs := logsErr.Data().ResourceLogs().At(i).ScopeLogs().At(0).LogRecords()
+		for j := 0; j < lrs.Len(); j++ {
+			bodies = append(bodies, lrs.At(j).Body().Str())
+		}
+	}
+	assert.Equal(t, []string{"a", "b", "c"}, bodies)
+
+	failing = false
+	require.NoError(t, exp.pushLogs(context.Background(), logsErr.Data()))
+	assertPayloads(t, append(wantPayloads(), wantPayloads()[1:]...), conn.payloads())
 }

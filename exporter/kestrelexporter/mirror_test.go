@@ -52,6 +52,14 @@ func newSessionConn() *sessionConn {
 	return &sessionConn{subs: map[int]func(cloudconn.State){}, snaps: map[int]cloudconn.SnapshotFunc{}}
 }
 
+// SendAcknowledged is Send against a server that does not acknowledge.
+func (c *sessionConn) SendAcknowledged(ctx context.Context, payload proto.Message) (cloudconn.Acknowledgement, error) {
+	if err := c.Send(ctx, payload); err != nil {
+		return nil, err
+	}
+	return func(context.Context) error { return nil }, nil
+}
+
 func (c *sessionConn) Send(_ context.Context, payload proto.Message) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

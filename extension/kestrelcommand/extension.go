@@ -83,6 +83,12 @@ type kestrelCommand struct {
 	// logger does not capture them or self_logs is disabled.
 	selfLogs *selfLogs
 
+	// deliverySession names this process's sequence spaces to the server; outboxes hold
+	// them per stream kind, across sessions; sawAcks is set by the first acknowledgement.
+	deliverySession string
+	outboxes        map[cloudconn.Stream]*outbox
+	sawAcks         atomic.Bool
+
 	// Totals for OperatorStats, over all sessions.
 	messagesSent   atomic.Int64
 	messagesFailed atomic.Int64
@@ -118,6 +124,12 @@ func newExtension(cfg *Config, set extension.Settings) (*kestrelCommand, error) 
 		tb:      tb,
 		maxSize: cfg.MaxMessageSizeMiB << 20,
 		rotate:  make(chan struct{}, 1),
+
+		deliverySession: newSessionID(),
+		outboxes:        map[cloudconn.Stream]*outbox{},
+	}
+	for _, k := range append([]cloudconn.Stream{cloudconn.StreamData, cloudconn.StreamControl}, sideStreams...) {
+		e.outboxes[k] = &outbox{}
 	}
 	e.stopCtx, e.stop = context.WithCancel(context.Background())
 	e.abortCtx, e.abort = context.WithCancel(context.Background())
@@ -251,18 +263,37 @@ func (e *kestrelCommand) Connection() cloudconn.Connection { return e }
 
 // Send implements cloudconn.Connection.
 func (e *kestrelCommand) Send(ctx context.Context, payload proto.Message) error {
+	_, err := e.send(ctx, payload, false)
+	return err
+}
+
+// SendAcknowledged implements cloudconn.Connection.
+func (e *kestrelCommand) SendAcknowledged(ctx context.Context, payload proto.Message) (cloudconn.Acknowledgement, error) {
+	r, err := e.send(ctx, payload, true)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return acknowledgedAlready, nil
+	}
+	return r.wait, nil
+}
+
+func acknowledgedAlready(context.Context) error { return nil }
+
+func (e *kestrelCommand) send(ctx context.Context, payload proto.Message, track bool) (*receipt, error) {
 	if payload == nil {
-		return status.Error(codes.InvalidArgument, "nil payload")
+		return nil, status.Error(codes.InvalidArgument, "nil payload")
 	}
 	preferred, err := preferredStream(payload.ProtoReflect().Descriptor().FullName())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s := e.session.Load()
 	if s == nil {
-		return cloudconn.ErrNotConnected
+		return nil, cloudconn.ErrNotConnected
 	}
-	return s.send(ctx, preferred, payload)
+	return s.send(ctx, preferred, payload, track)
 }
 
 // Handle implements cloudconn.Connection.
@@ -349,7 +380,8 @@ func (e *kestrelCommand) reply(ctx context.Context, arrival cloudconn.Stream, re
 	if s == nil {
 		return cloudconn.ErrNotConnected
 	}
-	return s.send(ctx, replyStream(arrival, resp), resp)
+	_, err := s.send(ctx, replyStream(arrival, resp), resp, false)
+	return err
 }
 
 // dial creates a new ClientConn. ToClientConn loads the TLS files every time, so each

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,6 +99,14 @@ type stream struct {
 	replay       []heldPayload
 	replayBytes  int
 	replayNextID uint64
+
+	// Acknowledged delivery (delivery.go): the kind's sequence space, and whether this
+	// stream's server acknowledges, decided by its first acknowledgement or by quiet.
+	outbox    *outbox
+	quiet     time.Duration
+	modeMu    sync.Mutex
+	mode      ackMode
+	quietOnce sync.Once
 }
 
 const (
@@ -130,6 +139,13 @@ func (st *stream) accept() {
 	st.acceptedAt = time.Now()
 	st.replay, st.replayBytes = nil, 0
 	close(st.accepted)
+}
+
+// refused reports a stream that ended before it was accepted.
+func (st *stream) refused() bool {
+	st.acceptMu.Lock()
+	defer st.acceptMu.Unlock()
+	return st.acceptState == acceptRefused
 }
 
 // acceptedTime is when the stream was accepted, zero if it was not.
@@ -192,7 +208,22 @@ func (st *stream) release(id uint64) bool {
 	return true
 }
 
-func (st *stream) send(ctx context.Context, msg proto.Message) error {
+// send numbers msg, a request envelope, in its kind's sequence and writes it.
+func (st *stream) send(ctx context.Context, msg proto.Message) (uint64, error) {
+	var seq uint64
+	err := st.locked(ctx, func() error {
+		seq = st.outbox.number(msg)
+		return st.cs.SendMsg(msg)
+	})
+	return seq, err
+}
+
+// write writes msg as it is: a message written before, with its number.
+func (st *stream) write(ctx context.Context, msg proto.Message) error {
+	return st.locked(ctx, func() error { return st.cs.SendMsg(msg) })
+}
+
+func (st *stream) locked(ctx context.Context, write func() error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -207,7 +238,8 @@ func (st *stream) send(ctx context.Context, msg proto.Message) error {
 	}
 	st.sendingSince.Store(time.Now().UnixNano())
 	defer st.sendingSince.Store(0)
-	return st.cs.SendMsg(msg)
+	st.wrote(st.quiet)
+	return write()
 }
 
 // blockedFor is how long the write in progress has been blocked, 0 if there is none.
@@ -278,7 +310,7 @@ func (s *session) fail(err error) {
 func (s *session) openStream(kind cloudconn.Stream) (*stream, error) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	token := s.e.tokens.current()
-	ctx = metadata.AppendToOutgoingContext(ctx, tenantHeader, token.tenant)
+	ctx = metadata.AppendToOutgoingContext(ctx, tenantHeader, token.tenant, envelope.SessionHeader, s.e.deliverySession)
 	cs, err := streamSpecs[kind].open(ctx, s.client)
 	if err != nil {
 		cancel()
@@ -288,6 +320,10 @@ func (s *session) openStream(kind cloudconn.Stream) (*stream, error) {
 		kind: kind, attrs: metric.WithAttributes(attribute.String("stream", string(kind))),
 		token: token.raw, cs: cs, cancel: cancel, lock: make(chan struct{}, 1), done: make(chan struct{}),
 		accepted: make(chan struct{}), resent: make(chan struct{}),
+		outbox: s.e.outboxes[kind], quiet: ackQuiet,
+	}
+	if s.e.sawAcks.Load() {
+		st.quiet = ackQuietKnown
 	}
 	// Writes start at once; acceptance is learnt on the side. grpc-go servers send headers
 	// with their first message unless the handler sends them earlier, and Kestrel Cloud's
@@ -300,6 +336,11 @@ func (s *session) openStream(kind cloudconn.Stream) (*stream, error) {
 	}()
 	quiet := time.AfterFunc(acceptQuiet, st.accept)
 	context.AfterFunc(ctx, func() { quiet.Stop() })
+	// What an earlier stream of this kind wrote without an acknowledgement goes first, with
+	// its numbers; if this write fails, the next stream tries again.
+	if err := st.rewrite(ctx); err != nil {
+		s.e.logger.Debug("Re-sending unacknowledged messages failed", zap.String("stream", string(kind)), zap.Error(err))
+	}
 	return st, nil
 }
 
@@ -317,8 +358,14 @@ func (s *session) receive(st *stream) {
 			return
 		}
 		st.accept()
+		acked := envelope.Acknowledged(env)
+		if acked > 0 {
+			s.e.sawAcks.Store(true)
+			st.acknowledged(acked)
+		}
 		req := envelope.Unwrap(env)
 		switch {
+		case req == nil && acked > 0: // an acknowledgement alone
 		case req == nil:
 			s.e.logger.Debug("Ignoring an empty or unknown message", zap.String("stream", string(st.kind)))
 		case isLiveness(req.ProtoReflect().Descriptor().FullName()):
@@ -356,6 +403,7 @@ func (s *session) run() attemptResult {
 	go func() {
 		defer s.wg.Done()
 		s.receive(data)
+		data.ended(false)
 		s.fail(fmt.Errorf("StreamData failed: %w", data.err))
 	}()
 
@@ -447,7 +495,8 @@ func (s *session) replay() error {
 		if m == nil {
 			return errors.New("nil snapshot message")
 		}
-		return s.sendOn(ctx, s.data, m)
+		_, err := s.sendOn(ctx, s.data, m, false)
+		return err
 	}
 	commit := &cloudv1.InventoryCommit{}
 	for i, fn := range s.e.snapshotFuncs() {
@@ -461,7 +510,7 @@ func (s *session) replay() error {
 		commit.HasFlux = commit.HasFlux || flags.GetHasFlux()
 		commit.HasKarpenter = commit.HasKarpenter || flags.GetHasKarpenter()
 	}
-	if err := s.sendOn(ctx, s.data, commit); err != nil {
+	if _, err := s.sendOn(ctx, s.data, commit, false); err != nil {
 		return fmt.Errorf("sending InventoryCommit: %w", err)
 	}
 	return s.sendCarried(ctx)
@@ -482,6 +531,7 @@ func (s *session) startControl() {
 		defer s.wg.Done()
 		defer st.cancel()
 		s.receive(st)
+		st.ended(false)
 		slot.CompareAndSwap(st, nil)
 		switch {
 		case status.Code(st.err) == codes.Unimplemented:
@@ -519,7 +569,9 @@ func (s *session) runSideStream(kind cloudconn.Stream) {
 			s.receive(st)
 			// Re-sent before the slot is cleared: until then, later payloads of this kind
 			// find the refused stream and wait for the re-send instead of overtaking it.
-			if held := st.refuse(); len(held) > 0 {
+			held := st.refuse()
+			st.ended(st.refused())
+			if len(held) > 0 {
 				s.resend(kind, held)
 			}
 			close(st.resent)
@@ -567,7 +619,7 @@ func (s *session) resend(kind cloudconn.Stream, held []heldPayload) {
 	for i, h := range held {
 		err := s.dataAccepted(s.ctx)
 		if err == nil {
-			err = s.sendOn(s.ctx, s.data, h.payload)
+			_, err = s.sendOn(s.ctx, s.data, h.payload, false)
 		}
 		if err != nil {
 			s.e.carry(held[i:])
@@ -616,7 +668,7 @@ func (s *session) sendCarried(ctx context.Context) error {
 		return err
 	}
 	for i, h := range held {
-		if err := s.sendOn(ctx, s.data, h.payload); err != nil {
+		if _, err := s.sendOn(ctx, s.data, h.payload, false); err != nil {
 			s.e.carry(held[i:])
 			return fmt.Errorf("re-sending payloads carried over from the previous connection: %w", err)
 		}
@@ -749,60 +801,68 @@ wait:
 
 // send writes payload on its preferred stream when that stream is open, else on
 // StreamData. A failed side stream is not retried here: the payload goes on StreamData.
-func (s *session) send(ctx context.Context, preferred cloudconn.Stream, payload proto.Message) error {
+// With track, it returns the receipt to wait on for the acknowledgement (nil: none to wait for).
+func (s *session) send(ctx context.Context, preferred cloudconn.Stream, payload proto.Message, track bool) (*receipt, error) {
 	if preferred != cloudconn.StreamData {
 		if st := s.open[preferred].Load(); st != nil {
-			err := s.sendOn(ctx, st, payload)
+			r, err := s.sendOn(ctx, st, payload, track)
 			if err == nil || ctx.Err() != nil || status.Code(err) == codes.InvalidArgument {
-				return err
+				return r, err
 			}
 			if errors.Is(err, errRefused) {
 				select {
 				case <-st.resent:
 				case <-ctx.Done():
-					return ctx.Err()
+					return nil, ctx.Err()
 				}
 			}
 		}
 	}
 	if err := s.dataAccepted(ctx); err != nil {
-		return err
+		return nil, err
 	}
-	err := s.sendOn(ctx, s.data, payload)
+	r, err := s.sendOn(ctx, s.data, payload, track)
 	if errors.Is(err, errStreamClosed) || errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: StreamData is closing", cloudconn.ErrNotConnected)
+		return nil, fmt.Errorf("%w: StreamData is closing", cloudconn.ErrNotConnected)
 	}
-	return err
+	return r, err
 }
 
 // sendOn wraps payload in st's envelope and writes it. Oversized messages are refused
 // before they reach gRPC, which would otherwise fail the whole stream.
-func (s *session) sendOn(ctx context.Context, st *stream, payload proto.Message) error {
+// With track, it also returns the receipt to wait on for the acknowledgement.
+func (s *session) sendOn(ctx context.Context, st *stream, payload proto.Message, track bool) (*receipt, error) {
 	env, err := envelope.Request(st.kind).Wrap(payload)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	// The size limit counts the sequence number that send adds: the largest it can take.
+	envelope.SetSequence(env, math.MaxUint64)
 	n := proto.Size(env)
 	if n > s.e.maxSize {
-		return status.Errorf(codes.InvalidArgument, "%s of %d bytes exceeds max_message_size_mib (%d bytes)",
+		return nil, status.Errorf(codes.InvalidArgument, "%s of %d bytes exceeds max_message_size_mib (%d bytes)",
 			payload.ProtoReflect().Descriptor().FullName(), n, s.e.maxSize)
 	}
 	// Until a side stream is accepted, what is written on it is also kept for re-sending.
 	var held uint64
 	if st.kind != cloudconn.StreamData {
 		if held, err = st.hold(payload, n, replayLimit); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if err := st.send(ctx, env); err != nil {
+	seq, err := st.send(ctx, env)
+	if err != nil {
 		if held != 0 && !st.release(held) {
-			return nil // the refusal took it: it is re-sent on StreamData
+			return nil, nil // the refusal took it: it is re-sent on StreamData
 		}
 		s.e.tb.KestrelCommandMessagesFailed.Add(context.Background(), 1, st.attrs)
 		s.e.messagesFailed.Add(1)
-		return err
+		return nil, err
 	}
 	s.e.tb.KestrelCommandMessagesSent.Add(context.Background(), 1, st.attrs)
 	s.e.messagesSent.Add(1)
-	return nil
+	if !track {
+		return nil, nil
+	}
+	return st.outbox.track(st, seq, env), nil
 }

@@ -157,7 +157,7 @@ func (s *session) reportStats() {
 			return
 		case now := <-tick.C:
 			ctx, cancel := context.WithTimeout(s.ctx, s.e.cfg.StatsInterval)
-			err := s.send(ctx, cloudconn.StreamData, s.operatorStats(cg, now))
+			_, err := s.send(ctx, cloudconn.StreamData, s.operatorStats(cg, now), false)
 			cancel()
 			if err != nil {
 				s.e.logger.Debug("OperatorStats not sent", zap.Error(err))

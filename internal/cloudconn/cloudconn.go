@@ -76,6 +76,13 @@ type Connection interface {
 	// cloud.v1 type, or larger than max_message_size_mib) gives a gRPC status error with code
 	// InvalidArgument; callers treat that one as permanent, everything else as retryable.
 	Send(ctx context.Context, payload proto.Message) error
+	// SendAcknowledged is Send for payloads that must not be lost once the caller lets go
+	// of them (docs/protocol.md#acknowledged-delivery). It returns once the message is
+	// written, with the function to wait on until the server has acknowledged it. With a
+	// server that does not acknowledge, that function returns nil once the stream is known
+	// to be such a server's (within about a second), as Send would have. Its errors are
+	// retryable: the message may or may not have arrived, and the caller sends it again.
+	SendAcknowledged(ctx context.Context, payload proto.Message) (Acknowledgement, error)
 	// Handle registers the handler for one request type, given as a zero value of the
 	// request message (e.g. &cloudv1.MetricsQueryRequest{}). One handler per type. After
 	// unregister, requests of that type are answered as unsupported again, and the type can
@@ -92,6 +99,11 @@ type Connection interface {
 	State() State
 	Subscribe(fn func(State)) (unsubscribe func())
 }
+
+// Acknowledgement waits until the server has acknowledged one message, or ctx ends. Call it
+// once: after it returned an error the connection no longer re-sends the message on a
+// reconnect, so calling it with an ended context gives the message up.
+type Acknowledgement func(ctx context.Context) error
 
 // Provider is the interface the extension component itself satisfies.
 type Provider interface {

@@ -39,7 +39,7 @@ func TestAdminAPI(t *testing.T) {
 
 	code, body := adminCall(t, s, http.MethodGet, "/v1/status", "")
 	require.Equal(t, http.StatusOK, code, string(body))
-	assert.JSONEq(t, `{"operators":[],"renewals":0}`, string(body))
+	assert.JSONEq(t, `{"operators":[],"renewals":0,"duplicates":0}`, string(body))
 
 	code, body = adminCall(t, s, http.MethodPost, "/v1/requests?type=KubernetesAPIRequest", `{"apiPaths":["version"]}`)
 	assert.Equal(t, http.StatusNotFound, code, string(body))

@@ -19,6 +19,9 @@ type recordLine struct {
 	Operator string           `json:"operator"`
 	Stream   cloudconn.Stream `json:"stream"`
 	Message  json.RawMessage  `json:"message"`
+	// Session and Sequence let a restarted devcloud rebuild its acknowledged sequences.
+	Session  string `json:"session,omitempty"`
+	Sequence uint64 `json:"sequence,omitempty"`
 }
 
 // recorder appends records to <dir>/<stream>.jsonl, one write per line so that every
@@ -39,7 +42,10 @@ func (r *recorder) write(rec Record) error {
 		return err
 	}
 	// json.Marshal compacts the RawMessage, so the line has no embedded newlines.
-	line, err := json.Marshal(recordLine{Time: rec.Time, Operator: rec.Operator, Stream: rec.Stream, Message: msg})
+	line, err := json.Marshal(recordLine{
+		Time: rec.Time, Operator: rec.Operator, Stream: rec.Stream, Message: msg,
+		Session: rec.Session, Sequence: rec.Sequence,
+	})
 	if err != nil {
 		return err
 	}

@@ -53,6 +53,7 @@ type Config struct {
 	HeartbeatInterval time.Duration // interval of heartbeats on every stream
 	OldServer         bool          // side streams answer codes.Unimplemented
 	LazyHeaders       bool          // response headers go out only with a stream's first message, as grpc-go does by default
+	NoAcks            bool          // neither acknowledge nor filter numbered messages, as a server built before acknowledged delivery
 	RefuseAfter       time.Duration // with OldServer: the side streams' Unimplemented comes this late (test hook)
 	TokenTTL          time.Duration // TTL of tokens minted by RenewClusterToken
 	MaxMessageSize    int           // bytes, send and receive
@@ -78,6 +79,8 @@ type Record struct {
 	Stream   cloudconn.Stream // cloudconn.StreamData, StreamControl, ...
 	Message  proto.Message    // the envelope as received: *cloudv1.StreamDataRequest, ...
 	Payload  proto.Message    // the message set in the envelope's oneof, e.g. *cloudv1.Flow; nil if none
+	Session  string           // the stream's delivery session, "" if the operator sent none
+	Sequence uint64           // the envelope's sequence, 0 when not numbered (or no session)
 }
 
 // StreamStatus describes the latest stream of one kind an operator opened.
@@ -86,6 +89,11 @@ type StreamStatus struct {
 	OpenedAt    time.Time `json:"opened_at"`
 	Received    int64     `json:"received"`
 	TokenExpiry time.Time `json:"token_expiry"`
+	// Acknowledged delivery (docs/protocol.md#acknowledged-delivery) of the stream's
+	// session: the highest sequence recorded and the duplicates filtered.
+	Session      string `json:"session,omitempty"`
+	Acknowledged uint64 `json:"acknowledged,omitempty"`
+	Duplicates   int64  `json:"duplicates,omitempty"`
 }
 
 // OperatorStatus describes one operator (client certificate CN + tenant).
@@ -102,6 +110,9 @@ type OperatorStatus struct {
 type Status struct {
 	Operators []OperatorStatus `json:"operators"`
 	Renewals  int              `json:"renewals"`
+	// Duplicates counts numbered messages received again after they were recorded, and not
+	// recorded a second time, over every operator, stream and session.
+	Duplicates int64 `json:"duplicates"`
 }
 
 // Server is a running (or startable) devcloud.
@@ -128,8 +139,14 @@ type Server struct {
 	policies  map[string]chan *cloudv1.NetworkPolicyWithError // policy_id → waiter of a push
 	renewals  int
 	stopped   bool
+	// deliveries holds the acknowledged sequence per operator, stream kind and session,
+	// rebuilt from RecordDir at start.
+	deliveries map[deliveryKey]*delivery
+	duplicates int64
 	// paused, when not nil, holds every receive loop until it is closed (PauseReading).
 	paused chan struct{}
+	// withholdAcks: messages are recorded but not acknowledged (WithholdAcks).
+	withholdAcks bool
 }
 
 type operator struct {
@@ -184,9 +201,13 @@ func New(cfg Config, logger *zap.Logger) (*Server, error) {
 		pending:   map[string]*waiter{},
 		policies:  map[string]chan *cloudv1.NetworkPolicyWithError{},
 	}
+	s.deliveries = map[deliveryKey]*delivery{}
 	if cfg.RecordDir != "" {
 		if err := os.MkdirAll(cfg.RecordDir, 0o700); err != nil {
 			return nil, fmt.Errorf("devcloud: record dir: %w", err)
+		}
+		if s.deliveries, err = loadDeliveries(cfg.RecordDir); err != nil {
+			return nil, err
 		}
 		s.recorder = newRecorder(cfg.RecordDir)
 	}
@@ -413,7 +434,7 @@ func (s *Server) Status() Status {
 }
 
 func (s *Server) statusLocked() Status {
-	st := Status{Operators: []OperatorStatus{}, Renewals: s.renewals}
+	st := Status{Operators: []OperatorStatus{}, Renewals: s.renewals, Duplicates: s.duplicates}
 	for _, op := range s.operators {
 		o := OperatorStatus{
 			ID:          op.id,
@@ -424,7 +445,11 @@ func (s *Server) statusLocked() Status {
 			Committed:   op.committed,
 		}
 		for kind, c := range op.streams {
-			o.Streams[kind] = StreamStatus{Open: c.open, OpenedAt: c.openedAt, Received: c.received, TokenExpiry: c.tokenExpiry}
+			ss := StreamStatus{Open: c.open, OpenedAt: c.openedAt, Received: c.received, TokenExpiry: c.tokenExpiry, Session: c.session}
+			if d := s.deliveries[c.deliveryKey()]; d != nil && c.session != "" {
+				ss.Acknowledged, ss.Duplicates = d.acked, d.duplicates
+			}
+			o.Streams[kind] = ss
 		}
 		st.Operators = append(st.Operators, o)
 	}
@@ -667,6 +692,15 @@ func (s *Server) PauseReading(pause bool) {
 		close(s.paused)
 		s.paused = nil
 	}
+}
+
+// WithholdAcks makes the server record numbered messages without acknowledging them (true),
+// as a server that dies between recording and acknowledging, or one that never acknowledges;
+// false acknowledges again, from the next message on (test hook).
+func (s *Server) WithholdAcks(withhold bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.withholdAcks = withhold
 }
 
 // readGate returns the channel a receive loop waits on while reading is paused, or nil.

@@ -2,6 +2,7 @@ package devcloud
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -29,6 +30,8 @@ type streamConn struct {
 	tokenExpiry time.Time
 	broken      chan struct{} // closed by BreakStream
 	breakOnce   sync.Once
+	session     string        // delivery session from the request metadata; "" = no acknowledgements
+	ackDue      chan struct{} // 1-slot: an acknowledgement is to be sent
 
 	// open and received are guarded by Server.mu.
 	open     bool
@@ -38,6 +41,19 @@ type streamConn struct {
 	// which stops sends once the handler has returned.
 	sendMu sync.Mutex
 	done   bool
+}
+
+func (c *streamConn) deliveryKey() deliveryKey {
+	return deliveryKey{operator: c.opID, kind: c.kind, session: c.session}
+}
+
+// ackSoon asks the stream's handler to acknowledge; requests made while one is pending
+// coalesce, so a busy stream gets one acknowledgement per handler turn, not per message.
+func (c *streamConn) ackSoon() {
+	select {
+	case c.ackDue <- struct{}{}:
+	default:
+	}
 }
 
 func (c *streamConn) send(m any) error {
@@ -134,6 +150,11 @@ func (s *Server) serveStream(st grpc.ServerStream, kind cloudconn.Stream) error 
 		case <-c.broken:
 			log.Info("stream broken by test hook")
 			return status.Error(codes.Unavailable, "stream broken by devcloud")
+		case <-c.ackDue:
+			if err := s.sendEnvelope(c, envelope.Ack(kind, s.acknowledged(c))); err != nil {
+				log.Info("acknowledgement failed", zap.Error(err))
+				return err
+			}
 		case <-ticker.C:
 			if err := s.sendEnvelope(c, heartbeat(kind)); err != nil {
 				log.Info("heartbeat failed", zap.Error(err))
@@ -158,19 +179,47 @@ func (s *Server) recvLoop(c *streamConn) error {
 			return err
 		}
 		payload := envelope.Unwrap(env)
-		rec := Record{Time: time.Now(), Operator: c.opID, Stream: c.kind, Message: env, Payload: payload}
+		var seq uint64
+		if c.session != "" {
+			seq = envelope.Sequence(env)
+		}
+		rec := Record{Time: time.Now(), Operator: c.opID, Stream: c.kind, Message: env, Payload: payload, Session: c.session, Sequence: seq}
 		s.mu.Lock()
+		// Decided with the record, so that a test that saw the record knows about its ack.
+		ack := seq != 0 && !s.withholdAcks
+		if seq != 0 && s.duplicateLocked(c, seq) {
+			s.mu.Unlock()
+			if ack {
+				c.ackSoon()
+			}
+			continue
+		}
 		s.records = append(s.records, rec)
 		c.received++
 		if _, ok := payload.(*cloudv1.InventoryCommit); ok && c.op.streams[c.kind] == c {
 			c.op.committed = true
+		}
+		if seq != 0 && s.recorder == nil {
+			s.deliveryLocked(c).acked = seq
 		}
 		s.notifyLocked()
 		s.mu.Unlock()
 		if s.recorder != nil {
 			if err := s.recorder.write(rec); err != nil {
 				s.logger.Warn("recording message failed", zap.Error(err))
+				if seq != 0 {
+					// Acknowledgements are cumulative: acknowledging a later message would
+					// acknowledge this one too. Ending the stream makes the operator re-send.
+					return fmt.Errorf("recording message %d: %w", seq, err)
+				}
+			} else if seq != 0 {
+				s.mu.Lock()
+				s.deliveryLocked(c).acked = seq
+				s.mu.Unlock()
 			}
+		}
+		if ack {
+			c.ackSoon()
 		}
 		if payload != nil {
 			s.deliverResponse(payload)
@@ -197,6 +246,8 @@ func (s *Server) openStream(id identity, kind cloudconn.Stream, st grpc.ServerSt
 		tokenExpiry: id.tokenExpiry,
 		broken:      make(chan struct{}),
 		open:        true,
+		session:     s.sessionOf(st),
+		ackDue:      make(chan struct{}, 1),
 	}
 	op.streams[kind] = c
 	if kind == cloudconn.StreamData {
@@ -215,4 +266,35 @@ func (s *Server) closeStream(c *streamConn) {
 	c.open = false
 	s.notifyLocked()
 	s.mu.Unlock()
+}
+
+// deliveryLocked returns the sequence space of c's stream kind and session; s.mu must be held.
+func (s *Server) deliveryLocked(c *streamConn) *delivery {
+	k := c.deliveryKey()
+	d := s.deliveries[k]
+	if d == nil {
+		d = &delivery{}
+		s.deliveries[k] = d
+	}
+	return d
+}
+
+// duplicateLocked reports, and counts, a numbered message that was already recorded: the
+// operator re-sends what it wrote before a reconnect and saw no acknowledgement for.
+func (s *Server) duplicateLocked(c *streamConn, seq uint64) bool {
+	d := s.deliveryLocked(c)
+	if seq > d.acked {
+		return false
+	}
+	d.duplicates++
+	s.duplicates++
+	s.notifyLocked()
+	return true
+}
+
+// acknowledged is the highest sequence recorded of c's stream kind and session.
+func (s *Server) acknowledged(c *streamConn) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.deliveryLocked(c).acked
 }

@@ -97,3 +97,47 @@ func Unwrap(env proto.Message) proto.Message {
 	}
 	return nil
 }
+
+// SessionHeader is the request metadata key of a stream that names the operator's delivery
+// session (docs/protocol.md#acknowledged-delivery): numbered messages are acknowledged and
+// deduplicated per operator, stream kind and session.
+const SessionHeader = "kestrelai-delivery-session"
+
+// Sequence returns the sequence of a request envelope, 0 when it has none.
+func Sequence(env proto.Message) uint64 { return uintField(env, "sequence") }
+
+// SetSequence numbers a request envelope; it does nothing to other messages.
+func SetSequence(env proto.Message, seq uint64) { setUintField(env, "sequence", seq) }
+
+// Acknowledged returns the acknowledged sequence of a response envelope, 0 when it has none.
+func Acknowledged(env proto.Message) uint64 { return uintField(env, "acknowledged") }
+
+// Ack returns a response envelope of stream with no member set, acknowledging up to seq; nil
+// for an unknown stream.
+func Ack(stream cloudconn.Stream, seq uint64) proto.Message {
+	e := Response(stream)
+	if e == nil {
+		return nil
+	}
+	env := e.New()
+	setUintField(env, "acknowledged", seq)
+	return env
+}
+
+func uintField(m proto.Message, name protoreflect.Name) uint64 {
+	r := m.ProtoReflect()
+	fd := r.Descriptor().Fields().ByName(name)
+	if fd == nil || fd.Kind() != protoreflect.Uint64Kind || fd.Cardinality() == protoreflect.Repeated {
+		return 0
+	}
+	return r.Get(fd).Uint()
+}
+
+func setUintField(m proto.Message, name protoreflect.Name, v uint64) {
+	r := m.ProtoReflect()
+	fd := r.Descriptor().Fields().ByName(name)
+	if fd == nil || fd.Kind() != protoreflect.Uint64Kind || fd.Cardinality() == protoreflect.Repeated {
+		return
+	}
+	r.Set(fd, protoreflect.ValueOfUint64(v))
+}

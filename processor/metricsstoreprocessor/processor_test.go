@@ -41,6 +41,10 @@ type testConnection struct {
 
 func (c *testConnection) Send(context.Context, proto.Message) error { return cloudconn.ErrNotConnected }
 
+func (c *testConnection) SendAcknowledged(context.Context, proto.Message) (cloudconn.Acknowledgement, error) {
+	return nil, cloudconn.ErrNotConnected
+}
+
 func (c *testConnection) Handle(requestType proto.Message, h cloudconn.Handler) (func(), error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -422,7 +422,12 @@ type StreamDataRequest struct {
 	//	*StreamDataRequest_DatadogMonitorAlert
 	//	*StreamDataRequest_RiskFinding
 	//	*StreamDataRequest_RiskAssessment
-	Request       isStreamDataRequest_Request `protobuf_oneof:"request"`
+	Request isStreamDataRequest_Request `protobuf_oneof:"request"`
+	// Added by otelcol-kestrel for acknowledged delivery (docs/protocol.md#acknowledged-delivery):
+	// the message's position on this stream kind within the operator's delivery session (the
+	// kestrelai-delivery-session header of the stream), from 1; 0 or absent = not numbered.
+	// Older servers ignore it.
+	Sequence      uint64 `protobuf:"varint,100,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -716,6 +721,13 @@ func (x *StreamDataRequest) GetRiskAssessment() *RiskAssessment {
 	return nil
 }
 
+func (x *StreamDataRequest) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
 type isStreamDataRequest_Request interface {
 	isStreamDataRequest_Request()
 }
@@ -904,7 +916,11 @@ type StreamDataResponse struct {
 	//	*StreamDataResponse_MetricsQueryRequest
 	//	*StreamDataResponse_Heartbeat
 	//	*StreamDataResponse_DatadogQueryRequest
-	Response      isStreamDataResponse_Response `protobuf_oneof:"response"`
+	Response isStreamDataResponse_Response `protobuf_oneof:"response"`
+	// Added by otelcol-kestrel for acknowledged delivery (docs/protocol.md#acknowledged-delivery):
+	// the highest sequence of this stream kind and delivery session the server has durably
+	// recorded; 0 or absent = no acknowledgement. May come in an envelope with no member set.
+	Acknowledged  uint64 `protobuf:"varint,100,opt,name=acknowledged,proto3" json:"acknowledged,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1045,6 +1061,13 @@ func (x *StreamDataResponse) GetDatadogQueryRequest() *DatadogQueryRequest {
 	return nil
 }
 
+func (x *StreamDataResponse) GetAcknowledged() uint64 {
+	if x != nil {
+		return x.Acknowledged
+	}
+	return 0
+}
+
 type isStreamDataResponse_Response interface {
 	isStreamDataResponse_Response()
 }
@@ -1127,7 +1150,12 @@ type StreamControlRequest struct {
 	//	*StreamControlRequest_OperatorRestartResponse
 	//	*StreamControlRequest_MetricsQueryResponse
 	//	*StreamControlRequest_DatadogQueryResponse
-	Request       isStreamControlRequest_Request `protobuf_oneof:"request"`
+	Request isStreamControlRequest_Request `protobuf_oneof:"request"`
+	// Added by otelcol-kestrel for acknowledged delivery (docs/protocol.md#acknowledged-delivery):
+	// the message's position on this stream kind within the operator's delivery session (the
+	// kestrelai-delivery-session header of the stream), from 1; 0 or absent = not numbered.
+	// Older servers ignore it.
+	Sequence      uint64 `protobuf:"varint,100,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1241,6 +1269,13 @@ func (x *StreamControlRequest) GetDatadogQueryResponse() *DatadogQueryResponse {
 	return nil
 }
 
+func (x *StreamControlRequest) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
 type isStreamControlRequest_Request interface {
 	isStreamControlRequest_Request()
 }
@@ -1307,7 +1342,11 @@ type StreamControlResponse struct {
 	//	*StreamControlResponse_Heartbeat
 	//	*StreamControlResponse_NetworkPolicy
 	//	*StreamControlResponse_DatadogQueryRequest
-	Response      isStreamControlResponse_Response `protobuf_oneof:"response"`
+	Response isStreamControlResponse_Response `protobuf_oneof:"response"`
+	// Added by otelcol-kestrel for acknowledged delivery (docs/protocol.md#acknowledged-delivery):
+	// the highest sequence of this stream kind and delivery session the server has durably
+	// recorded; 0 or absent = no acknowledgement. May come in an envelope with no member set.
+	Acknowledged  uint64 `protobuf:"varint,100,opt,name=acknowledged,proto3" json:"acknowledged,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1439,6 +1478,13 @@ func (x *StreamControlResponse) GetDatadogQueryRequest() *DatadogQueryRequest {
 	return nil
 }
 
+func (x *StreamControlResponse) GetAcknowledged() uint64 {
+	if x != nil {
+		return x.Acknowledged
+	}
+	return 0
+}
+
 type isStreamControlResponse_Response interface {
 	isStreamControlResponse_Response()
 }
@@ -1509,7 +1555,12 @@ type StreamFlowsRequest struct {
 	//
 	//	*StreamFlowsRequest_Flow
 	//	*StreamFlowsRequest_L7AccessLog
-	Request       isStreamFlowsRequest_Request `protobuf_oneof:"request"`
+	Request isStreamFlowsRequest_Request `protobuf_oneof:"request"`
+	// Added by otelcol-kestrel for acknowledged delivery (docs/protocol.md#acknowledged-delivery):
+	// the message's position on this stream kind within the operator's delivery session (the
+	// kestrelai-delivery-session header of the stream), from 1; 0 or absent = not numbered.
+	// Older servers ignore it.
+	Sequence      uint64 `protobuf:"varint,100,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1569,6 +1620,13 @@ func (x *StreamFlowsRequest) GetL7AccessLog() *L7AccessLog {
 	return nil
 }
 
+func (x *StreamFlowsRequest) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
 type isStreamFlowsRequest_Request interface {
 	isStreamFlowsRequest_Request()
 }
@@ -1590,7 +1648,11 @@ type StreamFlowsResponse struct {
 	// Types that are valid to be assigned to Response:
 	//
 	//	*StreamFlowsResponse_Heartbeat
-	Response      isStreamFlowsResponse_Response `protobuf_oneof:"response"`
+	Response isStreamFlowsResponse_Response `protobuf_oneof:"response"`
+	// Added by otelcol-kestrel for acknowledged delivery (docs/protocol.md#acknowledged-delivery):
+	// the highest sequence of this stream kind and delivery session the server has durably
+	// recorded; 0 or absent = no acknowledgement. May come in an envelope with no member set.
+	Acknowledged  uint64 `protobuf:"varint,100,opt,name=acknowledged,proto3" json:"acknowledged,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1641,6 +1703,13 @@ func (x *StreamFlowsResponse) GetHeartbeat() *Heartbeat {
 	return nil
 }
 
+func (x *StreamFlowsResponse) GetAcknowledged() uint64 {
+	if x != nil {
+		return x.Acknowledged
+	}
+	return 0
+}
+
 type isStreamFlowsResponse_Response interface {
 	isStreamFlowsResponse_Response()
 }
@@ -1662,7 +1731,12 @@ type StreamEventsRequest struct {
 	//	*StreamEventsRequest_DatadogMonitorAlert
 	//	*StreamEventsRequest_RiskFinding
 	//	*StreamEventsRequest_RiskAssessment
-	Request       isStreamEventsRequest_Request `protobuf_oneof:"request"`
+	Request isStreamEventsRequest_Request `protobuf_oneof:"request"`
+	// Added by otelcol-kestrel for acknowledged delivery (docs/protocol.md#acknowledged-delivery):
+	// the message's position on this stream kind within the operator's delivery session (the
+	// kestrelai-delivery-session header of the stream), from 1; 0 or absent = not numbered.
+	// Older servers ignore it.
+	Sequence      uint64 `protobuf:"varint,100,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1767,6 +1841,13 @@ func (x *StreamEventsRequest) GetRiskAssessment() *RiskAssessment {
 	return nil
 }
 
+func (x *StreamEventsRequest) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
 type isStreamEventsRequest_Request interface {
 	isStreamEventsRequest_Request()
 }
@@ -1819,7 +1900,11 @@ type StreamEventsResponse struct {
 	// Types that are valid to be assigned to Response:
 	//
 	//	*StreamEventsResponse_Heartbeat
-	Response      isStreamEventsResponse_Response `protobuf_oneof:"response"`
+	Response isStreamEventsResponse_Response `protobuf_oneof:"response"`
+	// Added by otelcol-kestrel for acknowledged delivery (docs/protocol.md#acknowledged-delivery):
+	// the highest sequence of this stream kind and delivery session the server has durably
+	// recorded; 0 or absent = no acknowledgement. May come in an envelope with no member set.
+	Acknowledged  uint64 `protobuf:"varint,100,opt,name=acknowledged,proto3" json:"acknowledged,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1870,6 +1955,13 @@ func (x *StreamEventsResponse) GetHeartbeat() *Heartbeat {
 	return nil
 }
 
+func (x *StreamEventsResponse) GetAcknowledged() uint64 {
+	if x != nil {
+		return x.Acknowledged
+	}
+	return 0
+}
+
 type isStreamEventsResponse_Response interface {
 	isStreamEventsResponse_Response()
 }
@@ -1885,7 +1977,12 @@ type StreamLogsRequest struct {
 	// Types that are valid to be assigned to Request:
 	//
 	//	*StreamLogsRequest_PodLogs
-	Request       isStreamLogsRequest_Request `protobuf_oneof:"request"`
+	Request isStreamLogsRequest_Request `protobuf_oneof:"request"`
+	// Added by otelcol-kestrel for acknowledged delivery (docs/protocol.md#acknowledged-delivery):
+	// the message's position on this stream kind within the operator's delivery session (the
+	// kestrelai-delivery-session header of the stream), from 1; 0 or absent = not numbered.
+	// Older servers ignore it.
+	Sequence      uint64 `protobuf:"varint,100,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1936,6 +2033,13 @@ func (x *StreamLogsRequest) GetPodLogs() *PodLogs {
 	return nil
 }
 
+func (x *StreamLogsRequest) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
 type isStreamLogsRequest_Request interface {
 	isStreamLogsRequest_Request()
 }
@@ -1951,7 +2055,11 @@ type StreamLogsResponse struct {
 	// Types that are valid to be assigned to Response:
 	//
 	//	*StreamLogsResponse_Heartbeat
-	Response      isStreamLogsResponse_Response `protobuf_oneof:"response"`
+	Response isStreamLogsResponse_Response `protobuf_oneof:"response"`
+	// Added by otelcol-kestrel for acknowledged delivery (docs/protocol.md#acknowledged-delivery):
+	// the highest sequence of this stream kind and delivery session the server has durably
+	// recorded; 0 or absent = no acknowledgement. May come in an envelope with no member set.
+	Acknowledged  uint64 `protobuf:"varint,100,opt,name=acknowledged,proto3" json:"acknowledged,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2000,6 +2108,13 @@ func (x *StreamLogsResponse) GetHeartbeat() *Heartbeat {
 		}
 	}
 	return nil
+}
+
+func (x *StreamLogsResponse) GetAcknowledged() uint64 {
+	if x != nil {
+		return x.Acknowledged
+	}
+	return 0
 }
 
 type isStreamLogsResponse_Response interface {
@@ -9667,7 +9782,7 @@ var File_cloud_v1_message_proto protoreflect.FileDescriptor
 
 const file_cloud_v1_message_proto_rawDesc = "" +
 	"\n" +
-	"\x16cloud/v1/message.proto\x12\bcloud.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x10\n" +
+	"\x16cloud/v1/message.proto\x12\bcloud.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9d\x10\n" +
 	"\x11StreamDataRequest\x12$\n" +
 	"\x04flow\x18\x01 \x01(\v2\x0e.cloud.v1.FlowH\x00R\x04flow\x12@\n" +
 	"\x0enetwork_policy\x18\x02 \x01(\v2\x17.cloud.v1.NetworkPolicyH\x00R\rnetworkPolicy\x12b\n" +
@@ -9697,8 +9812,9 @@ const file_cloud_v1_message_proto_rawDesc = "" +
 	"\x16datadog_query_response\x18\x1a \x01(\v2\x1e.cloud.v1.DatadogQueryResponseH\x00R\x14datadogQueryResponse\x12S\n" +
 	"\x15datadog_monitor_alert\x18\x1b \x01(\v2\x1d.cloud.v1.DatadogMonitorAlertH\x00R\x13datadogMonitorAlert\x12:\n" +
 	"\frisk_finding\x18\x1c \x01(\v2\x15.cloud.v1.RiskFindingH\x00R\vriskFinding\x12C\n" +
-	"\x0frisk_assessment\x18\x1d \x01(\v2\x18.cloud.v1.RiskAssessmentH\x00R\x0eriskAssessmentB\t\n" +
-	"\arequestJ\x04\b\x17\x10\x18\"\xfb\x06\n" +
+	"\x0frisk_assessment\x18\x1d \x01(\v2\x18.cloud.v1.RiskAssessmentH\x00R\x0eriskAssessment\x12\x1a\n" +
+	"\bsequence\x18d \x01(\x04R\bsequenceB\t\n" +
+	"\arequestJ\x04\b\x17\x10\x18\"\x9f\a\n" +
 	"\x12StreamDataResponse\x12!\n" +
 	"\x03ack\x18\x01 \x01(\v2\r.cloud.v1.AckH\x00R\x03ack\x12I\n" +
 	"\x0enetwork_policy\x18\x02 \x01(\v2 .cloud.v1.NetworkPolicyWithErrorH\x00R\rnetworkPolicy\x12V\n" +
@@ -9711,9 +9827,10 @@ const file_cloud_v1_message_proto_rawDesc = "" +
 	"\x15metrics_query_request\x18\t \x01(\v2\x1d.cloud.v1.MetricsQueryRequestH\x00R\x13metricsQueryRequest\x123\n" +
 	"\theartbeat\x18\n" +
 	" \x01(\v2\x13.cloud.v1.HeartbeatH\x00R\theartbeat\x12S\n" +
-	"\x15datadog_query_request\x18\v \x01(\v2\x1d.cloud.v1.DatadogQueryRequestH\x00R\x13datadogQueryRequestB\n" +
+	"\x15datadog_query_request\x18\v \x01(\v2\x1d.cloud.v1.DatadogQueryRequestH\x00R\x13datadogQueryRequest\x12\"\n" +
+	"\facknowledged\x18d \x01(\x04R\facknowledgedB\n" +
 	"\n" +
-	"\bresponse\"\xf1\x05\n" +
+	"\bresponse\"\x8d\x06\n" +
 	"\x14StreamControlRequest\x12Y\n" +
 	"\x17kubernetes_api_response\x18\x01 \x01(\v2\x1f.cloud.v1.KubernetesAPIResponseH\x00R\x15kubernetesApiResponse\x12V\n" +
 	"\x16shell_command_response\x18\x02 \x01(\v2\x1e.cloud.v1.ShellCommandResponseH\x00R\x14shellCommandResponse\x12Q\n" +
@@ -9722,8 +9839,9 @@ const file_cloud_v1_message_proto_rawDesc = "" +
 	"\x1ccertificate_renewal_response\x18\x05 \x01(\v2$.cloud.v1.CertificateRenewalResponseH\x00R\x1acertificateRenewalResponse\x12_\n" +
 	"\x19operator_restart_response\x18\x06 \x01(\v2!.cloud.v1.OperatorRestartResponseH\x00R\x17operatorRestartResponse\x12V\n" +
 	"\x16metrics_query_response\x18\a \x01(\v2\x1e.cloud.v1.MetricsQueryResponseH\x00R\x14metricsQueryResponse\x12V\n" +
-	"\x16datadog_query_response\x18\b \x01(\v2\x1e.cloud.v1.DatadogQueryResponseH\x00R\x14datadogQueryResponseB\t\n" +
-	"\arequest\"\xdb\x06\n" +
+	"\x16datadog_query_response\x18\b \x01(\v2\x1e.cloud.v1.DatadogQueryResponseH\x00R\x14datadogQueryResponse\x12\x1a\n" +
+	"\bsequence\x18d \x01(\x04R\bsequenceB\t\n" +
+	"\arequest\"\xff\x06\n" +
 	"\x15StreamControlResponse\x12V\n" +
 	"\x16kubernetes_api_request\x18\x01 \x01(\v2\x1e.cloud.v1.KubernetesAPIRequestH\x00R\x14kubernetesApiRequest\x12S\n" +
 	"\x15shell_command_request\x18\x02 \x01(\v2\x1d.cloud.v1.ShellCommandRequestH\x00R\x13shellCommandRequest\x12N\n" +
@@ -9735,17 +9853,20 @@ const file_cloud_v1_message_proto_rawDesc = "" +
 	"\theartbeat\x18\b \x01(\v2\x13.cloud.v1.HeartbeatH\x00R\theartbeat\x12I\n" +
 	"\x0enetwork_policy\x18\t \x01(\v2 .cloud.v1.NetworkPolicyWithErrorH\x00R\rnetworkPolicy\x12S\n" +
 	"\x15datadog_query_request\x18\n" +
-	" \x01(\v2\x1d.cloud.v1.DatadogQueryRequestH\x00R\x13datadogQueryRequestB\n" +
+	" \x01(\v2\x1d.cloud.v1.DatadogQueryRequestH\x00R\x13datadogQueryRequest\x12\"\n" +
+	"\facknowledged\x18d \x01(\x04R\facknowledgedB\n" +
 	"\n" +
-	"\bresponse\"\x82\x01\n" +
+	"\bresponse\"\x9e\x01\n" +
 	"\x12StreamFlowsRequest\x12$\n" +
 	"\x04flow\x18\x01 \x01(\v2\x0e.cloud.v1.FlowH\x00R\x04flow\x12;\n" +
-	"\rl7_access_log\x18\x02 \x01(\v2\x15.cloud.v1.L7AccessLogH\x00R\vl7AccessLogB\t\n" +
-	"\arequest\"V\n" +
+	"\rl7_access_log\x18\x02 \x01(\v2\x15.cloud.v1.L7AccessLogH\x00R\vl7AccessLog\x12\x1a\n" +
+	"\bsequence\x18d \x01(\x04R\bsequenceB\t\n" +
+	"\arequest\"z\n" +
 	"\x13StreamFlowsResponse\x123\n" +
-	"\theartbeat\x18\x01 \x01(\v2\x13.cloud.v1.HeartbeatH\x00R\theartbeatB\n" +
+	"\theartbeat\x18\x01 \x01(\v2\x13.cloud.v1.HeartbeatH\x00R\theartbeat\x12\"\n" +
+	"\facknowledged\x18d \x01(\x04R\facknowledgedB\n" +
 	"\n" +
-	"\bresponse\"\xb7\x04\n" +
+	"\bresponse\"\xd3\x04\n" +
 	"\x13StreamEventsRequest\x12F\n" +
 	"\x10kubernetes_event\x18\x01 \x01(\v2\x19.cloud.v1.KubernetesEventH\x00R\x0fkubernetesEvent\x12G\n" +
 	"\x11pod_status_change\x18\x02 \x01(\v2\x19.cloud.v1.PodStatusChangeH\x00R\x0fpodStatusChange\x12S\n" +
@@ -9753,17 +9874,21 @@ const file_cloud_v1_message_proto_rawDesc = "" +
 	"\x17workload_rollout_status\x18\x04 \x01(\v2\x1f.cloud.v1.WorkloadRolloutStatusH\x00R\x15workloadRolloutStatus\x12S\n" +
 	"\x15datadog_monitor_alert\x18\x05 \x01(\v2\x1d.cloud.v1.DatadogMonitorAlertH\x00R\x13datadogMonitorAlert\x12:\n" +
 	"\frisk_finding\x18\x06 \x01(\v2\x15.cloud.v1.RiskFindingH\x00R\vriskFinding\x12C\n" +
-	"\x0frisk_assessment\x18\a \x01(\v2\x18.cloud.v1.RiskAssessmentH\x00R\x0eriskAssessmentB\t\n" +
-	"\arequest\"W\n" +
+	"\x0frisk_assessment\x18\a \x01(\v2\x18.cloud.v1.RiskAssessmentH\x00R\x0eriskAssessment\x12\x1a\n" +
+	"\bsequence\x18d \x01(\x04R\bsequenceB\t\n" +
+	"\arequest\"{\n" +
 	"\x14StreamEventsResponse\x123\n" +
-	"\theartbeat\x18\x01 \x01(\v2\x13.cloud.v1.HeartbeatH\x00R\theartbeatB\n" +
+	"\theartbeat\x18\x01 \x01(\v2\x13.cloud.v1.HeartbeatH\x00R\theartbeat\x12\"\n" +
+	"\facknowledged\x18d \x01(\x04R\facknowledgedB\n" +
 	"\n" +
-	"\bresponse\"N\n" +
+	"\bresponse\"j\n" +
 	"\x11StreamLogsRequest\x12.\n" +
-	"\bpod_logs\x18\x01 \x01(\v2\x11.cloud.v1.PodLogsH\x00R\apodLogsB\t\n" +
-	"\arequest\"U\n" +
+	"\bpod_logs\x18\x01 \x01(\v2\x11.cloud.v1.PodLogsH\x00R\apodLogs\x12\x1a\n" +
+	"\bsequence\x18d \x01(\x04R\bsequenceB\t\n" +
+	"\arequest\"y\n" +
 	"\x12StreamLogsResponse\x123\n" +
-	"\theartbeat\x18\x01 \x01(\v2\x13.cloud.v1.HeartbeatH\x00R\theartbeatB\n" +
+	"\theartbeat\x18\x01 \x01(\v2\x13.cloud.v1.HeartbeatH\x00R\theartbeat\x12\"\n" +
+	"\facknowledged\x18d \x01(\x04R\facknowledgedB\n" +
 	"\n" +
 	"\bresponse\"\x05\n" +
 	"\x03Ack\"E\n" +

@@ -86,7 +86,8 @@ func Start(tb testing.TB, cfg devcloud.Config) *Cloud {
 
 // Restart starts a new server on the Cloud's address, with the same configuration; the
 // previous one must have been stopped (Stop) or killed (Kill). Like a restarted cloud it
-// knows nothing of what its predecessor received.
+// knows nothing of what its predecessor received, except, with cfg.RecordDir, the
+// acknowledged sequences it rebuilds from the record files.
 func (c *Cloud) Restart(tb testing.TB) {
 	tb.Helper()
 	cfg := c.cfg
