@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -63,10 +65,11 @@ func TestDatadogFromCloud(t *testing.T) {
 		datadogfake.Monitor{ID: 11, Name: "api latency", Type: "metric alert", Query: "avg(last_5m):avg:trace.http.request{*} > 1", Message: "slow", Tags: []string{"team:web"}, OverallState: "OK"},
 		datadogfake.Monitor{ID: 12, Name: "disk", Type: "metric alert", Query: "max(last_5m):system.disk.in_use{*} > 0.9", OverallState: "Warn"},
 	)
-	x := startToolsWith(t, func(string) string {
+	logFile := filepath.Join(t.TempDir(), "collector.log")
+	x := startToolsWithOptions(t, toolsOptions{logFile: logFile, extra: func(string) string {
 		return fmt.Sprintf("    integrations:\n      datadog:\n        enabled: true\n        endpoint: %s\n        monitor_poll_interval: 1s\n"+
 			"    changes:\n      apply:\n        enabled: true\n", fake.URL)
-	})
+	}})
 	ns := x.ns
 	toolstest.SetupChanges(t, x.env, ns)
 
@@ -251,4 +254,10 @@ subjects: [{kind: ServiceAccount, name: %[2]s, namespace: %[1]s}]
 			assert.False(t, strings.Contains(string(b), ddAPIKey) || strings.Contains(string(b), ddAppKey))
 		}
 	}
+	// Nor the collector's log, at debug level.
+	logged, err := os.ReadFile(logFile)
+	require.NoError(t, err)
+	require.NotEmpty(t, logged, "the collector logged at debug level")
+	assert.NotContains(t, string(logged), ddAPIKey)
+	assert.NotContains(t, string(logged), ddAppKey)
 }

@@ -78,6 +78,8 @@ type toolsOptions struct {
 	extra func(ns string) string
 	// maxMessageMiB raises the message limit of both ends (0: the protocol's 10 MiB).
 	maxMessageMiB int
+	// logFile, if set, receives the collector's log at debug level.
+	logFile string
 }
 
 func startToolsWithOptions(t *testing.T, opts toolsOptions) *tools {
@@ -100,6 +102,9 @@ func startToolsWithOptions(t *testing.T, opts toolsOptions) *tools {
 	config := withConnection(t, dc, fmt.Sprintf(toolsConfig, ns, more))
 	if opts.maxMessageMiB > 0 {
 		config = strings.Replace(config, "kestrel_command: {", fmt.Sprintf(`kestrel_command: {"max_message_size_mib":%d,`, opts.maxMessageMiB), 1)
+	}
+	if opts.logFile != "" {
+		config = strings.Replace(config, "      level: warn\n", fmt.Sprintf("      level: debug\n      output_paths: [%q]\n", opts.logFile), 1)
 	}
 	startWithConfig(t, config)
 	dc.WaitCommitted(t)
