@@ -17,9 +17,13 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN builder --config builder-config.yaml
+RUN builder --config builder-config-agent.yaml
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /src/_build/otelcol-kestrel /otelcol-kestrel
+# The node agent (the chart's node-mode DaemonSet runs it as its command): one image for both,
+# so the chart names one image and one tag.
+COPY --from=build /src/_build-agent/otelcol-kestrel-agent /otelcol-kestrel-agent
 # nonroot of the distroless images; the chart's pod security context uses the same ids.
 USER 65532:65532
 # OTLP gRPC and HTTP, Envoy access logs, self-metrics, health_check.

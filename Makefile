@@ -92,12 +92,15 @@ $(STAMPS)/mdatagen@$(MDATAGEN_VERSION):
 	@mkdir -p $(STAMPS) && touch $@
 
 .PHONY: build
-build: $(STAMPS)/builder@$(OCB_VERSION) ## Build bin/otelcol-kestrel (ocb) and bin/kestrel-devcloud
+build: $(STAMPS)/builder@$(OCB_VERSION) ## Build bin/otelcol-kestrel and bin/otelcol-kestrel-agent (ocb), and bin/kestrel-devcloud
 	@# -e: ocb runs `go mod tidy`, which also loads the tests of the components we import; some
 	@# contrib test-only modules (pkg/semconvtest) are not served by the module proxy.
 	GOWORK=off GOFLAGS="$$($(GO) env GOFLAGS) -e" $(OCB) --config builder-config.yaml
+	@# The node agent: the same module, only the components the chart's DaemonSet runs.
+	GOWORK=off GOFLAGS="$$($(GO) env GOFLAGS) -e" $(OCB) --config builder-config-agent.yaml
 	@mkdir -p bin
 	cp _build/otelcol-kestrel bin/otelcol-kestrel
+	cp _build-agent/otelcol-kestrel-agent bin/otelcol-kestrel-agent
 	$(GO) build $(GOFLAGS_BUILD) -o bin/kestrel-devcloud ./cmd/kestrel-devcloud
 
 .PHONY: test

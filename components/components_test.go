@@ -69,7 +69,12 @@ const thisModule = "github.com/kestrelai/otelcol-kestrel"
 
 func loadBuilderConfig(t *testing.T) builderConfig {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "builder-config.yaml"))
+	return loadManifest(t, "builder-config.yaml")
+}
+
+func loadManifest(t *testing.T, name string) builderConfig {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", name))
 	require.NoError(t, err)
 	var cfg builderConfig
 	require.NoError(t, yaml.Unmarshal(raw, &cfg))
@@ -322,4 +327,29 @@ func TestValidateCommandFailsWithoutCertificate(t *testing.T) {
 	require.NoError(t, devcloud.GenerateCerts(certs, devcloud.CertOptions{}))
 	t.Setenv("KESTREL_CERTS_DIR", certs)
 	require.NoError(t, cmd.Execute())
+}
+
+// The node agent is built from the same module with a subset of the distribution's
+// components, at the same versions, so that a configuration the distribution accepts for
+// the agent's components means the same to the agent.
+func TestAgentManifestIsASubset(t *testing.T) {
+	full, agent := loadBuilderConfig(t), loadManifest(t, "builder-config-agent.yaml")
+	assert.Equal(t, "otelcol-kestrel-agent", agent.Dist.Name)
+	for _, kind := range []struct {
+		name        string
+		agent, full []builderModule
+	}{
+		{"receivers", agent.Receivers, full.Receivers},
+		{"processors", agent.Processors, full.Processors},
+		{"exporters", agent.Exporters, full.Exporters},
+		{"extensions", agent.Extensions, full.Extensions},
+		{"connectors", agent.Connectors, full.Connectors},
+		{"providers", agent.Providers, full.Providers},
+	} {
+		for _, m := range kind.agent {
+			assert.Contains(t, kind.full, m, "%s: builder-config-agent.yaml has an entry that builder-config.yaml lacks (or has at another version)", kind.name)
+		}
+	}
+	assert.Equal(t, full.Providers, agent.Providers, "the same configuration sources")
+	assert.Equal(t, full.Replaces, agent.Replaces)
 }

@@ -8,7 +8,7 @@
 # module proxy serves). mdatagen is a generator, not a dependency; it is pinned separately in the
 # Makefile because the proxy does not serve every release of it.
 #
-# What it changes: go.mod (through `go get`, then `go mod tidy`), builder-config.yaml and the
+# What it changes: go.mod (through `go get`, then `go mod tidy`), the ocb manifests and the
 # Makefile's OCB_VERSION. components_test.go then checks that builder-config.yaml and go.mod agree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +47,9 @@ go get "${args[@]}"
 # (pkg/semconvtest) are not served by the proxy. Nothing we build needs them.
 go mod tidy -e
 
-# builder-config.yaml: upstream entries only (in-repo ones are v0.0.0 with a path).
+# builder-config.yaml and the node agent's builder-config-agent.yaml: upstream entries only
+# (in-repo ones are v0.0.0 with a path).
+for manifest in builder-config.yaml builder-config-agent.yaml; do
 tmp=$(mktemp)
 awk -v core="$core" -v contrib="$contribmod" -v v="$version" -v s="$stable" -v c="$contrib" \
 	-v k8sattr="$k8sattr" -v k="$k8sattributes" '
@@ -58,8 +60,9 @@ awk -v core="$core" -v contrib="$contribmod" -v v="$version" -v s="$stable" -v c
 	$1 == "-" && $2 == "gomod:" && index($3, contrib "/") == 1 && $3 != k8sattr {
 		sub(/v[0-9]+\.[0-9]+\.[0-9]+$/, c)
 	}
-	{ print }' builder-config.yaml >"$tmp"
-mv "$tmp" builder-config.yaml
+	{ print }' "$manifest" >"$tmp"
+mv "$tmp" "$manifest"
+done
 sed -i -E "s/^(OCB_VERSION +\?= ).*/\1$version/" Makefile
 
 echo "collector $version / $stable, contrib $contrib${k8sattributes:+, k8sattributesprocessor $k8sattributes}"

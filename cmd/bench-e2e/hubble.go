@@ -23,8 +23,12 @@ type hubbleLoad struct {
 	backPressure bool
 	// queue, if set, is the kestrel exporter's sending_queue.
 	queue map[string]any
+	// agent runs the chart's node-agent pipeline instead: hubble → memory_limiter →
+	// otlp_grpc, into an OTLP sink that adds up the aggregates' counts.
+	agent bool
 
 	relay *relay
+	sink  *otlpSink
 }
 
 func (h *hubbleLoad) configure(_ context.Context, e *env, cfg *collectorConfig) error {
@@ -36,6 +40,16 @@ func (h *hubbleLoad) configure(_ context.Context, e *env, cfg *collectorConfig) 
 		return err
 	}
 	cfg.Receivers["hubble"] = map[string]any{"endpoint": h.relay.addr, "tls": map[string]any{"insecure": true}}
+	if h.agent {
+		if h.sink, err = startOTLPSink(); err != nil {
+			return err
+		}
+		h.sink.aggregates = true
+		cfg.Processors["memory_limiter"] = agentMemoryLimiter
+		cfg.Exporters["otlp_grpc"] = map[string]any{"endpoint": h.sink.addr, "tls": map[string]any{"insecure": true}}
+		cfg.Pipelines["logs"] = pipeline{Receivers: []string{"hubble"}, Processors: []string{"memory_limiter"}, Exporters: []string{"otlp_grpc"}}
+		return nil
+	}
 	kestrel := map[string]any{"connection": "kestrel_command"}
 	if h.backPressure {
 		kestrel["sending_queue"] = map[string]any{"wait_for_result": true}
@@ -57,9 +71,15 @@ func logsToCloud(cfg *collectorConfig, receiver string) {
 	cfg.Pipelines["logs"] = pipeline{Receivers: []string{receiver}, Processors: []string{"memory_limiter", "batch"}, Exporters: []string{"kestrel"}}
 }
 
+// agentMemoryLimiter is the chart's node agent's, for its default 256 MiB limit.
+var agentMemoryLimiter = map[string]any{"check_interval": "1s", "limit_mib": 204, "spike_limit_mib": 64}
+
 func (h *hubbleLoad) ready(ctx context.Context, e *env) error {
 	if err := h.relay.waitStream(ctx); err != nil {
 		return err
+	}
+	if h.agent {
+		return nil
 	}
 	return e.waitCloudReady(ctx)
 }
@@ -77,6 +97,9 @@ func (h *hubbleLoad) settle(ctx context.Context, e *env, sent int64) error {
 }
 
 func (h *hubbleLoad) delivered(_ context.Context, e *env) (int64, error) {
+	if h.agent {
+		return h.sink.items.Load(), nil
+	}
 	return sumCounts(e.cloud.Records()), nil
 }
 
@@ -85,6 +108,9 @@ func (h *hubbleLoad) reconnects() int64 { return h.relay.streams.Load() - 1 }
 func (h *hubbleLoad) close() {
 	if h.relay != nil {
 		h.relay.close()
+	}
+	if h.sink != nil {
+		h.sink.srv.Stop()
 	}
 }
 

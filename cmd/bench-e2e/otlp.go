@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/encoding/gzip" // the sink reads what otlp_grpc sends by default
+
+	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 )
 
 // otlpSignal is what an OTLP load sends.
@@ -214,6 +216,9 @@ type otlpSink struct {
 	srv     *grpc.Server
 	addr    string
 	items   atomic.Int64
+	// aggregates counts a log record as its kestrelai.aggregate.count (the node agent's
+	// flows), not as one.
+	aggregates bool
 }
 
 type sinkMetrics struct {
@@ -235,7 +240,24 @@ func startOTLPSink() (*otlpSink, error) {
 }
 
 func (s *otlpSink) Export(_ context.Context, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
-	s.items.Add(int64(req.Logs().LogRecordCount()))
+	if !s.aggregates {
+		s.items.Add(int64(req.Logs().LogRecordCount()))
+		return plogotlp.NewExportResponse(), nil
+	}
+	var n int64
+	rls := req.Logs().ResourceLogs()
+	for i := range rls.Len() {
+		sls := rls.At(i).ScopeLogs()
+		for j := range sls.Len() {
+			lrs := sls.At(j).LogRecords()
+			for k := range lrs.Len() {
+				if v, ok := lrs.At(k).Attributes().Get(schema.AttrAggregateCount); ok {
+					n += v.Int()
+				}
+			}
+		}
+	}
+	s.items.Add(n)
 	return plogotlp.NewExportResponse(), nil
 }
 

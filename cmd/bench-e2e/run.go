@@ -27,12 +27,13 @@ type result struct {
 }
 
 type options struct {
-	bin     string
-	dir     string // runs' directories go here
-	short   bool
-	profile string // directory for pprof profiles; "" = none
-	env     []string
-	log     func(format string, args ...any) // progress notes to stderr
+	bin      string
+	agentBin string // for the scenarios with agent set
+	dir      string // runs' directories go here
+	short    bool
+	profile  string // directory for pprof profiles; "" = none
+	env      []string
+	log      func(format string, args ...any) // progress notes to stderr
 	// baseline: these runs are of -baseline-bin.
 	baseline bool
 }
@@ -59,7 +60,12 @@ func runScenario(ctx context.Context, opts options, sc *scenario, run int) resul
 	}
 	res := result{scenario: sc.name, run: run, reconnects: -1}
 	name := fmt.Sprintf("%s-%d", slug(sc.name), run)
-	e, err := newEnv(filepath.Join(opts.dir, name), opts.bin, opts.profile != "", uint64(run)) //nolint:gosec // run counts from 1
+	bin, profiling := opts.bin, opts.profile != ""
+	if sc.agent {
+		// The agent has no pprof extension.
+		bin, profiling = opts.agentBin, false
+	}
+	e, err := newEnv(filepath.Join(opts.dir, name), bin, profiling, uint64(run)) //nolint:gosec // run counts from 1
 	if err != nil {
 		res.err = err
 		return res
@@ -100,7 +106,7 @@ func runScenario(ctx context.Context, opts options, sc *scenario, run int) resul
 	loadCtx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	profiled := make(chan error, 1)
-	if opts.profile != "" {
+	if profiling {
 		go func() { profiled <- profile(loadCtx, e, col.proc, d, filepath.Join(opts.profile, name)) }()
 	} else {
 		profiled <- nil

@@ -15,6 +15,8 @@ type scenario struct {
 	baseline string
 	// cloud says whether the collector connects to the cloud (kestrel_command).
 	cloud bool
+	// agent runs the node agent's binary (-agent-bin) instead of the distribution.
+	agent bool
 	// newLoad makes the load of one run.
 	newLoad func() load
 	// inventoryPods, when set, makes this an inventory scenario (inventory.go) over a
@@ -78,6 +80,18 @@ var scenarios = []scenario{
 	{
 		name: "hubble idle, Relay connected", duration: 2 * time.Minute, short: 45 * time.Second, cloud: true,
 		newLoad: func() load { return &hubbleLoad{idle: true} },
+	},
+	{
+		name: "agent: hubble 20k/s, 20,000 keys", items: "flows", duration: time.Minute, short: 20 * time.Second, agent: true,
+		newLoad: func() load { return &hubbleLoad{rate: 20_000, keys: 20_000, agent: true} },
+	},
+	{
+		name: "agent: hubble max rate, 1,000 keys", items: "flows", duration: 30 * time.Second, short: 10 * time.Second, agent: true,
+		newLoad: func() load { return &hubbleLoad{keys: 1_000, agent: true} },
+	},
+	{
+		name: "agent: hubble idle, Relay connected", duration: 2 * time.Minute, short: 45 * time.Second, agent: true,
+		newLoad: func() load { return &hubbleLoad{idle: true, agent: true} },
 	},
 	{
 		name: "envoy ALS 10k/s, 1,000 keys, 4 sidecars", items: "access logs", duration: time.Minute, short: 20 * time.Second, cloud: true,

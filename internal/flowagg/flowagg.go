@@ -86,10 +86,23 @@ const EmitChunk = 1024
 // bounds the records in memory, and a slow or unreachable cloud holds records back instead
 // of losing them. Meanwhile the next window fills, and records with new keys are dropped
 // (counted) only once it is full too.
+//
+// A window that ends on its ticker is spread over half its interval, one chunk after the
+// other (see spread): an asynchronous exporter queue takes a whole window at once, and its
+// records would otherwise all exist as pdata, and then as the messages they are mapped to,
+// at the same time; an aggregate waiting in the map is several times smaller than its record.
 func Emitter[K comparable, V any](s Sink, toRecord func(k K, v *V, lr plog.LogRecord, observed pcommon.Timestamp)) FlushFunc[K, V] {
 	return func(ctx context.Context, aggs map[K]*V) {
 		observed := pcommon.NewTimestampFromTime(time.Now())
-		for len(aggs) > 0 {
+		sp, _ := ctx.Value(spreadKey{}).(*spread)
+		var pause time.Duration
+		if chunks := (len(aggs) + EmitChunk - 1) / EmitChunk; sp != nil && chunks > 1 {
+			pause = sp.over / time.Duration(chunks)
+		}
+		for first := true; len(aggs) > 0; first = false {
+			if !first && pause > 0 && !sp.wait(pause) {
+				pause = 0
+			}
 			n := min(len(aggs), EmitChunk)
 			ld := plog.NewLogs()
 			sl := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty()
@@ -109,6 +122,42 @@ func Emitter[K comparable, V any](s Sink, toRecord func(k K, v *V, lr plog.LogRe
 			if err != nil {
 				s.Logger.Warn("Aggregated records were refused by the pipeline", zap.Int("records", n), zap.Error(err))
 			}
+		}
+	}
+}
+
+// spreadKey is the context key of a flush's *spread.
+type spreadKey struct{}
+
+// spread is how a window that ended on its ticker is handed over: its chunks evenly over
+// the duration over, unless stop or full end the pauses.
+type spread struct {
+	over time.Duration
+	// stop closes when the window shuts down; full reports that a window that filled up
+	// early is waiting, and filled wakes a pause when one is handed over. Either ends the
+	// pauses, and the rest goes at once.
+	stop   <-chan struct{}
+	filled <-chan struct{}
+	full   func() bool
+}
+
+// wait pauses for d and reports whether the emitter may keep pausing.
+func (sp *spread) wait(d time.Duration) bool {
+	if sp.full() {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-sp.stop:
+			return false
+		case <-sp.filled:
+			if sp.full() {
+				return false
+			}
+		case <-t.C:
+			return !sp.full()
 		}
 	}
 }
@@ -149,8 +198,10 @@ type Window[K comparable, V any] struct {
 
 	mu  sync.Mutex
 	cur map[K]*V
-	// full holds a window that reached max before its time, until the flusher takes it.
-	full chan map[K]*V
+	// full holds a window that reached max before its time, until the flusher takes it;
+	// filled wakes a flusher that is spreading the previous window (see spread).
+	full   chan map[K]*V
+	filled chan struct{}
 
 	stop   func()             // ends the flusher's loop; once, as Shutdown may be called again
 	cancel context.CancelFunc // cancels the flusher's flushes
@@ -167,6 +218,7 @@ func New[K comparable, V any](cfg Config, flush FlushFunc[K, V], dropped func())
 		dropped:  dropped,
 		cur:      make(map[K]*V),
 		full:     make(chan map[K]*V, 1),
+		filled:   make(chan struct{}, 1),
 	}
 }
 
@@ -185,6 +237,10 @@ func (w *Window[K, V]) Update(key K, fn func(v *V, fresh bool)) bool {
 			// The map now belongs to the flusher, which empties it as it emits: size the new
 			// one from n, read before the hand-over.
 			w.cur = make(map[K]*V, n)
+			select {
+			case w.filled <- struct{}{}:
+			default:
+			}
 		default:
 			w.dropped()
 			return false
@@ -218,7 +274,11 @@ func (w *Window[K, V]) run(ctx context.Context, stop <-chan struct{}) {
 		case m := <-w.full:
 			w.flush(ctx, m)
 		case <-t.C:
-			w.Flush(ctx)
+			w.flushFull(ctx)
+			if m := w.swap(); len(m) > 0 {
+				sp := &spread{over: w.interval / 2, stop: stop, filled: w.filled, full: func() bool { return len(w.full) > 0 }}
+				w.flush(context.WithValue(ctx, spreadKey{}, sp), m)
+			}
 		}
 	}
 }
@@ -232,16 +292,22 @@ func (w *Window[K, V]) swap() map[K]*V {
 }
 
 // Flush emits the current window now, on the caller's goroutine; a window that filled up
-// early goes first, so aggregates leave in order. Only one Flush may run at a time, and the
-// flusher started by Start runs it on every tick.
+// early goes first, so aggregates leave in order. Only one Flush may run at a time; the
+// flusher started by Start does the same on every tick, with the current window spread
+// (Emitter). Flush itself does not spread: Shutdown and tests want the window out now.
 func (w *Window[K, V]) Flush(ctx context.Context) {
+	w.flushFull(ctx)
+	if m := w.swap(); len(m) > 0 {
+		w.flush(ctx, m)
+	}
+}
+
+// flushFull emits a window that filled up early, if one waits.
+func (w *Window[K, V]) flushFull(ctx context.Context) {
 	select {
 	case m := <-w.full:
 		w.flush(ctx, m)
 	default:
-	}
-	if m := w.swap(); len(m) > 0 {
-		w.flush(ctx, m)
 	}
 }
 

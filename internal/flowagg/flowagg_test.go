@@ -272,3 +272,77 @@ func TestWindowShutdownLetsTheFlushFinish(t *testing.T) {
 		})
 	}
 }
+
+// timedSink records when each chunk arrives.
+type timedSink struct {
+	consumertest.LogsSink
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (s *timedSink) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	s.mu.Lock()
+	s.at = append(s.at, time.Now())
+	s.mu.Unlock()
+	return s.LogsSink.ConsumeLogs(ctx, ld)
+}
+
+func (s *timedSink) times() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.at...)
+}
+
+// spreadWindow starts a window of interval emitting into a timedSink, with three chunks'
+// worth of keys in it.
+func spreadWindow(t *testing.T, interval time.Duration, maxEntries int) (*Window[string, int], *timedSink) {
+	t.Helper()
+	set := receivertest.NewNopSettings(component.MustNewType("flows"))
+	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{ReceiverID: set.ID, Transport: "grpc", ReceiverCreateSettings: set})
+	require.NoError(t, err)
+	sink := &timedSink{}
+	s := Sink{Next: sink, Obs: obs, Logger: zap.NewNop(), Scope: "scope", Format: "format"}
+	toRecord := func(k string, _ *int, lr plog.LogRecord, _ pcommon.Timestamp) { lr.Body().SetStr(k) }
+	w := New[string, int](Config{Window: interval, MaxEntries: maxEntries}, Emitter(s, toRecord), func() {})
+	for i := range 3 * EmitChunk {
+		require.True(t, add(w, strconv.Itoa(i)))
+	}
+	w.Start()
+	return w, sink
+}
+
+// A window that ends on its ticker goes out over half its interval, not at once.
+func TestEmitterSpreadsATickedWindow(t *testing.T) {
+	w, sink := spreadWindow(t, 600*time.Millisecond, 100_000)
+	require.Eventually(t, func() bool { return len(sink.times()) == 3 }, 5*time.Second, time.Millisecond)
+	w.Shutdown(context.Background())
+	at := sink.times()
+	// 300 ms over three chunks: 100 ms between them.
+	assert.GreaterOrEqual(t, at[1].Sub(at[0]), 90*time.Millisecond)
+	assert.GreaterOrEqual(t, at[2].Sub(at[1]), 90*time.Millisecond)
+	assert.Equal(t, 3*EmitChunk, sink.LogRecordCount())
+}
+
+// Shutdown does not wait for the spread: the rest of the window goes at once.
+func TestEmitterSpreadEndsAtShutdown(t *testing.T) {
+	w, sink := spreadWindow(t, 3*time.Second, 100_000)
+	require.Eventually(t, func() bool { return len(sink.times()) == 1 }, 10*time.Second, time.Millisecond)
+	start := time.Now()
+	w.Shutdown(context.Background())
+	assert.Less(t, time.Since(start), 300*time.Millisecond, "the pauses are 500 ms each")
+	assert.Equal(t, 3*EmitChunk, sink.LogRecordCount())
+}
+
+// A window that fills up while the previous one is being spread ends the pauses, so the
+// flusher is free for it before a third window has to drop records.
+func TestEmitterSpreadEndsWhenAWindowFillsUp(t *testing.T) {
+	w, sink := spreadWindow(t, 3*time.Second, 3*EmitChunk)
+	require.Eventually(t, func() bool { return len(sink.times()) == 1 }, 10*time.Second, time.Millisecond)
+	for i := range 3*EmitChunk + 1 {
+		require.True(t, add(w, "next"+strconv.Itoa(i)))
+	}
+	require.Eventually(t, func() bool { return sink.LogRecordCount() == 6*EmitChunk }, 300*time.Millisecond, time.Millisecond,
+		"the spread window and the one that filled up, without the two 500 ms pauses left")
+	w.Shutdown(context.Background())
+	assert.Equal(t, 6*EmitChunk+1, sink.LogRecordCount())
+}

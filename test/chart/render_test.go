@@ -47,10 +47,12 @@ func TestExamples(t *testing.T) {
 				require.NotEmpty(t, cfg)
 				configs = append(configs, cfg)
 			}
+			// The DaemonSet runs the slim agent, which must accept its configuration too.
+			binaries := []string{collector, filepath.Join(filepath.Dir(collector), "otelcol-kestrel-agent")}
 			for i, c := range configs {
 				cfg := filepath.Join(t.TempDir(), fmt.Sprint("config", i, ".yaml"))
 				require.NoError(t, os.WriteFile(cfg, podCertificates(t, c), 0o600))
-				res, err := runEnv([]string{"MY_POD_IP=10.0.0.1", "POD_NAME=" + release + "-0", "POD_NAMESPACE=" + namespace, "POD_UID=1f0c", "NODE_NAME=node-a"}, collector, "validate", "--config", cfg)
+				res, err := runEnv([]string{"MY_POD_IP=10.0.0.1", "POD_NAME=" + release + "-0", "POD_NAMESPACE=" + namespace, "POD_UID=1f0c", "NODE_NAME=node-a"}, binaries[i], "validate", "--config", cfg)
 				require.NoError(t, err, res)
 			}
 		})
@@ -141,6 +143,7 @@ func TestConfigFollowsValues(t *testing.T) {
 	require.True(t, ok)
 	assert.Contains(t, ds.raw, "supplementalGroups: [0]")
 	assert.Contains(t, ds.raw, "automountServiceAccountToken: false")
+	assert.Contains(t, ds.raw, "command: [/otelcol-kestrel-agent]", "the image's slim agent")
 	assert.Contains(t, ds.raw, "mountPath: /var/run/cilium\n              readOnly: true")
 	cm, _ := find(objs, "ConfigMap", release+"-node-agent")
 	assert.Contains(t, cm.Data["config.yaml"], "endpoint: unix:///var/run/cilium/hubble.sock")

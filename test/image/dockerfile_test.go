@@ -54,8 +54,9 @@ func TestDockerfile(t *testing.T) {
 	}
 	assert.Contains(t, runs, "go install go.opentelemetry.io/collector/cmd/builder@${OCB_VERSION}")
 	assert.Contains(t, runs, "builder --config builder-config.yaml")
+	assert.Contains(t, runs, "builder --config builder-config-agent.yaml")
 
-	// The runtime: distroless static as nonroot, nothing run in it, one file copied in.
+	// The runtime: distroless static as nonroot, nothing run in it, the two binaries copied in.
 	assert.Equal(t, "gcr.io/distroless/static-debian12:nonroot", runtime.BaseName)
 	var user string
 	var entrypoint *instructions.EntrypointCommand
@@ -72,10 +73,13 @@ func TestDockerfile(t *testing.T) {
 			t.Errorf("the runtime stage must not %s: it has no shell or package manager", c.Name())
 		}
 	}
-	require.Len(t, copies, 1)
+	require.Len(t, copies, 2)
 	assert.Equal(t, "build", copies[0].From)
 	assert.Equal(t, []string{"/src/_build/otelcol-kestrel"}, copies[0].SourcePaths)
 	assert.Equal(t, "/otelcol-kestrel", copies[0].DestPath)
+	assert.Equal(t, "build", copies[1].From)
+	assert.Equal(t, []string{"/src/_build-agent/otelcol-kestrel-agent"}, copies[1].SourcePaths)
+	assert.Equal(t, "/otelcol-kestrel-agent", copies[1].DestPath)
 	require.NotNil(t, entrypoint)
 	assert.False(t, entrypoint.PrependShell, "exec form: there is no shell")
 	assert.Equal(t, []string{"/otelcol-kestrel"}, entrypoint.CmdLine)

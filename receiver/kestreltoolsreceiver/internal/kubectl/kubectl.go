@@ -48,6 +48,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/kubeclient"
+	// Leaves kubectl's texts untranslated: no message catalog parsed at every start.
+	_ "github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/kubectl/untranslated"
 	"github.com/kestrelai/otelcol-kestrel/receiver/kestreltoolsreceiver/internal/shell"
 )
 
