@@ -444,6 +444,14 @@ func TestSchemaRejections(t *testing.T) {
 		{[]string{"operator.cilium.mode=node", "nodeAgent.hubbleSocket=hubble.sock"}, "/nodeAgent/hubbleSocket"},
 		{[]string{"operator.cilium.mode=node", "nodeAgent.socketGrp=0"}, "socketGrp"},
 		{[]string{"operator.changes.apply.autoApprove[0].kind=NetworkPolicy"}, "/operator/changes/apply/autoApprove/0"},
+		{[]string{"operator.changes.apply.autoApprove[0].namespaces[0]=shop"}, "/operator/changes/apply/autoApprove/0"},
+		{[]string{"operator.flux.enable=true"}, "enable"},
+		{[]string{"operator.datadog.apiKey=0123abcd"}, "operator.datadog.apiKey/appKey: this chart never puts the Datadog keys"},
+		{[]string{"operator.datadog.enabled=true", "operator.datadog.secretName="}, "operator.datadog.secretName: the name of the Secret"},
+		{[]string{"operator.datadog.endpoint=http://proxy:8080"}, "/operator/datadog/endpoint"},
+		{[]string{"operator.datadog.secretName=Datadog_Keys"}, "/operator/datadog/secretName"},
+		{[]string{"operator.datadog.monitorPollInterval=60"}, "/operator/datadog/monitorPollInterval"},
+		{[]string{"operator.argocd.namespace=Argo CD"}, "/operator/argocd/namespace"},
 	} {
 		args := []string{"-f", base}
 		for _, s := range tc.set {
