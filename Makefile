@@ -138,12 +138,14 @@ chart-test: $(STAMPS)/helm@$(HELM_VERSION) build kubeenv ## Test charts/kestrel-
 # The chart ships the ChangeRequest CRD and its admission policy from their one home,
 # config/crd: the CRDs into crds/, the admission policy (not a CRD, which crds/ may only hold)
 # into files/, which a template includes. test/chart checks both copies against config/crd.
+# Likewise the integrations' read and write profiles from config/rbac: a template takes their
+# rules from files/.
 .PHONY: chart-crds
-chart-crds: ## Copy config/crd into the chart (crds/ and files/)
-	rm -f charts/kestrel-operator/crds/*.yaml charts/kestrel-operator/files/*_admission.yaml
+chart-crds: ## Copy config/crd and config/rbac/integrations-*.yaml into the chart (crds/ and files/)
+	rm -f charts/kestrel-operator/crds/*.yaml charts/kestrel-operator/files/*_admission.yaml charts/kestrel-operator/files/integrations-*.yaml
 	mkdir -p charts/kestrel-operator/crds charts/kestrel-operator/files
 	cp $$(ls config/crd/*.yaml | grep -v '_admission\.yaml$$') charts/kestrel-operator/crds/
-	cp config/crd/*_admission.yaml charts/kestrel-operator/files/
+	cp config/crd/*_admission.yaml config/rbac/integrations-*.yaml charts/kestrel-operator/files/
 
 .PHONY: chart-golden
 chart-golden: $(STAMPS)/helm@$(HELM_VERSION) build ## Rewrite the chart examples' rendered.yaml golden files

@@ -98,6 +98,14 @@ type rule struct {
 
 func (o object) name() string { s, _ := o.Metadata["name"].(string); return s }
 
+// raw2 is the whole object as a map, for the fields object does not name.
+func (o object) fields(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, yaml.Unmarshal([]byte(o.raw), &m))
+	return m
+}
+
 func parse(t *testing.T, manifest string) []object {
 	t.Helper()
 	var out []object

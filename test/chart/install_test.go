@@ -329,6 +329,71 @@ func TestInstallNodeMode(t *testing.T) {
 		{gateway, authzv1.ResourceAttributes{Verb: "patch", Resource: "secrets", Namespace: ns, Name: fullname + "-client-tls"}, true},
 		{gateway, authzv1.ResourceAttributes{Verb: "list", Resource: "secrets", Namespace: ns}, false},
 		{gateway, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "default", Name: fullname + "-token"}, false},
+		// The integrations are off: the reader may not read their CRDs, nor the gateway any Datadog Secret.
+		{reader, authzv1.ResourceAttributes{Verb: "list", Group: "argoproj.io", Resource: "rollouts"}, false},
+		{reader, authzv1.ResourceAttributes{Verb: "list", Group: "argoproj.io", Resource: "applications"}, false},
+		{reader, authzv1.ResourceAttributes{Verb: "list", Group: "kustomize.toolkit.fluxcd.io", Resource: "kustomizations"}, false},
+		{reader, authzv1.ResourceAttributes{Verb: "list", Group: "karpenter.sh", Resource: "nodepools"}, false},
+		{gateway, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: ns, Name: "datadog"}, false},
+	})
+}
+
+// TestInstallIntegrations installs examples/integrations (into an apiserver of its own, as
+// TestInstallNodeMode) and checks with SubjectAccessReviews what the integrations grant: the
+// reader reads their CRDs, the change identity makes exactly their writes, and the collector
+// may get the Datadog keys' Secret by name and no other Secret.
+func TestInstallIntegrations(t *testing.T) {
+	helm, _ := tools(t)
+	env := kubeenv.New(t, kubeenv.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cs, err := kubernetes.NewForConfig(env.RestConfig())
+	require.NoError(t, err)
+	// The Datadog keys' Secret lives in the Datadog namespace, which the chart does not create.
+	_, err = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "datadog"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	out, err := run(helm, "install", release, chartDir, "--kubeconfig", env.Kubeconfig(),
+		"--namespace", namespace, "--create-namespace", "-f", filepath.Join(examplesDir, "integrations", "values.yaml"),
+		"--set-file", "auth.token="+filepath.Join(certs, devcloud.TokenFile),
+		"--set-file", "certificates.client.cert="+filepath.Join(certs, devcloud.ClientCertFile),
+		"--set-file", "certificates.client.key="+filepath.Join(certs, devcloud.ClientKeyFile),
+		"--set-file", "certificates.ca.cert="+filepath.Join(certs, devcloud.CACertFile))
+	require.NoError(t, err, out)
+
+	changes := "system:serviceaccount:" + namespace + ":kestrel-ai-changes"
+	checkAccess(ctx, t, cs, []access{
+		// The read profile.
+		{reader, authzv1.ResourceAttributes{Verb: "list", Group: "argoproj.io", Resource: "rollouts"}, true},
+		{reader, authzv1.ResourceAttributes{Verb: "watch", Group: "argoproj.io", Resource: "applications", Namespace: "argocd"}, true},
+		{reader, authzv1.ResourceAttributes{Verb: "list", Group: "kustomize.toolkit.fluxcd.io", Resource: "kustomizations"}, true},
+		{reader, authzv1.ResourceAttributes{Verb: "get", Group: "helm.toolkit.fluxcd.io", Resource: "helmreleases", Namespace: "default", Name: "x"}, true},
+		{reader, authzv1.ResourceAttributes{Verb: "list", Group: "source.toolkit.fluxcd.io", Resource: "ocirepositories"}, true},
+		{reader, authzv1.ResourceAttributes{Verb: "list", Group: "karpenter.sh", Resource: "nodepools"}, true},
+		{reader, authzv1.ResourceAttributes{Verb: "list", Group: "karpenter.sh", Resource: "nodeclaims"}, true},
+		{reader, authzv1.ResourceAttributes{Verb: "patch", Group: "argoproj.io", Resource: "rollouts", Namespace: "default", Name: "x"}, false},
+		{reader, authzv1.ResourceAttributes{Verb: "delete", Group: "karpenter.sh", Resource: "nodeclaims", Name: "x"}, false},
+		{reader, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "datadog", Name: "datadog-keys"}, false},
+		// The write profile: the patches of config/rbac/integrations-write.yaml, nothing more.
+		{changes, authzv1.ResourceAttributes{Verb: "patch", Group: "argoproj.io", Resource: "applications", Namespace: "argocd", Name: "x"}, true},
+		{changes, authzv1.ResourceAttributes{Verb: "patch", Group: "argoproj.io", Resource: "rollouts", Subresource: "status", Namespace: "default", Name: "x"}, true},
+		{changes, authzv1.ResourceAttributes{Verb: "patch", Group: "kustomize.toolkit.fluxcd.io", Resource: "kustomizations", Namespace: "default", Name: "x"}, true},
+		{changes, authzv1.ResourceAttributes{Verb: "create", Group: "karpenter.sh", Resource: "nodepools"}, true},
+		{changes, authzv1.ResourceAttributes{Verb: "delete", Group: "karpenter.sh", Resource: "nodeclaims", Name: "x"}, true},
+		{changes, authzv1.ResourceAttributes{Verb: "delete", Group: "argoproj.io", Resource: "applications", Namespace: "argocd", Name: "x"}, false},
+		{changes, authzv1.ResourceAttributes{Verb: "update", Group: "argoproj.io", Resource: "rollouts", Namespace: "default", Name: "x"}, false},
+		{changes, authzv1.ResourceAttributes{Verb: "delete", Group: "karpenter.sh", Resource: "nodepools", Name: "x"}, false},
+		{changes, authzv1.ResourceAttributes{Verb: "create", Group: "argoproj.io", Resource: "applications", Namespace: "argocd"}, false},
+		{changes, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "datadog", Name: "datadog-keys"}, false},
+		// The Datadog keys: get on that one Secret by name; no list, no watch, no other Secret.
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "datadog", Name: "datadog-keys"}, true},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "patch", Resource: "secrets", Namespace: "datadog", Name: "datadog-keys"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "list", Resource: "secrets", Namespace: "datadog"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "watch", Resource: "secrets", Namespace: "datadog", Name: "datadog-keys"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "datadog", Name: "datadog"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: namespace, Name: "datadog-keys"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "list", Resource: "secrets"}, false},
+		{serviceAccount, authzv1.ResourceAttributes{Verb: "list", Group: "argoproj.io", Resource: "rollouts"}, false},
 	})
 }
 

@@ -191,6 +191,12 @@ func TestRBAC(t *testing.T) {
 					assert.NotContains(t, r.APIGroups, "*")
 					assert.NotContains(t, r.Resources, "*")
 					assert.NotContains(t, r.Verbs, "*")
+					if slices.Contains(r.Resources, "secrets") && o.name() == release+"-datadog-keys" {
+						// examples/integrations: the Datadog keys' Secret, get by name only.
+						assert.Equal(t, rule{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{"datadog-keys"},
+							Verbs: []string{"get"}}, r, "the Datadog keys' Secret: get by name only")
+						continue
+					}
 					if slices.Contains(r.Resources, "secrets") {
 						assert.Equal(t, "Role", o.Kind, "Secrets only in the release namespace")
 						assert.Equal(t, rule{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: r.ResourceNames,
@@ -207,7 +213,8 @@ func TestRBAC(t *testing.T) {
 					case slices.Equal(r.Resources, []string{"serviceaccounts"}) && slices.Equal(r.Verbs, []string{"impersonate"}) &&
 						slices.Equal(r.ResourceNames, []string{"kestrel-ai-reader"}):
 					case slices.Equal(r.APIGroups, []string{"wgpolicyk8s.io"}) && strings.Contains(readFile(t, filepath.Join(examplesDir, name, "values.yaml")), "policyReports: true"):
-					case name == "changes" && writeProfile(o, r):
+					case (name == "changes" || name == "integrations") && writeProfile(o, r):
+					case name == "integrations" && o.name() == release+"-integrations-write": // TestIntegrations: exactly config/rbac's
 					default:
 						t.Errorf("%s %s grants %v on %v %v", o.Kind, o.name(), r.Verbs, r.APIGroups, r.Resources)
 					}
@@ -256,6 +263,71 @@ func TestCRDs(t *testing.T) {
 			dir = "files"
 		}
 		assert.Equal(t, readFile(t, f), readFile(t, filepath.Join(chartDir, dir, filepath.Base(f))), "%s differs from the chart's copy: make chart-crds", f)
+	}
+	// The integrations' profiles, whose rules templates/integrations.yaml takes from files/.
+	for _, f := range []string{"integrations-read.yaml", "integrations-write.yaml"} {
+		assert.Equal(t, readFile(t, filepath.Join("../../config/rbac", f)), readFile(t, filepath.Join(chartDir, "files", f)),
+			"config/rbac/%s differs from the chart's copy: make chart-crds", f)
+	}
+}
+
+// TestIntegrations: examples/integrations grants the reader exactly the rules of
+// config/rbac/integrations-read.yaml and the change identity exactly those of
+// integrations-write.yaml, reads the Datadog keys from the Secret by reference, and carries
+// the switches into kestrel_tools' configuration; everything-off grants none of it.
+func TestIntegrations(t *testing.T) {
+	helm, _ := tools(t)
+	out, err := template(helm, "-f", filepath.Join(examplesDir, "integrations", "values.yaml"))
+	require.NoError(t, err)
+	objs := parse(t, out)
+	for _, c := range []struct{ file, name, subject string }{
+		{"integrations-read.yaml", release + "-integrations-read", "kestrel-ai-reader"},
+		{"integrations-write.yaml", release + "-integrations-write", "kestrel-ai-changes"},
+	} {
+		home := parse(t, readFile(t, filepath.Join("../../config/rbac", c.file)))
+		want, ok := find(home, "ClusterRole", "")
+		require.True(t, ok, c.file)
+		role, ok := find(objs, "ClusterRole", c.name)
+		require.True(t, ok, c.name)
+		assert.Equal(t, want.Rules, role.Rules, "%s: the rules of config/rbac/%s", c.name, c.file)
+		binding, ok := find(objs, "ClusterRoleBinding", c.name)
+		require.True(t, ok, c.name)
+		assert.Equal(t, []any{map[string]any{"kind": "ServiceAccount", "name": c.subject, "namespace": namespace}}, binding.fields(t)["subjects"])
+	}
+	dd, ok := find(objs, "Role", release+"-datadog-keys")
+	require.True(t, ok)
+	assert.Equal(t, "datadog", dd.Metadata["namespace"])
+	assert.Equal(t, []rule{{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{"datadog-keys"}, Verbs: []string{"get"}}}, dd.Rules)
+	ddBinding, ok := find(objs, "RoleBinding", release+"-datadog-keys")
+	require.True(t, ok)
+	assert.Equal(t, []any{map[string]any{"kind": "ServiceAccount", "name": release, "namespace": namespace}}, ddBinding.fields(t)["subjects"])
+
+	var cfg struct {
+		Receivers struct {
+			Tools struct {
+				Integrations map[string]map[string]any `json:"integrations"`
+				Changes      map[string]any            `json:"changes"`
+			} `json:"kestrel_tools"`
+		} `json:"receivers"`
+	}
+	require.NoError(t, yaml.Unmarshal([]byte(collectorConfig(t, objs)), &cfg))
+	in := cfg.Receivers.Tools.Integrations
+	for _, k := range []string{"argocd", "rollouts", "flux", "karpenter", "datadog"} {
+		assert.Equal(t, true, in[k]["enabled"], k)
+	}
+	assert.Equal(t, "argocd", in["argocd"]["namespace"])
+	assert.Equal(t, map[string]any{"namespace": "datadog", "name": "datadog-keys", "api_key": "api-key", "app_key": "application-key"}, in["datadog"]["secret"])
+	assert.Equal(t, "datadoghq.eu", in["datadog"]["site"])
+	assert.Contains(t, fmt.Sprint(cfg.Receivers.Tools.Changes["apply"]), "FLUX_RECONCILE", "auto_approve operations reach the config")
+
+	off, err := template(helm, "-f", filepath.Join(examplesDir, "everything-off", "values.yaml"))
+	require.NoError(t, err)
+	assert.NotContains(t, off, "integrations-read")
+	assert.NotContains(t, off, "integrations-write")
+	assert.NotContains(t, off, "datadog-keys")
+	require.NoError(t, yaml.Unmarshal([]byte(collectorConfig(t, parse(t, off))), &cfg))
+	for k, v := range cfg.Receivers.Tools.Integrations {
+		assert.Equal(t, map[string]any{"enabled": false}, v, k)
 	}
 }
 
@@ -375,6 +447,14 @@ func TestSchemaRejections(t *testing.T) {
 		{[]string{"operator.cilium.mode=node", "nodeAgent.hubbleSocket=hubble.sock"}, "/nodeAgent/hubbleSocket"},
 		{[]string{"operator.cilium.mode=node", "nodeAgent.socketGrp=0"}, "socketGrp"},
 		{[]string{"operator.changes.apply.autoApprove[0].kind=NetworkPolicy"}, "/operator/changes/apply/autoApprove/0"},
+		{[]string{"operator.changes.apply.autoApprove[0].namespaces[0]=shop"}, "/operator/changes/apply/autoApprove/0"},
+		{[]string{"operator.flux.enable=true"}, "enable"},
+		{[]string{"operator.datadog.apiKey=0123abcd"}, "operator.datadog.apiKey/appKey: this chart never puts the Datadog keys"},
+		{[]string{"operator.datadog.enabled=true", "operator.datadog.secretName="}, "operator.datadog.secretName: the name of the Secret"},
+		{[]string{"operator.datadog.endpoint=http://proxy:8080"}, "/operator/datadog/endpoint"},
+		{[]string{"operator.datadog.secretName=Datadog_Keys"}, "/operator/datadog/secretName"},
+		{[]string{"operator.datadog.monitorPollInterval=60"}, "/operator/datadog/monitorPollInterval"},
+		{[]string{"operator.argocd.namespace=Argo CD"}, "/operator/argocd/namespace"},
 	} {
 		args := []string{"-f", base}
 		for _, s := range tc.set {

@@ -118,6 +118,35 @@ receivers:
       deployment: {{ include "kestrel-operator.fullname" . }}
       {{- end }}
     {{- end }}
+    # DatadogQueryRequest: each integration on when switched on here and present (its CRDs
+    # served; for Datadog its keys' Secret readable).
+    integrations:
+      argocd:
+        enabled: {{ $op.argocd.enabled }}
+        {{- with $op.argocd.namespace }}
+        namespace: {{ . }}
+        {{- end }}
+      rollouts:
+        enabled: {{ $op.rollouts.enabled }}
+      flux:
+        enabled: {{ $op.flux.enabled }}
+      karpenter:
+        enabled: {{ $op.karpenter.enabled }}
+      datadog:
+        enabled: {{ $op.datadog.enabled }}
+        {{- if $op.datadog.enabled }}
+        # The keys stay in the Secret; the collector reads them at every call.
+        secret:
+          namespace: {{ include "kestrel-operator.datadogNamespace" . }}
+          name: {{ $op.datadog.secretName }}
+          api_key: {{ $op.datadog.secretKeys.apiKey }}
+          app_key: {{ $op.datadog.secretKeys.appKey }}
+        site: {{ $op.datadog.site | default "datadoghq.com" }}
+        {{- with $op.datadog.endpoint }}
+        endpoint: {{ . }}
+        {{- end }}
+        monitor_poll_interval: {{ $op.datadog.monitorPollInterval }}
+        {{- end }}
     {{- if include "kestrel-operator.flows" . }}
     shell:
       hubble_relay:

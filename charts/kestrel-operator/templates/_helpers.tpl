@@ -135,3 +135,28 @@ service:
                 host: ${env:MY_POD_IP}
                 port: 8888
 {{- end }}
+
+{{/*
+"true" when one of the CRD-backed integrations (Argo CD, Argo Rollouts, Flux, Karpenter) is on.
+*/}}
+{{- define "kestrel-operator.crdIntegrations" -}}
+{{- $op := .Values.operator }}
+{{- if and $op.tools.enabled (or $op.argocd.enabled $op.rollouts.enabled $op.flux.enabled $op.karpenter.enabled) }}true{{ end }}
+{{- end }}
+
+{{/*
+The rules of the ClusterRole in a config/rbac file copied into files/ by make chart-crds (its
+first document), so that config/rbac stays their one home.
+*/}}
+{{- define "kestrel-operator.rbacRules" -}}
+{{- $role := index (splitList "\n---\n" (.ctx.Files.Get .file)) 0 | fromYaml }}
+{{- if or (hasKey $role "Error") (ne $role.kind "ClusterRole") }}{{ fail (printf "%s: the first document must be a ClusterRole (make chart-crds)" .file) }}{{ end }}
+{{- toYaml $role.rules }}
+{{- end }}
+
+{{/*
+The namespace of the Datadog keys' Secret.
+*/}}
+{{- define "kestrel-operator.datadogNamespace" -}}
+{{- .Values.operator.datadog.namespace | default .Release.Namespace }}
+{{- end }}
