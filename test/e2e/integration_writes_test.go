@@ -231,6 +231,9 @@ func TestIntegrationWritesNeedApproval(t *testing.T) {
 	assert.Equal(t, `"aaa111"`, got["operation.sync.revision"])
 	assert.Equal(t, "true", got["operation.sync.prune"])
 	assert.Contains(t, got, "operation.sync.source.repoURL")
+	for k := range got {
+		assert.True(t, strings.HasPrefix(k, "operation."), "rollback changed %s", k)
+	}
 
 	// A rejected write changes nothing and says so.
 	before = pool()
