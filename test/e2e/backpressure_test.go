@@ -8,8 +8,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -17,8 +15,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
-	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil/faulttest"
 )
 
 // A small bytes-bounded queue, no batch processor: what the queue cannot hold is refused
@@ -59,30 +57,6 @@ service:
       level: none
 `
 
-// eventRequest is one OTLP request of n Kubernetes events with uids first..first+n-1.
-func eventRequest(first, n int) plogotlp.ExportRequest {
-	ld := plog.NewLogs()
-	lrs := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
-	for i := first; i < first+n; i++ {
-		lr := lrs.AppendEmpty()
-		lr.SetEventName(schema.EventK8sEvent)
-		lr.SetTimestamp(pcommon.NewTimestampFromTime(time.Unix(1767225900, 0).Add(time.Duration(i) * time.Millisecond)))
-		lr.SetSeverityNumber(plog.SeverityNumberWarn)
-		lr.SetSeverityText("Warning")
-		lr.Body().SetStr(fmt.Sprintf("Back-off restarting failed container (%d)", i))
-		a := lr.Attributes()
-		a.PutStr(schema.AttrK8sEventUID, fmt.Sprintf("ev-%d", i))
-		a.PutStr(schema.AttrK8sEventName, fmt.Sprintf("checkout-abc.%d", i))
-		a.PutStr(schema.AttrK8sEventReason, "BackOff")
-		a.PutStr(schema.AttrK8sNamespaceName, "shop")
-		a.PutStr(schema.AttrK8sObjectKind, "Pod")
-		a.PutStr(schema.AttrK8sObjectName, "checkout-7d9f8b6c5-x2x4k")
-		a.PutStr(schema.AttrK8sEventType, "Warning")
-		a.PutInt(schema.AttrK8sEventCount, 3)
-	}
-	return plogotlp.NewExportRequestFromLogs(ld)
-}
-
 // During an outage longer than the queue can bridge, a real OTLP/gRPC sender is told
 // Unavailable (retryable) for what the queue cannot hold, instead of OK followed by a
 // silent drop. Every record answered OK arrives once the cloud is back; the refused ones
@@ -103,7 +77,7 @@ func TestFullQueueRefusesNotDrops(t *testing.T) {
 	var accepted, refused []int // first uid of each request
 	for r := range requests {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := client.Export(ctx, eventRequest(r*perRequest, perRequest))
+		_, err := client.Export(ctx, faulttest.Events(r*perRequest, perRequest))
 		cancel()
 		if err == nil {
 			accepted = append(accepted, r*perRequest)
@@ -116,17 +90,17 @@ func TestFullQueueRefusesNotDrops(t *testing.T) {
 	require.NotEmpty(t, refused, "a 128 KiB queue cannot hold 8,000 events: the rest must be refused")
 
 	cloud.Restart(t)
-	want := map[string]bool{}
+	want := map[int]bool{}
 	for _, first := range accepted {
 		for i := first; i < first+perRequest; i++ {
-			want[fmt.Sprintf("ev-%d", i)] = true
+			want[i] = true
 		}
 	}
 	ctx := testCtx(t, 60*time.Second)
 	require.NoError(t, cloud.WaitFor(ctx, func(recs []devcloud.Record) bool {
-		uids, _ := eventUIDs(recs)
-		for uid := range want {
-			if uids[uid] == 0 {
+		delivered := faulttest.Delivered(recs)
+		for i := range want {
+			if delivered[i] == 0 {
 				return false
 			}
 		}
@@ -137,7 +111,7 @@ func TestFullQueueRefusesNotDrops(t *testing.T) {
 	for len(refused) > 0 {
 		first := refused[0]
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := client.Export(ctx, eventRequest(first, perRequest))
+		_, err := client.Export(ctx, faulttest.Events(first, perRequest))
 		cancel()
 		if err != nil {
 			require.Equal(t, codes.Unavailable, status.Code(err))
@@ -148,14 +122,13 @@ func TestFullQueueRefusesNotDrops(t *testing.T) {
 	}
 	total := requests * perRequest
 	require.NoError(t, cloud.WaitFor(ctx, func(recs []devcloud.Record) bool {
-		uids, _ := eventUIDs(recs)
-		return len(uids) >= total
+		return len(faulttest.Delivered(recs)) >= total
 	}), "the retried records are delivered too")
 
-	uids, _ := eventUIDs(cloud.Records())
+	delivered := faulttest.Delivered(cloud.Records())
 	lost, duplicated := 0, 0
 	for i := range total {
-		switch n := uids[fmt.Sprintf("ev-%d", i)]; {
+		switch n := delivered[i]; {
 		case n == 0:
 			lost++
 		case n > 1:
@@ -163,7 +136,7 @@ func TestFullQueueRefusesNotDrops(t *testing.T) {
 		}
 	}
 	t.Logf("sent %d, accepted during the outage %d, refused (retryable) %d, delivered %d, lost %d, duplicated %d",
-		total, len(want), total-len(want), len(uids), lost, duplicated)
+		total, len(want), total-len(want), len(delivered), lost, duplicated)
 	assert.Zero(t, lost)
 	assert.Zero(t, duplicated)
 }
