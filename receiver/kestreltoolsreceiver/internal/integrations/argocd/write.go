@@ -35,15 +35,11 @@ type RollbackBody struct {
 // Plan sets the Application's operation field, as argocd-server does for a sync or a
 // rollback; the application controller runs the operation.
 func (i Integration) Plan(ctx context.Context, c crd.Clients, req *cloudv1.DatadogQueryRequest) ([]crd.Change, error) {
-	gvr, err := crd.Resolve(ctx, c.Discovery, Kind)
-	if err != nil {
-		return nil, err
-	}
 	ref, err := i.Target(req)
 	if err != nil {
 		return nil, err
 	}
-	u, err := crd.Get(ctx, c.Dynamic, gvr, Kind.Kind, ref)
+	u, err := crd.Fetch(ctx, c, Kind, ref)
 	if err != nil {
 		return nil, err
 	}

@@ -152,6 +152,15 @@ func CheckNamespace(ns string) error {
 	return nil
 }
 
+// Fetch reads the object r names in the served version of k.
+func Fetch(ctx context.Context, c Clients, k Kind, r Ref) (*unstructured.Unstructured, error) {
+	gvr, err := Resolve(ctx, c.Discovery, k)
+	if err != nil {
+		return nil, err
+	}
+	return Get(ctx, c.Dynamic, gvr, k.Kind, r)
+}
+
 // Get reads the object r names. Without a namespace the name is looked up in every
 // namespace the identity may list; more than one match is ambiguous.
 func Get(ctx context.Context, c dynamic.Interface, gvr schema.GroupVersionResource, kind string, r Ref) (*unstructured.Unstructured, error) {

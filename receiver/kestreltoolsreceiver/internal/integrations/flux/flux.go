@@ -129,11 +129,7 @@ func (Integration) read(ctx context.Context, c crd.Clients, req *cloudv1.Datadog
 		if err != nil {
 			return nil, err
 		}
-		gvr, err := crd.Resolve(ctx, c.Discovery, k)
-		if err != nil {
-			return nil, err
-		}
-		u, err := crd.Get(ctx, c.Dynamic, gvr, k.Kind, ref)
+		u, err := crd.Fetch(ctx, c, k, ref)
 		if err != nil {
 			return nil, err
 		}

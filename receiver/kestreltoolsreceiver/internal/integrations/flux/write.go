@@ -24,11 +24,7 @@ func (Integration) Plan(ctx context.Context, c crd.Clients, req *cloudv1.Datadog
 	if err != nil {
 		return nil, err
 	}
-	gvr, err := crd.Resolve(ctx, c.Discovery, k)
-	if err != nil {
-		return nil, err
-	}
-	u, err := crd.Get(ctx, c.Dynamic, gvr, k.Kind, ref)
+	u, err := crd.Fetch(ctx, c, k, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -63,13 +59,9 @@ func source(ctx context.Context, c crd.Clients, u *unstructured.Unstructured) (*
 	if err != nil {
 		return nil, err
 	}
-	gvr, err := crd.Resolve(ctx, c.Discovery, k)
-	if err != nil {
-		return nil, err
-	}
 	ns := s.Namespace
 	if ns == "" {
 		ns = u.GetNamespace()
 	}
-	return crd.Get(ctx, c.Dynamic, gvr, k.Kind, crd.Ref{Namespace: ns, Name: s.Name})
+	return crd.Fetch(ctx, c, k, crd.Ref{Namespace: ns, Name: s.Name})
 }

@@ -25,15 +25,11 @@ var now = time.Now
 // Plan turns a Rollouts write into the fields it changes, as the kubectl-argo-rollouts
 // plugin patches them: spec on the object, the controller's signals on status.
 func (Integration) Plan(ctx context.Context, c crd.Clients, req *cloudv1.DatadogQueryRequest) ([]crd.Change, error) {
-	gvr, err := crd.Resolve(ctx, c.Discovery, Kind)
-	if err != nil {
-		return nil, err
-	}
 	ref, b, err := Target(req)
 	if err != nil {
 		return nil, err
 	}
-	u, err := crd.Get(ctx, c.Dynamic, gvr, Kind.Kind, ref)
+	u, err := crd.Fetch(ctx, c, Kind, ref)
 	if err != nil {
 		return nil, err
 	}
