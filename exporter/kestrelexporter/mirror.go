@@ -333,6 +333,9 @@ func (m *mirror) snapshot(ctx context.Context, send func(proto.Message) error) (
 		delete(m.entries, t.e.key)
 	}
 	flags := m.flags
+	// Committed from here: the session is not Ready (so nothing else sends) until this
+	// commit is out, and flags that change meanwhile must resync after it.
+	m.committed, m.sessionFlags = true, flags
 	m.recordSizeLocked(ctx)
 	m.mu.Unlock()
 
@@ -346,9 +349,6 @@ func (m *mirror) snapshot(ctx context.Context, send func(proto.Message) error) (
 		}
 	}
 	m.telemetry.KestrelExporterInventoryMessagesSent.Add(ctx, int64(len(live)), metric.WithAttributes(attribute.String("trigger", "snapshot")))
-	m.mu.Lock()
-	m.committed, m.sessionFlags = true, flags
-	m.mu.Unlock()
 	if flags == nil {
 		flags = &cloudv1.InventoryCommit{}
 	}
@@ -494,8 +494,11 @@ func (m *mirror) sendNext(ctx context.Context, conn cloudconn.Connection, timeou
 func (m *mirror) resyncAll(ctx context.Context, conn cloudconn.Connection) error {
 	m.mu.Lock()
 	deleted, live := m.takeAllLocked()
-	// A resync follows a snapshot_complete, so the flags are set.
+	// A resync follows a snapshot_complete, so the flags are set. They are the session's
+	// from now: a snapshot_complete with the same flags while this resync is in flight
+	// needs no other, and a failure below asks for another anyway.
 	flags := m.flags
+	m.sessionFlags = flags
 	m.mu.Unlock()
 
 	fail := func(err error) error {
@@ -529,6 +532,5 @@ func (m *mirror) resyncAll(ctx context.Context, conn cloudconn.Connection) error
 		}
 	}
 	m.recordSizeLocked(ctx)
-	m.sessionFlags = flags
 	return nil
 }

@@ -324,6 +324,18 @@ func TestMirrorResyncsWhenTheFirstCommitWasEarly(t *testing.T) {
 	assertPayloads(t, []proto.Message{&cloudv1.InventoryCommit{}}, conn.payloads())
 	conn.reset()
 
+	// A snapshot_complete with the same flags while that commit is in flight asks for no
+	// other resync.
+	var inFlight sync.Once
+	conn.mu.Lock()
+	conn.fail = func(p proto.Message) error {
+		if proto.Equal(p, &cloudv1.InventoryCommit{HasFlux: true}) {
+			inFlight.Do(func() { assert.NoError(t, exp.ConsumeLogs(ctx, invLogs(t, doneRec))) })
+		}
+		return nil
+	}
+	conn.mu.Unlock()
+
 	// The snapshot arrives while Ready: its objects stream as changes, then the commit
 	// goes out again behind a full resend.
 	require.NoError(t, exp.ConsumeLogs(ctx, invLogs(t, startRec, nsRec("a", schema.ActionCreate), doneRec)))
@@ -333,6 +345,8 @@ func TestMirrorResyncsWhenTheFirstCommitWasEarly(t *testing.T) {
 	}, waitFor, tick)
 	p := conn.payloads()
 	assert.True(t, proto.Equal(p[len(p)-2], ns("a", cloudv1.Action_ACTION_CREATE, nil)), "the commit follows the full inventory: %v", p)
+	n := len(p)
+	require.Never(t, func() bool { return len(conn.payloads()) > n }, 200*time.Millisecond, tick, "a second resync")
 
 	// A later snapshot_complete with the same flags changes nothing; new flags resync.
 	conn.reset()
