@@ -10,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+
+	"github.com/kestrelai/otelcol-kestrel/internal/k8scache/slim"
 )
 
 // BenchmarkCachedPodHeap reports the heap that one cached pod costs after the cache's
@@ -59,7 +61,7 @@ func BenchmarkCachedPodHeap(b *testing.B) {
 	transform := Pods.transformFunc()
 	var perPod float64
 	for b.Loop() {
-		pods := make([]*corev1.Pod, n)
+		pods := make([]*slim.Pod, n)
 		before := heapInUse()
 		for i, raw := range raws {
 			p := &corev1.Pod{}
@@ -67,7 +69,7 @@ func BenchmarkCachedPodHeap(b *testing.B) {
 				b.Fatal(err)
 			}
 			obj, _ := transform(p)
-			pods[i] = obj.(*corev1.Pod)
+			pods[i] = obj.(*slim.Pod)
 		}
 		perPod = float64(heapInUse()-before) / n
 		runtime.KeepAlive(pods)

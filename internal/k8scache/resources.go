@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/kestrelai/otelcol-kestrel/internal/k8scache/slim"
 )
 
 // lastApplied is the annotation kubectl apply writes: a full copy of the object.
@@ -31,9 +33,14 @@ type Resource struct {
 	// Namespaced resources can be watched per namespace.
 	Namespaced bool
 
+	// object is the type the apiserver sends; the cache keeps it, or what cached makes of it.
 	object    func() runtime.Object
 	listWatch func(cl *clients, ns string) cache.ListerWatcherWithContext
-	slim      func(obj any)
+	// slim removes, in place, what consumers do not read.
+	slim func(obj any)
+	// cached, when set, converts a decoded object to the slimmer type the cache keeps. It
+	// must return objects of that type as they are: transforms must be idempotent.
+	cached func(obj any) any
 }
 
 func (r *Resource) transformFunc() cache.TransformFunc {
@@ -46,6 +53,9 @@ func (r *Resource) transformFunc() cache.TransformFunc {
 			}
 			if r.slim != nil {
 				r.slim(obj)
+			}
+			if r.cached != nil {
+				obj = r.cached(obj)
 			}
 		}
 		return obj, nil
@@ -66,11 +76,8 @@ func listWatch[L runtime.Object](
 	}
 }
 
-// Kinds the cache knows. Pods keep their metadata except annotations, their whole status,
-// and of the spec only the node, service account, host network flag and the pod's
-// resources: spec.resources, or else the sum of its containers' requests and limits (the
-// containers themselves are dropped; their names and images are in the status). A pod
-// template keeps what SlimPodSpec keeps when it is the only description of its pods, and
+// Kinds the cache knows. Pods are cached as *slim.Pod, which lists what is kept of
+// them. A pod template keeps what SlimPodSpec keeps when it is the only description of its pods, and
 // only the node, service account, host network flag and each container's name, image,
 // ports and resources when another cached template describes them too (ReplicaSets of
 // Deployments, Jobs of CronJobs): there can be many of those. Nodes drop status.images,
@@ -83,10 +90,11 @@ var (
 			c := cl.typed.CoreV1().Pods(ns)
 			return listWatch(c.List, c.Watch)
 		},
-		slim: func(obj any) {
+		cached: func(obj any) any {
 			if p, ok := obj.(*corev1.Pod); ok {
-				slimPod(p)
+				return slim.NewPod(p)
 			}
+			return obj
 		},
 	}
 	Namespaces = &Resource{
@@ -350,47 +358,6 @@ func Dynamic(gvr schema.GroupVersionResource, namespaced bool) *Resource {
 			return listWatch(c.List, c.Watch)
 		},
 	}
-}
-
-// slimPod reduces a pod to what consumers read: a cached pod then costs about half of
-// what a full one does, and the resources and owners it shares with the other pods of its
-// ReplicaSet are kept once (intern.go). It is idempotent, as transforms must be.
-func slimPod(p *corev1.Pod) {
-	p.Annotations = nil
-	res := p.Spec.Resources
-	if res == nil && len(p.Spec.Containers) > 0 {
-		res = sumResources(p.Spec.Containers)
-	}
-	p.Spec = corev1.PodSpec{
-		NodeName:           p.Spec.NodeName,
-		ServiceAccountName: p.Spec.ServiceAccountName,
-		HostNetwork:        p.Spec.HostNetwork,
-		Resources:          internResources(res),
-	}
-	p.OwnerReferences = internOwners(p.OwnerReferences)
-}
-
-// sumResources adds up the containers' requests and limits; nil when there are none.
-func sumResources(cs []corev1.Container) *corev1.ResourceRequirements {
-	var req, lim corev1.ResourceList
-	add := func(dst *corev1.ResourceList, src corev1.ResourceList) {
-		for name, q := range src {
-			if *dst == nil {
-				*dst = corev1.ResourceList{}
-			}
-			sum := (*dst)[name]
-			sum.Add(q)
-			(*dst)[name] = sum
-		}
-	}
-	for i := range cs {
-		add(&req, cs[i].Resources.Requests)
-		add(&lim, cs[i].Resources.Limits)
-	}
-	if req == nil && lim == nil {
-		return nil
-	}
-	return &corev1.ResourceRequirements{Requests: req, Limits: lim}
 }
 
 // slimTemplate slims the pod template of a workload: thinly when its controller (a

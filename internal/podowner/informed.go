@@ -9,10 +9,10 @@ import (
 	"go.uber.org/zap"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/k8sapi"
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8scache/slim"
 )
 
 // Informed resolves pods from the process-wide informers of Pods, ReplicaSets and Jobs in
@@ -103,7 +103,7 @@ func (i *Informed) onHealth(fn func(error)) (cancel func()) {
 
 // Owner implements Resolver.
 func (i *Informed) Owner(namespace, pod string) (Ref, bool) {
-	p, ok := get[*corev1.Pod](i.pods, namespace, pod)
+	p, ok := get[*slim.Pod](i.pods, namespace, pod)
 	if !ok {
 		return Ref{}, false
 	}

@@ -9,7 +9,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -51,10 +50,10 @@ func (c Chain) Owner(namespace, pod string) (Ref, bool) {
 
 // OwnerOf follows a pod's controller reference up to the workload users deal with: a
 // ReplicaSet owned by a Deployment is reported as the Deployment, a Job owned by a CronJob
-// as the CronJob. replicaSet and job look the intermediate objects up (nil when unknown, in
+// as the CronJob; p is a pod (what the cache keeps of one, or a whole one). replicaSet and job look the intermediate objects up (nil when unknown, in
 // which case the intermediate object is the answer). A pod without a controller has no
 // owner.
-func OwnerOf(p *corev1.Pod, replicaSet func(namespace, name string) *appsv1.ReplicaSet, job func(namespace, name string) *batchv1.Job) (Ref, bool) {
+func OwnerOf(p metav1.Object, replicaSet func(namespace, name string) *appsv1.ReplicaSet, job func(namespace, name string) *batchv1.Job) (Ref, bool) {
 	ref := metav1.GetControllerOf(p)
 	if ref == nil {
 		return Ref{}, false
@@ -62,14 +61,14 @@ func OwnerOf(p *corev1.Pod, replicaSet func(namespace, name string) *appsv1.Repl
 	var up *metav1.OwnerReference
 	switch ref.Kind {
 	case KindReplicaSet:
-		if rs := replicaSet(p.Namespace, ref.Name); rs != nil {
+		if rs := replicaSet(p.GetNamespace(), ref.Name); rs != nil {
 			up = metav1.GetControllerOf(rs)
 		}
 		if up != nil && up.Kind == KindDeployment {
 			return Ref{Kind: up.Kind, Name: up.Name}, true
 		}
 	case KindJob:
-		if j := job(p.Namespace, ref.Name); j != nil {
+		if j := job(p.GetNamespace(), ref.Name); j != nil {
 			up = metav1.GetControllerOf(j)
 		}
 		if up != nil && up.Kind == KindCronJob {

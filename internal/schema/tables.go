@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8scache/slim"
 )
 
 // The tables of the inventory records: what each carries, where the receiver takes it from
@@ -37,19 +38,20 @@ var NodeFields = Table[corev1.Node, cloudv1.Node]{
 	Time(AttrCreationTime, func(n *corev1.Node) time.Time { return n.CreationTimestamp.Time }, func(m *cloudv1.Node, v *timestamppb.Timestamp) { m.CreatedAt = v }),
 }
 
-// PodFields are the attributes of EventInventoryPod records. EventPodStatusChange records
+// PodFields are the attributes of EventInventoryPod records, read from the pod the cache
+// keeps (slim.Pod). EventPodStatusChange records
 // carry them too.
-var PodFields = Table[corev1.Pod, cloudv1.Pod]{
-	Str(AttrK8sPodName, Required, func(p *corev1.Pod) string { return p.Name }, func(m *cloudv1.Pod, v string) { m.Name = v }),
-	Str(AttrK8sNamespaceName, Required, func(p *corev1.Pod) string { return p.Namespace }, func(m *cloudv1.Pod, v string) { m.Namespace = v }),
-	Str(AttrK8sPodUID, Required, func(p *corev1.Pod) string { return string(p.UID) }, func(m *cloudv1.Pod, v string) { m.Uid = v }),
-	Str(AttrK8sPodIP, Optional, func(p *corev1.Pod) string { return p.Status.PodIP }, func(m *cloudv1.Pod, v string) { m.PodIp = v }),
-	Str[corev1.Pod, cloudv1.Pod](AttrK8sNodeName, Optional, func(p *corev1.Pod) string { return p.Spec.NodeName }, nil),
-	Str(AttrK8sPodStatusPhase, Optional, func(p *corev1.Pod) string { return string(p.Status.Phase) }, func(m *cloudv1.Pod, v string) { m.Phase = v }),
+var PodFields = Table[slim.Pod, cloudv1.Pod]{
+	Str(AttrK8sPodName, Required, func(p *slim.Pod) string { return p.Name }, func(m *cloudv1.Pod, v string) { m.Name = v }),
+	Str(AttrK8sNamespaceName, Required, func(p *slim.Pod) string { return p.Namespace }, func(m *cloudv1.Pod, v string) { m.Namespace = v }),
+	Str(AttrK8sPodUID, Required, func(p *slim.Pod) string { return string(p.UID) }, func(m *cloudv1.Pod, v string) { m.Uid = v }),
+	Str(AttrK8sPodIP, Optional, func(p *slim.Pod) string { return p.Status.PodIP }, func(m *cloudv1.Pod, v string) { m.PodIp = v }),
+	Str[slim.Pod, cloudv1.Pod](AttrK8sNodeName, Optional, func(p *slim.Pod) string { return p.Spec.NodeName }, nil),
+	Str(AttrK8sPodStatusPhase, Optional, func(p *slim.Pod) string { return string(p.Status.Phase) }, func(m *cloudv1.Pod, v string) { m.Phase = v }),
 	Bool(AttrPodReady, podReady, func(m *cloudv1.Pod, v bool) { m.Ready = v }),
-	Prefixed(AttrK8sPodLabelPrefix, func(p *corev1.Pod) map[string]string { return p.Labels }, func(m *cloudv1.Pod, v map[string]string) { m.Labels = v }),
-	Maps(AttrOwnerReferences, OwnerFields, func(p *corev1.Pod) []metav1.OwnerReference { return p.OwnerReferences }, func(m *cloudv1.Pod, v []*cloudv1.OwnerReference) { m.OwnerReferences = v }),
-	Time(AttrCreationTime, func(p *corev1.Pod) time.Time { return p.CreationTimestamp.Time }, func(m *cloudv1.Pod, v *timestamppb.Timestamp) { m.CreatedAt = v }),
+	Prefixed(AttrK8sPodLabelPrefix, func(p *slim.Pod) map[string]string { return p.Labels }, func(m *cloudv1.Pod, v map[string]string) { m.Labels = v }),
+	Maps(AttrOwnerReferences, OwnerFields, func(p *slim.Pod) []metav1.OwnerReference { return p.OwnerReferences }, func(m *cloudv1.Pod, v []*cloudv1.OwnerReference) { m.OwnerReferences = v }),
+	Time(AttrCreationTime, func(p *slim.Pod) time.Time { return p.CreationTimestamp.Time }, func(m *cloudv1.Pod, v *timestamppb.Timestamp) { m.CreatedAt = v }),
 }
 
 // The keys of the maps in AttrOwnerReferences and AttrServicePorts.
@@ -221,7 +223,7 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
-func podReady(p *corev1.Pod) bool {
+func podReady(p *slim.Pod) bool {
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady {
 			return c.Status == corev1.ConditionTrue

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8scache/slim"
 	"github.com/kestrelai/otelcol-kestrel/internal/logmap"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 )
@@ -33,7 +34,7 @@ const (
 	notReadyFor = 2 * time.Minute
 )
 
-func allContainerStatuses(p *corev1.Pod) []corev1.ContainerStatus {
+func allContainerStatuses(p *slim.Pod) []corev1.ContainerStatus {
 	out := make([]corev1.ContainerStatus, 0, len(p.Status.InitContainerStatuses)+len(p.Status.ContainerStatuses))
 	out = append(out, p.Status.InitContainerStatuses...)
 	return append(out, p.Status.ContainerStatuses...)
@@ -41,7 +42,7 @@ func allContainerStatuses(p *corev1.Pod) []corev1.ContainerStatus {
 
 // podProblematic: phase Failed or Unknown; a container waiting or terminated for a bad
 // reason; 3 or more restarts; Ready=False for over 2 minutes; ContainersReady=False.
-func podProblematic(p *corev1.Pod, now time.Time) bool {
+func podProblematic(p *slim.Pod, now time.Time) bool {
 	if p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodUnknown {
 		return true
 	}
@@ -65,7 +66,7 @@ func podProblematic(p *corev1.Pod, now time.Time) bool {
 	return false
 }
 
-func restarts(p *corev1.Pod) int32 {
+func restarts(p *slim.Pod) int32 {
 	var n int32
 	for _, cs := range allContainerStatuses(p) {
 		n += cs.RestartCount
@@ -85,7 +86,7 @@ func stateReason(s *corev1.ContainerState) string {
 
 // podSignificant: the phase changed; restarts went up; a container's state reason changed
 // to something other than running; Ready or ContainersReady turned False.
-func podSignificant(old, cur *corev1.Pod) bool {
+func podSignificant(old, cur *slim.Pod) bool {
 	if old.Status.Phase != cur.Status.Phase || restarts(cur) > restarts(old) {
 		return true
 	}
@@ -116,7 +117,7 @@ type podStatusBody struct {
 	} `json:"status"`
 }
 
-func (c *collector) podStatus(op opKind, old, p *corev1.Pod) {
+func (c *collector) podStatus(op opKind, old, p *slim.Pod) {
 	problematic := podProblematic(p, c.now())
 	switch op {
 	case opAdd, opDelete:

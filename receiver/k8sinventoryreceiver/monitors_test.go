@@ -11,13 +11,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/kestrelai/otelcol-kestrel/internal/k8scache/slim"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 )
 
 var now = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 
-func runningPod() *corev1.Pod {
-	return &corev1.Pod{Status: corev1.PodStatus{
+func runningPod() *slim.Pod {
+	return &slim.Pod{Status: slim.PodStatus{
 		Phase: corev1.PodRunning,
 		Conditions: []corev1.PodCondition{
 			{Type: corev1.PodReady, Status: corev1.ConditionTrue},
@@ -29,31 +30,31 @@ func runningPod() *corev1.Pod {
 
 func TestPodProblematic(t *testing.T) {
 	tests := map[string]struct {
-		mutate func(*corev1.Pod)
+		mutate func(*slim.Pod)
 		want   bool
 	}{
-		"running":    {func(*corev1.Pod) {}, false},
-		"failed":     {func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed }, true},
-		"unknown":    {func(p *corev1.Pod) { p.Status.Phase = corev1.PodUnknown }, true},
-		"succeeded":  {func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }, false},
-		"crash loop": {func(p *corev1.Pod) { p.Status.ContainerStatuses[0].State = waiting("CrashLoopBackOff") }, true},
-		"image pull": {func(p *corev1.Pod) { p.Status.ContainerStatuses[0].State = waiting("ErrImagePull") }, true},
-		"creating":   {func(p *corev1.Pod) { p.Status.ContainerStatuses[0].State = waiting("ContainerCreating") }, false},
-		"oom killed": {func(p *corev1.Pod) { p.Status.ContainerStatuses[0].State = terminated("OOMKilled") }, true},
-		"completed":  {func(p *corev1.Pod) { p.Status.ContainerStatuses[0].State = terminated("Completed") }, false},
-		"init crash loop": {func(p *corev1.Pod) {
+		"running":    {func(*slim.Pod) {}, false},
+		"failed":     {func(p *slim.Pod) { p.Status.Phase = corev1.PodFailed }, true},
+		"unknown":    {func(p *slim.Pod) { p.Status.Phase = corev1.PodUnknown }, true},
+		"succeeded":  {func(p *slim.Pod) { p.Status.Phase = corev1.PodSucceeded }, false},
+		"crash loop": {func(p *slim.Pod) { p.Status.ContainerStatuses[0].State = waiting("CrashLoopBackOff") }, true},
+		"image pull": {func(p *slim.Pod) { p.Status.ContainerStatuses[0].State = waiting("ErrImagePull") }, true},
+		"creating":   {func(p *slim.Pod) { p.Status.ContainerStatuses[0].State = waiting("ContainerCreating") }, false},
+		"oom killed": {func(p *slim.Pod) { p.Status.ContainerStatuses[0].State = terminated("OOMKilled") }, true},
+		"completed":  {func(p *slim.Pod) { p.Status.ContainerStatuses[0].State = terminated("Completed") }, false},
+		"init crash loop": {func(p *slim.Pod) {
 			p.Status.InitContainerStatuses = []corev1.ContainerStatus{{State: waiting("CrashLoopBackOff")}}
 		}, true},
-		"3 restarts": {func(p *corev1.Pod) { p.Status.ContainerStatuses[0].RestartCount = 3 }, true},
-		"2 restarts": {func(p *corev1.Pod) { p.Status.ContainerStatuses[0].RestartCount = 2 }, false},
-		"not ready for 3 minutes": {func(p *corev1.Pod) {
+		"3 restarts": {func(p *slim.Pod) { p.Status.ContainerStatuses[0].RestartCount = 3 }, true},
+		"2 restarts": {func(p *slim.Pod) { p.Status.ContainerStatuses[0].RestartCount = 2 }, false},
+		"not ready for 3 minutes": {func(p *slim.Pod) {
 			p.Status.Conditions[0] = corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse, LastTransitionTime: metav1.NewTime(now.Add(-3 * time.Minute))}
 		}, true},
-		"not ready for 1 minute": {func(p *corev1.Pod) {
+		"not ready for 1 minute": {func(p *slim.Pod) {
 			p.Status.Conditions[0] = corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse, LastTransitionTime: metav1.NewTime(now.Add(-time.Minute))}
 		}, false},
-		"containers not ready": {func(p *corev1.Pod) { p.Status.Conditions[1].Status = corev1.ConditionFalse }, true},
-		"pending, unscheduled": {func(p *corev1.Pod) { p.Status = corev1.PodStatus{Phase: corev1.PodPending} }, false},
+		"containers not ready": {func(p *slim.Pod) { p.Status.Conditions[1].Status = corev1.ConditionFalse }, true},
+		"pending, unscheduled": {func(p *slim.Pod) { p.Status = slim.PodStatus{Phase: corev1.PodPending} }, false},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -74,18 +75,18 @@ func terminated(reason string) corev1.ContainerState {
 
 func TestPodSignificant(t *testing.T) {
 	tests := map[string]struct {
-		mutate func(*corev1.Pod)
+		mutate func(*slim.Pod)
 		want   bool
 	}{
-		"nothing":               {func(*corev1.Pod) {}, false},
-		"ip assigned":           {func(p *corev1.Pod) { p.Status.PodIP = "10.0.0.1" }, false},
-		"phase":                 {func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }, true},
-		"restart":               {func(p *corev1.Pod) { p.Status.ContainerStatuses[0].RestartCount = 1 }, true},
-		"to crash loop":         {func(p *corev1.Pod) { p.Status.ContainerStatuses[0].State = waiting("CrashLoopBackOff") }, true},
-		"ready turned false":    {func(p *corev1.Pod) { p.Status.Conditions[0].Status = corev1.ConditionFalse }, true},
-		"containers not ready":  {func(p *corev1.Pod) { p.Status.Conditions[1].Status = corev1.ConditionFalse }, true},
-		"ready condition gone":  {func(p *corev1.Pod) { p.Status.Conditions = nil }, false},
-		"new running container": {func(p *corev1.Pod) { p.Status.ContainerStatuses[0].Name = "other" }, false},
+		"nothing":               {func(*slim.Pod) {}, false},
+		"ip assigned":           {func(p *slim.Pod) { p.Status.PodIP = "10.0.0.1" }, false},
+		"phase":                 {func(p *slim.Pod) { p.Status.Phase = corev1.PodSucceeded }, true},
+		"restart":               {func(p *slim.Pod) { p.Status.ContainerStatuses[0].RestartCount = 1 }, true},
+		"to crash loop":         {func(p *slim.Pod) { p.Status.ContainerStatuses[0].State = waiting("CrashLoopBackOff") }, true},
+		"ready turned false":    {func(p *slim.Pod) { p.Status.Conditions[0].Status = corev1.ConditionFalse }, true},
+		"containers not ready":  {func(p *slim.Pod) { p.Status.Conditions[1].Status = corev1.ConditionFalse }, true},
+		"ready condition gone":  {func(p *slim.Pod) { p.Status.Conditions = nil }, false},
+		"new running container": {func(p *slim.Pod) { p.Status.ContainerStatuses[0].Name = "other" }, false},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -12,7 +12,6 @@ import (
 	"go.uber.org/zap"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8scache/slim"
 	"github.com/kestrelai/otelcol-kestrel/internal/podowner"
 	kschema "github.com/kestrelai/otelcol-kestrel/internal/schema"
 )
@@ -119,7 +119,7 @@ func (c *collector) authzResName() string {
 func (c *collector) targets(ns string, sel labels.Selector) []string {
 	seen := map[string]struct{}{}
 	for _, obj := range c.inNamespace(k8scache.Pods, ns) {
-		p, ok := obj.(*corev1.Pod)
+		p, ok := obj.(*slim.Pod)
 		if !ok || !sel.Matches(labels.Set(p.Labels)) {
 			continue
 		}
@@ -135,7 +135,7 @@ func (c *collector) targets(ns string, sel labels.Selector) []string {
 
 // ownerWorkload names the top workload a pod belongs to, "<ns>.<Kind>.<name>", or the pod
 // itself when no controller owns it.
-func (c *collector) ownerWorkload(p *corev1.Pod) string {
+func (c *collector) ownerWorkload(p *slim.Pod) string {
 	if w, ok := c.owners[p.UID]; ok {
 		return w
 	}

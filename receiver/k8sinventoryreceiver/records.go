@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/kestrelai/otelcol-kestrel/internal/k8scache/slim"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 )
 
@@ -42,8 +43,8 @@ func (c *collector) handle(it item) {
 		return
 	}
 	switch o := obj.(type) {
-	case *corev1.Pod:
-		old, _ := it.old.(*corev1.Pod)
+	case *slim.Pod:
+		old, _ := it.old.(*slim.Pod)
 		c.pod(it.op, old, o)
 	case *corev1.Namespace:
 		if !c.namespaceWanted(o.Name) {
@@ -138,7 +139,7 @@ func cronJobView(j *batchv1.CronJob) *schema.Workload {
 	return &schema.Workload{Kind: "CronJob", Meta: &j.ObjectMeta, ServiceAccount: j.Spec.JobTemplate.Spec.Template.Spec.ServiceAccountName}
 }
 
-func podView(p *corev1.Pod) *schema.Workload {
+func podView(p *slim.Pod) *schema.Workload {
 	if p == nil {
 		return nil
 	}
@@ -178,7 +179,7 @@ func (c *collector) workload(op opKind, cur, old *schema.Workload) {
 		func(m pcommon.Map) { fields.Put(m, old) })
 }
 
-func (c *collector) pod(op opKind, old, p *corev1.Pod) {
+func (c *collector) pod(op opKind, old, p *slim.Pod) {
 	c.state(op, schema.EventInventoryPod, func(m pcommon.Map) { schema.PodFields.Put(m, p) }, func(m pcommon.Map) { schema.PodFields.Put(m, old) })
 	// A pod without owners is a workload of its own (kind Pod); adoption or orphaning
 	// turns it into one or out of one.
@@ -309,7 +310,7 @@ func toRaw(v any) (map[string]any, error) {
 	return runtime.DefaultUnstructuredConverter.ToUnstructured(v)
 }
 
-func podCondition(p *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {
+func podCondition(p *slim.Pod, t corev1.PodConditionType) *corev1.PodCondition {
 	for i := range p.Status.Conditions {
 		if p.Status.Conditions[i].Type == t {
 			return &p.Status.Conditions[i]

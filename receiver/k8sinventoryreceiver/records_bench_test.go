@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
+	"github.com/kestrelai/otelcol-kestrel/internal/k8scache/slim"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 )
 
@@ -25,11 +26,12 @@ func BenchmarkRecordAttributes(b *testing.B) {
 			Labels: map[string]string{"app": "web", "tier": "front", "team": "shop", "version": "v1"},
 		}
 	}
-	pod := &corev1.Pod{ObjectMeta: meta("web-5d4f-x"), Spec: podTemplate("web").Spec, Status: corev1.PodStatus{
+	full := &corev1.Pod{ObjectMeta: meta("web-5d4f-x"), Spec: podTemplate("web").Spec, Status: corev1.PodStatus{
 		PodIP: "10.0.0.7", Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
 	}}
-	pod.Spec.NodeName = "worker-1"
-	pod.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-5d4f", UID: "rs-uid", Controller: ptr.To(true)}}
+	full.Spec.NodeName = "worker-1"
+	full.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-5d4f", UID: "rs-uid", Controller: ptr.To(true)}}
+	pod := slim.NewPod(full)
 	dep := &appsv1.Deployment{ObjectMeta: meta("web"), Spec: appsv1.DeploymentSpec{Template: podTemplate("web")}}
 	svc := &corev1.Service{ObjectMeta: meta("web"), Spec: corev1.ServiceSpec{
 		Type: corev1.ServiceTypeClusterIP, ClusterIP: "10.96.0.10", Selector: map[string]string{"app": "web"},

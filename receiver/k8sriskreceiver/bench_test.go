@@ -32,6 +32,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8scache/slim"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sriskreceiver/internal/checks"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sriskreceiver/internal/metadata"
 )
@@ -146,7 +147,7 @@ func newBenchCluster() *benchCluster {
 					Resources: &corev1.ResourceRequirements{Requests: spec.Containers[0].Resources.Requests},
 				}, Status: corev1.PodStatus{Phase: corev1.PodRunning}}
 				pod.OwnerReferences = []metav1.OwnerReference{owner}
-				c.add(k8scache.Pods, pod)
+				c.add(k8scache.Pods, slim.NewPod(pod)) // as the cache keeps it
 			}
 			svc := &corev1.Service{ObjectMeta: meta(ns, name, nil), Spec: corev1.ServiceSpec{Selector: map[string]string{"app": name}, Ports: []corev1.ServicePort{{Port: 80}}}}
 			if w == 0 {

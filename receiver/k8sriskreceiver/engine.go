@@ -21,6 +21,7 @@ import (
 
 	"github.com/kestrelai/otelcol-kestrel/internal/flowgraph"
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8scache/slim"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sriskreceiver/internal/checks"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sriskreceiver/internal/report"
@@ -294,19 +295,19 @@ func (e *engine) handle(it item, now time.Time) {
 	}
 }
 
-func asPod(obj any) *corev1.Pod {
+func asPod(obj any) *slim.Pod {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
-	p, _ := obj.(*corev1.Pod)
+	p, _ := obj.(*slim.Pod)
 	return p
 }
 
 // samePodPlacement reports whether an update left what other objects' checks read of a pod
 // alone: labels, node, requests, whether it still runs, and its spec generation. Most pod
 // updates are status updates.
-func samePodPlacement(a, b *corev1.Pod) bool {
-	done := func(p *corev1.Pod) bool {
+func samePodPlacement(a, b *slim.Pod) bool {
+	done := func(p *slim.Pod) bool {
 		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 	}
 	return a.Spec.NodeName == b.Spec.NodeName && done(a) == done(b) && a.Generation == b.Generation &&
@@ -347,7 +348,7 @@ var workloadResources = []*k8scache.Resource{
 func (e *engine) markWorkloads(ns string, mark func(objKey)) {
 	for _, res := range workloadResources {
 		for _, obj := range e.view.Store(res).InNamespace(ns) {
-			if p, ok := obj.(*corev1.Pod); ok && !checks.PodNeedsSpec(p) {
+			if p, ok := obj.(*slim.Pod); ok && !checks.PodNeedsSpec(p) {
 				continue
 			}
 			if k, ok := keyOf(res, obj); ok {
@@ -403,7 +404,7 @@ func (e *engine) startSweep() {
 	e.sweep = []objKey{}
 	for _, res := range checks.SubjectResources {
 		for _, obj := range e.view.Store(res).List() {
-			if p, ok := obj.(*corev1.Pod); ok && !checks.PodNeedsSpec(p) {
+			if p, ok := obj.(*slim.Pod); ok && !checks.PodNeedsSpec(p) {
 				continue
 			}
 			if k, ok := keyOf(res, obj); ok {
@@ -464,7 +465,7 @@ func (e *engine) evaluate(ctx context.Context, k objKey, assessment string) {
 		e.forget(k, st, schema.RiskResolutionExcluded)
 		return
 	}
-	if p, ok := obj.(*corev1.Pod); ok && checks.PodNeedsSpec(p) {
+	if p, ok := obj.(*slim.Pod); ok && checks.PodNeedsSpec(p) {
 		e.readPod(ctx, p)
 	}
 	s, ok := checks.NewSubject(e.view, k.res, obj)
@@ -580,7 +581,7 @@ func (e *engine) namespaceExemption(ns string) *checks.Exemption {
 
 // readPod reads the spec of a pod no template describes, once per spec generation: the
 // cache keeps little of a pod, so that every cached pod stays small.
-func (e *engine) readPod(ctx context.Context, p *corev1.Pod) {
+func (e *engine) readPod(ctx context.Context, p *slim.Pod) {
 	if ps, ok := e.podSpecs[p.UID]; ok && ps.Generation == p.Generation && (ps.Err == nil || unavailable(ps.Err)) {
 		return
 	}

@@ -23,6 +23,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8scache/slim"
 	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
 	kschema "github.com/kestrelai/otelcol-kestrel/internal/schema"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sriskreceiver/internal/checks"
@@ -443,7 +444,7 @@ func TestFixtureHasAFailingAndAPassingCaseForEveryCheck(t *testing.T) {
 		Stores: stores, Missing: map[*k8scache.Resource]error{},
 		PodSpecs: func(uid types.UID) (*checks.PodSpec, bool) {
 			for _, obj := range stores[k8scache.Pods].List() {
-				p := obj.(*corev1.Pod)
+				p := obj.(*slim.Pod)
 				if p.UID != uid {
 					continue
 				}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/kestrelai/otelcol-kestrel/internal/flowgraph"
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8scache/slim"
 )
 
 // fuzzKinds are the objects FuzzChecks decodes, by the first byte of its input.
@@ -69,12 +70,16 @@ func FuzzChecks(f *testing.F) {
 			}
 			require.NoError(t, stores[res][0].Add(o))
 		}
-		add(k.res, obj)
+		if p, ok := obj.(*corev1.Pod); ok {
+			add(k.res, slim.NewPod(p)) // as the cache keeps it
+		} else {
+			add(k.res, obj)
+		}
 		ns := obj.GetNamespace()
 		add(k8scache.Services, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "all", UID: "svc"},
 			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: map[string]string{"app": "a"}}})
-		add(k8scache.Pods, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pod", UID: "pod", Labels: map[string]string{"app": "a"}},
-			Spec: corev1.PodSpec{NodeName: "node"}})
+		add(k8scache.Pods, slim.NewPod(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pod", UID: "pod", Labels: map[string]string{"app": "a"}},
+			Spec: corev1.PodSpec{NodeName: "node"}}))
 		add(k8scache.ServiceAccounts, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default", UID: "sa"}})
 		if k.res != k8scache.Namespaces {
 			add(k8scache.Namespaces, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, UID: "ns"}})

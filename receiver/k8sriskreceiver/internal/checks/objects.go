@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8scache/slim"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 )
 
@@ -130,7 +131,7 @@ func serviceTargets(v *View, s *Subject) Outcome {
 	}
 	sel := labels.SelectorFromValidatedSet(svc.Spec.Selector)
 	for _, obj := range v.Store(k8scache.Pods).InNamespace(svc.Namespace) {
-		if sel.Matches(labels.Set(obj.(*corev1.Pod).Labels)) {
+		if sel.Matches(labels.Set(obj.(*slim.Pod).Labels)) {
 			return pass()
 		}
 	}
@@ -200,7 +201,7 @@ func (v *View) requestsOn(node string) nodeRequests {
 	if v.byNode == nil {
 		v.byNode = map[string]nodeRequests{}
 		for _, obj := range v.Store(k8scache.Pods).List() {
-			p := obj.(*corev1.Pod)
+			p := obj.(*slim.Pod)
 			if p.Spec.NodeName == "" || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || p.Spec.Resources == nil {
 				continue
 			}

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
+	"github.com/kestrelai/otelcol-kestrel/internal/k8scache/slim"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 )
 
@@ -77,7 +78,7 @@ var describedByTemplate = map[string]bool{KindReplicaSet: true, KindStatefulSet:
 
 // PodNeedsSpec reports whether a pod is a subject of its own: no cached template describes
 // it, so the receiver must read its spec.
-func PodNeedsSpec(p *corev1.Pod) bool {
+func PodNeedsSpec(p *slim.Pod) bool {
 	c := metav1.GetControllerOfNoCopy(p)
 	return c == nil || !describedByTemplate[c.Kind]
 }
@@ -109,7 +110,7 @@ func NewSubject(v *View, res *k8scache.Resource, obj any) (*Subject, bool) {
 		s.workload(&o.ObjectMeta, "batch/v1", KindJob, &o.Spec.Template, "spec.template.spec")
 	case *batchv1.CronJob:
 		s.workload(&o.ObjectMeta, "batch/v1", KindCronJob, &o.Spec.JobTemplate.Spec.Template, "spec.jobTemplate.spec.template.spec")
-	case *corev1.Pod:
+	case *slim.Pod:
 		if !PodNeedsSpec(o) {
 			return nil, false
 		}

@@ -1,4 +1,4 @@
-package k8scache
+package slim
 
 import (
 	"maps"
