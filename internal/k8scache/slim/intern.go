@@ -14,7 +14,7 @@ import (
 )
 
 // interner shares equal values between cached objects: the pods of one ReplicaSet have the
-// same resources and the same owner, and keeping one copy for all of them saves most of
+// same labels, resources and owner, and keeping one copy for all of them saves most of
 // what those fields cost per pod. Cached objects must not be modified anyway, so sharing
 // is safe. Entries are weak: a value no cached object uses any more is collected and its
 // entry dropped.
@@ -49,9 +49,32 @@ func (in *interner[T]) forget(key string) {
 }
 
 var (
+	labelsInterned    interner[labelSet]
 	resourcesInterned interner[corev1.ResourceRequirements]
 	ownersInterned    interner[metav1.OwnerReference]
 )
+
+// labelSet holds an interned label map. A weak pointer cannot point at a map itself, so
+// every pod that uses the map holds its labelSet too, which keeps the entry alive.
+type labelSet struct{ m map[string]string }
+
+// internLabels returns a map equal to l that is shared with every other pod of the same
+// labels, and the labelSet that the pod must hold while it uses the map.
+func internLabels(l map[string]string) (map[string]string, *labelSet) {
+	if len(l) == 0 {
+		return l, nil
+	}
+	var b strings.Builder
+	// Label keys and values cannot contain NUL.
+	for _, k := range slices.Sorted(maps.Keys(l)) {
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(l[k])
+		b.WriteByte(0)
+	}
+	s := labelsInterned.get(b.String(), &labelSet{m: l})
+	return s.m, s
+}
 
 // internResources returns the shared copy of r (nil for nil).
 func internResources(r *corev1.ResourceRequirements) *corev1.ResourceRequirements {

@@ -1,6 +1,7 @@
 package slim
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -11,10 +12,10 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-func TestPodsOfOneReplicaSetShareResourcesAndOwners(t *testing.T) {
+func TestPodsOfOneReplicaSetShareLabelsResourcesAndOwners(t *testing.T) {
 	pod := func(name, cpu string, owner string) *corev1.Pod {
 		return &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: name, OwnerReferences: []metav1.OwnerReference{{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": owner}, OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: "apps/v1", Kind: "ReplicaSet", Name: owner, UID: types.UID("uid-" + owner), Controller: ptr.To(true),
 			}}},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Resources: corev1.ResourceRequirements{
@@ -24,6 +25,9 @@ func TestPodsOfOneReplicaSetShareResourcesAndOwners(t *testing.T) {
 	}
 	a, b, c := NewPod(pod("a", "100m", "web-1")), NewPod(pod("b", "100m", "web-1")), NewPod(pod("c", "200m", "web-2"))
 	assert.Same(t, a.Spec.Resources, b.Spec.Resources)
+	assert.Equal(t, reflect.ValueOf(a.Labels).Pointer(), reflect.ValueOf(b.Labels).Pointer(), "one label map")
+	assert.NotEqual(t, reflect.ValueOf(a.Labels).Pointer(), reflect.ValueOf(c.Labels).Pointer())
+	assert.Equal(t, map[string]string{"app": "web-2"}, c.Labels)
 	assert.Same(t, &a.OwnerReferences[0], &b.OwnerReferences[0])
 	assert.NotSame(t, a.Spec.Resources, c.Spec.Resources)
 	assert.NotSame(t, &a.OwnerReferences[0], &c.OwnerReferences[0])

@@ -20,13 +20,16 @@ import (
 // not be modified.
 type Pod struct {
 	// ObjectMeta keeps the name, namespace, UID, resourceVersion, generation, creation and
-	// deletion times, labels and owner references (shared by the pods of one controller,
-	// intern.go); no annotations, finalizers or managedFields. It makes Pod a metav1.Object
+	// deletion times, labels and owner references (labels and owners shared by the pods of
+	// one controller, intern.go); no annotations, finalizers or managedFields. It makes Pod a metav1.Object
 	// for the informer's key and index functions.
 	metav1.ObjectMeta
 
 	Spec   PodSpec
 	Status PodStatus
+
+	// labels keeps the interned ObjectMeta.Labels alive (intern.go).
+	labels *labelSet
 }
 
 // PodSpec is what is kept of a pod's spec.
@@ -61,7 +64,9 @@ func NewPod(p *corev1.Pod) *Pod {
 	if res == nil && len(p.Spec.Containers) > 0 {
 		res = sumResources(p.Spec.Containers)
 	}
+	labels, labelsRef := internLabels(p.Labels)
 	return &Pod{
+		labels: labelsRef,
 		ObjectMeta: metav1.ObjectMeta{
 			Name:                       p.Name,
 			Namespace:                  p.Namespace,
@@ -71,7 +76,7 @@ func NewPod(p *corev1.Pod) *Pod {
 			CreationTimestamp:          p.CreationTimestamp,
 			DeletionTimestamp:          p.DeletionTimestamp,
 			DeletionGracePeriodSeconds: p.DeletionGracePeriodSeconds,
-			Labels:                     p.Labels,
+			Labels:                     labels,
 			OwnerReferences:            internOwners(p.OwnerReferences),
 		},
 		Spec: PodSpec{
@@ -101,6 +106,7 @@ func (p *Pod) DeepCopy() *Pod {
 	if p == nil {
 		return nil
 	}
+	// The copy's labels are its own map, not the interned one.
 	out := &Pod{Spec: p.Spec, Status: p.Status}
 	p.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
 	out.Spec.Resources = p.Spec.Resources.DeepCopy()
