@@ -16,10 +16,18 @@ import (
 
 // BenchmarkCachedPodHeap reports the heap that one cached pod costs after the cache's
 // transform, without an apiserver: pods are decoded from protobuf as the informer decodes
-// them, slimmed, and kept, 20 per ReplicaSet as in bench-e2e's cluster (a pending pod of a
-// Deployment with one container, requests, labels and a 64-byte annotation). The informer's
-// index (a key and a map entry per pod) comes on top.
+// them, turned into what the cache keeps, and kept, 20 per ReplicaSet as in bench-e2e's
+// cluster (a pending pod of a Deployment with one container, requests, labels and a
+// 64-byte annotation). "running" gives the same pods the status a kubelet writes for a
+// running container (five conditions, a container status, IPs), which the cache keeps
+// whole because the cloud receives it. The informer's index (a key and a map entry per
+// pod) comes on top.
 func BenchmarkCachedPodHeap(b *testing.B) {
+	b.Run("pending", func(b *testing.B) { benchmarkCachedPodHeap(b, false) })
+	b.Run("running", func(b *testing.B) { benchmarkCachedPodHeap(b, true) })
+}
+
+func benchmarkCachedPodHeap(b *testing.B, running bool) {
 	const n, perReplicaSet = 10_000, 20
 	template := func(i int) []byte {
 		rs := fmt.Sprintf("app-%03d-5d4f9c", i/perReplicaSet)
@@ -48,6 +56,10 @@ func BenchmarkCachedPodHeap(b *testing.B) {
 			},
 			Status: corev1.PodStatus{Phase: corev1.PodPending, QOSClass: corev1.PodQOSBurstable},
 		}
+		if running {
+			p.Spec.NodeName = fmt.Sprintf("node-%02d", i%20)
+			p.Status = runningStatus(i)
+		}
 		raw, err := p.Marshal()
 		if err != nil {
 			b.Fatal(err)
@@ -75,6 +87,34 @@ func BenchmarkCachedPodHeap(b *testing.B) {
 		runtime.KeepAlive(pods)
 	}
 	b.ReportMetric(perPod, "heap-B/cached-pod")
+}
+
+// runningStatus is the status of a running pod of one container as the kubelet reports it.
+func runningStatus(i int) corev1.PodStatus {
+	started := metav1.Unix(1767225700, 0)
+	ip := fmt.Sprintf("10.244.%d.%d", i/250, i%250)
+	host := fmt.Sprintf("10.0.0.%d", i%20)
+	cond := func(t corev1.PodConditionType) corev1.PodCondition {
+		return corev1.PodCondition{Type: t, Status: corev1.ConditionTrue, LastTransitionTime: started}
+	}
+	return corev1.PodStatus{
+		Phase: corev1.PodRunning, QOSClass: corev1.PodQOSBurstable, StartTime: &started,
+		HostIP: host, HostIPs: []corev1.HostIP{{IP: host}}, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}},
+		Conditions: []corev1.PodCondition{
+			cond(corev1.PodReadyToStartContainers), cond(corev1.PodInitialized), cond(corev1.PodReady),
+			cond(corev1.ContainersReady), cond(corev1.PodScheduled),
+		},
+		ContainerStatuses: []corev1.ContainerStatus{{
+			Name: "app", Ready: true, Started: ptr.To(true),
+			Image: "registry.k8s.io/pause:3.10", ImageID: "registry.k8s.io/pause@sha256:ee6521f290b2168b6e0935a181d4cff9be1ac3f505666ef0e3c98fae8199917a",
+			ContainerID: fmt.Sprintf("containerd://%064d", i),
+			State:       corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: started}},
+			VolumeMounts: []corev1.VolumeMountStatus{{
+				Name: "kube-api-access-x7k2p", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true,
+				RecursiveReadOnly: ptr.To(corev1.RecursiveReadOnlyDisabled),
+			}},
+		}},
+	}
 }
 
 func heapInUse() uint64 {

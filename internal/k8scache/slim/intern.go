@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unique"
 	"unsafe"
 	"weak"
 
@@ -126,4 +127,46 @@ func internOwners(refs []metav1.OwnerReference) []metav1.OwnerReference {
 	first := ownersInterned.get(b.String(), &refs[0])
 	// The key encodes len(refs) owners, so the interned array has that many elements.
 	return unsafe.Slice(first, len(refs)) //nolint:gosec // see above
+}
+
+// canon replaces *s with the canonical copy of its value (package unique), for strings
+// that many pods repeat: namespace, node and image names, phases, condition types and
+// reasons. Strings unique to a pod (names, UIDs, IPs, container IDs, messages) are left
+// alone: they would only fill unique's map.
+func canon[S ~string](s *S) {
+	if *s != "" {
+		*s = S(unique.Make(string(*s)).Value())
+	}
+}
+
+// canonStatus makes the repeated strings of a pod's status canonical. The status is the
+// decoded object's own, not shared yet, so it may be changed in place.
+func canonStatus(s *corev1.PodStatus) {
+	canon(&s.Phase)
+	canon(&s.QOSClass)
+	for i := range s.Conditions {
+		c := &s.Conditions[i]
+		canon(&c.Type)
+		canon(&c.Status)
+		canon(&c.Reason)
+	}
+	for _, list := range [][]corev1.ContainerStatus{s.InitContainerStatuses, s.ContainerStatuses} {
+		for i := range list {
+			c := &list[i]
+			canon(&c.Name)
+			canon(&c.Image)
+			canon(&c.ImageID)
+			for _, st := range []*corev1.ContainerState{&c.State, &c.LastTerminationState} {
+				if st.Waiting != nil {
+					canon(&st.Waiting.Reason)
+				}
+				if st.Terminated != nil {
+					canon(&st.Terminated.Reason)
+				}
+			}
+			for j := range c.VolumeMounts {
+				canon(&c.VolumeMounts[j].MountPath)
+			}
+		}
+	}
 }

@@ -58,13 +58,18 @@ var _ interface {
 } = (*Pod)(nil)
 
 // NewPod returns what the cache keeps of p. The result shares p's strings, maps and status
-// slices; p must not be modified afterwards.
+// slices, and p's repeated strings are replaced, in place, by equal canonical copies
+// (intern.go); p must not be modified afterwards.
 func NewPod(p *corev1.Pod) *Pod {
 	res := p.Spec.Resources
 	if res == nil && len(p.Spec.Containers) > 0 {
 		res = sumResources(p.Spec.Containers)
 	}
 	labels, labelsRef := internLabels(p.Labels)
+	canonStatus(&p.Status)
+	canon(&p.Namespace)
+	canon(&p.Spec.NodeName)
+	canon(&p.Spec.ServiceAccountName)
 	return &Pod{
 		labels: labelsRef,
 		ObjectMeta: metav1.ObjectMeta{

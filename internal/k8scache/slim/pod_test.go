@@ -32,15 +32,17 @@ func TestNewPodKeepsWhatConsumersRead(t *testing.T) {
 		},
 		Status: corev1.PodStatus{
 			Phase: corev1.PodRunning, PodIP: "10.0.0.1", HostIP: "10.1.0.1", QOSClass: corev1.PodQOSBurstable,
-			Conditions:            []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
-			ContainerStatuses:     []corev1.ContainerStatus{{Name: "a", RestartCount: 2, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}},
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "a", Image: "nginx", RestartCount: 2, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}},
+				LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "OOMKilled", ExitCode: 137}}}},
 			InitContainerStatuses: []corev1.ContainerStatus{{Name: "init"}},
 		},
 	}
+	want := full.DeepCopy() // NewPod makes repeated strings canonical in place
 	p := NewPod(full)
 	assert.Equal(t, metav1.ObjectMeta{
 		Name: "web-x", Namespace: "prod", UID: "uid", ResourceVersion: "7", Generation: 2,
-		Labels: map[string]string{"app": "web"}, OwnerReferences: full.OwnerReferences,
+		Labels: map[string]string{"app": "web"}, OwnerReferences: want.OwnerReferences,
 	}, p.ObjectMeta)
 	assert.Equal(t, "n1", p.Spec.NodeName)
 	assert.Equal(t, "sa", p.Spec.ServiceAccountName)
@@ -49,7 +51,7 @@ func TestNewPodKeepsWhatConsumersRead(t *testing.T) {
 	assert.Equal(t, "1Gi", p.Spec.Resources.Limits.Memory().String())
 	assert.Equal(t, PodStatus{
 		Phase: corev1.PodRunning, PodIP: "10.0.0.1", QOSClass: corev1.PodQOSBurstable,
-		Conditions: full.Status.Conditions, ContainerStatuses: full.Status.ContainerStatuses, InitContainerStatuses: full.Status.InitContainerStatuses,
+		Conditions: want.Status.Conditions, ContainerStatuses: want.Status.ContainerStatuses, InitContainerStatuses: want.Status.InitContainerStatuses,
 	}, p.Status)
 
 	c, ok := p.DeepCopyObject().(*Pod)
