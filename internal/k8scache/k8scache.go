@@ -9,7 +9,7 @@
 // apiserver supports it and otherwise lists in pages) and never resync. Before an object
 // is cached it is slimmed: managedFields and the last-applied-configuration annotation are
 // removed from every object, and the kinds that dominate memory keep only the fields
-// consumers read (see Resource). Objects handed out by an informer are shared and must
+// consumers read (see Resource): pods are cached as *slim.Pod, a type of their own. Objects handed out by an informer are shared and must
 // not be modified.
 package k8scache // import "github.com/kestrelai/otelcol-kestrel/internal/k8scache"
 

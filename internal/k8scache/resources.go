@@ -76,9 +76,9 @@ func listWatch[L runtime.Object](
 	}
 }
 
-// Kinds the cache knows. Pods are cached as *slim.Pod, which lists what is kept of
-// them. A pod template keeps what SlimPodSpec keeps when it is the only description of its pods, and
-// only the node, service account, host network flag and each container's name, image,
+// Kinds the cache knows. Pods are cached as *slim.Pod, which lists what is kept of them.
+// A pod template keeps what SlimPodSpec keeps when it is the only description of its pods,
+// and only the node, service account, host network flag and each container's name, image,
 // ports and resources when another cached template describes them too (ReplicaSets of
 // Deployments, Jobs of CronJobs): there can be many of those. Nodes drop status.images,
 // which lists every image on the node.

@@ -104,15 +104,27 @@ func NewPod(p *corev1.Pod) *Pod {
 func (*Pod) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 
 // DeepCopyObject implements runtime.Object.
-func (p *Pod) DeepCopyObject() runtime.Object { return p.DeepCopy() }
+func (p *Pod) DeepCopyObject() runtime.Object {
+	if c := p.DeepCopy(); c != nil {
+		return c
+	}
+	return nil
+}
 
 // DeepCopy returns a copy of p that shares nothing with it.
 func (p *Pod) DeepCopy() *Pod {
 	if p == nil {
 		return nil
 	}
-	// The copy's labels are its own map, not the interned one.
-	out := &Pod{Spec: p.Spec, Status: p.Status}
+	out := new(Pod)
+	p.DeepCopyInto(out)
+	return out
+}
+
+// DeepCopyInto copies p into out, sharing nothing with p.
+func (p *Pod) DeepCopyInto(out *Pod) {
+	*out = *p
+	out.labels = nil // the copy's labels are a map of its own, not the interned one
 	p.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
 	out.Spec.Resources = p.Spec.Resources.DeepCopy()
 	status := (&corev1.PodStatus{
@@ -123,7 +135,6 @@ func (p *Pod) DeepCopy() *Pod {
 	out.Status.Conditions = status.Conditions
 	out.Status.InitContainerStatuses = status.InitContainerStatuses
 	out.Status.ContainerStatuses = status.ContainerStatuses
-	return out
 }
 
 // sumResources adds up the containers' requests and limits; nil when there are none.
