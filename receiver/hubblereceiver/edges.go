@@ -10,7 +10,9 @@ import (
 
 // observeEdges hands the allowed traffic of a window to internal/flowgraph, where the risk
 // receiver looks for attack chains that only observed traffic shows. It runs on the window's
-// goroutine, before the window is emitted.
+// goroutine, before the window is emitted, and only while the risk receiver reads the edges
+// (flowgraph.Reading): the node agent has none, and keeping edges nobody reads cost 7.7 MB
+// at 20,000 keys.
 func observeEdges(aggs map[aggKey]*flowAgg) {
 	for _, a := range aggs {
 		k := &a.key
