@@ -75,9 +75,9 @@ func TestReservedOf(t *testing.T) {
 	}
 	assert.Equal(t, flowgraph.ReservedWorld, reservedOf(2, ""))
 	assert.Equal(t, flowgraph.Peer{Namespace: "shop", Kind: "Deployment", Name: "web"},
-		peerOf(endpointKey{namespace: "shop", kind: "Deployment", name: "web"}, &endpointInfo{}))
+		peerOf(endpoint{key: endpointKey{namespace: "shop", kind: "Deployment", name: "web"}}))
 	assert.Equal(t, flowgraph.Peer{Reserved: flowgraph.ReservedWorld},
-		peerOf(endpointKey{kind: kindUnmanaged, name: "reserved:world"}, &endpointInfo{identity: 2}))
+		peerOf(endpoint{key: endpointKey{kind: kindUnmanaged, name: "reserved:world"}, identity: 2}))
 }
 
 // Edges are recorded only while a reader (k8s_risk) is registered, and a window's edges are
