@@ -169,7 +169,7 @@ func (a *flowAgg) add(k *flowKey, v *flowView, t int64, fresh bool) {
 	}
 }
 
-// unite returns e with the labels it lacks of list added.
+// unite returns e with the labels of list that it lacks added.
 func unite(e unique.Handle[endpoint], list []string) unique.Handle[endpoint] {
 	ep := e.Value()
 	if ep.labels.equal(list) {
