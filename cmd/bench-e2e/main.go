@@ -57,7 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	short := fs.Bool("short", false, "shorter loads (20 s instead of 60 s) for a quick check")
 	out := fs.String("out", "", "also write the report to this file")
 	dir := fs.String("dir", ".run/bench-e2e", "where each run's configuration, logs and certificates go")
-	prof := fs.Bool("profile", false, "run the collector with the pprof extension and save CPU and heap profiles of every run next to its logs (profiling costs CPU: do not compare these figures)")
+	prof := fs.Bool("profile", false, "run the collector with the pprof extension and save CPU and heap profiles of every run next to its logs (profiling costs CPU: do not compare these figures; agent scenarios then run their pipeline in -bin, which has the pprof extension)")
 	list := fs.Bool("list", false, "list the scenarios and exit")
 	var extraEnv envFlags
 	fs.Var(&extraEnv, "env", "NAME=VALUE added to the collector's environment, e.g. -env GOMEMLIMIT=64MiB (repeatable)")

@@ -61,10 +61,12 @@ func runScenario(ctx context.Context, opts options, sc *scenario, run int) resul
 	res := result{scenario: sc.name, run: run, reconnects: -1}
 	name := fmt.Sprintf("%s-%d", slug(sc.name), run)
 	bin, profiling := opts.bin, opts.profile != ""
-	if sc.agent {
-		// The agent has no pprof extension.
-		bin, profiling = opts.agentBin, false
+	if sc.agent && !profiling {
+		bin = opts.agentBin
 	}
+	// The agent has no pprof extension: profiled, an agent scenario runs its pipeline in the
+	// full binary, which has every component the agent has (components_test.go), so the heap
+	// is the agent's but the RSS is not.
 	e, err := newEnv(filepath.Join(opts.dir, name), bin, profiling, uint64(run)) //nolint:gosec // run counts from 1
 	if err != nil {
 		res.err = err

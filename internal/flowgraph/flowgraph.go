@@ -8,12 +8,20 @@
 // It holds edges, not flows: one per source, destination, destination port and protocol,
 // with a count and the first and last time seen. It is bounded by MaxEdges, and edges not
 // seen for Retention are forgotten.
+//
+// Edges are recorded only while a reader is registered (Read): the node agent, and any
+// collector without k8s_risk, runs the hubble receiver with nobody to read them, and they
+// were its largest structure after the aggregates. The sources hand over a window's edges
+// when the window ends, covering every flow of it, so a reader registered before a window
+// ends sees all of that window, including flows received before it registered. In a
+// collector every component's Start runs before the first window (30 s) ends.
 package flowgraph // import "github.com/kestrelai/otelcol-kestrel/internal/flowgraph"
 
 import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -90,9 +98,14 @@ type Stat struct {
 var graph = struct {
 	mu      sync.Mutex
 	sources int
+	readers int
 	edges   map[Edge]*Stat
 	version uint64
 }{edges: map[Edge]*Stat{}}
+
+// reading mirrors graph.readers > 0 for Reading, which sources call once per window
+// without taking the lock.
+var reading atomic.Bool
 
 // Register announces a running flow source; call the returned function when it stops. The
 // risk receiver tells "no traffic seen" from "nobody looks at traffic" by it.
@@ -110,6 +123,30 @@ func Register() (unregister func()) {
 	}
 }
 
+// Read announces a reader of the edges; call the returned function when it stops. Edges are
+// recorded only while there is one. The edges recorded so far are kept when the last reader
+// stops (a configuration reload restarts the reader, and should not forget a day of traffic);
+// they still expire after Retention.
+func Read() (unregister func()) {
+	graph.mu.Lock()
+	graph.readers++
+	reading.Store(true)
+	graph.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			graph.mu.Lock()
+			graph.readers--
+			reading.Store(graph.readers > 0)
+			graph.mu.Unlock()
+		})
+	}
+}
+
+// Reading reports whether a reader is registered: a source may skip building the edges of a
+// window when none is, since Observe would discard them.
+func Reading() bool { return reading.Load() }
+
 // Sources returns the number of running flow sources.
 func Sources() int {
 	graph.mu.Lock()
@@ -117,12 +154,15 @@ func Sources() int {
 	return graph.sources
 }
 
-// Observe records count flows on e seen between first and last. Only traffic that was
-// allowed belongs here. The strings of e may be reused by the caller afterwards: a new
-// edge keeps copies.
+// Observe records count flows on e seen between first and last, if a reader is registered
+// (Read); otherwise it does nothing. Only traffic that was allowed belongs here. The strings
+// of e may be reused by the caller afterwards: a new edge keeps copies.
 func Observe(e Edge, count int64, first, last time.Time) {
 	graph.mu.Lock()
 	defer graph.mu.Unlock()
+	if graph.readers == 0 {
+		return
+	}
 	if s, ok := graph.edges[e]; ok {
 		s.Count += count
 		if first.Before(s.First) {

@@ -16,8 +16,15 @@ func edge(src, dst string, port uint32) Edge {
 	return Edge{Src: Peer{Namespace: "a", Kind: "Deployment", Name: src}, Dst: Peer{Namespace: "b", Kind: "Deployment", Name: dst}, Port: port, Protocol: "tcp"}
 }
 
+// reader registers a reader for the test.
+func reader(t *testing.T) {
+	t.Helper()
+	t.Cleanup(Read())
+}
+
 func TestObserveMergesAndCopies(t *testing.T) {
 	Reset()
+	reader(t)
 	buf := []byte("web")
 	name := string(buf)
 	e := edge(name, "db", 5432)
@@ -48,6 +55,7 @@ func TestRegister(t *testing.T) {
 func TestBoundedByMaxEdges(t *testing.T) {
 	Reset()
 	defer Reset()
+	reader(t)
 	for i := range MaxEdges + 10 {
 		Observe(edge(fmt.Sprint(i), "db", 1), 1, t0.Add(time.Duration(i)*time.Millisecond), t0.Add(time.Duration(i)*time.Millisecond))
 	}
@@ -63,4 +71,34 @@ func TestBoundedByMaxEdges(t *testing.T) {
 	assert.Equal(t, edge(fmt.Sprint(MaxEdges+9), "db", 1), last, "the newest edge is kept")
 	oldest := slices.MinFunc(got, func(a, b Stat) int { return a.Last.Compare(b.Last) })
 	assert.Greater(t, oldest.Last, t0.Add(time.Duration(MaxEdges/20)*time.Millisecond), "the least recently seen went first")
+}
+
+// Without a reader nothing is recorded; edges recorded while there was one are kept after it
+// stops, and recording resumes with the next reader.
+func TestObserveOnlyWhileRead(t *testing.T) {
+	Reset()
+	t.Cleanup(Reset)
+	require.False(t, Reading())
+	v := Version()
+	Observe(edge("web", "db", 5432), 1, t0, t0)
+	assert.Empty(t, Edges(t0, t0.Add(time.Hour)), "no reader, no edge")
+	assert.Equal(t, v, Version())
+
+	un := Read()
+	un2 := Read()
+	assert.True(t, Reading())
+	Observe(edge("web", "db", 5432), 2, t0, t0)
+	un()
+	un()
+	assert.True(t, Reading(), "one reader is left; unregistering twice counts once")
+	Observe(edge("web", "cache", 6379), 3, t0, t0)
+	un2()
+	assert.False(t, Reading())
+	Observe(edge("web", "queue", 5672), 4, t0, t0)
+
+	got := map[string]int64{}
+	for _, s := range Edges(t0, t0.Add(time.Hour)) {
+		got[s.Dst.Name] = s.Count
+	}
+	assert.Equal(t, map[string]int64{"db": 2, "cache": 3}, got, "what was read is kept, what came after the last reader is not")
 }

@@ -265,6 +265,7 @@ func TestShutdownWithoutStart(t *testing.T) {
 func TestMergedTrafficFeedsTheFlowGraph(t *testing.T) {
 	flowgraph.Reset()
 	t.Cleanup(flowgraph.Reset)
+	t.Cleanup(flowgraph.Read())
 	sink := &consumertest.LogsSink{}
 	p := newTestProcessor(t, time.Hour, 100, sink)
 	assert.Equal(t, 1, flowgraph.Sources())

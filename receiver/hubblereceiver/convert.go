@@ -72,19 +72,34 @@ func (h keyHasher) of(k *flowKey) aggKey {
 
 // flowAgg is the aggregate of one key. Addresses are those of the first flow (the key may
 // span several pods of a workload); labels and policies are united over the window.
+//
+// It is 88 bytes: a window holds one per key, and while a window is spread over half the
+// next one (flowagg.Emitter) two windows' aggregates coexist, so at 20,000 keys this struct is
+// most of the live heap. Its strings are therefore interned as a whole (unique.Handle, one
+// pointer each): an endpoint with its labels, each address, the four policy lists; flows
+// between the same workloads share them. As separate strings it was 352 bytes.
 type flowAgg struct {
 	flowagg.Span
-	key          flowKey // with strings of its own (ownKey)
-	srcIP, dstIP string
+	src, dst     unique.Handle[endpoint]
+	srcIP, dstIP unique.Handle[string]
+	policies     unique.Handle[policyLists] // each policy as Relay encoded it
+	port         uint32
+	direction    flowpb.TrafficDirection
+	verdict      flowpb.Verdict
+	dropReason   flowpb.DropReason
+	proto        l4
 	ipv6         bool
-	src, dst     endpointInfo
-	policies     [numPolicyLists]packed // each policy as Relay encoded it
 }
 
-type endpointInfo struct {
+// endpoint is what an aggregate keeps of one end of its flows: its part of the key, its
+// security identity and its labels.
+type endpoint struct {
+	key      endpointKey
 	identity uint32
 	labels   packed
 }
+
+type policyLists [numPolicyLists]packed
 
 func endpointIdentity(ep *endpointView, ip string) endpointKey {
 	switch {
@@ -116,47 +131,55 @@ func keyOf(v *flowView) flowKey {
 	}
 }
 
-// intern returns s as a string of its own, shared with every other aggregate that keeps the
-// same string: s points into the receive buffer, which the next message overwrites. Names,
-// labels and policies repeat across thousands of aggregates, and unique drops its copy once
-// no aggregate uses it any more.
-func intern(s string) string {
-	if s == "" {
-		return ""
-	}
-	return unique.Make(s).Value()
-}
-
-func (e endpointKey) owned() endpointKey {
-	e.namespace, e.kind, e.name, e.ip = intern(e.namespace), intern(e.kind), intern(e.name), intern(e.ip)
-	return e
-}
-
-// ownKey is what an aggregate keeps of its key: the key with strings of its own.
-func ownKey(k flowKey) flowKey {
-	k.src, k.dst = k.src.owned(), k.dst.owned()
-	return k
-}
-
 // add merges one flow, which happened at t (Unix nanoseconds), into its aggregate. v and the
-// receive buffer its strings point into are reused for the next flow, so whatever the
-// aggregate keeps is copied out of them.
+// receive buffer its strings point into are reused for the next flow: unique.Make copies the
+// strings it keeps, and each handle is shared with every other aggregate that keeps the same
+// value, until none does.
 func (a *flowAgg) add(k *flowKey, v *flowView, t int64, fresh bool) {
 	a.Add(t)
 	if fresh {
-		a.key = ownKey(*k)
-		a.srcIP, a.dstIP, a.ipv6 = intern(v.srcIP), intern(v.dstIP), v.ipv6
-		a.src.identity = v.src.identity
-		a.dst.identity = v.dst.identity
+		a.src = unique.Make(endpoint{key: k.src, identity: v.src.identity, labels: packed("").union(v.src.labels)})
+		a.dst = unique.Make(endpoint{key: k.dst, identity: v.dst.identity, labels: packed("").union(v.dst.labels)})
+		a.srcIP, a.dstIP, a.ipv6 = unique.Make(v.srcIP), unique.Make(v.dstIP), v.ipv6
+		var ps policyLists
+		for i := range ps {
+			ps[i] = packed("").union(v.rawPolicies[i])
+		}
+		a.policies = unique.Make(ps)
+		a.port, a.proto, a.direction, a.verdict, a.dropReason = k.port, k.proto, k.direction, k.verdict, k.dropReason
+		return
 	}
 	// Labels and policies are united over the window, in first-seen order (the first label
 	// names Unmanaged endpoints). Flows of one key nearly always carry what the first one did,
 	// which costs a comparison and no allocation.
-	a.src.labels = a.src.labels.union(v.src.labels)
-	a.dst.labels = a.dst.labels.union(v.dst.labels)
-	for i := range a.policies {
-		a.policies[i] = a.policies[i].union(v.rawPolicies[i])
+	a.src = unite(a.src, v.src.labels)
+	a.dst = unite(a.dst, v.dst.labels)
+	ps := a.policies.Value()
+	for i := range ps {
+		if !ps[i].equal(v.rawPolicies[i]) {
+			var more policyLists
+			for i := range more {
+				more[i] = ps[i].union(v.rawPolicies[i])
+			}
+			if more != ps {
+				a.policies = unique.Make(more)
+			}
+			break
+		}
 	}
+}
+
+// unite returns e with the labels of list that it lacks added.
+func unite(e unique.Handle[endpoint], list []string) unique.Handle[endpoint] {
+	ep := e.Value()
+	if ep.labels.equal(list) {
+		return e
+	}
+	if u := ep.labels.union(list); len(u) != len(ep.labels) {
+		ep.labels = u
+		return unique.Make(ep)
+	}
+	return e
 }
 
 var transportOf = [...]string{
@@ -173,10 +196,11 @@ const maxFlowAttrs = 2 + 5 + 2*5 + 3 + 4
 
 // toRecord writes one aggregate as a kestrelai.network.flow record.
 func toRecord(_ aggKey, a *flowAgg, lr plog.LogRecord, observed pcommon.Timestamp) {
-	k := &a.key
+	verdict, proto := a.verdict, a.proto
+	srcIP, dstIP := a.srcIP.Value(), a.dstIP.Value()
 	lr.SetEventName(schema.EventNetworkFlow)
 	lr.SetObservedTimestamp(observed)
-	if k.verdict == flowpb.Verdict_FORWARDED {
+	if verdict == flowpb.Verdict_FORWARDED {
 		lr.SetSeverityNumber(plog.SeverityNumberInfo)
 	} else {
 		lr.SetSeverityNumber(plog.SeverityNumberWarn)
@@ -187,46 +211,48 @@ func toRecord(_ aggKey, a *flowAgg, lr plog.LogRecord, observed pcommon.Timestam
 	// is sent.
 	attrs.EnsureCapacity(maxFlowAttrs)
 	a.Put(lr)
-	putStr(attrs, schema.AttrSourceAddress, a.srcIP)
-	putStr(attrs, schema.AttrDestinationAddress, a.dstIP)
-	if k.proto != l4None {
-		attrs.PutStr(schema.AttrNetworkTransport, transportOf[k.proto])
-		if k.proto != l4ICMPv4 && k.proto != l4ICMPv6 {
-			attrs.PutInt(schema.AttrDestinationPort, int64(k.port))
+	putStr(attrs, schema.AttrSourceAddress, srcIP)
+	putStr(attrs, schema.AttrDestinationAddress, dstIP)
+	if proto != l4None {
+		attrs.PutStr(schema.AttrNetworkTransport, transportOf[proto])
+		if proto != l4ICMPv4 && proto != l4ICMPv6 {
+			attrs.PutInt(schema.AttrDestinationPort, int64(a.port))
 		}
 	}
 	switch {
-	case a.ipv6 || k.proto == l4ICMPv6:
+	case a.ipv6 || proto == l4ICMPv6:
 		attrs.PutStr(schema.AttrNetworkType, schema.NetworkIPv6)
-	case a.srcIP != "" || k.proto == l4ICMPv4:
+	case srcIP != "" || proto == l4ICMPv4:
 		attrs.PutStr(schema.AttrNetworkType, schema.NetworkIPv4)
 	}
-	putEndpoint(attrs, k.src, a.src, endpointAttrs{
+	putEndpoint(attrs, a.src.Value(), endpointAttrs{
 		namespace: schema.AttrSourceNamespace, pod: schema.AttrSourcePod,
 		kind: schema.AttrSourceWorkloadKind, name: schema.AttrSourceWorkloadName,
 		identity: schema.AttrCiliumSourceIdentity, labels: schema.AttrCiliumSourceLabels,
 	})
-	putEndpoint(attrs, k.dst, a.dst, endpointAttrs{
+	putEndpoint(attrs, a.dst.Value(), endpointAttrs{
 		namespace: schema.AttrDestNamespace, pod: schema.AttrDestPod,
 		kind: schema.AttrDestWorkloadKind, name: schema.AttrDestWorkloadName,
 		identity: schema.AttrCiliumDestIdentity, labels: schema.AttrCiliumDestLabels,
 	})
-	attrs.PutStr(schema.AttrCiliumVerdict, k.verdict.String())
-	if k.verdict == flowpb.Verdict_DROPPED {
-		attrs.PutStr(schema.AttrCiliumDropReason, k.dropReason.String())
+	attrs.PutStr(schema.AttrCiliumVerdict, verdict.String())
+	if verdict == flowpb.Verdict_DROPPED {
+		attrs.PutStr(schema.AttrCiliumDropReason, a.dropReason.String())
 	}
-	attrs.PutStr(schema.AttrCiliumTrafficDirection, k.direction.String())
-	putPolicies(attrs, schema.AttrCiliumIngressAllowedBy, a.policies[ingressAllowed])
-	putPolicies(attrs, schema.AttrCiliumEgressAllowedBy, a.policies[egressAllowed])
-	putPolicies(attrs, schema.AttrCiliumIngressDeniedBy, a.policies[ingressDenied])
-	putPolicies(attrs, schema.AttrCiliumEgressDeniedBy, a.policies[egressDenied])
+	attrs.PutStr(schema.AttrCiliumTrafficDirection, a.direction.String())
+	ps := a.policies.Value()
+	putPolicies(attrs, schema.AttrCiliumIngressAllowedBy, ps[ingressAllowed])
+	putPolicies(attrs, schema.AttrCiliumEgressAllowedBy, ps[egressAllowed])
+	putPolicies(attrs, schema.AttrCiliumIngressDeniedBy, ps[ingressDenied])
+	putPolicies(attrs, schema.AttrCiliumEgressDeniedBy, ps[egressDenied])
 }
 
 type endpointAttrs struct {
 	namespace, pod, kind, name, identity, labels string
 }
 
-func putEndpoint(attrs pcommon.Map, k endpointKey, info endpointInfo, keys endpointAttrs) {
+func putEndpoint(attrs pcommon.Map, ep endpoint, keys endpointAttrs) {
+	k := ep.key
 	putStr(attrs, keys.namespace, k.namespace)
 	switch k.kind {
 	case kindPod:
@@ -237,12 +263,12 @@ func putEndpoint(attrs pcommon.Map, k endpointKey, info endpointInfo, keys endpo
 		attrs.PutStr(keys.kind, validUTF8(k.kind))
 		attrs.PutStr(keys.name, validUTF8(k.name))
 	}
-	if info.identity != 0 {
-		attrs.PutInt(keys.identity, int64(info.identity))
+	if ep.identity != 0 {
+		attrs.PutInt(keys.identity, int64(ep.identity))
 	}
-	if info.labels != "" {
+	if ep.labels != "" {
 		s := attrs.PutEmptySlice(keys.labels)
-		for l := range info.labels.all() {
+		for l := range ep.labels.all() {
 			s.AppendEmpty().SetStr(validUTF8(l))
 		}
 	}

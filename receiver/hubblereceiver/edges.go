@@ -10,24 +10,26 @@ import (
 
 // observeEdges hands the allowed traffic of a window to internal/flowgraph, where the risk
 // receiver looks for attack chains that only observed traffic shows. It runs on the window's
-// goroutine, before the window is emitted.
+// goroutine, before the window is emitted, and only while the risk receiver reads the edges
+// (flowgraph.Reading): the node agent has none, and keeping edges nobody reads cost 7.7 MB
+// at 20,000 keys.
 func observeEdges(aggs map[aggKey]*flowAgg) {
 	for _, a := range aggs {
-		k := &a.key
-		if k.verdict != flowpb.Verdict_FORWARDED {
+		if a.verdict != flowpb.Verdict_FORWARDED {
 			continue
 		}
 		flowgraph.Observe(flowgraph.Edge{
-			Src: peerOf(k.src, &a.src), Dst: peerOf(k.dst, &a.dst),
-			Port: k.port, Protocol: transportOf[k.proto],
+			Src: peerOf(a.src.Value()), Dst: peerOf(a.dst.Value()),
+			Port: a.port, Protocol: transportOf[a.proto],
 		}, a.Count, time.Unix(0, a.First), time.Unix(0, a.Last))
 	}
 }
 
-func peerOf(k endpointKey, info *endpointInfo) flowgraph.Peer {
+func peerOf(ep endpoint) flowgraph.Peer {
+	k := ep.key
 	switch k.kind {
 	case kindUnmanaged, kindUnknown:
-		return flowgraph.Peer{Namespace: k.namespace, Reserved: reservedOf(info.identity, info.labels)}
+		return flowgraph.Peer{Namespace: k.namespace, Reserved: reservedOf(ep.identity, ep.labels)}
 	}
 	return flowgraph.Peer{Namespace: k.namespace, Kind: k.kind, Name: k.name}
 }

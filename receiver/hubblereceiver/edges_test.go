@@ -21,6 +21,7 @@ import (
 func TestForwardedFlowsReachTheFlowGraph(t *testing.T) {
 	flowgraph.Reset()
 	t.Cleanup(flowgraph.Reset)
+	t.Cleanup(flowgraph.Read())
 	events := loadFixture(t)
 	_, addr := serveRelay(t, newFakeRelay(events), "127.0.0.1:0")
 	tt := componenttest.NewTelemetry()
@@ -74,7 +75,47 @@ func TestReservedOf(t *testing.T) {
 	}
 	assert.Equal(t, flowgraph.ReservedWorld, reservedOf(2, ""))
 	assert.Equal(t, flowgraph.Peer{Namespace: "shop", Kind: "Deployment", Name: "web"},
-		peerOf(endpointKey{namespace: "shop", kind: "Deployment", name: "web"}, &endpointInfo{}))
+		peerOf(endpoint{key: endpointKey{namespace: "shop", kind: "Deployment", name: "web"}}))
 	assert.Equal(t, flowgraph.Peer{Reserved: flowgraph.ReservedWorld},
-		peerOf(endpointKey{kind: kindUnmanaged, name: "reserved:world"}, &endpointInfo{identity: 2}))
+		peerOf(endpoint{key: endpointKey{kind: kindUnmanaged, name: "reserved:world"}, identity: 2}))
+}
+
+// Edges are recorded only while a reader (k8s_risk) is registered, and a window's edges are
+// handed over when it ends: a reader that registers while a window is open gets the flows
+// the window received before it registered; with no reader the window records nothing.
+func TestFlowGraphOnlyWhileRead(t *testing.T) {
+	flowgraph.Reset()
+	t.Cleanup(flowgraph.Reset)
+	events := loadFixture(t)
+	_, n := expected(events, func(f *flowpb.Flow) bool { return f.Verdict == flowpb.Verdict_FORWARDED })
+	require.Positive(t, n)
+	all := countFlows(events, func(*flowpb.Flow) bool { return true })
+	total := func() (c int64) {
+		for _, s := range flowgraph.Edges(time.Time{}, fixturegen.Start.Add(time.Hour)) {
+			c += s.Count
+		}
+		return c
+	}
+
+	for _, reader := range []bool{false, true} {
+		flowgraph.Reset()
+		_, addr := serveRelay(t, newFakeRelay(events), "127.0.0.1:0")
+		tt := componenttest.NewTelemetry()
+		t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
+		cfg := testConfig(addr)
+		cfg.Aggregation.Window = time.Hour // one window, ended by Shutdown
+		_, stop := startReceiver(t, cfg, &consumertest.LogsSink{}, tt, nil)
+		require.Eventually(t, func() bool {
+			return testutil.MetricSum(tt, "otelcol.hubble_receiver.flows") >= all
+		}, waitFor, tick)
+		if reader {
+			t.Cleanup(flowgraph.Read()) // after every flow was received, before the window ends
+		}
+		stop()
+		if reader {
+			assert.Equal(t, n, total(), "the reader gets the whole window")
+		} else {
+			assert.Zero(t, total(), "no reader, no edges")
+		}
+	}
 }

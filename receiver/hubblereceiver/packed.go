@@ -8,8 +8,9 @@ import (
 
 // packed is a list of strings held in one string: each element as a varint length and its
 // bytes. Aggregates keep their endpoints' labels and their policies (each policy as the bytes
-// Relay sent it in) packed and interned, so the thousands of aggregates between the same
-// workloads share one string instead of each holding a slice of its own.
+// Relay sent it in) packed, inside values they intern (flowAgg), so the thousands of
+// aggregates between the same workloads share one string instead of each holding a slice of
+// its own.
 type packed string
 
 // all yields the elements in order. A packed string is only ever made by union, so it is
@@ -69,8 +70,8 @@ func (p packed) contains(e string) bool {
 	return false
 }
 
-// union returns p with the elements of list it lacks appended, in first-seen order. The
-// result is interned: it outlives list, whose strings point into the receive buffer.
+// union returns p with the elements of list it lacks appended, in first-seen order. A new
+// result is a copy: it outlives list, whose strings point into the receive buffer.
 func (p packed) union(list []string) packed {
 	if p.equal(list) {
 		return p
@@ -84,5 +85,5 @@ func (p packed) union(list []string) packed {
 	if len(b) == len(p) {
 		return p
 	}
-	return packed(intern(string(b)))
+	return packed(b)
 }

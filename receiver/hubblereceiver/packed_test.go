@@ -30,7 +30,7 @@ func TestPackedUnion(t *testing.T) {
 	assert.Equal(t, []string{long}, slices.Collect(packed("").union([]string{long}).all()))
 }
 
-func TestPackedUnionIsShared(t *testing.T) {
+func TestPackedUnionCopies(t *testing.T) {
 	buf := []byte("k8s:app=web")
 	a := packed("").union([]string{unsafeString(buf)})
 	b := packed("").union([]string{"k8s:app=web"})

@@ -160,7 +160,9 @@ func (r *hubbleReceiver) newWindow() *flowagg.Window[aggKey, flowAgg] {
 	sink := flowagg.Sink{Next: r.next, Obs: r.obs, Logger: r.set.Logger, Scope: metadata.ScopeName, Format: "hubble"}
 	emit := flowagg.Emitter(sink, toRecord)
 	flush := func(ctx context.Context, aggs map[aggKey]*flowAgg) {
-		observeEdges(aggs)
+		if flowgraph.Reading() {
+			observeEdges(aggs)
+		}
 		emit(ctx, aggs)
 	}
 	return flowagg.New(r.cfg.Aggregation, flush, func() {

@@ -127,7 +127,7 @@ var errTruncated = errors.New("truncated or malformed protobuf")
 
 // unsafeString views b as a string without copying. b is always part of the frame being
 // handled, which is not written to until the next message arrives; strings kept beyond that
-// are copied first (see ownKey and flowAgg.add).
+// are copied first (see flowAgg.add).
 func unsafeString(b []byte) string {
 	if len(b) == 0 {
 		return ""

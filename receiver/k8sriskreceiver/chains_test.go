@@ -265,8 +265,10 @@ func TestChainsFromObservedTraffic(t *testing.T) {
 	cfg.AttackChains.FlowWindow = window
 	cfg.AttackChains.Interval = time.Second
 	sink := &consumertest.LogsSink{}
-	startHubble(t, events)
+	// The risk receiver first, as the reader of the edges: hubble's 100 ms windows would end
+	// before it started otherwise, and edges are recorded only while someone reads them.
 	startReceiver(t, cfg, isolatedConfig(t, env), sink)
+	startHubble(t, events)
 
 	egress := chainEgress + " Deployment/" + clients + "/api-client"
 	crossNS := chainCrossNS + " Namespace//" + backend

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/kestrelai/otelcol-kestrel/internal/flowgraph"
 	"github.com/kestrelai/otelcol-kestrel/internal/k8scache"
 	"github.com/kestrelai/otelcol-kestrel/internal/sourcestatus"
 	"github.com/kestrelai/otelcol-kestrel/receiver/k8sriskreceiver/internal/checks"
@@ -48,6 +49,7 @@ type riskReceiver struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
+	unread func() // from flowgraph.Read, set by Start
 }
 
 func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*riskReceiver, error) {
@@ -84,6 +86,10 @@ func (r *riskReceiver) Start(_ context.Context, host component.Host) error {
 		return err
 	}
 	r.status.SetHost(host)
+	// The flow sources record edges only while someone reads them. Registering here, before
+	// Start returns, is before the first window of any flow source ends (30 s by default), so
+	// the attack chains see every flow received since the collector started.
+	r.unread = flowgraph.Read()
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.done = make(chan struct{})
@@ -105,6 +111,7 @@ func (r *riskReceiver) Shutdown(ctx context.Context) error {
 	if r.cancel == nil {
 		return nil
 	}
+	r.unread()
 	r.cancel()
 	select {
 	case <-r.done:

@@ -144,6 +144,7 @@ func TestConfigFollowsValues(t *testing.T) {
 	assert.Contains(t, ds.raw, "supplementalGroups: [0]")
 	assert.Contains(t, ds.raw, "automountServiceAccountToken: false")
 	assert.Contains(t, ds.raw, "command: [/otelcol-kestrel-agent]", "the image's slim agent")
+	assert.Contains(t, ds.raw, "- name: GOGC\n              value: \"50\"", "the agents' GC target")
 	assert.Contains(t, ds.raw, "mountPath: /var/run/cilium\n              readOnly: true")
 	cm, _ := find(objs, "ConfigMap", release+"-node-agent")
 	assert.Contains(t, cm.Data["config.yaml"], "endpoint: unix:///var/run/cilium/hubble.sock")
@@ -446,6 +447,7 @@ func TestSchemaRejections(t *testing.T) {
 		{[]string{"operator.restart.mode=now"}, "/operator/restart/mode"},
 		{[]string{"operator.cilium.mode=node", "nodeAgent.hubbleSocket=hubble.sock"}, "/nodeAgent/hubbleSocket"},
 		{[]string{"operator.cilium.mode=node", "nodeAgent.socketGrp=0"}, "socketGrp"},
+		{[]string{"operator.cilium.mode=node", "nodeAgent.gogc=5"}, "/nodeAgent/gogc"},
 		{[]string{"operator.changes.apply.autoApprove[0].kind=NetworkPolicy"}, "/operator/changes/apply/autoApprove/0"},
 		{[]string{"operator.changes.apply.autoApprove[0].namespaces[0]=shop"}, "/operator/changes/apply/autoApprove/0"},
 		{[]string{"operator.flux.enable=true"}, "enable"},
