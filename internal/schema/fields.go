@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"maps"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -17,6 +19,8 @@ type Table[S, M any] []Field[S, M]
 type Field[S, M any] interface {
 	put(attrs pcommon.Map, src *S)
 	read(r Reader, msg *M)
+	// equal reports whether a and b give the same attribute.
+	equal(a, b *S) bool
 }
 
 // Put writes the attributes of src.
@@ -24,6 +28,21 @@ func (t Table[S, M]) Put(attrs pcommon.Map, src *S) {
 	for _, f := range t {
 		f.put(attrs, src)
 	}
+}
+
+// Equal reports whether a and b give the same attributes, without building them: the
+// receiver asks this on every informer update, and most updates change nothing a record
+// carries. A nil a or b equals only another nil.
+func (t Table[S, M]) Equal(a, b *S) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	for _, f := range t {
+		if !f.equal(a, b) {
+			return false
+		}
+	}
+	return true
 }
 
 // Read fills msg from the attributes r reads.
@@ -85,6 +104,8 @@ func (f strField[S, M]) put(attrs pcommon.Map, src *S) {
 	}
 }
 
+func (f strField[S, M]) equal(a, b *S) bool { return f.get(a) == f.get(b) }
+
 func (f strField[S, M]) read(r Reader, msg *M) {
 	switch {
 	case f.set == nil:
@@ -108,6 +129,7 @@ type boolField[S, M any] struct {
 
 func (f boolField[S, M]) put(attrs pcommon.Map, src *S) { attrs.PutBool(f.key, f.get(src)) }
 func (f boolField[S, M]) read(r Reader, msg *M)         { f.set(msg, r.Bool(f.key)) }
+func (f boolField[S, M]) equal(a, b *S) bool            { return f.get(a) == f.get(b) }
 
 // Int32 is an int attribute, left out when zero.
 func Int32[S, M any](key string, get func(*S) int32, set func(*M, int32)) Field[S, M] {
@@ -127,6 +149,7 @@ func (f int32Field[S, M]) put(attrs pcommon.Map, src *S) {
 }
 
 func (f int32Field[S, M]) read(r Reader, msg *M) { f.set(msg, r.Int32(f.key)) }
+func (f int32Field[S, M]) equal(a, b *S) bool    { return f.get(a) == f.get(b) }
 
 // Strs is a string-slice attribute, left out when empty.
 func Strs[S, M any](key string, get func(*S) []string, set func(*M, []string)) Field[S, M] {
@@ -152,6 +175,7 @@ func (f strsField[S, M]) put(attrs pcommon.Map, src *S) {
 }
 
 func (f strsField[S, M]) read(r Reader, msg *M) { f.set(msg, r.Strs(f.key)) }
+func (f strsField[S, M]) equal(a, b *S) bool    { return slices.Equal(f.get(a), f.get(b)) }
 
 // Prefixed is a string map written as one attribute per entry, named prefix + key: labels,
 // annotations and selectors (e.g. k8s.pod.label.app).
@@ -172,6 +196,7 @@ func (f prefixedField[S, M]) put(attrs pcommon.Map, src *S) {
 }
 
 func (f prefixedField[S, M]) read(r Reader, msg *M) { f.set(msg, r.Prefixed(f.prefix)) }
+func (f prefixedField[S, M]) equal(a, b *S) bool    { return maps.Equal(f.get(a), f.get(b)) }
 
 // Time is a time written as an RFC 3339 string in UTC, left out when zero.
 func Time[S, M any](key string, get func(*S) time.Time, set func(*M, *timestamppb.Timestamp)) Field[S, M] {
@@ -191,6 +216,12 @@ func (f timeField[S, M]) put(attrs pcommon.Map, src *S) {
 }
 
 func (f timeField[S, M]) read(r Reader, msg *M) { f.set(msg, r.Time(f.key)) }
+
+// equal compares what put writes: whole seconds, or nothing for the zero time.
+func (f timeField[S, M]) equal(a, b *S) bool {
+	ta, tb := f.get(a), f.get(b)
+	return ta.IsZero() == tb.IsZero() && ta.Unix() == tb.Unix()
+}
 
 // Maps is a list of maps, one per element of a list of E, each map written and read with
 // elems; left out when empty.
@@ -215,6 +246,19 @@ func (f mapsField[S, M, E, N]) put(attrs pcommon.Map, src *S) {
 	for i := range list {
 		f.elems.Put(s.AppendEmpty().SetEmptyMap(), &list[i])
 	}
+}
+
+func (f mapsField[S, M, E, N]) equal(a, b *S) bool {
+	la, lb := f.get(a), f.get(b)
+	if len(la) != len(lb) {
+		return false
+	}
+	for i := range la {
+		if !f.elems.Equal(&la[i], &lb[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func (f mapsField[S, M, E, N]) read(r Reader, msg *M) { f.set(msg, ReadMaps(r, f.key, f.elems)) }

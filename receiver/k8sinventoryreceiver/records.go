@@ -51,14 +51,14 @@ func (c *collector) handle(it item) {
 			return
 		}
 		old, _ := it.old.(*corev1.Namespace)
-		c.state(it.op, schema.EventInventoryNamespace, func(m pcommon.Map) { schema.NamespaceFields.Put(m, o) }, func(m pcommon.Map) { schema.NamespaceFields.Put(m, old) })
+		state(c, it.op, schema.EventInventoryNamespace, schema.NamespaceFields, o, old)
 	case *corev1.Node:
 		old, _ := it.old.(*corev1.Node)
-		c.state(it.op, schema.EventInventoryNode, func(m pcommon.Map) { schema.NodeFields.Put(m, o) }, func(m pcommon.Map) { schema.NodeFields.Put(m, old) })
+		state(c, it.op, schema.EventInventoryNode, schema.NodeFields, o, old)
 		c.nodeConditions(it.op, old, o)
 	case *corev1.Service:
 		old, _ := it.old.(*corev1.Service)
-		c.state(it.op, schema.EventInventoryService, func(m pcommon.Map) { schema.ServiceFields.Put(m, o) }, func(m pcommon.Map) { schema.ServiceFields.Put(m, old) })
+		state(c, it.op, schema.EventInventoryService, schema.ServiceFields, o, old)
 		if integrationService(o.Name) {
 			c.recheckFlags = true
 		}
@@ -153,34 +153,27 @@ func (c *collector) namespaceWanted(name string) bool {
 	return !c.excluded(name)
 }
 
-// state emits an inventory record built by cur. An update is emitted only when the
-// record differs from the one old builds: changes to fields the record does not carry
-// (most status updates) produce nothing.
-func (c *collector) state(op opKind, eventName string, cur, old func(pcommon.Map)) {
-	attrs := pcommon.NewMap()
-	cur(attrs)
-	if op == opUpdate {
-		prev := pcommon.NewMap()
-		old(prev)
-		if prev.Equal(attrs) {
-			return
-		}
+// state emits the inventory record that fields build of cur. An update is emitted only
+// when the record would differ from old's: changes to fields the record does not carry
+// (most status updates) produce nothing. The comparison reads both objects without
+// building either record, and the record is built once, in the batch.
+func state[S, M any](c *collector, op opKind, eventName string, fields schema.Table[S, M], cur, old *S) {
+	if op == opUpdate && fields.Equal(cur, old) {
+		return
 	}
 	lr := c.record(eventName, plog.SeverityNumberInfo)
-	attrs.MoveTo(lr.Attributes())
+	fields.Put(lr.Attributes(), cur)
 	lr.Attributes().PutStr(schema.AttrAction, actions[op])
 }
 
 func (c *collector) workload(op opKind, cur, old *schema.Workload) {
 	// The kind never changes, and is a key of WorkloadKinds: the views set it.
 	fields, _ := schema.WorkloadFields(cur.Kind)
-	c.state(op, schema.EventInventoryWorkload,
-		func(m pcommon.Map) { fields.Put(m, cur) },
-		func(m pcommon.Map) { fields.Put(m, old) })
+	state(c, op, schema.EventInventoryWorkload, fields, cur, old)
 }
 
 func (c *collector) pod(op opKind, old, p *slim.Pod) {
-	c.state(op, schema.EventInventoryPod, func(m pcommon.Map) { schema.PodFields.Put(m, p) }, func(m pcommon.Map) { schema.PodFields.Put(m, old) })
+	state(c, op, schema.EventInventoryPod, schema.PodFields, p, old)
 	// A pod without owners is a workload of its own (kind Pod); adoption or orphaning
 	// turns it into one or out of one.
 	bare := len(p.OwnerReferences) == 0

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -58,5 +59,31 @@ func BenchmarkRecordAttributes(b *testing.B) {
 				b.Fatal(fmt.Sprint(cur.AsRaw()))
 			}
 		}
+	}
+}
+
+// BenchmarkPodUpdate runs the receiver's handler on the two pod updates of issue 16's load:
+// a label change (one inventory record) and a status update that changes nothing a record
+// carries (none). This is the receiver's part of the update path, without the informer.
+func BenchmarkPodUpdate(b *testing.B) {
+	c := newCollector(&inventoryReceiver{cfg: createDefaultConfig().(*Config)}, nil)
+	c.newBatch()
+	old := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
+		Name: "app-001-5d4f-x7k2p", Namespace: "inv-01", UID: "0b7e4c1a-2f7d-4d2a-9a6c-3d1f0e5b8c71", CreationTimestamp: metav1.Unix(1767225600, 0),
+		Labels:          map[string]string{"app": "app-001", "pod-template-hash": "5d4f"},
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "app-001-5d4f", UID: "rs-uid", Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}},
+	}, Spec: podTemplate("app-001").Spec, Status: corev1.PodStatus{Phase: corev1.PodPending, QOSClass: corev1.PodQOSBurstable}}
+	relabelled := old.DeepCopy()
+	relabelled.Labels["rev"] = "u1"
+	restamped := relabelled.DeepCopy()
+	restamped.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		c.handle(item{op: opUpdate, old: old, obj: relabelled})
+		c.handle(item{op: opUpdate, old: relabelled, obj: restamped})
+		if c.lrs.Len() != 1 {
+			b.Fatalf("%d records, want 1", c.lrs.Len())
+		}
+		c.lrs.RemoveIf(func(plog.LogRecord) bool { return true })
 	}
 }
