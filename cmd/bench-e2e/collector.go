@@ -2,20 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil/faulttest"
 )
 
 // pipeline is one pipeline of the collector's service section.
@@ -109,11 +107,8 @@ func (c *collectorConfig) yaml() ([]byte, error) {
 
 // collector is otelcol-kestrel running as a child process.
 type collector struct {
-	cmd    *exec.Cmd
-	proc   *procReader
-	exited chan struct{}
-	err    error // the process's exit, once exited is closed
-	log    string
+	*faulttest.Process
+	proc *procReader
 }
 
 // startCollector writes cfg to the run's directory, starts the binary with it and waits
@@ -127,75 +122,22 @@ func startCollector(ctx context.Context, e *env, cfg *collectorConfig, name stri
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(e.dir, name+".log")
-	logFile, err := os.Create(logPath) //nolint:gosec // the run's own directory
+	cmd := exec.Command(e.bin, "--config", path) //nolint:gosec // the binary under test, from the command line
+	cmd.Env = append(os.Environ(), cfg.Env...)
+	p, err := faulttest.StartCmd(cmd, filepath.Join(e.dir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(e.bin, "--config", path) //nolint:gosec // the binary under test, from the command line
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = append(os.Environ(), cfg.Env...)
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
+	c := &collector{Process: p}
+	if c.proc, err = newProcReader(p.Pid()); err != nil {
+		p.Kill()
 		return nil, err
 	}
-	c := &collector{cmd: cmd, exited: make(chan struct{}), log: logPath}
-	go func() {
-		c.err = cmd.Wait()
-		logFile.Close()
-		close(c.exited)
-	}()
-	if c.proc, err = newProcReader(cmd.Process.Pid); err != nil {
-		c.kill()
-		return nil, err
-	}
-	if err := c.waitHealthy(ctx, e.healthAddr); err != nil {
-		c.kill()
-		return nil, fmt.Errorf("%w (log: %s)", err, logPath)
+	healthCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := p.WaitHTTP(healthCtx, "http://"+e.healthAddr+"/"); err != nil {
+		p.Kill()
+		return nil, fmt.Errorf("collector not healthy: %w", err)
 	}
 	return c, nil
-}
-
-func (c *collector) waitHealthy(ctx context.Context, addr string) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", http.NoBody)
-		if err != nil {
-			return err
-		}
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-c.exited:
-			return fmt.Errorf("collector exited while starting: %w", c.err)
-		case <-ctx.Done():
-			return fmt.Errorf("collector not healthy: %w", ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// stop sends SIGTERM, so the collector flushes its windows and drains its queues, and waits
-// for it to exit; after timeout it kills it and reports that.
-func (c *collector) stop(timeout time.Duration) error {
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return err
-	}
-	select {
-	case <-c.exited:
-		return c.err
-	case <-time.After(timeout):
-		c.kill()
-		return fmt.Errorf("collector did not stop within %v; killed (log: %s)", timeout, c.log)
-	}
-}
-
-func (c *collector) kill() {
-	_ = c.cmd.Process.Kill()
-	<-c.exited
 }

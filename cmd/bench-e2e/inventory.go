@@ -348,9 +348,9 @@ func runInventory(ctx context.Context, opts options, sc *scenario, run int, log 
 		res.err = err
 		return res
 	}
-	defer col.kill()
+	defer col.Kill()
 	if err := waitCommit(ctx, e.cloud, 5*time.Minute); err != nil {
-		res.err = fmt.Errorf("no InventoryCommit: %w (log: %s)", err, col.log)
+		res.err = fmt.Errorf("no InventoryCommit: %w (log: %s)", err, col.Log)
 		return res
 	}
 	inv.startToCommit = time.Since(start)
@@ -421,8 +421,8 @@ func runInventory(ctx context.Context, opts options, sc *scenario, run int, log 
 	u, err = col.proc.read()
 	errs = append(errs, err)
 	res.peakRSS = u.PeakRSS
-	if err := col.stop(time.Minute); err != nil {
-		errs = append(errs, fmt.Errorf("stop: %w (log: %s)", err, col.log))
+	if err := col.Stop(time.Minute); err != nil {
+		errs = append(errs, fmt.Errorf("stop: %w (log: %s)", err, col.Log))
 	}
 	res.err = errors.Join(errs...)
 	return res

@@ -89,11 +89,11 @@ func runScenario(ctx context.Context, opts options, sc *scenario, run int) resul
 	stopped := false
 	defer func() {
 		if !stopped {
-			col.kill()
+			col.Kill()
 		}
 	}()
 	if err := l.ready(ctx, e); err != nil {
-		res.err = fmt.Errorf("%w (log: %s)", err, col.log)
+		res.err = fmt.Errorf("%w (log: %s)", err, col.Log)
 		return res
 	}
 	d := sc.duration
@@ -133,8 +133,8 @@ func runScenario(ctx context.Context, opts options, sc *scenario, run int) resul
 		errs = append(errs, fmt.Errorf("profile: %w", err))
 	}
 	stopped = true
-	if err := col.stop(time.Minute); err != nil {
-		errs = append(errs, fmt.Errorf("stop: %w (log: %s)", err, col.log))
+	if err := col.Stop(time.Minute); err != nil {
+		errs = append(errs, fmt.Errorf("stop: %w (log: %s)", err, col.Log))
 	}
 	if res.delivered, err = l.delivered(ctx, e); err != nil {
 		errs = append(errs, err)

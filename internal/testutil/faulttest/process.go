@@ -22,11 +22,16 @@ type Process struct {
 
 // Start starts bin with args, appending its output to logPath.
 func Start(bin, logPath string, args ...string) (*Process, error) {
-	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600) //nolint:gosec // the test's own directory
+	return StartCmd(exec.Command(bin, args...), logPath) //nolint:gosec // the binary under test
+}
+
+// StartCmd starts cmd, whose environment and the like the caller set, appending its output
+// to logPath.
+func StartCmd(cmd *exec.Cmd, logPath string) (*Process, error) {
+	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600) //nolint:gosec // the caller's own directory
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...) //nolint:gosec // the binary under test
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
@@ -40,6 +45,9 @@ func Start(bin, logPath string, args ...string) (*Process, error) {
 	}()
 	return p, nil
 }
+
+// Pid is the process's id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // WaitHTTP returns once GET url answers 200 (a health check, an admin API), or fails when
 // the process exits or ctx ends first.
