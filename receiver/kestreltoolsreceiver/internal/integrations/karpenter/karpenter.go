@@ -11,6 +11,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
@@ -107,11 +108,7 @@ func (Integration) read(ctx context.Context, c crd.Clients, req *cloudv1.Datadog
 		if err != nil {
 			return nil, err
 		}
-		gvr, err := crd.Resolve(ctx, c.Discovery, NodePool)
-		if err != nil {
-			return nil, err
-		}
-		u, err := c.Dynamic.Resource(gvr).Get(ctx, n, metav1.GetOptions{})
+		u, _, err := get(ctx, c, NodePool, n)
 		if err != nil {
 			return nil, err
 		}
@@ -152,6 +149,18 @@ type NodeClaims struct {
 }
 
 // nodeClaims lists the NodeClaims, of one NodePool when pool is set.
+// get reads the cluster-scoped object of kind k named n (NodePools and NodeClaims have no
+// namespace, so crd.Fetch's search across namespaces does not apply), and the resource it
+// was read at.
+func get(ctx context.Context, c crd.Clients, k crd.Kind, n string) (*unstructured.Unstructured, schema.GroupVersionResource, error) {
+	gvr, err := crd.Resolve(ctx, c.Discovery, k)
+	if err != nil {
+		return nil, gvr, err
+	}
+	u, err := c.Dynamic.Resource(gvr).Get(ctx, n, metav1.GetOptions{})
+	return u, gvr, err
+}
+
 func nodeClaims(ctx context.Context, c crd.Clients, pool string, limit int) (NodeClaims, error) {
 	out := NodeClaims{NodeClaims: []NodeClaimSummary{}}
 	gvr, err := crd.Resolve(ctx, c.Discovery, NodeClaim)

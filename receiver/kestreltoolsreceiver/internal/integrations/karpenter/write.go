@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
@@ -35,11 +34,7 @@ func (Integration) Plan(ctx context.Context, c crd.Clients, req *cloudv1.Datadog
 		if err != nil {
 			return nil, err
 		}
-		gvr, err := crd.Resolve(ctx, c.Discovery, NodeClaim)
-		if err != nil {
-			return nil, err
-		}
-		u, err := c.Dynamic.Resource(gvr).Get(ctx, n, metav1.GetOptions{})
+		u, _, err := get(ctx, c, NodeClaim, n)
 		if err != nil {
 			return nil, err
 		}
@@ -49,13 +44,13 @@ func (Integration) Plan(ctx context.Context, c crd.Clients, req *cloudv1.Datadog
 	if err != nil {
 		return nil, err
 	}
-	gvr, err := crd.Resolve(ctx, c.Discovery, NodePool)
-	if err != nil {
-		return nil, err
-	}
 	if req.GetQueryType() == cloudv1.DatadogQueryType_KARPENTER_APPLY_NODEPOOL {
 		if len(b.NodePoolSpec) == 0 {
 			return nil, crd.Errorf(http.StatusBadRequest, "json_body nodepool_spec is required: the NodePool's spec")
+		}
+		gvr, err := crd.Resolve(ctx, c.Discovery, NodePool)
+		if err != nil {
+			return nil, err
 		}
 		u := &unstructured.Unstructured{Object: map[string]any{"spec": b.NodePoolSpec}}
 		u.SetAPIVersion(gvr.GroupVersion().String())
@@ -64,7 +59,7 @@ func (Integration) Plan(ctx context.Context, c crd.Clients, req *cloudv1.Datadog
 		// Create or update: server-side apply of the spec given, checked by the dry-run.
 		return []crd.Change{{Object: u, Action: crd.Apply}}, nil
 	}
-	u, err := c.Dynamic.Resource(gvr).Get(ctx, n, metav1.GetOptions{})
+	u, gvr, err := get(ctx, c, NodePool, n)
 	if err != nil {
 		return nil, err
 	}
