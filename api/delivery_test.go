@@ -6,9 +6,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 
@@ -46,20 +44,7 @@ func countAbove(md protoreflect.MessageDescriptor, n protoreflect.FieldNumber) i
 // schemaWithoutDelivery is cloud.v1 as a server (or operator) built before acknowledged
 // delivery knows it: the envelopes without field 100.
 func schemaWithoutDelivery(t *testing.T) protoreflect.FileDescriptor {
-	t.Helper()
-	fdp := protodesc.ToFileDescriptorProto(cloudv1.File_cloud_v1_message_proto)
-	for _, m := range fdp.MessageType {
-		var kept []*descriptorpb.FieldDescriptorProto
-		for _, f := range m.Field {
-			if f.GetNumber() != 100 {
-				kept = append(kept, f)
-			}
-		}
-		m.Field = kept
-	}
-	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
-	require.NoError(t, err)
-	return fd
+	return schemaWithout(t, func(f *descriptorpb.FieldDescriptorProto) bool { return f.GetNumber() == 100 })
 }
 
 // An older server decodes a numbered envelope as the same payload with the number left in

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -80,23 +81,25 @@ func TestRiskMessagesMatchSpec(t *testing.T) {
 	})
 }
 
-// oldSchema is cloud.v1 as a server built before the risk messages knows it: the envelopes
-// without their risk fields.
-func oldSchema(t *testing.T) protoreflect.FileDescriptor {
+// schemaWithout is cloud.v1 as a peer built before some fields existed knows it: its
+// messages without the fields drop matches.
+func schemaWithout(t *testing.T, drop func(*descriptorpb.FieldDescriptorProto) bool) protoreflect.FileDescriptor {
 	t.Helper()
 	fdp := protodesc.ToFileDescriptorProto(cloudv1.File_cloud_v1_message_proto)
 	for _, m := range fdp.MessageType {
-		var kept []*descriptorpb.FieldDescriptorProto
-		for _, f := range m.Field {
-			if f.GetTypeName() != ".cloud.v1.RiskFinding" && f.GetTypeName() != ".cloud.v1.RiskAssessment" {
-				kept = append(kept, f)
-			}
-		}
-		m.Field = kept
+		m.Field = slices.DeleteFunc(m.Field, drop)
 	}
 	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
 	require.NoError(t, err)
 	return fd
+}
+
+// oldSchema is cloud.v1 as a server built before the risk messages knows it: the envelopes
+// without their risk fields.
+func oldSchema(t *testing.T) protoreflect.FileDescriptor {
+	return schemaWithout(t, func(f *descriptorpb.FieldDescriptorProto) bool {
+		return f.GetTypeName() == ".cloud.v1.RiskFinding" || f.GetTypeName() == ".cloud.v1.RiskAssessment"
+	})
 }
 
 // An older server decodes an envelope carrying a risk message without an error, as an
