@@ -68,15 +68,8 @@ func TestEndToEndFlowsReachCloud(t *testing.T) {
 	require.Eventually(t, func() bool { return testutil.MetricSum(tt, "otelcol.hubble_receiver.flows") >= flows+replies }, waitFor, tick)
 	stop()
 
-	sum := func(ps []proto.Message) int64 {
-		var n int64
-		for _, m := range ps {
-			n += m.(*cloudv1.Flow).Count
-		}
-		return n
-	}
-	got := p.Cloud.WaitPayloads(t, cloudconn.StreamFlows, &cloudv1.Flow{}, func(ps []proto.Message) bool { return sum(ps) >= flows })
-	require.Equal(t, flows, sum(got))
+	got := p.Cloud.WaitPayloads(t, cloudconn.StreamFlows, &cloudv1.Flow{}, func(ps []proto.Message) bool { return flowCount(ps) >= flows })
+	require.Equal(t, flows, flowCount(got))
 
 	merged := map[cloudKey]*refAgg{}
 	for _, m := range got {
@@ -112,4 +105,13 @@ func TestEndToEndFlowsReachCloud(t *testing.T) {
 		assert.True(t, w.last.Equal(g.last), "%+v last", k)
 	}
 	assert.NotEmpty(t, p.Cloud.Records())
+}
+
+// flowCount is how many flows the cloud's Flow messages stand for: the sum of their counts.
+func flowCount(ps []proto.Message) int64 {
+	var n int64
+	for _, m := range ps {
+		n += m.(*cloudv1.Flow).Count
+	}
+	return n
 }
