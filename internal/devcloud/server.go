@@ -221,6 +221,9 @@ func New(cfg Config, logger *zap.Logger) (*Server, error) {
 		// Operators ping every 5 min even without streams (docs/protocol.md#transport);
 		// the default policy would answer that with GOAWAY too_many_pings.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// Stop and Kill return only once every handler has: a handler still starting a
+		// receive loop (workers.Go) would race finish's workers.Wait.
+		grpc.WaitForHandlers(true),
 	)
 	cloudv1.RegisterStreamServiceServer(s.grpc, streamService{s: s})
 	serverv1.RegisterAutonpServerServiceServer(s.grpc, tokenService{s: s})
