@@ -191,9 +191,14 @@ func (r *hubbleReceiver) Start(_ context.Context, host component.Host) error {
 		r.set.Logger.Info("Cilium flow collection is disabled (enabled: false or " + disableEnv + "=true)")
 		return nil
 	}
+	creds, err := joiningCredentials(context.Background(), r.cfg)
+	if err != nil {
+		return fmt.Errorf("hubble relay client: %w", err)
+	}
 	opts := []configgrpc.ToClientConnOption{
 		configgrpc.WithGrpcDialOption(grpc.WithInitialWindowSize(relayWindow)),
 		configgrpc.WithGrpcDialOption(grpc.WithInitialConnWindowSize(relayWindow)),
+		configgrpc.WithGrpcDialOption(creds),
 	}
 	// A configured dialer_middleware dials itself; its connections are read as they come.
 	if dial, ok := coalescingDialer(r.cfg.Endpoint, readInterval); ok && !r.cfg.DialerMiddleware.HasValue() {
