@@ -23,8 +23,9 @@ type hubbleLoad struct {
 	backPressure bool
 	// queue, if set, is the kestrel exporter's sending_queue.
 	queue map[string]any
-	// agent runs the chart's node-agent pipeline instead: hubble → memory_limiter →
-	// otlp_grpc, into an OTLP sink that adds up the aggregates' counts.
+	// agent runs the chart's node-agent pipeline instead: the Hubble server's unix socket →
+	// hubble → memory_limiter → otlp_grpc, into an OTLP sink that adds up the aggregates'
+	// counts.
 	agent bool
 
 	relay *relay
@@ -36,7 +37,7 @@ func (h *hubbleLoad) configure(_ context.Context, e *env, cfg *collectorConfig) 
 	if err != nil {
 		return err
 	}
-	if h.relay, err = startRelay(gen, h.rate); err != nil {
+	if h.relay, err = startRelay(gen, h.rate, h.agent); err != nil {
 		return err
 	}
 	cfg.Receivers["hubble"] = map[string]any{"endpoint": h.relay.addr, "tls": map[string]any{"insecure": true}}

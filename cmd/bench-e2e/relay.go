@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -187,10 +189,11 @@ type relay struct {
 	gen  *flowGen
 	rate int // flows per second; 0 = as fast as the stream takes them
 
-	srv     *grpc.Server
-	addr    string
-	streams atomic.Int64 // GetFlows calls
-	sent    atomic.Int64
+	srv       *grpc.Server
+	addr      string       // the collector's endpoint
+	socketDir string       // the unix socket's directory, removed on close
+	streams   atomic.Int64 // GetFlows calls
+	sent      atomic.Int64
 
 	mu     sync.Mutex
 	load   context.Context // set while a load runs
@@ -198,12 +201,32 @@ type relay struct {
 	opened chan struct{}   // closed when the first stream opens
 }
 
-func startRelay(gen *flowGen, rate int) (*relay, error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
+// startRelay serves flows on a TCP port, as Hubble Relay does, or with onNode on a unix
+// socket, as the Hubble server on every node does for the node agent; addr is then the
+// collector's unix:// endpoint.
+func startRelay(gen *flowGen, rate int, onNode bool) (*relay, error) {
+	var lis net.Listener
+	var addr, socketDir string
+	if onNode {
+		// A directory of its own: a socket's path must stay under about 100 bytes.
+		dir, err := os.MkdirTemp("", "bench-hubble-")
+		if err != nil {
+			return nil, err
+		}
+		socketDir = dir
+		socket := filepath.Join(dir, "hubble.sock")
+		if lis, err = net.Listen("unix", socket); err != nil {
+			return nil, err
+		}
+		addr = "unix://" + socket
+	} else {
+		var err error
+		if lis, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return nil, err
+		}
+		addr = lis.Addr().String()
 	}
-	r := &relay{gen: gen, rate: rate, addr: lis.Addr().String(), loaded: make(chan struct{}), opened: make(chan struct{})}
+	r := &relay{gen: gen, rate: rate, addr: addr, socketDir: socketDir, loaded: make(chan struct{}), opened: make(chan struct{})}
 	// A Relay runs grpc-go's default server settings, keepalive enforcement included.
 	r.srv = grpc.NewServer(grpc.ForceServerCodecV2(relayCodec{encoding.GetCodecV2(grpcproto.Name)}))
 	observerpb.RegisterObserverServer(r.srv, r)
@@ -211,7 +234,12 @@ func startRelay(gen *flowGen, rate int) (*relay, error) {
 	return r, nil
 }
 
-func (r *relay) close() { r.srv.Stop() }
+func (r *relay) close() {
+	r.srv.Stop()
+	if r.socketDir != "" {
+		_ = os.RemoveAll(r.socketDir)
+	}
+}
 
 // waitStream returns once the collector has opened a GetFlows stream.
 func (r *relay) waitStream(ctx context.Context) error {

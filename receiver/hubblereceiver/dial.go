@@ -45,20 +45,37 @@ func (c *coalescingConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// coalescingDialer dials TCP, as gRPC's default dialer does, and spaces out the reads of the
-// connection. Endpoints that are not TCP addresses (a unix socket) use gRPC's dialer.
-func coalescingDialer(endpoint string, interval time.Duration) (grpc.DialOption, bool) {
-	if strings.HasPrefix(endpoint, "unix:") {
-		return nil, false
-	}
+// coalescingDialer dials the endpoint's TCP address or unix socket and spaces out the reads
+// of the connection: the node agent's local Hubble server streams flows over its unix socket
+// one message at a time just as Relay does over TCP.
+func coalescingDialer(endpoint string, interval time.Duration) grpc.DialOption {
+	socket, unix := unixSocket(endpoint)
 	return grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", addr)
+		var conn net.Conn
+		var err error
+		if unix {
+			// gRPC hands a custom dialer the whole target for these schemes.
+			conn, err = d.DialContext(ctx, "unix", socket)
+		} else {
+			conn, err = d.DialContext(ctx, "tcp", addr)
+		}
 		if err != nil {
 			return nil, err
 		}
 		return &coalescingConn{Conn: conn, interval: interval}, nil
-	}), true
+	})
+}
+
+// unixSocket is the socket address of a unix: or unix-abstract: endpoint (gRPC's naming).
+func unixSocket(endpoint string) (string, bool) {
+	if name, ok := strings.CutPrefix(endpoint, "unix-abstract:"); ok {
+		return "@" + name, true
+	}
+	if path, ok := strings.CutPrefix(endpoint, "unix://"); ok {
+		return path, true
+	}
+	return strings.CutPrefix(endpoint, "unix:")
 }
 
 // joiningCredentials are the transport credentials configgrpc would use for cfg (TLS unless

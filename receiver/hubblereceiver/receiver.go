@@ -201,8 +201,8 @@ func (r *hubbleReceiver) Start(_ context.Context, host component.Host) error {
 		configgrpc.WithGrpcDialOption(creds),
 	}
 	// A configured dialer_middleware dials itself; its connections are read as they come.
-	if dial, ok := coalescingDialer(r.cfg.Endpoint, readInterval); ok && !r.cfg.DialerMiddleware.HasValue() {
-		opts = append(opts, configgrpc.WithGrpcDialOption(dial))
+	if !r.cfg.DialerMiddleware.HasValue() {
+		opts = append(opts, configgrpc.WithGrpcDialOption(coalescingDialer(r.cfg.Endpoint, readInterval)))
 	}
 	// The connection outlives Start's context, which ends when Start returns.
 	conn, err := r.cfg.ToClientConn(context.Background(), host.GetExtensions(), r.set.TelemetrySettings, opts...)

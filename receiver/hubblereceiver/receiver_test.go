@@ -2,6 +2,8 @@ package hubblereceiver
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -27,6 +29,7 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
 	"github.com/kestrelai/otelcol-kestrel/internal/schema"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil/relaytest"
 	"github.com/kestrelai/otelcol-kestrel/receiver/hubblereceiver/internal/fixturegen"
 	"github.com/kestrelai/otelcol-kestrel/receiver/hubblereceiver/internal/metadatatest"
 )
@@ -438,6 +441,37 @@ func TestDisabled(t *testing.T) {
 			}
 			stop()
 			assert.Equal(t, tc.want, len(relay.Requests()) == 1)
+		})
+	}
+}
+
+// The node agent follows the Hubble server's unix socket on its node (the chart's
+// unix:///var/run/cilium/hubble.sock), and abstract sockets are dialled as such.
+func TestUnixSocket(t *testing.T) {
+	events := loadFixture(t)[:500]
+	n := countFlows(events, func(*flowpb.Flow) bool { return true })
+	for name, endpoint := range map[string]func(t *testing.T) (network, address, endpoint string){
+		"path": func(t *testing.T) (string, string, string) {
+			path := filepath.Join(t.TempDir(), "hubble.sock")
+			return "unix", path, "unix://" + path
+		},
+		"abstract": func(t *testing.T) (string, string, string) {
+			name := fmt.Sprintf("kestrel-hubble-test-%d", time.Now().UnixNano())
+			return "unix", "@" + name, "unix-abstract:" + name
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			network, address, ep := endpoint(t)
+			lis, err := net.Listen(network, address)
+			require.NoError(t, err)
+			relaytest.ServeOn(t, newFakeRelay(events), lis)
+			tt := componenttest.NewTelemetry()
+			t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
+			sink := &consumertest.LogsSink{}
+			_, stop := startReceiver(t, testConfig(ep), sink, tt, nil)
+			require.Eventually(t, func() bool { return testutil.MetricSum(tt, "otelcol.hubble_receiver.flows") == n }, waitFor, tick)
+			stop()
+			assert.Zero(t, testutil.MetricSum(tt, "otelcol.hubble_receiver.reconnects"))
 		})
 	}
 }

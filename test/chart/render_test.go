@@ -145,10 +145,15 @@ func TestConfigFollowsValues(t *testing.T) {
 	assert.Contains(t, ds.raw, "automountServiceAccountToken: false")
 	assert.Contains(t, ds.raw, "command: [/otelcol-kestrel-agent]", "the image's slim agent")
 	assert.Contains(t, ds.raw, "- name: GOGC\n              value: \"50\"", "the agents' GC target")
+	assert.Contains(t, ds.raw, "- name: GOMAXPROCS\n              value: \"1\"", "the agents run on one thread")
 	assert.Contains(t, ds.raw, "mountPath: /var/run/cilium\n              readOnly: true")
 	cm, _ := find(objs, "ConfigMap", release+"-node-agent")
 	assert.Contains(t, cm.Data["config.yaml"], "endpoint: unix:///var/run/cilium/hubble.sock")
 	assert.Contains(t, cm.Data["config.yaml"], "endpoint: "+release+"-agents."+namespace+".svc:4319")
+
+	_, objs = render(t, "operator.cilium.mode=node", "nodeAgent.gomaxprocs=null")
+	ds, _ = find(objs, "DaemonSet", release+"-node-agent")
+	assert.NotContains(t, ds.raw, "GOMAXPROCS", "null leaves Go's default")
 
 	// config: is merged into the generated configuration, and a change rolls the pod.
 	before, _ := find(objs, "Deployment", release)
@@ -448,6 +453,7 @@ func TestSchemaRejections(t *testing.T) {
 		{[]string{"operator.cilium.mode=node", "nodeAgent.hubbleSocket=hubble.sock"}, "/nodeAgent/hubbleSocket"},
 		{[]string{"operator.cilium.mode=node", "nodeAgent.socketGrp=0"}, "socketGrp"},
 		{[]string{"operator.cilium.mode=node", "nodeAgent.gogc=5"}, "/nodeAgent/gogc"},
+		{[]string{"operator.cilium.mode=node", "nodeAgent.gomaxprocs=0"}, "/nodeAgent/gomaxprocs"},
 		{[]string{"operator.changes.apply.autoApprove[0].kind=NetworkPolicy"}, "/operator/changes/apply/autoApprove/0"},
 		{[]string{"operator.changes.apply.autoApprove[0].namespaces[0]=shop"}, "/operator/changes/apply/autoApprove/0"},
 		{[]string{"operator.flux.enable=true"}, "enable"},

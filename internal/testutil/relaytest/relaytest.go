@@ -230,6 +230,13 @@ func Serve(tb testing.TB, relay *Relay, addr string, opts ...grpc.ServerOption) 
 	tb.Helper()
 	lis, err := net.Listen("tcp", addr)
 	require.NoError(tb, err)
+	return ServeOn(tb, relay, lis, opts...)
+}
+
+// ServeOn serves relay on lis (a unix socket, as the Hubble server on a node listens) until
+// the test ends.
+func ServeOn(tb testing.TB, relay *Relay, lis net.Listener, opts ...grpc.ServerOption) (*grpc.Server, string) {
+	tb.Helper()
 	srv := grpc.NewServer(opts...)
 	observerpb.RegisterObserverServer(srv, relay)
 	done := make(chan struct{})
