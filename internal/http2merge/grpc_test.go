@@ -79,7 +79,7 @@ func TestRelayStreamThroughJoinedFrames(t *testing.T) {
 			}
 			cancel()
 
-			frames := rec.dataFrames(t)
+			frames := rec.dataFrames()
 			t.Logf("%d messages in %d DATA frames", n, frames)
 			assert.Less(t, frames, n/4)
 		})
@@ -105,7 +105,7 @@ func (r *recording) wrap(creds credentials.TransportCredentials) credentials.Tra
 	return recordingCredentials{creds, r}
 }
 
-func (r *recording) dataFrames(t *testing.T) int {
+func (r *recording) dataFrames() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	fr := http2.NewFramer(nil, bytes.NewReader(r.buf.Bytes()))

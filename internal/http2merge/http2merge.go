@@ -111,7 +111,7 @@ func (c *Conn) frames() {
 			len(c.out)-c.last-headerLen+length <= maxFrameLen {
 			c.out = append(c.out, payload...)
 			joined := len(c.out) - c.last - headerLen
-			c.out[c.last], c.out[c.last+1], c.out[c.last+2] = byte(joined>>16), byte(joined>>8), byte(joined)
+			c.out[c.last], c.out[c.last+1], c.out[c.last+2] = byte(joined>>16), byte(joined>>8), byte(joined) //nolint:gosec // a 24-bit length: joined ≤ maxFrameLen
 			c.out[c.last+4] = flags
 		} else {
 			start := len(c.out)

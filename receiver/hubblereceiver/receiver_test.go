@@ -455,7 +455,7 @@ func TestUnixSocket(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "hubble.sock")
 			return "unix", path, "unix://" + path
 		},
-		"abstract": func(t *testing.T) (string, string, string) {
+		"abstract": func(*testing.T) (string, string, string) {
 			name := fmt.Sprintf("kestrel-hubble-test-%d", time.Now().UnixNano())
 			return "unix", "@" + name, "unix-abstract:" + name
 		},
