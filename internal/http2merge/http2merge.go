@@ -43,10 +43,6 @@ type Conn struct {
 	out []byte // frames ready for the reader, from off on
 	off int
 
-	// The last frame in out while another DATA frame of its stream may be appended to it.
-	last       int // offset of its header, or -1
-	lastStream uint32
-
 	passThrough bool  // the peer sent what is not a frame this Conn can hold: bytes go on unchanged
 	err         error // the connection's read error, returned once the bytes before it are passed on
 }
@@ -54,7 +50,7 @@ type Conn struct {
 // NewConn returns conn with its inbound DATA frames joined. conn must carry the server's
 // side of an HTTP/2 connection from its start (its first frame is the server's SETTINGS).
 func NewConn(conn net.Conn) *Conn {
-	return &Conn{Conn: conn, raw: make([]byte, 0, readSize), last: -1}
+	return &Conn{Conn: conn, raw: make([]byte, 0, readSize)}
 }
 
 // Read hands on complete frames as soon as it has any: a frame is never held back to wait
@@ -66,7 +62,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			c.off += n
 			return n, nil
 		}
-		c.out, c.off, c.last = c.out[:0], 0, -1
+		c.out, c.off = c.out[:0], 0
 		if c.passThrough || c.err != nil {
 			if len(c.raw) > 0 {
 				c.out = append(c.out, c.raw...)
@@ -90,10 +86,13 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 }
 
-// frames moves the complete frames at the start of raw to out, joining DATA frames, and
-// keeps the partial frame that follows them, if any, at the start of raw.
+// frames moves the complete frames at the start of raw to the empty out, joining DATA
+// frames, and keeps the partial frame that follows them, if any, at the start of raw.
 func (c *Conn) frames() {
 	pos := 0
+	// The last frame in out while another DATA frame of its stream may be appended to it:
+	// the offset of its header (or -1) and its stream.
+	last, lastStream := -1, uint32(0)
 	for len(c.raw)-pos >= headerLen {
 		h := c.raw[pos : pos+headerLen]
 		length := int(h[0])<<16 | int(h[1])<<8 | int(h[2])
@@ -107,21 +106,21 @@ func (c *Conn) frames() {
 		}
 		typ, flags, stream := h[3], h[4], binary.BigEndian.Uint32(h[5:headerLen])
 		payload := c.raw[pos+headerLen : pos+headerLen+length]
-		if typ == frameData && c.last >= 0 && stream == c.lastStream && flags&^flagEndStream == 0 &&
-			len(c.out)-c.last-headerLen+length <= maxFrameLen {
+		if typ == frameData && last >= 0 && stream == lastStream && flags&^flagEndStream == 0 &&
+			len(c.out)-last-headerLen+length <= maxFrameLen {
 			c.out = append(c.out, payload...)
-			joined := len(c.out) - c.last - headerLen
-			c.out[c.last], c.out[c.last+1], c.out[c.last+2] = byte(joined>>16), byte(joined>>8), byte(joined) //nolint:gosec // a 24-bit length: joined ≤ maxFrameLen
-			c.out[c.last+4] = flags
+			joined := len(c.out) - last - headerLen
+			c.out[last], c.out[last+1], c.out[last+2] = byte(joined>>16), byte(joined>>8), byte(joined) //nolint:gosec // a 24-bit length: joined ≤ maxFrameLen
+			c.out[last+4] = flags
 		} else {
 			start := len(c.out)
 			c.out = append(c.out, c.raw[pos:pos+headerLen+length]...)
-			c.last, c.lastStream = start, stream
+			last, lastStream = start, stream
 		}
 		// Only a DATA frame of a stream (not the connection) with no flag set (not padded,
 		// not the stream's end) can be continued.
 		if typ != frameData || flags != 0 || stream == 0 {
-			c.last = -1
+			last = -1
 		}
 		pos += headerLen + length
 	}
