@@ -202,29 +202,11 @@ type relay struct {
 }
 
 // startRelay serves flows on a TCP port, as Hubble Relay does, or with onNode on a unix
-// socket, as the Hubble server on every node does for the node agent; addr is then the
-// collector's unix:// endpoint.
+// socket, as the Hubble server on every node does for the node agent.
 func startRelay(gen *flowGen, rate int, onNode bool) (*relay, error) {
-	var lis net.Listener
-	var addr, socketDir string
-	if onNode {
-		// A directory of its own: a socket's path must stay under about 100 bytes.
-		dir, err := os.MkdirTemp("", "bench-hubble-")
-		if err != nil {
-			return nil, err
-		}
-		socketDir = dir
-		socket := filepath.Join(dir, "hubble.sock")
-		if lis, err = net.Listen("unix", socket); err != nil {
-			return nil, err
-		}
-		addr = "unix://" + socket
-	} else {
-		var err error
-		if lis, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			return nil, err
-		}
-		addr = lis.Addr().String()
+	lis, addr, socketDir, err := listenRelay(onNode)
+	if err != nil {
+		return nil, err
 	}
 	r := &relay{gen: gen, rate: rate, addr: addr, socketDir: socketDir, loaded: make(chan struct{}), opened: make(chan struct{})}
 	// A Relay runs grpc-go's default server settings, keepalive enforcement included.
@@ -232,6 +214,29 @@ func startRelay(gen *flowGen, rate int, onNode bool) (*relay, error) {
 	observerpb.RegisterObserverServer(r.srv, r)
 	go func() { _ = r.srv.Serve(lis) }()
 	return r, nil
+}
+
+// listenRelay listens on loopback TCP or, onNode, on a unix socket in a new temporary
+// directory (a socket's path must stay under about 100 bytes); addr is the collector's
+// endpoint for it.
+func listenRelay(onNode bool) (lis net.Listener, addr, socketDir string, err error) {
+	if !onNode {
+		lis, err = net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, "", "", err
+		}
+		return lis, lis.Addr().String(), "", nil
+	}
+	dir, err := os.MkdirTemp("", "bench-hubble-")
+	if err != nil {
+		return nil, "", "", err
+	}
+	socket := filepath.Join(dir, "hubble.sock")
+	if lis, err = net.Listen("unix", socket); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, "", "", err
+	}
+	return lis, "unix://" + socket, dir, nil
 }
 
 func (r *relay) close() {
