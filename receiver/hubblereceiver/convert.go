@@ -132,18 +132,18 @@ func keyOf(v *flowView) flowKey {
 }
 
 // add merges one flow, which happened at t (Unix nanoseconds), into its aggregate. v and the
-// receive buffer its strings point into are reused for the next flow: unique.Make copies the
-// strings it keeps, and each handle is shared with every other aggregate that keeps the same
-// value, until none does.
-func (a *flowAgg) add(k *flowKey, v *flowView, t int64, fresh bool) {
+// receive buffer its strings point into are reused for the next flow, as are pk's buffers:
+// unique.Make copies the strings it keeps, and each handle is shared with every other
+// aggregate that keeps the same value, until none does.
+func (a *flowAgg) add(k *flowKey, v *flowView, t int64, fresh bool, pk *packer) {
 	a.Add(t)
 	if fresh {
-		a.src = unique.Make(endpoint{key: k.src, identity: v.src.identity, labels: packed("").union(v.src.labels)})
-		a.dst = unique.Make(endpoint{key: k.dst, identity: v.dst.identity, labels: packed("").union(v.dst.labels)})
+		a.src = unique.Make(endpoint{key: k.src, identity: v.src.identity, labels: pk.union(0, "", v.src.labels)})
+		a.dst = unique.Make(endpoint{key: k.dst, identity: v.dst.identity, labels: pk.union(0, "", v.dst.labels)})
 		a.srcIP, a.dstIP, a.ipv6 = unique.Make(v.srcIP), unique.Make(v.dstIP), v.ipv6
 		var ps policyLists
 		for i := range ps {
-			ps[i] = packed("").union(v.rawPolicies[i])
+			ps[i] = pk.union(i, "", v.rawPolicies[i])
 		}
 		a.policies = unique.Make(ps)
 		a.port, a.proto, a.direction, a.verdict, a.dropReason = k.port, k.proto, k.direction, k.verdict, k.dropReason
@@ -152,14 +152,14 @@ func (a *flowAgg) add(k *flowKey, v *flowView, t int64, fresh bool) {
 	// Labels and policies are united over the window, in first-seen order (the first label
 	// names Unmanaged endpoints). Flows of one key nearly always carry what the first one did,
 	// which costs a comparison and no allocation.
-	a.src = unite(a.src, v.src.labels)
-	a.dst = unite(a.dst, v.dst.labels)
+	a.src = unite(a.src, v.src.labels, pk)
+	a.dst = unite(a.dst, v.dst.labels, pk)
 	ps := a.policies.Value()
 	for i := range ps {
 		if !ps[i].equal(v.rawPolicies[i]) {
 			var more policyLists
 			for i := range more {
-				more[i] = ps[i].union(v.rawPolicies[i])
+				more[i] = pk.union(i, ps[i], v.rawPolicies[i])
 			}
 			if more != ps {
 				a.policies = unique.Make(more)
@@ -170,12 +170,9 @@ func (a *flowAgg) add(k *flowKey, v *flowView, t int64, fresh bool) {
 }
 
 // unite returns e with the labels of list that it lacks added.
-func unite(e unique.Handle[endpoint], list []string) unique.Handle[endpoint] {
+func unite(e unique.Handle[endpoint], list []string, pk *packer) unique.Handle[endpoint] {
 	ep := e.Value()
-	if ep.labels.equal(list) {
-		return e
-	}
-	if u := ep.labels.union(list); len(u) != len(ep.labels) {
+	if u := pk.union(0, ep.labels, list); len(u) != len(ep.labels) {
 		ep.labels = u
 		return unique.Make(ep)
 	}

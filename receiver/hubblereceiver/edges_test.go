@@ -71,7 +71,7 @@ func TestReservedOf(t *testing.T) {
 		flowgraph.ReservedRemoteNode:    {identity: 6},
 		flowgraph.ReservedOther:         {identity: 4, labels: []string{"reserved:health"}},
 	} {
-		assert.Equal(t, want, reservedOf(in.identity, packed("").union(in.labels)))
+		assert.Equal(t, want, reservedOf(in.identity, pack(in.labels)))
 	}
 	assert.Equal(t, flowgraph.ReservedWorld, reservedOf(2, ""))
 	assert.Equal(t, flowgraph.Peer{Namespace: "shop", Kind: "Deployment", Name: "web"},

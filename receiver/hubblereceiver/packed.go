@@ -2,6 +2,7 @@ package hubblereceiver // import "github.com/kestrelai/otelcol-kestrel/receiver/
 
 import (
 	"iter"
+	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -13,8 +14,8 @@ import (
 // its own.
 type packed string
 
-// all yields the elements in order. A packed string is only ever made by union, so it is
-// well formed.
+// all yields the elements in order. A packed string is only ever made by packer.union, so
+// it is well formed.
 func (p packed) all() iter.Seq[string] {
 	return func(yield func(string) bool) {
 		s := string(p)
@@ -70,20 +71,33 @@ func (p packed) contains(e string) bool {
 	return false
 }
 
-// union returns p with the elements of list it lacks appended, in first-seen order. A new
-// result is a copy: it outlives list, whose strings point into the receive buffer.
-func (p packed) union(list []string) packed {
+// packer builds packed lists in buffers it reuses. What it returns is valid until its buffer
+// is next used, and is only handed to unique.Make, which copies the strings of a value it
+// keeps: a new aggregate whose endpoints and policies are already interned (nearly every one)
+// then costs no allocation, where a copy per list was a quarter of the bytes the agent
+// allocated at 20,000 flows/s.
+type packer struct{ bufs [numPolicyLists][]byte }
+
+// union returns p with the elements of list it lacks appended, in first-seen order, built in
+// buffer i; p itself when nothing is new.
+func (pk *packer) union(i int, p packed, list []string) packed {
 	if p.equal(list) {
 		return p
 	}
-	b := []byte(p)
+	b := append(pk.bufs[i][:0], p...)
 	for _, e := range list {
-		if !p.contains(e) && !packed(b).contains(e) {
+		if !bytesView(b).contains(e) {
 			b = protowire.AppendString(b, e)
 		}
 	}
+	pk.bufs[i] = b
 	if len(b) == len(p) {
 		return p
 	}
-	return packed(b)
+	return bytesView(b)
+}
+
+// bytesView reads b as a packed list without copying it.
+func bytesView(b []byte) packed {
+	return packed(unsafe.String(unsafe.SliceData(b), len(b))) //nolint:gosec // read before b changes; see packer
 }

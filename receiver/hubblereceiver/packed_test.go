@@ -4,39 +4,73 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unique"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func TestPackedUnion(t *testing.T) {
+// pack is the packed union of lists, copied out of the packer's buffer.
+func pack(lists ...[]string) packed {
+	var pk packer
+	var p packed
+	for _, l := range lists {
+		p = packed(strings.Clone(string(pk.union(0, p, l))))
+	}
+	return p
+}
+
+func TestPackerUnion(t *testing.T) {
 	var p packed
 	assert.True(t, p.equal(nil))
 	assert.Empty(t, slices.Collect(p.all()))
 
-	p = p.union([]string{"k8s:app=web", "", "reserved:world"})
+	p = pack([]string{"k8s:app=web", "", "reserved:world"})
 	assert.Equal(t, []string{"k8s:app=web", "", "reserved:world"}, slices.Collect(p.all()))
 	assert.True(t, p.equal([]string{"k8s:app=web", "", "reserved:world"}))
 	assert.False(t, p.equal([]string{"k8s:app=web", ""}))
 	assert.False(t, p.equal([]string{"k8s:app=web", "", "reserved:world", "x"}))
 
-	same := p.union([]string{"reserved:world", "k8s:app=web"})
-	assert.Equal(t, p, same, "nothing new: the same string")
-	more := p.union([]string{"k8s:tier=db", "k8s:app=web", "k8s:tier=db"})
+	var pk packer
+	same := pk.union(1, p, []string{"reserved:world", "k8s:app=web"})
+	assert.Equal(t, unsafe.StringData(string(p)), unsafe.StringData(string(same)), "nothing new: p itself")
+	more := pk.union(1, p, []string{"k8s:tier=db", "k8s:app=web", "k8s:tier=db"})
 	assert.Equal(t, []string{"k8s:app=web", "", "reserved:world", "k8s:tier=db"}, slices.Collect(more.all()),
 		"first-seen order, each once")
 
 	long := strings.Repeat("x", 300) // a two-byte length
-	assert.Equal(t, []string{long}, slices.Collect(packed("").union([]string{long}).all()))
+	assert.Equal(t, []string{long}, slices.Collect(pack([]string{long}).all()))
 }
 
-func TestPackedUnionCopies(t *testing.T) {
-	buf := []byte("k8s:app=web")
-	a := packed("").union([]string{unsafeString(buf)})
-	b := packed("").union([]string{"k8s:app=web"})
+// The packer's results point into its buffers and the receive buffer's strings into the
+// frame; an aggregate keeps neither, because unique.Make copies the strings of what it keeps.
+func TestInternedListsOutliveTheirBuffers(t *testing.T) {
+	buf := []byte("k8s:app=fresh-" + t.Name())
+	var pk packer
+	h := unique.Make(endpoint{labels: pk.union(0, "", []string{unsafeString(buf)})})
 	copy(buf, "overwritten")
-	assert.Equal(t, []string{"k8s:app=web"}, slices.Collect(a.all()), "no reference into the receive buffer")
-	assert.Equal(t, a, b)
+	pk.union(0, "", []string{"k8s:app=other", "k8s:tier=db"})
+	assert.Equal(t, []string{"k8s:app=fresh-" + t.Name()}, slices.Collect(h.Value().labels.all()))
+	assert.Equal(t, h, unique.Make(endpoint{labels: pack([]string{"k8s:app=fresh-" + t.Name()})}))
+}
+
+// A new aggregate whose endpoints, addresses and policies are already interned allocates
+// nothing: the case of nearly every key after the first window.
+func TestNewAggregateOfKnownValuesDoesNotAllocate(t *testing.T) {
+	v := &flowView{srcIP: "10.0.0.1", dstIP: "10.0.0.2"}
+	v.src.labels = []string{"k8s:app=web", "k8s:io.kubernetes.pod.namespace=shop"}
+	v.dst.labels = []string{"k8s:app=db"}
+	v.rawPolicies[0] = []string{"\x0a\x05allow"}
+	k := flowKey{src: endpointKey{namespace: "shop", kind: "Deployment", name: "web"}, port: 5432}
+	var pk packer
+	var a flowAgg
+	a.add(&k, v, 1, true, &pk)
+	allocs := testing.AllocsPerRun(100, func() {
+		var b flowAgg
+		b.add(&k, v, 2, true, &pk)
+	})
+	assert.Zero(t, allocs)
 }
 
 // FuzzPacked: any lists united give each distinct element once, in first-seen order, and a
@@ -46,7 +80,7 @@ func FuzzPacked(f *testing.F) {
 	f.Add("", "x", "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01")
 	f.Fuzz(func(t *testing.T, first, second, garbage string) {
 		l1, l2 := strings.Split(first, "\x00"), strings.Split(second, "\x00")
-		p := packed("").union(l1).union(l2)
+		p := pack(l1, l2)
 		var want []string
 		for _, e := range slices.Concat(l1, l2) {
 			if !slices.Contains(want, e) {

@@ -80,6 +80,7 @@ type hubbleReceiver struct {
 	// Owned by the goroutine that reads from Relay.
 	resume resumeState
 	view   flowView
+	packer packer // builds the packed lists of new aggregates (flowAgg.add)
 }
 
 func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*hubbleReceiver, error) {
@@ -379,7 +380,7 @@ func (r *hubbleReceiver) handleFlow(v *flowView) {
 		return
 	}
 	k := keyOf(v)
-	if r.window.Update(r.keys.of(&k), func(a *flowAgg, fresh bool) { a.add(&k, v, t, fresh) }) {
+	if r.window.Update(r.keys.of(&k), func(a *flowAgg, fresh bool) { a.add(&k, v, t, fresh, &r.packer) }) {
 		r.count(outAggregated)
 	}
 }
