@@ -84,7 +84,8 @@ func (pk *packer) union(i int, p packed, list []string) packed {
 	if p.equal(list) {
 		return p
 	}
-	b := append(pk.bufs[i][:0], p...)
+	b := pk.bufs[i][:0]
+	b = append(b, p...)
 	for _, e := range list {
 		if !bytesView(b).contains(e) {
 			b = protowire.AppendString(b, e)
