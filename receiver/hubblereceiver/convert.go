@@ -73,13 +73,14 @@ func (h keyHasher) of(k *flowKey) aggKey {
 // flowAgg is the aggregate of one key. Addresses are those of the first flow (the key may
 // span several pods of a workload); labels and policies are united over the window.
 //
-// It is 88 bytes: a window holds one per key, and while a window is spread over half the
+// It is 96 bytes: a window holds one per key, and while a window is spread over half the
 // next one (flowagg.Emitter) two windows' aggregates coexist, so at 20,000 keys this struct is
 // most of the live heap. Its strings are therefore interned as a whole (unique.Handle, one
 // pointer each): an endpoint with its labels, each address, the four policy lists; flows
 // between the same workloads share them. As separate strings it was 352 bytes.
 type flowAgg struct {
 	flowagg.Span
+	carried      uint64 // the carriedHash of the last flow merged
 	src, dst     unique.Handle[endpoint]
 	srcIP, dstIP unique.Handle[string]
 	policies     unique.Handle[policyLists] // each policy as Relay encoded it
@@ -137,6 +138,12 @@ func keyOf(v *flowView) flowKey {
 // aggregate that keeps the same value, until none does.
 func (a *flowAgg) add(k *flowKey, v *flowView, t int64, fresh bool, pk *packer) {
 	a.Add(t)
+	if !fresh && v.carried == a.carried {
+		// What the previous flow carried is in the aggregate already. Comparing the lists
+		// themselves would read the interned values, a few cache misses per flow at many keys.
+		return
+	}
+	a.carried = v.carried
 	if fresh {
 		a.src = unique.Make(endpoint{key: k.src, identity: v.src.identity, labels: pk.union(0, "", v.src.labels)})
 		a.dst = unique.Make(endpoint{key: k.dst, identity: v.dst.identity, labels: pk.union(0, "", v.dst.labels)})

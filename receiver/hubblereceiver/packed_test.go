@@ -1,6 +1,7 @@
 package hubblereceiver
 
 import (
+	"hash/maphash"
 	"slices"
 	"strings"
 	"testing"
@@ -70,6 +71,36 @@ func TestNewAggregateOfKnownValuesDoesNotAllocate(t *testing.T) {
 		b.add(&k, v, 2, true, &pk)
 	})
 	assert.Zero(t, allocs)
+}
+
+// An aggregate unites the labels and policies of its flows over the window, also when it
+// skips the lists of a flow that carries what the previous one did.
+func TestAggregateUnitesWhatItsFlowsCarry(t *testing.T) {
+	seed := maphash.MakeSeed()
+	flow := func(src, dst []string, policies ...string) *flowView {
+		v := &flowView{srcIP: "10.0.0.1", dstIP: "10.0.0.2"}
+		v.src.labels, v.dst.labels = src, dst
+		v.rawPolicies[ingressAllowed] = policies
+		v.carried = v.carriedHash(seed)
+		return v
+	}
+	k := flowKey{src: endpointKey{namespace: "shop", kind: "Deployment", name: "web"}, port: 80}
+	var pk packer
+	var a flowAgg
+	a.add(&k, flow([]string{"k8s:app=web"}, nil), 1, true, &pk)
+	a.add(&k, flow([]string{"k8s:app=web"}, nil), 2, false, &pk)
+	a.add(&k, flow([]string{"k8s:app=web", "k8s:tier=fe"}, nil, "p1"), 3, false, &pk)
+	a.add(&k, flow([]string{"k8s:app=web"}, nil), 4, false, &pk)
+	a.add(&k, flow(nil, []string{"k8s:app=db"}, "p2"), 5, false, &pk)
+	a.add(&k, flow(nil, []string{"k8s:app=db"}, "p2"), 6, false, &pk)
+
+	assert.Equal(t, []string{"k8s:app=web", "k8s:tier=fe"}, slices.Collect(a.src.Value().labels.all()))
+	assert.Equal(t, []string{"k8s:app=db"}, slices.Collect(a.dst.Value().labels.all()))
+	assert.Equal(t, []string{"p1", "p2"}, slices.Collect(a.policies.Value()[ingressAllowed].all()))
+	assert.Equal(t, int64(6), a.Last)
+
+	assert.NotEqual(t, flow([]string{"a"}, nil).carried, flow(nil, []string{"a"}).carried, "which list an element is in counts")
+	assert.NotEqual(t, flow([]string{"ab"}, nil).carried, flow([]string{"a", "b"}, nil).carried, "where elements end counts")
 }
 
 // FuzzPacked: any lists united give each distinct element once, in first-seen order, and a

@@ -78,9 +78,10 @@ type hubbleReceiver struct {
 	unregisterEdges func() // from flowgraph.Register, set by Start
 
 	// Owned by the goroutine that reads from Relay.
-	resume resumeState
-	view   flowView
-	packer packer // builds the packed lists of new aggregates (flowAgg.add)
+	resume      resumeState
+	view        flowView
+	packer      packer // builds the packed lists of new aggregates (flowAgg.add)
+	carriedSeed maphash.Seed
 }
 
 func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*hubbleReceiver, error) {
@@ -109,17 +110,18 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*hubbl
 		return nil, err
 	}
 	r := &hubbleReceiver{
-		cfg:       cfg,
-		set:       set,
-		next:      next,
-		telemetry: tb,
-		obs:       obs,
-		allow:     allow,
-		deny:      deny,
-		fieldMask: mask,
-		now:       time.Now,
-		resume:    resumeState{overlap: int64(cfg.ResumeOverlap), seed: maphash.MakeSeed()},
-		keys:      newKeyHasher(),
+		cfg:         cfg,
+		set:         set,
+		next:        next,
+		telemetry:   tb,
+		obs:         obs,
+		allow:       allow,
+		deny:        deny,
+		fieldMask:   mask,
+		now:         time.Now,
+		resume:      resumeState{overlap: int64(cfg.ResumeOverlap), seed: maphash.MakeSeed()},
+		carriedSeed: maphash.MakeSeed(),
+		keys:        newKeyHasher(),
 	}
 	r.window = r.newWindow()
 	err = tb.RegisterHubbleReceiverFlowsCallback(func(_ context.Context, o metric.Int64Observer) error {
@@ -380,6 +382,7 @@ func (r *hubbleReceiver) handleFlow(v *flowView) {
 		return
 	}
 	k := keyOf(v)
+	v.carried = v.carriedHash(r.carriedSeed)
 	if r.window.Update(r.keys.of(&k), func(a *flowAgg, fresh bool) { a.add(&k, v, t, fresh, &r.packer) }) {
 		r.count(outAggregated)
 	}

@@ -2,6 +2,7 @@ package hubblereceiver // import "github.com/kestrelai/otelcol-kestrel/receiver/
 
 import (
 	"errors"
+	"hash/maphash"
 	"math"
 	"unsafe"
 
@@ -112,6 +113,30 @@ type flowView struct {
 	src, dst            endpointView
 	policies            [numPolicyLists][]policyView
 	rawPolicies         [numPolicyLists][]string // each policy's bytes, as aggregates keep them
+	carried             uint64                   // carriedHash, set by the receiver
+}
+
+// carriedHash hashes what a flow carries beyond its aggregation key: its endpoints' labels and
+// its policies, each element hashed on its own and the list lengths mixed in. Two flows with
+// the same hash carry the same lists but with a probability of about 2⁻⁶⁴ per pair, so an
+// aggregate skips uniting the lists of a flow whose hash it has just seen.
+func (v *flowView) carriedHash(seed maphash.Seed) uint64 {
+	const k = 0x9e3779b97f4a7c15 // odd: multiplying by it loses no bits
+	h := uint64(len(v.src.labels))
+	for _, e := range v.src.labels {
+		h = (h ^ maphash.String(seed, e)) * k
+	}
+	h = (h ^ uint64(len(v.dst.labels))) * k
+	for _, e := range v.dst.labels {
+		h = (h ^ maphash.String(seed, e)) * k
+	}
+	for _, l := range v.rawPolicies {
+		h = (h ^ uint64(len(l))) * k
+		for _, e := range l {
+			h = (h ^ maphash.String(seed, e)) * k
+		}
+	}
+	return h
 }
 
 // response is one decoded GetFlowsResponse: a flow (in view), or the bytes of the rarer
