@@ -121,20 +121,20 @@ type flowView struct {
 // the same hash carry the same lists but with a probability of about 2⁻⁶⁴ per pair, so an
 // aggregate skips uniting the lists of a flow whose hash it has just seen.
 func (v *flowView) carriedHash(seed maphash.Seed) uint64 {
-	const k = 0x9e3779b97f4a7c15 // odd: multiplying by it loses no bits
-	h := uint64(len(v.src.labels))
-	for _, e := range v.src.labels {
-		h = (h ^ maphash.String(seed, e)) * k
-	}
-	h = (h ^ uint64(len(v.dst.labels))) * k
-	for _, e := range v.dst.labels {
-		h = (h ^ maphash.String(seed, e)) * k
-	}
+	h := hashList(0, seed, v.src.labels)
+	h = hashList(h, seed, v.dst.labels)
 	for _, l := range v.rawPolicies {
-		h = (h ^ uint64(len(l))) * k
-		for _, e := range l {
-			h = (h ^ maphash.String(seed, e)) * k
-		}
+		h = hashList(h, seed, l)
+	}
+	return h
+}
+
+// hashList mixes the length of l and the hash of each of its elements into h.
+func hashList(h uint64, seed maphash.Seed, l []string) uint64 {
+	const k = 0x9e3779b97f4a7c15 // odd: multiplying by it loses no bits
+	h = (h ^ uint64(len(l))) * k
+	for _, e := range l {
+		h = (h ^ maphash.String(seed, e)) * k
 	}
 	return h
 }
