@@ -71,7 +71,11 @@ func TestConnectSequence(t *testing.T) {
 	h.host.WaitStatus(t, componentstatus.StatusOK)
 	waitSideStreamsUsable(t, h, cloud)
 
-	// The snapshot precedes the commit on StreamData.
+	// The snapshot precedes the commit on StreamData. The connection is Ready once the commit is
+	// sent, which can be before the cloud has recorded it.
+	require.NoError(t, cloud.WaitFor(testCtx(t), func(r []devcloud.Record) bool {
+		return len(cloudtest.PayloadsOn(r, cloudconn.StreamData)) >= 4
+	}))
 	recs := cloud.Records()
 	data := cloudtest.PayloadsOn(recs, cloudconn.StreamData)
 	require.Len(t, data, 4)

@@ -75,6 +75,9 @@ func TestSelfLogsWaitForTheConnection(t *testing.T) {
 		assert.Equal(t, int64(i+1), e.GetLineNumber())
 	}
 	assert.Contains(t, entries[5].GetMessage(), "kestrel_command: 15 warning and error log entries of this collector were not sent")
-	assert.Equal(t, int64(5), testutil.MetricSum(tel, "otelcol.kestrel_command.self_logs.sent"))
-	assert.Equal(t, int64(15), testutil.MetricSum(tel, "otelcol.kestrel_command.self_logs.dropped"))
+	// The counters move once Send has returned, which can be after the cloud has the message.
+	require.Eventually(t, func() bool {
+		return testutil.MetricSum(tel, "otelcol.kestrel_command.self_logs.sent") == 5 &&
+			testutil.MetricSum(tel, "otelcol.kestrel_command.self_logs.dropped") == 15
+	}, waitFor, tick, "self_logs.sent 5 and self_logs.dropped 15")
 }
