@@ -132,18 +132,18 @@ func keyOf(v *flowView) flowKey {
 	}
 }
 
-// add merges one flow, which happened at t (Unix nanoseconds), into its aggregate. v and the
-// receive buffer its strings point into are reused for the next flow, as are pk's buffers:
-// unique.Make copies the strings it keeps, and each handle is shared with every other
-// aggregate that keeps the same value, until none does.
-func (a *flowAgg) add(k *flowKey, v *flowView, t int64, fresh bool, pk *packer) {
+// add merges one flow, which happened at t (Unix nanoseconds) and whose carriedHash is
+// carried, into its aggregate. v and the receive buffer its strings point into are reused
+// for the next flow, as are pk's buffers: unique.Make copies the strings it keeps, and each
+// handle is shared with every other aggregate that keeps the same value, until none does.
+func (a *flowAgg) add(k *flowKey, v *flowView, t int64, carried uint64, fresh bool, pk *packer) {
 	a.Add(t)
-	if !fresh && v.carried == a.carried {
+	if !fresh && carried == a.carried {
 		// What the previous flow carried is in the aggregate already. Comparing the lists
 		// themselves would read the interned values, a few cache misses per flow at many keys.
 		return
 	}
-	a.carried = v.carried
+	a.carried = carried
 	if fresh {
 		a.src = unique.Make(endpoint{key: k.src, identity: v.src.identity, labels: pk.union(0, "", v.src.labels)})
 		a.dst = unique.Make(endpoint{key: k.dst, identity: v.dst.identity, labels: pk.union(0, "", v.dst.labels)})

@@ -65,10 +65,10 @@ func TestNewAggregateOfKnownValuesDoesNotAllocate(t *testing.T) {
 	k := flowKey{src: endpointKey{namespace: "shop", kind: "Deployment", name: "web"}, port: 5432}
 	var pk packer
 	var a flowAgg
-	a.add(&k, v, 1, true, &pk)
+	a.add(&k, v, 1, 0, true, &pk)
 	allocs := testing.AllocsPerRun(100, func() {
 		var b flowAgg
-		b.add(&k, v, 2, true, &pk)
+		b.add(&k, v, 2, 0, true, &pk)
 	})
 	assert.Zero(t, allocs)
 }
@@ -81,26 +81,26 @@ func TestAggregateUnitesWhatItsFlowsCarry(t *testing.T) {
 		v := &flowView{srcIP: "10.0.0.1", dstIP: "10.0.0.2"}
 		v.src.labels, v.dst.labels = src, dst
 		v.rawPolicies[ingressAllowed] = policies
-		v.carried = v.carriedHash(seed)
 		return v
 	}
 	k := flowKey{src: endpointKey{namespace: "shop", kind: "Deployment", name: "web"}, port: 80}
 	var pk packer
 	var a flowAgg
-	a.add(&k, flow([]string{"k8s:app=web"}, nil), 1, true, &pk)
-	a.add(&k, flow([]string{"k8s:app=web"}, nil), 2, false, &pk)
-	a.add(&k, flow([]string{"k8s:app=web", "k8s:tier=fe"}, nil, "p1"), 3, false, &pk)
-	a.add(&k, flow([]string{"k8s:app=web"}, nil), 4, false, &pk)
-	a.add(&k, flow(nil, []string{"k8s:app=db"}, "p2"), 5, false, &pk)
-	a.add(&k, flow(nil, []string{"k8s:app=db"}, "p2"), 6, false, &pk)
+	add := func(v *flowView, t int64, fresh bool) { a.add(&k, v, t, v.carriedHash(seed), fresh, &pk) }
+	add(flow([]string{"k8s:app=web"}, nil), 1, true)
+	add(flow([]string{"k8s:app=web"}, nil), 2, false)
+	add(flow([]string{"k8s:app=web", "k8s:tier=fe"}, nil, "p1"), 3, false)
+	add(flow([]string{"k8s:app=web"}, nil), 4, false)
+	add(flow(nil, []string{"k8s:app=db"}, "p2"), 5, false)
+	add(flow(nil, []string{"k8s:app=db"}, "p2"), 6, false)
 
 	assert.Equal(t, []string{"k8s:app=web", "k8s:tier=fe"}, slices.Collect(a.src.Value().labels.all()))
 	assert.Equal(t, []string{"k8s:app=db"}, slices.Collect(a.dst.Value().labels.all()))
 	assert.Equal(t, []string{"p1", "p2"}, slices.Collect(a.policies.Value()[ingressAllowed].all()))
 	assert.Equal(t, int64(6), a.Last)
 
-	assert.NotEqual(t, flow([]string{"a"}, nil).carried, flow(nil, []string{"a"}).carried, "which list an element is in counts")
-	assert.NotEqual(t, flow([]string{"ab"}, nil).carried, flow([]string{"a", "b"}, nil).carried, "where elements end counts")
+	assert.NotEqual(t, flow([]string{"a"}, nil).carriedHash(seed), flow(nil, []string{"a"}).carriedHash(seed), "which list an element is in counts")
+	assert.NotEqual(t, flow([]string{"ab"}, nil).carriedHash(seed), flow([]string{"a", "b"}, nil).carriedHash(seed), "where elements end counts")
 }
 
 // FuzzPacked: any lists united give each distinct element once, in first-seen order, and a

@@ -382,8 +382,8 @@ func (r *hubbleReceiver) handleFlow(v *flowView) {
 		return
 	}
 	k := keyOf(v)
-	v.carried = v.carriedHash(r.carriedSeed)
-	if r.window.Update(r.keys.of(&k), func(a *flowAgg, fresh bool) { a.add(&k, v, t, fresh, &r.packer) }) {
+	carried := v.carriedHash(r.carriedSeed)
+	if r.window.Update(r.keys.of(&k), func(a *flowAgg, fresh bool) { a.add(&k, v, t, carried, fresh, &r.packer) }) {
 		r.count(outAggregated)
 	}
 }
