@@ -7,8 +7,11 @@
 package testutil // import "github.com/kestrelai/otelcol-kestrel/internal/testutil"
 
 import (
+	"net"
+	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -40,4 +43,14 @@ func MetricSum(tel *componenttest.Telemetry, name string, attrs ...attribute.Key
 		}
 	}
 	return total
+}
+
+// FreeAddr returns a loopback address nobody listens on right now.
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	addr := l.Addr().String()
+	require.NoError(tb, l.Close())
+	return addr
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/faulttest"
 )
@@ -63,7 +64,7 @@ service:
 // arrive when the sender retries them.
 func TestFullQueueRefusesNotDrops(t *testing.T) {
 	cloud := cloudtest.Start(t, devcloud.Config{})
-	otlpAddr := freeAddr(t)
+	otlpAddr := testutil.FreeAddr(t)
 	startWithConfig(t, withConnection(t, cloud, fmt.Sprintf(backpressureConfig, otlpAddr)))
 	cloud.WaitCommitted(t)
 

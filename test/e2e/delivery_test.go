@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/faulttest"
 )
@@ -56,7 +57,7 @@ func TestOutageWithFileStorageLosesNothing(t *testing.T) {
 	// it keeps its acknowledged sequences across the restart, as a real cloud would.
 	records := filepath.Join(t.TempDir(), "records")
 	cloud := cloudtest.Start(t, devcloud.Config{RecordDir: records})
-	otlpAddr := freeAddr(t)
+	otlpAddr := testutil.FreeAddr(t)
 	// withConnection starts the extensions section; file_storage joins it.
 	startWithConfig(t, withConnection(t, cloud, fmt.Sprintf(fileStorageConfig, otlpAddr, t.TempDir())))
 	cloud.WaitCommitted(t)

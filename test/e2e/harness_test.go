@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -23,18 +22,9 @@ import (
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/components"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
 )
-
-// freeAddr returns a loopback address nobody listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
-}
 
 // withConnection puts the kestrel_command extension that reaches cloud in front of the
 // rest of a configuration. JSON is YAML's flow style, so the block needs no template.
@@ -77,7 +67,7 @@ service:
 // the OTLP gRPC address it listens on.
 func startCollector(t *testing.T, cloud *cloudtest.Cloud) string {
 	t.Helper()
-	otlpAddr := freeAddr(t)
+	otlpAddr := testutil.FreeAddr(t)
 	startWithConfig(t, withConnection(t, cloud, fmt.Sprintf(collectorConfig, otlpAddr)))
 	return otlpAddr
 }

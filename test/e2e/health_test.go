@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/featuregate"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
 )
 
@@ -57,8 +58,8 @@ func TestHealthEndpointShowsTheConnection(t *testing.T) {
 	t.Cleanup(func() { _ = featuregate.GlobalRegistry().Set(gate, false) })
 
 	cloud := cloudtest.Start(t, devcloud.Config{})
-	healthAddr := freeAddr(t)
-	cfg := withConnection(t, cloud, fmt.Sprintf(healthConfig, healthAddr, freeAddr(t)))
+	healthAddr := testutil.FreeAddr(t)
+	cfg := withConnection(t, cloud, fmt.Sprintf(healthConfig, healthAddr, testutil.FreeAddr(t)))
 	startWithConfig(t, cfg)
 	cloud.WaitCommitted(t)
 

@@ -28,6 +28,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
 )
 
@@ -47,7 +48,7 @@ func startLocalConfig(t *testing.T, cloud *cloudtest.Cloud) listeners {
 	require.NoError(t, err)
 	var cfg map[string]any
 	require.NoError(t, yaml.Unmarshal(raw, &cfg))
-	l := listeners{grpc: freeAddr(t), http: freeAddr(t), als: freeAddr(t), metrics: freeAddr(t)}
+	l := listeners{grpc: testutil.FreeAddr(t), http: testutil.FreeAddr(t), als: testutil.FreeAddr(t), metrics: testutil.FreeAddr(t)}
 	// The listeners under test are the receivers'; health_check and zpages stay out.
 	cfg["extensions"] = map[string]any{"kestrel_command": cloud.ConnectionConfig()}
 	rcv := cfg["receivers"].(map[string]any)

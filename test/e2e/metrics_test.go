@@ -22,6 +22,7 @@ import (
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
 )
 
@@ -62,7 +63,7 @@ type pod struct {
 func TestMetricsQueryFromCloud(t *testing.T) {
 	ctl := buildDevcloudCLI(t)
 	dc := cloudtest.Start(t, devcloud.Config{AdminListen: "127.0.0.1:0"})
-	otlp := freeAddr(t)
+	otlp := testutil.FreeAddr(t)
 	startWithConfig(t, withConnection(t, dc, fmt.Sprintf(metricsConfig, otlp)))
 	ctx := testCtx(t, 60*time.Second)
 	dc.WaitCommitted(t)

@@ -8,18 +8,15 @@ import (
 	"testing"
 	"time"
 
-	flowpb "github.com/cilium/cilium/api/v1/flow"
 	observerpb "github.com/cilium/cilium/api/v1/observer"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/relaytest"
 )
@@ -72,41 +69,6 @@ service:
     metrics: {level: none}
 `
 
-// pairFlows is what one node's Hubble server saw of one workload pair.
-type pairFlows struct {
-	src, dst string // Deployments in shop
-	port     uint32
-	n        int
-}
-
-// hubbleEvents returns the flows of a node, at times after at, with pod names and addresses
-// of the node's own pods.
-func hubbleEvents(node string, at time.Time, pairs []pairFlows) []*observerpb.GetFlowsResponse {
-	ep := func(name string, id uint32) *flowpb.Endpoint {
-		return &flowpb.Endpoint{
-			Identity: id, Namespace: "shop", PodName: name + "-" + node,
-			Labels:    []string{"k8s:app=" + name},
-			Workloads: []*flowpb.Workload{{Name: name, Kind: "Deployment"}},
-		}
-	}
-	var evs []*observerpb.GetFlowsResponse
-	for i, p := range pairs {
-		for j := range p.n {
-			t := timestamppb.New(at.Add(time.Duration(len(evs)) * time.Millisecond))
-			evs = append(evs, &observerpb.GetFlowsResponse{NodeName: node, Time: t, ResponseTypes: &observerpb.GetFlowsResponse_Flow{Flow: &flowpb.Flow{
-				Time: t, Uuid: fmt.Sprintf("%s-%d-%d", node, i, j), NodeName: node,
-				Verdict: flowpb.Verdict_FORWARDED, Type: flowpb.FlowType_L3_L4,
-				IP:     &flowpb.IP{Source: fmt.Sprintf("10.%d.0.%d", len(node), i+1), Destination: "10.9.0.1", IpVersion: flowpb.IPVersion_IPv4},
-				Source: ep(p.src, 1000+uint32(i)), Destination: ep(p.dst, 2000+uint32(i)),
-				L4:      &flowpb.Layer4{Protocol: &flowpb.Layer4_TCP{TCP: &flowpb.TCP{SourcePort: 40000 + uint32(j), DestinationPort: p.port}}},
-				IsReply: wrapperspb.Bool(false), TrafficDirection: flowpb.TrafficDirection_EGRESS,
-				EventType: &flowpb.CiliumEventType{Type: 4},
-			}}})
-		}
-	}
-	return evs
-}
-
 // serveHubble serves a node's Hubble server (its observer API) on a unix socket, as Cilium's
 // agent does at /var/run/cilium/hubble.sock.
 func serveHubble(t *testing.T, events []*observerpb.GetFlowsResponse) string {
@@ -118,17 +80,7 @@ func serveHubble(t *testing.T, events []*observerpb.GetFlowsResponse) string {
 	sock := filepath.Join(dir, "hubble.sock")
 	lis, err := net.Listen("unix", sock)
 	require.NoError(t, err)
-	srv := grpc.NewServer()
-	observerpb.RegisterObserverServer(srv, relaytest.New(events))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-done
-	})
+	relaytest.ServeOn(t, relaytest.New(events), lis)
 	return sock
 }
 
@@ -138,27 +90,27 @@ func serveHubble(t *testing.T, events []*observerpb.GetFlowsResponse) string {
 func TestNodeModeMergesNodesExactly(t *testing.T) {
 	cloud := cloudtest.Start(t, devcloud.Config{})
 	const window = 5 * time.Second
-	gateway := freeAddr(t)
+	gateway := testutil.FreeAddr(t)
 	startWithConfig(t, withConnection(t, cloud, fmt.Sprintf(gatewayConfig, gateway, window)))
 
 	at := time.Now().Add(time.Minute) // after the receivers' first "since"
-	nodes := map[string][]pairFlows{
-		"node-a": {{src: "frontend", dst: "cart", port: 8080, n: 7}, {src: "cart", dst: "redis", port: 6379, n: 3}},
-		"node-b": {{src: "frontend", dst: "cart", port: 8080, n: 5}, {src: "checkout", dst: "payments", port: 443, n: 4}},
+	nodes := map[string][]relaytest.Pair{
+		"node-a": {{Src: "frontend", Dst: "cart", Port: 8080, N: 7}, {Src: "cart", Dst: "redis", Port: 6379, N: 3}},
+		"node-b": {{Src: "frontend", Dst: "cart", Port: 8080, N: 5}, {Src: "checkout", Dst: "payments", Port: 443, N: 4}},
 	}
 	want := map[string]int64{}
 	var total int64
 	for _, pairs := range nodes {
 		for _, p := range pairs {
-			want[p.src+"->"+p.dst] += int64(p.n)
-			total += int64(p.n)
+			want[p.Src+"->"+p.Dst] += int64(p.N)
+			total += int64(p.N)
 		}
 	}
 	// Start the nodes just after a window began, so that both nodes' aggregates reach the
 	// gateway within the same window.
 	time.Sleep(time.Until(time.Now().Truncate(window).Add(window + 50*time.Millisecond)))
 	for node, pairs := range nodes {
-		sock := serveHubble(t, hubbleEvents(node, at, pairs))
+		sock := serveHubble(t, relaytest.PairEvents(node, at, pairs))
 		startWithConfig(t, fmt.Sprintf(nodeConfig, sock, gateway))
 	}
 

@@ -22,6 +22,7 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
 	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/toolstest"
 )
@@ -96,7 +97,7 @@ func TestTokenPersistedInSecret(t *testing.T) {
 		run++
 		logFile := filepath.Join(t.TempDir(), fmt.Sprintf("collector-%d.log", run))
 		since := time.Now()
-		stop = startStoppable(t, "extensions:\n  kestrel_command: "+string(raw)+"\n"+fmt.Sprintf(tokenConfig, freeAddr(t), logFile))
+		stop = startStoppable(t, "extensions:\n  kestrel_command: "+string(raw)+"\n"+fmt.Sprintf(tokenConfig, testutil.FreeAddr(t), logFile))
 		var op devcloud.OperatorStatus
 		require.NoError(t, dc.WaitStatus(ctx, func(st devcloud.Status) bool {
 			if len(st.Operators) != 1 {

@@ -23,6 +23,7 @@ import (
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
 	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
 )
 
@@ -107,7 +108,7 @@ func TestWorkloadsFromTheKubernetesAPI(t *testing.T) {
 	}, 30*time.Second, 50*time.Millisecond, "the controllers create the pods")
 
 	dc := cloudtest.Start(t, devcloud.Config{AdminListen: "127.0.0.1:0"})
-	otlp, als := freeAddr(t), freeAddr(t)
+	otlp, als := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	startWithConfig(t, withConnection(t, dc, fmt.Sprintf(workloadsConfig, otlp, als)))
 	dc.WaitCommitted(t)
 	operator := dc.Status().Operators[0].ID

@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/faulttest"
 )
@@ -51,15 +51,6 @@ func duration(t *testing.T, name string, def time.Duration) time.Duration {
 	return d
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
-}
-
 // collector is otelcol-kestrel with a fixed configuration, restartable on the same ports
 // and queue directory.
 type collector struct {
@@ -76,7 +67,7 @@ type queueConfig struct {
 
 func newCollector(t *testing.T, bin, certs, cloudAddr string, q queueConfig) *collector {
 	t.Helper()
-	c := &collector{bin: bin, health: freeAddr(t), otlp: freeAddr(t), dir: t.TempDir()}
+	c := &collector{bin: bin, health: testutil.FreeAddr(t), otlp: testutil.FreeAddr(t), dir: t.TempDir()}
 	conn := cloudtest.ConnectionConfig(certs, cloudAddr)
 	conn["reconnect"] = map[string]any{"initial_interval": "200ms", "max_interval": "1s"}
 	queue := map[string]any{"queue_size": q.bytes}
@@ -271,7 +262,7 @@ func TestCloudKill9(t *testing.T) {
 	for _, acks := range []bool{true, false} {
 		t.Run(fmt.Sprintf("acks=%v", acks), func(t *testing.T) {
 			dir := t.TempDir()
-			d := &devcloudProc{bin: cloudBin, certs: filepath.Join(dir, "certs"), addr: freeAddr(t), admin: freeAddr(t),
+			d := &devcloudProc{bin: cloudBin, certs: filepath.Join(dir, "certs"), addr: testutil.FreeAddr(t), admin: testutil.FreeAddr(t),
 				records: filepath.Join(dir, "records"), dir: dir, noAcks: !acks}
 			require.NoError(t, devcloud.GenerateCerts(d.certs, devcloud.CertOptions{Tenant: cloudtest.Tenant}))
 			d.start(t)
