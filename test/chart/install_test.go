@@ -36,7 +36,9 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/internal/cloudconn"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
 	"github.com/kestrelai/otelcol-kestrel/internal/kubeenv"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil"
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/cloudtest"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil/relaytest"
 )
 
 const (
@@ -47,10 +49,11 @@ const (
 )
 
 // TestInstall installs the chart with the values the Kestrel Operator's README shows
-// (examples/seeds-readme) into a real kube-apiserver, checks the objects and what its
-// ServiceAccounts may do, then runs the rendered collector configuration with the
+// (examples/seeds-readme, with flows) into a real kube-apiserver, checks the objects and what
+// its ServiceAccounts may do, then runs the rendered collector configuration with the
 // binary, authenticated as the chart's ServiceAccount, against a devcloud: the inventory
-// arrives, a read tool answers as the reader, and nothing is forbidden.
+// arrives, the relay agent's flows arrive through it, a read tool answers as the reader, and
+// nothing is forbidden.
 func TestInstall(t *testing.T) {
 	helm, collector := tools(t)
 	env := kubeenv.Shared(t)
@@ -77,6 +80,8 @@ func TestInstall(t *testing.T) {
 	out, err := run(helm, "install", release, chartDir, "--kubeconfig", env.Kubeconfig(),
 		"--namespace", namespace, "--create-namespace", "-f", values,
 		"--set", "server.host="+host, "--set", "server.port="+port,
+		// The README's values switch flows off; on here, for the relay agent.
+		"--set", "operator.cilium.disableFlows=false",
 		"--set-file", "auth.token="+filepath.Join(cloud.Certs, devcloud.TokenFile),
 		"--set-file", "certificates.client.cert="+filepath.Join(cloud.Certs, devcloud.ClientCertFile),
 		"--set-file", "certificates.client.key="+filepath.Join(cloud.Certs, devcloud.ClientKeyFile),
@@ -86,7 +91,11 @@ func TestInstall(t *testing.T) {
 	// The objects are there.
 	_, err = cs.AppsV1().Deployments(namespace).Get(ctx, release, metav1.GetOptions{})
 	require.NoError(t, err)
-	for _, svc := range []string{release, release + "-als"} {
+	ra, err := cs.AppsV1().Deployments(namespace).Get(ctx, release+"-relay-agent", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.NotNil(t, ra.Spec.Template.Spec.AutomountServiceAccountToken)
+	assert.False(t, *ra.Spec.Template.Spec.AutomountServiceAccountToken, "the relay agent gets no ServiceAccount token")
+	for _, svc := range []string{release, release + "-als", release + "-agents"} {
 		_, err = cs.CoreV1().Services(namespace).Get(ctx, svc, metav1.GetOptions{})
 		require.NoError(t, err, svc)
 	}
@@ -147,37 +156,13 @@ func TestInstall(t *testing.T) {
 	require.NoError(t, err)
 	dir := t.TempDir()
 	kubeconfig := writeKubeconfig(t, env, dir, tr.Status.Token)
-	cfg := outsideCluster(t, cm.Data["config.yaml"], dir, cloud.Certs)
+	cfg, agentsAddr := outsideCluster(t, cm.Data["config.yaml"], dir, cloud.Certs)
 
 	var logs syncBuffer
-	cmd := exec.Command(collector, "--config", cfg)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "MY_POD_IP=127.0.0.1", "POD_NAMESPACE="+namespace)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	require.NoError(t, cmd.Start())
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}
-	t.Cleanup(stop)
-	defer func() {
-		if t.Failed() {
-			t.Logf("collector log:\n%s", logs.String())
-		}
-	}()
+	stop := startProcess(t, "collector", &logs, []string{"KUBECONFIG=" + kubeconfig, "POD_NAMESPACE=" + namespace}, collector, "--config", cfg)
 
 	cloud.WaitCommitted(t)
+	relayAgentDelivers(ctx, t, cs, cloud, filepath.Join(filepath.Dir(collector), "otelcol-kestrel-agent"), agentsAddr)
 	// The token renewal landed in the chart's token Secret, and it is the token in use.
 	var renewedToken []byte
 	require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
@@ -450,7 +435,7 @@ func checkAccess(ctx context.Context, t *testing.T, cs kubernetes.Interface, acc
 
 // outsideCluster rewrites the pod's file paths, ports and in-cluster authentication of the
 // rendered configuration for a process on this machine; everything else stays as rendered.
-func outsideCluster(t *testing.T, rendered, dir, certs string) string {
+func outsideCluster(t *testing.T, rendered, dir, certs string) (path, agentsAddr string) {
 	t.Helper()
 	var cfg map[string]any
 	require.NoError(t, yaml.Unmarshal([]byte(rendered), &cfg))
@@ -471,12 +456,7 @@ func outsideCluster(t *testing.T, rendered, dir, certs string) string {
 		}
 		m[path[len(path)-1]] = value
 	}
-	addr := func() string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		defer l.Close()
-		return l.Addr().String()
-	}
+	addr := func() string { return testutil.FreeAddr(t) }
 	set(addr(), "extensions", "health_check", "endpoint")
 	set(filepath.Join(dir, "queue"), "extensions", "file_storage/queue", "directory")
 	set(filepath.Join(certs, devcloud.ClientCertFile), "extensions", "kestrel_command", "tls", "cert_file")
@@ -492,6 +472,10 @@ func outsideCluster(t *testing.T, rendered, dir, certs string) string {
 	set(addr(), "receivers", "envoy_access_log", "endpoint")
 	set(addr(), "receivers", "otlp", "protocols", "grpc", "endpoint")
 	set(addr(), "receivers", "otlp", "protocols", "http", "endpoint")
+	agentsAddr = addr()
+	set(agentsAddr, "receivers", "otlp/agents", "protocols", "grpc", "endpoint")
+	// The flows' windows, shortened so that the test waits seconds for them, not a minute.
+	set("1s", "processors", "flow_merge", "window")
 	host, portStr, err := net.SplitHostPort(addr())
 	require.NoError(t, err)
 	port, err := strconv.Atoi(portStr)
@@ -500,11 +484,87 @@ func outsideCluster(t *testing.T, rendered, dir, certs string) string {
 	telemetry["metrics"] = map[string]any{"readers": []any{map[string]any{"pull": map[string]any{"exporter": map[string]any{
 		"prometheus": map[string]any{"host": host, "port": port},
 	}}}}}
+	return writeConfig(t, cfg, dir), agentsAddr
+}
+
+// writeConfig writes cfg as dir/config.yaml.
+func writeConfig(t *testing.T, cfg map[string]any, dir string) string {
+	t.Helper()
 	out, err := yaml.Marshal(cfg)
 	require.NoError(t, err)
 	path := filepath.Join(dir, "config.yaml")
 	require.NoError(t, os.WriteFile(path, out, 0o600))
 	return path
+}
+
+// relayAgentDelivers runs the relay agent's configuration, as the chart installed it, with the
+// image's agent binary: it follows a Hubble Relay and sends its aggregates to the collector's
+// otlp/agents at agentsAddr, whose flow_merge passes them on, and the cloud receives the
+// flows, exactly counted.
+func relayAgentDelivers(ctx context.Context, t *testing.T, cs kubernetes.Interface, cloud *cloudtest.Cloud, agent, agentsAddr string) {
+	t.Helper()
+	cm, err := cs.CoreV1().ConfigMaps(namespace).Get(ctx, release+"-relay-agent", metav1.GetOptions{})
+	require.NoError(t, err)
+	var cfg map[string]any
+	require.NoError(t, yaml.Unmarshal([]byte(cm.Data["config.yaml"]), &cfg))
+	pairs := []relaytest.Pair{{Src: "frontend", Dst: "cart", Port: 8080, N: 7}, {Src: "cart", Dst: "redis", Port: 6379, N: 3}}
+	// After the receiver's first "since", so that Relay sends them once it follows.
+	_, relayAddr := relaytest.Serve(t, relaytest.New(relaytest.PairEvents("node-a", time.Now().Add(time.Minute), pairs)), "127.0.0.1:0")
+	hubble := cfg["receivers"].(map[string]any)["hubble"].(map[string]any)
+	assert.Equal(t, map[string]any{"insecure": true}, hubble["tls"], "the values' Relay is plaintext")
+	hubble["endpoint"] = relayAddr
+	hubble["aggregation"] = map[string]any{"window": "1s"}
+	otlp := cfg["exporters"].(map[string]any)["otlp_grpc"].(map[string]any)
+	assert.Equal(t, release+"-agents."+namespace+".svc:4319", otlp["endpoint"], "the agents' Service")
+	otlp["endpoint"] = agentsAddr
+	cfg["extensions"].(map[string]any)["health_check"] = map[string]any{"endpoint": testutil.FreeAddr(t)}
+	cfg["service"].(map[string]any)["telemetry"] = map[string]any{"metrics": map[string]any{"level": "none"}}
+	var logs syncBuffer
+	stop := startProcess(t, "relay agent", &logs, nil, agent, "--config", writeConfig(t, cfg, t.TempDir()))
+	defer stop()
+
+	sum := func(ps []proto.Message) (n int64) {
+		for _, m := range ps {
+			n += m.(*cloudv1.Flow).GetCount()
+		}
+		return n
+	}
+	got := cloud.WaitPayloads(t, cloudconn.StreamFlows, &cloudv1.Flow{}, func(ps []proto.Message) bool { return sum(ps) >= 10 })
+	assert.Equal(t, int64(10), sum(got), "the cloud counts exactly the flows Relay sent")
+}
+
+// startProcess runs bin with args and env added to its environment (with MY_POD_IP=127.0.0.1),
+// logging into logs, and returns its stop: SIGTERM, then a kill after 30 s. Its log is printed
+// if the test fails.
+func startProcess(t *testing.T, name string, logs *syncBuffer, env []string, bin string, args ...string) (stop func()) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(append(os.Environ(), "MY_POD_IP=127.0.0.1"), env...)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	require.NoError(t, cmd.Start())
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, logs.String())
+		}
+	})
+	return stop
 }
 
 // writeKubeconfig writes a kubeconfig that reaches env's apiserver with token.

@@ -41,14 +41,16 @@ func TestExamples(t *testing.T) {
 
 			objs := parse(t, out)
 			configs := []string{collectorConfig(t, objs)}
-			// Node-agent mode's DaemonSet has a configuration of its own.
-			if cm, ok := find(objs, "ConfigMap", release+"-node-agent"); ok {
-				cfg, _ := cm.Data["config.yaml"].(string)
-				require.NotEmpty(t, cfg)
-				configs = append(configs, cfg)
+			binaries := []string{collector}
+			// The flow agents have configurations of their own, which the slim agent must accept.
+			for _, agent := range agentNames {
+				if cm, ok := find(objs, "ConfigMap", release+"-"+agent); ok {
+					cfg, _ := cm.Data["config.yaml"].(string)
+					require.NotEmpty(t, cfg)
+					configs = append(configs, cfg)
+					binaries = append(binaries, filepath.Join(filepath.Dir(collector), "otelcol-kestrel-agent"))
+				}
 			}
-			// The DaemonSet runs the slim agent, which must accept its configuration too.
-			binaries := []string{collector, filepath.Join(filepath.Dir(collector), "otelcol-kestrel-agent")}
 			for i, c := range configs {
 				cfg := filepath.Join(t.TempDir(), fmt.Sprint("config", i, ".yaml"))
 				require.NoError(t, os.WriteFile(cfg, podCertificates(t, c), 0o600))
@@ -58,6 +60,9 @@ func TestExamples(t *testing.T) {
 		})
 	}
 }
+
+// agentNames are the suffixes of the flow agents' workloads and ConfigMaps.
+var agentNames = []string{"relay-agent", "node-agent"}
 
 // podCertificates points kestrel_command's TLS files, which the pod mounts from Secrets, at
 // generated ones: validate loads them, so a missing file fails it.
@@ -107,11 +112,45 @@ func TestConfigFollowsValues(t *testing.T) {
 		return p, objs
 	}
 
+	// Relay mode: one agent follows Relay and sends its aggregates to the collector, which
+	// merges them in a pipeline of their own.
 	p, objs := render(t)
-	assert.Equal(t, []string{"k8s_inventory", "k8s_risk", "hubble"}, p.Service.Pipelines["logs"].Receivers)
+	assert.Equal(t, []string{"k8s_inventory", "k8s_risk"}, p.Service.Pipelines["logs"].Receivers)
+	assert.Equal(t, []string{"otlp/agents"}, p.Service.Pipelines["logs/flows"].Receivers)
+	assert.Equal(t, []string{"memory_limiter", "flow_merge", "batch"}, p.Service.Pipelines["logs/flows"].Processors)
+	assert.NotContains(t, p.Receivers, "hubble", "the collector does not follow Relay itself")
 	assert.NotContains(t, p.Receivers["k8s_inventory"], "leader_election")
 	_, ok := find(objs, "PodDisruptionBudget", "")
 	assert.False(t, ok, "no PodDisruptionBudget with one replica")
+	_, ok = find(objs, "Service", release+"-agents")
+	assert.True(t, ok, "the agents' Service")
+	_, ok = find(objs, "DaemonSet", release+"-node-agent")
+	assert.False(t, ok, "no node agents in relay mode")
+	ra, ok := find(objs, "Deployment", release+"-relay-agent")
+	require.True(t, ok)
+	assert.Contains(t, ra.raw, "replicas: 1\n")
+	assert.Contains(t, ra.raw, "type: Recreate", "never two followers of Relay")
+	assert.Contains(t, ra.raw, "automountServiceAccountToken: false")
+	assert.Contains(t, ra.raw, "command: [/otelcol-kestrel-agent]", "the image's slim agent")
+	assert.Contains(t, ra.raw, "- name: GOGC\n              value: \"50\"")
+	assert.Contains(t, ra.raw, "- name: GOMAXPROCS\n              value: \"1\"")
+	assert.NotContains(t, ra.raw, "hostPath")
+	assert.NotContains(t, ra.raw, "hubble-tls", "plaintext Relay: no certificates")
+	cm, _ := find(objs, "ConfigMap", release+"-relay-agent")
+	assert.Contains(t, cm.Data["config.yaml"], "endpoint: hubble-relay.kube-system.svc:80\n")
+	assert.Contains(t, cm.Data["config.yaml"], "endpoint: "+release+"-agents."+namespace+".svc:4319")
+
+	// Relay over TLS: the agent mounts the client certificates; the collector too, for
+	// kestrel_tools' hubble observe. More collector replicas are fine: there is still one agent.
+	_, objs = render(t, "operator.cilium.hubble.tls.existingSecret=relay-certs", "replicaCount=2", "relayAgent.resources.limits.memory=128Mi")
+	ra, _ = find(objs, "Deployment", release+"-relay-agent")
+	assert.Contains(t, ra.raw, "secretName: relay-certs")
+	assert.Contains(t, ra.raw, "mountPath: /etc/kestrel/hubble")
+	assert.Contains(t, ra.raw, `value: "102MiB"`, "GOMEMLIMIT follows the agent's memory limit")
+	cm, _ = find(objs, "ConfigMap", release+"-relay-agent")
+	assert.Contains(t, cm.Data["config.yaml"], "ca_file: /etc/kestrel/hubble/ca.crt")
+	dep, _ := find(objs, "Deployment", release)
+	assert.Contains(t, dep.raw, "secretName: relay-certs")
 
 	p, objs = render(t, "operator.cilium.disableFlows=true", "operator.istio.enabled=true", "operator.otel.enabled=true",
 		"operator.metricsStore.maxSeries=5", "replicaCount=2", "resources.limits.memory=1Gi")
@@ -128,7 +167,13 @@ func TestConfigFollowsValues(t *testing.T) {
 		_, ok := find(objs, "Service", svc)
 		assert.True(t, ok, svc)
 	}
-	dep, _ := find(objs, "Deployment", release)
+	for _, agent := range agentNames {
+		_, ok := find(objs, "ConfigMap", release+"-"+agent)
+		assert.False(t, ok, "no flows, no %s", agent)
+	}
+	_, ok = find(objs, "Service", release+"-agents")
+	assert.False(t, ok, "no flows, no agents' Service")
+	dep, _ = find(objs, "Deployment", release)
 	assert.Contains(t, dep.raw, `value: "819MiB"`, "GOMEMLIMIT follows the memory limit")
 
 	// Node-agent mode: no hubble in the Deployment; the agents' aggregates are merged in a
@@ -147,7 +192,9 @@ func TestConfigFollowsValues(t *testing.T) {
 	assert.Contains(t, ds.raw, "- name: GOGC\n              value: \"50\"", "the agents' GC target")
 	assert.Contains(t, ds.raw, "- name: GOMAXPROCS\n              value: \"1\"", "the agents run on one thread")
 	assert.Contains(t, ds.raw, "mountPath: /var/run/cilium\n              readOnly: true")
-	cm, _ := find(objs, "ConfigMap", release+"-node-agent")
+	_, ok = find(objs, "Deployment", release+"-relay-agent")
+	assert.False(t, ok, "no relay agent in node mode")
+	cm, _ = find(objs, "ConfigMap", release+"-node-agent")
 	assert.Contains(t, cm.Data["config.yaml"], "endpoint: unix:///var/run/cilium/hubble.sock")
 	assert.Contains(t, cm.Data["config.yaml"], "endpoint: "+release+"-agents."+namespace+".svc:4319")
 
@@ -394,6 +441,9 @@ func TestHardenedPod(t *testing.T) {
 		if ds, ok := find(objs, "DaemonSet", release+"-node-agent"); ok {
 			pods = append(pods, ds)
 		}
+		if ra, ok := find(objs, "Deployment", release+"-relay-agent"); ok {
+			pods = append(pods, ra)
+		}
 		for _, o := range pods {
 			checkHardened(t, name+" "+o.Kind, o)
 		}
@@ -416,7 +466,7 @@ func checkHardened(t *testing.T, name string, o object) {
 	assert.Equal(t, "RuntimeDefault", c.SecurityContext.SeccompProfile.Type, name)
 	assert.NotEmpty(t, c.Resources.Limits["memory"], name)
 	switch {
-	case o.Kind == "DaemonSet":
+	case o.Kind == "DaemonSet" || strings.HasSuffix(o.name(), "-relay-agent"):
 		assert.Equal(t, map[string]string{"cpu": "50m", "memory": "64Mi"}, c.Resources.Requests, name)
 	case name != "ha Deployment":
 		assert.Equal(t, map[string]string{"cpu": "100m", "memory": "128Mi"}, c.Resources.Requests, name)
@@ -448,7 +498,8 @@ func TestSchemaRejections(t *testing.T) {
 		{[]string{"auth.token="}, "auth.token (the onboarding JWT) or auth.existingSecret is required"},
 		{[]string{"certificates.client.cert=placeholder"}, "certificates.client.cert must be the PEM client certificate"},
 		{[]string{"persistence.enabled=true", "replicaCount=2", "operator.cilium.disableFlows=true"}, "persistence.enabled needs replicaCount: 1"},
-		{[]string{"replicaCount=2"}, "replicaCount > 1 with Hubble flows"},
+		{[]string{"relayAgent.gogc=5"}, "/relayAgent/gogc"},
+		{[]string{"relayAgent.replicas=2"}, "replicas"},
 		{[]string{"operator.restart.mode=now"}, "/operator/restart/mode"},
 		{[]string{"operator.cilium.mode=node", "nodeAgent.hubbleSocket=hubble.sock"}, "/nodeAgent/hubbleSocket"},
 		{[]string{"operator.cilium.mode=node", "nodeAgent.socketGrp=0"}, "socketGrp"},

@@ -60,12 +60,8 @@ receivers:
     {}
     {{- end }}
   {{- end }}
-  {{- if include "kestrel-operator.relayFlows" . }}
-  hubble:
-    {{- include "kestrel-operator.hubbleClient" . | nindent 4 }}
-  {{- end }}
-  {{- if include "kestrel-operator.nodeFlows" . }}
-  # The node agents' flow aggregates.
+  {{- if include "kestrel-operator.flows" . }}
+  # The flow agents' aggregates (the relay agent's or the node agents').
   otlp/agents:
     protocols:
       grpc:
@@ -159,7 +155,7 @@ processors:
     limit_mib: {{ div (mul $memMiB 80) 100 }}
     spike_limit_mib: {{ div (mul $memMiB 25) 100 }}
   batch: {}
-  {{- if include "kestrel-operator.nodeFlows" . }}
+  {{- if include "kestrel-operator.flows" . }}
   flow_merge: {}
   {{- end }}
   {{- if $op.otel.enabled }}
@@ -186,16 +182,13 @@ service:
         {{- if $op.risk.enabled }}
         - k8s_risk
         {{- end }}
-        {{- if include "kestrel-operator.relayFlows" . }}
-        - hubble
-        {{- end }}
         {{- if $op.istio.enabled }}
         - envoy_access_log
         {{- end }}
       processors: [memory_limiter, batch]
       exporters: [kestrel]
-    {{- if include "kestrel-operator.nodeFlows" . }}
-    # The nodes' aggregates, merged per key and window before the one cloud connection.
+    {{- if include "kestrel-operator.flows" . }}
+    # The agents' aggregates, merged per key and window before the one cloud connection.
     logs/flows:
       receivers: [otlp/agents]
       processors: [memory_limiter, flow_merge, batch]

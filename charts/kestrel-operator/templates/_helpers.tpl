@@ -69,7 +69,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if not .Values.operator.cilium.disableFlows }}true{{ end }}
 {{- end }}
 
-{{/* Flows from Hubble Relay into the Deployment (mode relay). */}}
+{{/* Flows from Hubble Relay through the relay agent's Deployment (mode relay). */}}
 {{- define "kestrel-operator.relayFlows" -}}
 {{- if and (include "kestrel-operator.flows" .) (eq .Values.operator.cilium.mode "relay") }}true{{ end }}
 {{- end }}
@@ -97,18 +97,20 @@ tls:
 {{- end }}
 {{- end }}
 
-{{/* The node agents' collector configuration (mode node). */}}
-{{- define "kestrel-operator.nodeAgentConfig" -}}
-{{- $a := .Values.nodeAgent }}
-{{- $memMiB := include "kestrel-operator.mib" $a.resources.limits.memory | int64 }}
+{{/*
+The flow agents' collector configuration: hubble → memory_limiter → otlp_grpc to the
+gateway's Service <release>-agents. Called with a dict: root (the chart's context), agent (the
+agent's values: nodeAgent or relayAgent) and hubble (the hubble receiver's settings).
+*/}}
+{{- define "kestrel-operator.agentConfig" -}}
+{{- $root := .root }}
+{{- $memMiB := include "kestrel-operator.mib" .agent.resources.limits.memory | int64 -}}
 extensions:
   health_check:
-    endpoint: ${env:MY_POD_IP}:{{ .Values.healthcheck.port }}
+    endpoint: ${env:MY_POD_IP}:{{ $root.Values.healthcheck.port }}
 receivers:
   hubble:
-    endpoint: unix://{{ $a.hubbleSocket }}
-    tls:
-      insecure: true
+    {{- .hubble | nindent 4 }}
 processors:
   memory_limiter:
     check_interval: 1s
@@ -116,7 +118,7 @@ processors:
     spike_limit_mib: {{ div (mul $memMiB 25) 100 }}
 exporters:
   otlp_grpc:
-    endpoint: {{ include "kestrel-operator.fullname" . }}-agents.{{ .Release.Namespace }}.svc:{{ $a.port }}
+    endpoint: {{ include "kestrel-operator.fullname" $root }}-agents.{{ $root.Release.Namespace }}.svc:{{ $root.Values.nodeAgent.port }}
     tls:
       insecure: true
 service:
@@ -134,6 +136,17 @@ service:
               prometheus:
                 host: ${env:MY_POD_IP}
                 port: 8888
+{{- end }}
+
+{{/* The node agents' configuration: the hubble receiver follows the node's Hubble socket. */}}
+{{- define "kestrel-operator.nodeAgentConfig" -}}
+{{- $hubble := printf "endpoint: unix://%s\ntls:\n  insecure: true" .Values.nodeAgent.hubbleSocket }}
+{{- include "kestrel-operator.agentConfig" (dict "root" . "agent" .Values.nodeAgent "hubble" $hubble) }}
+{{- end }}
+
+{{/* The relay agent's configuration: the hubble receiver follows Hubble Relay. */}}
+{{- define "kestrel-operator.relayAgentConfig" -}}
+{{- include "kestrel-operator.agentConfig" (dict "root" . "agent" .Values.relayAgent "hubble" (include "kestrel-operator.hubbleClient" .)) }}
 {{- end }}
 
 {{/*
