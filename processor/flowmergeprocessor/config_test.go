@@ -24,7 +24,8 @@ func TestLoadConfig(t *testing.T) {
 	}{
 		{id: component.NewID(metadata.Type), want: &Config{Config: flowagg.NewDefaultConfig()}},
 		{id: component.NewIDWithName(metadata.Type, "custom"), want: &Config{Config: flowagg.Config{Window: 10 * time.Second, MaxEntries: 5000}}},
-		{id: component.NewIDWithName(metadata.Type, "tiny_window"), wantErr: "window must be at least 10ms, got 1ms"},
+		{id: component.NewIDWithName(metadata.Type, "unmerged"), want: &Config{Config: flowagg.Config{Window: 0, MaxEntries: flowagg.NewDefaultConfig().MaxEntries}}},
+		{id: component.NewIDWithName(metadata.Type, "tiny_window"), wantErr: "window must be 0 (no merging) or at least 10ms, got 1ms"},
 		{id: component.NewIDWithName(metadata.Type, "no_entries"), wantErr: "max_entries must be positive, got 0"},
 		{id: component.NewIDWithName(metadata.Type, "unknown_key"), wantErr: "windw"},
 	}

@@ -83,9 +83,12 @@ func newProcessor(logger *zap.Logger, cfg *Config, next consumer.Logs) *flowMerg
 }
 
 func (p *flowMerge) start(context.Context, component.Host) error {
+	p.unregister = flowgraph.Register()
+	if p.cfg.Window == 0 {
+		return nil // nothing is held, so there are no windows to emit
+	}
 	ctx, cancel := context.WithCancel(context.Background()) // kept in p.cancel, which shutdown calls
 	p.stop, p.done, p.cancel = make(chan struct{}), make(chan struct{}), cancel
-	p.unregister = flowgraph.Register()
 	go p.run(ctx)
 	return nil
 }
@@ -140,6 +143,10 @@ func (p *flowMerge) swap() map[string]*aggregate {
 
 // processLogs takes the flow aggregates out of ld into the window and passes the rest on.
 func (p *flowMerge) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, error) {
+	if p.cfg.Window == 0 {
+		observeAll(ld)
+		return ld, nil
+	}
 	var full []map[string]*aggregate
 	var buf []byte
 	p.mu.Lock()
@@ -167,8 +174,9 @@ func (p *flowMerge) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, e
 					full = append(full, p.cur)
 					p.cur = make(map[string]*aggregate, len(p.cur))
 				}
+				// The record leaves ld (RemoveIf drops it): the window takes it over, not a copy.
 				a = &aggregate{scope: scope, lr: plog.NewLogRecord(), span: span}
-				lr.CopyTo(a.lr)
+				lr.MoveTo(a.lr)
 				p.cur[string(buf)] = a
 				return true
 			})
@@ -324,6 +332,22 @@ func (p *flowMerge) emit(ctx context.Context, aggs map[string]*aggregate) {
 		}
 		if err := p.next.ConsumeLogs(ctx, ld); err != nil {
 			p.logger.Warn("Merged flow aggregates were refused by the pipeline", zap.Int("records", n), zap.Error(err))
+		}
+	}
+}
+
+// observeAll records the valid flow aggregates of ld, unmerged, in the flow graph.
+func observeAll(ld plog.Logs) {
+	for _, rl := range ld.ResourceLogs().All() {
+		for _, sl := range rl.ScopeLogs().All() {
+			for _, lr := range sl.LogRecords().All() {
+				if lr.EventName() != schema.EventNetworkFlow {
+					continue
+				}
+				if span, ok := spanOf(lr); ok {
+					observe(&aggregate{lr: lr, span: span})
+				}
+			}
 		}
 	}
 }

@@ -295,3 +295,34 @@ func TestMergedTrafficFeedsTheFlowGraph(t *testing.T) {
 		{Src: flowgraph.Peer{Reserved: flowgraph.ReservedWorld}, Dst: api, Port: 443, Protocol: "tcp"}:                   2,
 	}, got)
 }
+
+// With window 0 (one sender, the chart's relay agent) nothing is held: each aggregate goes on
+// unchanged as it arrives, and the allowed ones reach the flow graph.
+func TestZeroWindowPassesAggregatesOnAndFeedsTheFlowGraph(t *testing.T) {
+	flowgraph.Reset()
+	t.Cleanup(flowgraph.Reset)
+	t.Cleanup(flowgraph.Read())
+	sink := &consumertest.LogsSink{}
+	p := newTestProcessor(t, 0, 100, sink)
+	assert.Equal(t, 1, flowgraph.Sources())
+	web := flow{src: "web", dst: "api", srcIP: "10.0.1.5", port: 8080, count: 3, first: time.Second, last: 2 * time.Second}
+	dropped := flow{src: "web", dst: "db", port: 5432, count: 9}
+	ld := logsOf(web, web, dropped)
+	ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(2).Attributes().PutStr(schema.AttrCiliumVerdict, "DROPPED")
+	want := plog.NewLogs()
+	ld.CopyTo(want)
+	require.NoError(t, p.ConsumeLogs(context.Background(), ld))
+	require.Len(t, sink.AllLogs(), 1, "passed on at once")
+	assert.Equal(t, want, sink.AllLogs()[0], "unchanged, not merged")
+	require.NoError(t, p.Shutdown(context.Background()))
+	assert.Equal(t, 3, sink.LogRecordCount(), "nothing was held for the shutdown")
+	assert.Equal(t, 0, flowgraph.Sources())
+
+	got := map[flowgraph.Edge]int64{}
+	for _, s := range flowgraph.Edges(base.Add(-time.Hour), base.Add(time.Hour)) {
+		got[s.Edge] = s.Count
+	}
+	assert.Equal(t, map[flowgraph.Edge]int64{
+		{Src: flowgraph.Peer{Namespace: "shop", Kind: "Deployment", Name: "web"}, Dst: flowgraph.Peer{Namespace: "shop", Kind: "Deployment", Name: "api"}, Port: 8080, Protocol: "tcp"}: 6,
+	}, got)
+}
