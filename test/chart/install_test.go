@@ -474,8 +474,6 @@ func outsideCluster(t *testing.T, rendered, dir, certs string) (path, agentsAddr
 	set(addr(), "receivers", "otlp", "protocols", "http", "endpoint")
 	agentsAddr = addr()
 	set(agentsAddr, "receivers", "otlp/agents", "protocols", "grpc", "endpoint")
-	// The flows' windows, shortened so that the test waits seconds for them, not a minute.
-	set("1s", "processors", "flow_merge", "window")
 	host, portStr, err := net.SplitHostPort(addr())
 	require.NoError(t, err)
 	port, err := strconv.Atoi(portStr)
@@ -513,6 +511,7 @@ func relayAgentDelivers(ctx context.Context, t *testing.T, cs kubernetes.Interfa
 	hubble := cfg["receivers"].(map[string]any)["hubble"].(map[string]any)
 	assert.Equal(t, map[string]any{"insecure": true}, hubble["tls"], "the values' Relay is plaintext")
 	hubble["endpoint"] = relayAddr
+	// The agent's window, shortened so that the test waits a second for it, not 30.
 	hubble["aggregation"] = map[string]any{"window": "1s"}
 	otlp := cfg["exporters"].(map[string]any)["otlp_grpc"].(map[string]any)
 	assert.Equal(t, release+"-agents."+namespace+".svc:4319", otlp["endpoint"], "the agents' Service")

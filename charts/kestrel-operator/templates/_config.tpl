@@ -155,7 +155,11 @@ processors:
     limit_mib: {{ div (mul $memMiB 80) 100 }}
     spike_limit_mib: {{ div (mul $memMiB 25) 100 }}
   batch: {}
-  {{- if include "kestrel-operator.flows" . }}
+  {{- if include "kestrel-operator.relayFlows" . }}
+  # One sender, the relay agent: its aggregates are complete, so none is held to be merged.
+  flow_merge:
+    window: 0s
+  {{- else if include "kestrel-operator.nodeFlows" . }}
   flow_merge: {}
   {{- end }}
   {{- if $op.otel.enabled }}
