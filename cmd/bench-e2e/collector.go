@@ -105,6 +105,22 @@ func (c *collectorConfig) yaml() ([]byte, error) {
 	return yaml.Marshal(doc)
 }
 
+// startPeer writes cfg to the run's directory as name.yaml and starts bin with it, logging
+// to name.log.
+func startPeer(e *env, cfg *collectorConfig, bin, name string) (*faulttest.Process, error) {
+	raw, err := cfg.yaml()
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(e.dir, name+".yaml")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "--config", path) //nolint:gosec // the binaries under test, from the command line
+	cmd.Env = append(os.Environ(), cfg.Env...)
+	return faulttest.StartCmd(cmd, filepath.Join(e.dir, name+".log"))
+}
+
 // collector is otelcol-kestrel running as a child process.
 type collector struct {
 	*faulttest.Process
@@ -114,17 +130,7 @@ type collector struct {
 // startCollector writes cfg to the run's directory, starts the binary with it and waits
 // until its health check answers.
 func startCollector(ctx context.Context, e *env, cfg *collectorConfig, name string) (*collector, error) {
-	raw, err := cfg.yaml()
-	if err != nil {
-		return nil, err
-	}
-	path := filepath.Join(e.dir, name+".yaml")
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(e.bin, "--config", path) //nolint:gosec // the binary under test, from the command line
-	cmd.Env = append(os.Environ(), cfg.Env...)
-	p, err := faulttest.StartCmd(cmd, filepath.Join(e.dir, name+".log"))
+	p, err := startPeer(e, cfg, e.bin, name)
 	if err != nil {
 		return nil, err
 	}

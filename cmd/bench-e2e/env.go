@@ -18,6 +18,7 @@ import (
 // (in this process, over mTLS as in production) and the collector's local addresses.
 type env struct {
 	dir, bin, certs string
+	agentBin        string // for loads that start a flow agent as a peer
 	cloud           *devcloud.Server
 	healthAddr      string
 	metricsAddr     string
@@ -103,7 +104,12 @@ func (e *env) waitSelfMetric(ctx context.Context, name string, want float64) err
 
 // waitFor polls cond until it holds, for at most settleTimeout.
 func waitFor(ctx context.Context, cond func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
+	return waitForWithin(ctx, settleTimeout, cond)
+}
+
+// waitForWithin polls cond until it holds, for at most d.
+func waitForWithin(ctx context.Context, d time.Duration, cond func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	for !cond() {
 		select {

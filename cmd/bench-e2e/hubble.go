@@ -6,6 +6,7 @@ import (
 
 	cloudv1 "github.com/kestrelai/otelcol-kestrel/api/cloud/v1"
 	"github.com/kestrelai/otelcol-kestrel/internal/devcloud"
+	"github.com/kestrelai/otelcol-kestrel/internal/testutil/faulttest"
 )
 
 // hubbleLoad follows a Relay that streams synthetic flows (or, idle, none) through
@@ -23,10 +24,18 @@ type hubbleLoad struct {
 	backPressure bool
 	// queue, if set, is the kestrel exporter's sending_queue.
 	queue map[string]any
-	// agent runs the chart's node-agent pipeline instead: the Hubble server's unix socket →
-	// hubble → memory_limiter → otlp_grpc, into an OTLP sink that adds up the aggregates'
-	// counts.
+	// agent runs the chart's flow-agent pipeline instead: hubble → memory_limiter →
+	// otlp_grpc, into an OTLP sink that adds up the aggregates' counts.
 	agent bool
+	// onNode serves the flows on a unix socket, as a node's Hubble server does for the node
+	// agent, instead of over TCP as Relay does.
+	onNode bool
+	// merge measures the collector of the chart's relay mode instead: a relay agent (a peer
+	// process of -agent-bin) follows Relay and sends its aggregates to the collector's
+	// otlp/agents → memory_limiter → flow_merge → batch → kestrel, as the chart configures
+	// them; delivered is what reaches the cloud.
+	merge     bool
+	agentProc *faulttest.Process
 
 	relay *relay
 	sink  *otlpSink
@@ -37,10 +46,14 @@ func (h *hubbleLoad) configure(_ context.Context, e *env, cfg *collectorConfig) 
 	if err != nil {
 		return err
 	}
-	if h.relay, err = startRelay(gen, h.rate, h.agent); err != nil {
+	if h.relay, err = startRelay(gen, h.rate, h.onNode); err != nil {
 		return err
 	}
-	cfg.Receivers["hubble"] = map[string]any{"endpoint": h.relay.addr, "tls": map[string]any{"insecure": true}}
+	hubble := map[string]any{"endpoint": h.relay.addr, "tls": map[string]any{"insecure": true}}
+	if h.merge {
+		return h.startMerge(e, cfg, hubble)
+	}
+	cfg.Receivers["hubble"] = hubble
 	if h.agent {
 		if h.sink, err = startOTLPSink(); err != nil {
 			return err
@@ -63,6 +76,42 @@ func (h *hubbleLoad) configure(_ context.Context, e *env, cfg *collectorConfig) 
 	return nil
 }
 
+// startMerge configures the collector's side of relay mode and starts the relay agent.
+func (h *hubbleLoad) startMerge(e *env, cfg *collectorConfig, hubble map[string]any) error {
+	agents, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	cfg.Receivers["otlp/agents"] = map[string]any{"protocols": map[string]any{"grpc": map[string]any{"endpoint": agents}}}
+	cfg.Processors["memory_limiter"] = memoryLimiter
+	cfg.Processors["flow_merge"] = map[string]any{"window": "0s"} // the chart's relay mode: one sender
+	cfg.Processors["batch"] = batch
+	cfg.Exporters["kestrel"] = map[string]any{"connection": "kestrel_command"}
+	cfg.Pipelines["logs/flows"] = pipeline{Receivers: []string{"otlp/agents"}, Processors: []string{"memory_limiter", "flow_merge", "batch"}, Exporters: []string{"kestrel"}}
+
+	health, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	metrics, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	agent := &collectorConfig{
+		Extensions:     map[string]any{"health_check": map[string]any{"endpoint": health}},
+		Receivers:      map[string]any{"hubble": hubble},
+		Processors:     map[string]any{"memory_limiter": agentMemoryLimiter},
+		Exporters:      map[string]any{"otlp_grpc": map[string]any{"endpoint": agents, "tls": map[string]any{"insecure": true}}},
+		Pipelines:      map[string]pipeline{"logs": {Receivers: []string{"hubble"}, Processors: []string{"memory_limiter"}, Exporters: []string{"otlp_grpc"}}},
+		Env:            agentEnv,
+		extensionOrder: []string{"health_check"},
+		metricsAddr:    metrics,
+	}
+	// Started before the collector: its exporter retries until the collector listens.
+	h.agentProc, err = startPeer(e, agent, e.agentBin, "relay-agent")
+	return err
+}
+
 // logsToCloud adds the logs pipeline of config/local.yaml from receiver to the kestrel
 // exporter.
 func logsToCloud(cfg *collectorConfig, receiver string) {
@@ -72,7 +121,7 @@ func logsToCloud(cfg *collectorConfig, receiver string) {
 	cfg.Pipelines["logs"] = pipeline{Receivers: []string{receiver}, Processors: []string{"memory_limiter", "batch"}, Exporters: []string{"kestrel"}}
 }
 
-// agentMemoryLimiter is the chart's node agent's, for its default 256 MiB limit.
+// agentMemoryLimiter is the chart's flow agents', for their default 256 MiB limit.
 var agentMemoryLimiter = map[string]any{"check_interval": "1s", "limit_mib": 204, "spike_limit_mib": 64}
 
 func (h *hubbleLoad) ready(ctx context.Context, e *env) error {
@@ -94,8 +143,15 @@ func (h *hubbleLoad) run(ctx context.Context, _ *env) (int64, error) {
 }
 
 func (h *hubbleLoad) settle(ctx context.Context, e *env, sent int64) error {
+	if h.merge {
+		// The flows pass the agent's window and then flow_merge's, each 30 s.
+		return waitForWithin(ctx, mergeSettleTimeout, func() bool { return sumCounts(e.cloud.Records()) >= sent })
+	}
 	return e.waitSelfMetric(ctx, "otelcol_hubble_receiver_flows", float64(sent))
 }
+
+// mergeSettleTimeout bounds the wait for flows that pass two 30 s windows.
+const mergeSettleTimeout = 2 * time.Minute
 
 func (h *hubbleLoad) delivered(_ context.Context, e *env) (int64, error) {
 	if h.agent {
@@ -107,6 +163,9 @@ func (h *hubbleLoad) delivered(_ context.Context, e *env) (int64, error) {
 func (h *hubbleLoad) reconnects() int64 { return h.relay.streams.Load() - 1 }
 
 func (h *hubbleLoad) close() {
+	if h.agentProc != nil {
+		h.agentProc.Kill()
+	}
 	if h.relay != nil {
 		h.relay.close()
 	}

@@ -51,7 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	bin := fs.String("bin", "bin/otelcol-kestrel", "the collector binary (make build)")
 	baseBin := fs.String("baseline-bin", "", "another build of the collector (e.g. of main) that the inventory scenarios also run, against the same cluster right before -bin, as their same-run baseline")
-	agentBin := fs.String("agent-bin", "bin/otelcol-kestrel-agent", "the node agent's binary (make build), for the scenarios named agent")
+	agentBin := fs.String("agent-bin", "bin/otelcol-kestrel-agent", "the flow agents' binary (make build), for the relay agent and node agent scenarios")
 	pattern := fs.String("run", "", "run only the scenarios whose name matches this regular expression")
 	count := fs.Int("count", 2, "runs of every scenario (the table is run this many times, one scenario after the other)")
 	short := fs.Bool("short", false, "shorter loads (20 s instead of 60 s) for a quick check")
@@ -86,11 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(selected) == 0 {
 		return fmt.Errorf("no scenario matches %q", *pattern)
 	}
-	for _, sc := range selected {
-		b := *bin
-		if sc.agent {
-			b = *agentBin
-		}
+	// Both binaries: the relay-mode collector's scenario runs the agent as a peer.
+	for _, b := range []string{*bin, *agentBin} {
 		if _, err := os.Stat(b); err != nil {
 			return fmt.Errorf("%w: build it with make build", err)
 		}

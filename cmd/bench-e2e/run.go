@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -73,10 +74,11 @@ func runScenario(ctx context.Context, opts options, sc *scenario, run int) resul
 		return res
 	}
 	defer e.close()
+	e.agentBin = opts.agentBin
 	l := sc.newLoad()
 	defer l.close()
 	cfg := e.newConfig(sc.cloud)
-	cfg.Env = opts.env
+	cfg.Env = append(slices.Clone(sc.env), opts.env...)
 	if err := l.configure(ctx, e, cfg); err != nil {
 		res.err = err
 		return res
@@ -108,8 +110,12 @@ func runScenario(ctx context.Context, opts options, sc *scenario, run int) resul
 	loadCtx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	profiled := make(chan error, 1)
+	// The heap is watched until the collector has settled: some peaks (windows that reach
+	// the collector late) come after the load.
+	profCtx, stopProfile := context.WithCancel(ctx)
+	defer stopProfile()
 	if profiling {
-		go func() { profiled <- profile(loadCtx, e, col.proc, d, filepath.Join(opts.profile, name)) }()
+		go func() { profiled <- profile(profCtx, e, col.proc, d, filepath.Join(opts.profile, name)) }()
 	} else {
 		profiled <- nil
 	}
@@ -128,6 +134,7 @@ func runScenario(ctx context.Context, opts options, sc *scenario, run int) resul
 	if err != nil {
 		errs = append(errs, err)
 	}
+	stopProfile()
 	res.cpu, res.peakRSS = after.CPU-before.CPU, after.PeakRSS
 	if err := <-profiled; err != nil {
 		errs = append(errs, fmt.Errorf("profile: %w", err))
@@ -145,7 +152,7 @@ func runScenario(ctx context.Context, opts options, sc *scenario, run int) resul
 }
 
 // profile saves, from the collector's pprof extension, a CPU profile of most of the load,
-// heap profiles after a GC (what is live) in its middle and at its end, and a heap profile
+// heap profiles after a GC (what is live) in its middle and once the collector settled, and a heap profile
 // (as of the last GC, without forcing one) each time the RSS reaches a new high, so the last
 // of those shows what the heap held at the peak.
 func profile(ctx context.Context, e *env, proc *procReader, d time.Duration, prefix string) error {

@@ -15,8 +15,10 @@ type scenario struct {
 	baseline string
 	// cloud says whether the collector connects to the cloud (kestrel_command).
 	cloud bool
-	// agent runs the node agent's binary (-agent-bin) instead of the distribution.
+	// agent runs the flow agent's binary (-agent-bin) instead of the distribution.
 	agent bool
+	// env is the process's environment as the chart sets it (before -env).
+	env []string
 	// newLoad makes the load of one run.
 	newLoad func() load
 	// inventoryPods, when set, makes this an inventory scenario (inventory.go) over a
@@ -48,6 +50,10 @@ type load interface {
 // encoding of the records it holds): a full queue refuses, and the receivers' windows offer
 // the refused records again, so a window waits instead of being held whole as pdata.
 var boundedQueue = map[string]any{"sizer": "bytes", "queue_size": 4 << 20}
+
+// agentEnv is the chart's environment of the flow agents (relayAgent and nodeAgent: gogc,
+// gomaxprocs).
+var agentEnv = []string{"GOGC=50", "GOMAXPROCS=1"}
 
 // scenarios is the table `make bench-e2e` runs, in this order. Add a row for a new load.
 var scenarios = []scenario{
@@ -81,17 +87,35 @@ var scenarios = []scenario{
 		name: "hubble idle, Relay connected", duration: 2 * time.Minute, short: 45 * time.Second, cloud: true,
 		newLoad: func() load { return &hubbleLoad{idle: true} },
 	},
+	// The chart's relay mode: the relay agent follows Relay over TCP.
 	{
-		name: "agent: hubble 20k/s, 20,000 keys", items: "flows", duration: time.Minute, short: 20 * time.Second, agent: true,
+		name: "relay agent: hubble 20k/s, 20,000 keys", items: "flows", duration: time.Minute, short: 20 * time.Second, agent: true, env: agentEnv,
 		newLoad: func() load { return &hubbleLoad{rate: 20_000, keys: 20_000, agent: true} },
 	},
 	{
-		name: "agent: hubble max rate, 1,000 keys", items: "flows", duration: 30 * time.Second, short: 10 * time.Second, agent: true,
+		name: "relay agent: hubble max rate, 1,000 keys", items: "flows", duration: 30 * time.Second, short: 10 * time.Second, agent: true, env: agentEnv,
 		newLoad: func() load { return &hubbleLoad{keys: 1_000, agent: true} },
 	},
 	{
-		name: "agent: hubble idle, Relay connected", duration: 2 * time.Minute, short: 45 * time.Second, agent: true,
+		name: "relay agent: hubble idle, Relay connected", duration: 2 * time.Minute, short: 45 * time.Second, agent: true, env: agentEnv,
 		newLoad: func() load { return &hubbleLoad{idle: true, agent: true} },
+	},
+	{
+		name: "relay mode, collector: the relay agent's aggregates of 20k/s, 20,000 keys", items: "flows", duration: time.Minute, short: 20 * time.Second, cloud: true,
+		newLoad: func() load { return &hubbleLoad{rate: 20_000, keys: 20_000, merge: true} },
+	},
+	// The chart's node mode: a node agent follows its node's Hubble server on the unix socket.
+	{
+		name: "node agent: hubble 20k/s, 20,000 keys", items: "flows", duration: time.Minute, short: 20 * time.Second, agent: true, env: agentEnv,
+		newLoad: func() load { return &hubbleLoad{rate: 20_000, keys: 20_000, agent: true, onNode: true} },
+	},
+	{
+		name: "node agent: hubble max rate, 1,000 keys", items: "flows", duration: 30 * time.Second, short: 10 * time.Second, agent: true, env: agentEnv,
+		newLoad: func() load { return &hubbleLoad{keys: 1_000, agent: true, onNode: true} },
+	},
+	{
+		name: "node agent: hubble idle, Hubble server connected", duration: 2 * time.Minute, short: 45 * time.Second, agent: true, env: agentEnv,
+		newLoad: func() load { return &hubbleLoad{idle: true, agent: true, onNode: true} },
 	},
 	{
 		name: "envoy ALS 10k/s, 1,000 keys, 4 sidecars", items: "access logs", duration: time.Minute, short: 20 * time.Second, cloud: true,
