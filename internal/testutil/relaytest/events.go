@@ -36,8 +36,8 @@ func PairEvents(node string, at time.Time, pairs []Pair) []*observerpb.GetFlowsR
 				Time: t, Uuid: fmt.Sprintf("%s-%d-%d", node, i, j), NodeName: node,
 				Verdict: flowpb.Verdict_FORWARDED, Type: flowpb.FlowType_L3_L4,
 				IP:     &flowpb.IP{Source: fmt.Sprintf("10.%d.0.%d", len(node), i+1), Destination: "10.9.0.1", IpVersion: flowpb.IPVersion_IPv4},
-				Source: ep(p.Src, 1000+uint32(i)), Destination: ep(p.Dst, 2000+uint32(i)), //nolint:gosec // test data: a handful of pairs
-				L4:      &flowpb.Layer4{Protocol: &flowpb.Layer4_TCP{TCP: &flowpb.TCP{SourcePort: 40000 + uint32(j), DestinationPort: p.Port}}}, //nolint:gosec // as above
+				Source: ep(p.Src, 1000+uint32(i)), Destination: ep(p.Dst, 2000+uint32(i)),
+				L4:      &flowpb.Layer4{Protocol: &flowpb.Layer4_TCP{TCP: &flowpb.TCP{SourcePort: 40000 + uint32(j), DestinationPort: p.Port}}},
 				IsReply: wrapperspb.Bool(false), TrafficDirection: flowpb.TrafficDirection_EGRESS,
 				EventType: &flowpb.CiliumEventType{Type: 4},
 			}}})
