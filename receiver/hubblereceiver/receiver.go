@@ -398,15 +398,24 @@ type seenFlow struct {
 	id uint64
 }
 
+// seenBlock is how many seenFlows one block of resumeState.recent holds. Blocks let the
+// flows of the resume overlap grow and shrink with the rate without doubling a slice and
+// copying it (at 260,000 flows/s the overlap holds half a million, and a doubled slice 16 MB)
+// or keeping a burst's capacity.
+const seenBlock = 1024
+
 // resumeState tracks what was received, so that a reconnect neither skips nor repeats flows.
 type resumeState struct {
 	start   int64 // Unix nanoseconds; the first request's since
 	overlap int64 // nanoseconds
 	seed    maphash.Seed
 
-	last   int64      // latest event time received; 0 before the first flow
-	recent []seenFlow // flows received within overlap of last, roughly oldest first
-	head   int        // recent[:head] have been pruned
+	last int64 // latest event time received; 0 before the first flow
+	// recent holds the flows received within overlap of last, roughly oldest first, in
+	// blocks of seenBlock; recent[0][head:] is the oldest that is kept.
+	recent [][]seenFlow
+	head   int
+	spare  []seenFlow // the last block pruned, reused for the next one
 
 	// After a reconnect: flows at or after since that were received before it.
 	dups     map[uint64]struct{}
@@ -419,10 +428,15 @@ func (s *resumeState) reconnect() int64 {
 		return s.start
 	}
 	since := s.last - s.overlap
-	s.dups = make(map[uint64]struct{}, len(s.recent)-s.head)
-	for _, e := range s.recent[s.head:] {
-		if e.t >= since {
-			s.dups[e.id] = struct{}{}
+	s.dups = make(map[uint64]struct{})
+	for i, b := range s.recent {
+		if i == 0 {
+			b = b[s.head:]
+		}
+		for _, e := range b {
+			if e.t >= since {
+				s.dups[e.id] = struct{}{}
+			}
 		}
 	}
 	s.prevLast = s.last
@@ -437,24 +451,51 @@ func (s *resumeState) admit(t int64, id uint64) bool {
 			return false
 		}
 	}
-	s.recent = append(s.recent, seenFlow{t: t, id: id})
+	s.push(seenFlow{t: t, id: id})
 	if t > s.last {
 		s.last = t
-		for s.head < len(s.recent) && s.recent[s.head].t < t-s.overlap {
-			s.head++
-		}
-		if s.head > 1024 && s.head > len(s.recent)/2 {
-			live := s.recent[s.head:]
-			if cap(s.recent) > 4*len(live) {
-				// The rate dropped: give back the memory a burst needed.
-				s.recent = append(make([]seenFlow, 0, 2*len(live)), live...)
-			} else {
-				s.recent = append(s.recent[:0], live...)
-			}
-			s.head = 0
-		}
+		s.prune(t - s.overlap)
 	}
 	return true
+}
+
+// push appends e to the last block, starting a new one when it is full.
+func (s *resumeState) push(e seenFlow) {
+	n := len(s.recent)
+	if n == 0 || len(s.recent[n-1]) == seenBlock {
+		b := s.spare
+		if b == nil {
+			b = make([]seenFlow, 0, seenBlock)
+		}
+		s.spare = nil
+		s.recent = append(s.recent, b)
+		n++
+	}
+	s.recent[n-1] = append(s.recent[n-1], e)
+}
+
+// prune forgets the oldest flows received before cutoff, up to the first that is not.
+func (s *resumeState) prune(cutoff int64) {
+	for len(s.recent) > 0 {
+		b := s.recent[0]
+		for s.head < len(b) && b[s.head].t < cutoff {
+			s.head++
+		}
+		if s.head < len(b) {
+			return
+		}
+		// Every flow of the oldest block is forgotten: only blocks before the last are full.
+		s.head, s.spare = 0, b[:0]
+		if len(s.recent) == 1 {
+			s.recent[0] = b[:0]
+			s.spare = nil
+			return
+		}
+		// Moved down rather than resliced, so that appending never reallocates the list.
+		n := copy(s.recent, s.recent[1:])
+		s.recent[n] = nil
+		s.recent = s.recent[:n]
+	}
 }
 
 // uuidID identifies a flow by its UUID.
