@@ -53,17 +53,15 @@ func (h *hubbleLoad) configure(_ context.Context, e *env, cfg *collectorConfig) 
 	if h.merge {
 		return h.startMerge(e, cfg, hubble)
 	}
-	cfg.Receivers["hubble"] = hubble
 	if h.agent {
 		if h.sink, err = startOTLPSink(); err != nil {
 			return err
 		}
 		h.sink.aggregates = true
-		cfg.Processors["memory_limiter"] = agentMemoryLimiter
-		cfg.Exporters["otlp_grpc"] = map[string]any{"endpoint": h.sink.addr, "tls": map[string]any{"insecure": true}}
-		cfg.Pipelines["logs"] = pipeline{Receivers: []string{"hubble"}, Processors: []string{"memory_limiter"}, Exporters: []string{"otlp_grpc"}}
+		agentPipeline(cfg, hubble, h.sink.addr)
 		return nil
 	}
+	cfg.Receivers["hubble"] = hubble
 	kestrel := map[string]any{"connection": "kestrel_command"}
 	if h.backPressure {
 		kestrel["sending_queue"] = map[string]any{"wait_for_result": true}
@@ -99,17 +97,27 @@ func (h *hubbleLoad) startMerge(e *env, cfg *collectorConfig, hubble map[string]
 	}
 	agent := &collectorConfig{
 		Extensions:     map[string]any{"health_check": map[string]any{"endpoint": health}},
-		Receivers:      map[string]any{"hubble": hubble},
-		Processors:     map[string]any{"memory_limiter": agentMemoryLimiter},
-		Exporters:      map[string]any{"otlp_grpc": map[string]any{"endpoint": agents, "tls": map[string]any{"insecure": true}}},
-		Pipelines:      map[string]pipeline{"logs": {Receivers: []string{"hubble"}, Processors: []string{"memory_limiter"}, Exporters: []string{"otlp_grpc"}}},
+		Receivers:      map[string]any{},
+		Processors:     map[string]any{},
+		Exporters:      map[string]any{},
+		Pipelines:      map[string]pipeline{},
 		Env:            agentEnv,
 		extensionOrder: []string{"health_check"},
 		metricsAddr:    metrics,
 	}
+	agentPipeline(agent, hubble, agents)
 	// Started before the collector: its exporter retries until the collector listens.
 	h.agentProc, err = startPeer(e, agent, e.agentBin, "relay-agent")
 	return err
+}
+
+// agentPipeline adds the chart's flow-agent pipeline to cfg: hubble → memory_limiter →
+// otlp_grpc to endpoint.
+func agentPipeline(cfg *collectorConfig, hubble map[string]any, endpoint string) {
+	cfg.Receivers["hubble"] = hubble
+	cfg.Processors["memory_limiter"] = agentMemoryLimiter
+	cfg.Exporters["otlp_grpc"] = map[string]any{"endpoint": endpoint, "tls": map[string]any{"insecure": true}}
+	cfg.Pipelines["logs"] = pipeline{Receivers: []string{"hubble"}, Processors: []string{"memory_limiter"}, Exporters: []string{"otlp_grpc"}}
 }
 
 // logsToCloud adds the logs pipeline of config/local.yaml from receiver to the kestrel

@@ -151,10 +151,10 @@ func runScenario(ctx context.Context, opts options, sc *scenario, run int) resul
 	return res
 }
 
-// profile saves, from the collector's pprof extension, a CPU profile of most of the load,
-// heap profiles after a GC (what is live) in its middle and once the collector settled, and a heap profile
-// (as of the last GC, without forcing one) each time the RSS reaches a new high, so the last
-// of those shows what the heap held at the peak.
+// profile saves, from the collector's pprof extension, a CPU profile of most of the load, heap
+// profiles after a GC (what is live) in its middle and once the collector settled, and a heap
+// profile (as of the last GC, without forcing one) each time the RSS reaches a new high, so
+// the last of those shows what the heap held at the peak.
 func profile(ctx context.Context, e *env, proc *procReader, d time.Duration, prefix string) error {
 	secs := max(int((d-4*time.Second)/time.Second), 1)
 	cpu := make(chan error, 1)

@@ -141,7 +141,8 @@ func (p *flowMerge) swap() map[string]*aggregate {
 	return m
 }
 
-// processLogs takes the flow aggregates out of ld into the window and passes the rest on.
+// processLogs takes the flow aggregates out of ld into the window and passes the rest on;
+// with window 0 it passes everything on and only records the aggregates in the flow graph.
 func (p *flowMerge) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, error) {
 	if p.cfg.Window == 0 {
 		observeAll(ld)
@@ -324,7 +325,7 @@ func (p *flowMerge) emit(ctx context.Context, aggs map[string]*aggregate) {
 				lrs = sl.LogRecords()
 				scopes[a.scope] = lrs
 			}
-			observe(a)
+			observe(a.lr, a.span)
 			lr := lrs.AppendEmpty()
 			a.lr.MoveTo(lr)
 			a.span.Put(lr)
@@ -345,25 +346,26 @@ func observeAll(ld plog.Logs) {
 					continue
 				}
 				if span, ok := spanOf(lr); ok {
-					observe(&aggregate{lr: lr, span: span})
+					observe(lr, span)
 				}
 			}
 		}
 	}
 }
 
-// observe hands a merged aggregate of allowed traffic to internal/flowgraph, where k8s_risk
-// looks for attack chains that only observed traffic shows: on the gateway of node-agent mode
-// there is no hubble receiver to do it. The edge is the one the hubble receiver would record.
-func observe(a *aggregate) {
-	attrs := a.lr.Attributes()
+// observe hands an aggregate of allowed traffic (merged, or with window 0 as it came) and its
+// span to internal/flowgraph, where k8s_risk looks for attack chains that only observed
+// traffic shows: on the collector the agents send to there is no hubble receiver to do it.
+// The edge is the one the hubble receiver would record.
+func observe(lr plog.LogRecord, span flowagg.Span) {
+	attrs := lr.Attributes()
 	if strAttr(attrs, schema.AttrCiliumVerdict) != "FORWARDED" {
 		return
 	}
 	flowgraph.Observe(flowgraph.Edge{
 		Src: peerOf(attrs, &srcKeys), Dst: peerOf(attrs, &dstKeys),
 		Port: uint32Attr(attrs, schema.AttrDestinationPort), Protocol: strAttr(attrs, schema.AttrNetworkTransport),
-	}, a.span.Count, time.Unix(0, a.span.First), time.Unix(0, a.span.Last))
+	}, span.Count, time.Unix(0, span.First), time.Unix(0, span.Last))
 }
 
 func peerOf(attrs pcommon.Map, k *endpointKeys) flowgraph.Peer {

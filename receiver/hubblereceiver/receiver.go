@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"iter"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -429,18 +430,29 @@ func (s *resumeState) reconnect() int64 {
 	}
 	since := s.last - s.overlap
 	s.dups = make(map[uint64]struct{})
-	for i, b := range s.recent {
-		if i == 0 {
-			b = b[s.head:]
-		}
-		for _, e := range b {
-			if e.t >= since {
-				s.dups[e.id] = struct{}{}
-			}
+	for e := range s.kept() {
+		if e.t >= since {
+			s.dups[e.id] = struct{}{}
 		}
 	}
 	s.prevLast = s.last
 	return since
+}
+
+// kept yields the flows kept, oldest first.
+func (s *resumeState) kept() iter.Seq[seenFlow] {
+	return func(yield func(seenFlow) bool) {
+		for i, b := range s.recent {
+			if i == 0 {
+				b = b[s.head:]
+			}
+			for _, e := range b {
+				if !yield(e) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // admit records an event (a flow or lost-event notice) with identity id received at t, and
@@ -484,13 +496,14 @@ func (s *resumeState) prune(cutoff int64) {
 		if s.head < len(b) {
 			return
 		}
-		// Every flow of the oldest block is forgotten: only blocks before the last are full.
-		s.head, s.spare = 0, b[:0]
+		// Every flow of the oldest block is forgotten: it is emptied if it is the only one,
+		// else it becomes the spare (only blocks before the last are full).
+		s.head = 0
 		if len(s.recent) == 1 {
 			s.recent[0] = b[:0]
-			s.spare = nil
 			return
 		}
+		s.spare = b[:0]
 		// Moved down rather than resliced, so that appending never reallocates the list.
 		n := copy(s.recent, s.recent[1:])
 		s.recent[n] = nil

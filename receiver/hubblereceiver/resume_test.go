@@ -8,16 +8,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// kept returns the times of the flows resumeState keeps, oldest first.
-func (s *resumeState) kept() []int64 {
+// keptTimes returns the times of the flows resumeState keeps, oldest first.
+func (s *resumeState) keptTimes() []int64 {
 	var ts []int64
-	for i, b := range s.recent {
-		if i == 0 {
-			b = b[s.head:]
-		}
-		for _, e := range b {
-			ts = append(ts, e.t)
-		}
+	for e := range s.kept() {
+		ts = append(ts, e.t)
 	}
 	return ts
 }
@@ -31,7 +26,7 @@ func TestResumeKeepsTheOverlapAcrossBlocks(t *testing.T) {
 	for i := int64(1); i <= n; i++ {
 		require.True(t, s.admit(i, uint64(i)))
 	}
-	ts := s.kept()
+	ts := s.keptTimes()
 	require.Len(t, ts, overlap+1, "the flows at last-overlap … last")
 	assert.Equal(t, int64(n-overlap), ts[0])
 	assert.Equal(t, int64(n), ts[len(ts)-1])
@@ -53,7 +48,7 @@ func TestResumeGivesBackABurst(t *testing.T) {
 	}
 	assert.Len(t, s.recent, 20)
 	s.admit(100, 1) // later than the burst's overlap: the burst is forgotten
-	assert.Equal(t, []int64{100}, s.kept())
+	assert.Equal(t, []int64{100}, s.keptTimes())
 	assert.Len(t, s.recent, 1)
 	now := int64(100)
 	allocs := testing.AllocsPerRun(100, func() {

@@ -528,8 +528,12 @@ func relayAgentDelivers(ctx context.Context, t *testing.T, cs kubernetes.Interfa
 		}
 		return n
 	}
-	got := cloud.WaitPayloads(t, cloudconn.StreamFlows, &cloudv1.Flow{}, func(ps []proto.Message) bool { return sum(ps) >= 10 })
-	assert.Equal(t, int64(10), sum(got), "the cloud counts exactly the flows Relay sent")
+	var sent int64
+	for _, p := range pairs {
+		sent += int64(p.N)
+	}
+	got := cloud.WaitPayloads(t, cloudconn.StreamFlows, &cloudv1.Flow{}, func(ps []proto.Message) bool { return sum(ps) >= sent })
+	assert.Equal(t, sent, sum(got), "the cloud counts exactly the flows Relay sent")
 }
 
 // startProcess runs bin with args and env added to its environment (with MY_POD_IP=127.0.0.1),
