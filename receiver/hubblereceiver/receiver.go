@@ -19,7 +19,6 @@ import (
 	relaypb "github.com/cilium/cilium/api/v1/relay"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
-	"go.opentelemetry.io/collector/config/configgrpc"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
@@ -195,21 +194,8 @@ func (r *hubbleReceiver) Start(_ context.Context, host component.Host) error {
 		r.set.Logger.Info("Cilium flow collection is disabled (enabled: false or " + disableEnv + "=true)")
 		return nil
 	}
-	creds, err := joiningCredentials(context.Background(), r.cfg)
-	if err != nil {
-		return fmt.Errorf("hubble relay client: %w", err)
-	}
-	opts := []configgrpc.ToClientConnOption{
-		configgrpc.WithGrpcDialOption(grpc.WithInitialWindowSize(relayWindow)),
-		configgrpc.WithGrpcDialOption(grpc.WithInitialConnWindowSize(relayWindow)),
-		configgrpc.WithGrpcDialOption(creds),
-	}
-	// A configured dialer_middleware dials itself; its connections are read as they come.
-	if !r.cfg.DialerMiddleware.HasValue() {
-		opts = append(opts, configgrpc.WithGrpcDialOption(coalescingDialer(r.cfg.Endpoint, readInterval)))
-	}
 	// The connection outlives Start's context, which ends when Start returns.
-	conn, err := r.cfg.ToClientConn(context.Background(), host.GetExtensions(), r.set.TelemetrySettings, opts...)
+	conn, err := dialRelay(context.Background(), r.cfg, host.GetExtensions())
 	if err != nil {
 		return fmt.Errorf("hubble relay client: %w", err)
 	}
