@@ -133,7 +133,13 @@ const lowWater = 128 << 10
 
 // lowWaterDelay bounds how long data below the low-water mark waits to be read: flows when
 // they come slowly, and the HTTP/2 frames the connection must answer (PING, SETTINGS).
-const lowWaterDelay = 100 * time.Millisecond
+// While nothing arrives at all the wait doubles up to lowWaterIdleDelay, so that an idle
+// connection wakes the agent once a second, not ten times; a PING acknowledgement is still
+// read well within the keepalive timeout (20 s).
+const (
+	lowWaterDelay     = 100 * time.Millisecond
+	lowWaterIdleDelay = time.Second
+)
 
 // readInterval spaces out the reads of a unix socket, which has no low-water mark: after a
 // read that did not fill the reader's buffer, the next waits until 2 ms have passed.
@@ -158,7 +164,7 @@ func relayDialer(endpoint string) grpc.DialOption {
 		if err != nil {
 			return nil, err
 		}
-		return newLowWaterConn(conn.(*net.TCPConn), lowWater, lowWaterDelay)
+		return newLowWaterConn(conn.(*net.TCPConn), lowWater, lowWaterDelay, lowWaterIdleDelay)
 	})
 }
 
@@ -166,10 +172,10 @@ func relayDialer(endpoint string) grpc.DialOption {
 // for the mark after a delay and take what has arrived.
 type lowWaterConn struct {
 	*net.TCPConn
-	delay time.Duration
+	delay, idleDelay time.Duration
 }
 
-func newLowWaterConn(conn *net.TCPConn, mark int, delay time.Duration) (net.Conn, error) {
+func newLowWaterConn(conn *net.TCPConn, mark int, delay, idleDelay time.Duration) (net.Conn, error) {
 	raw, err := conn.SyscallConn()
 	if err != nil {
 		conn.Close()
@@ -183,15 +189,16 @@ func newLowWaterConn(conn *net.TCPConn, mark int, delay time.Duration) (net.Conn
 		conn.Close()
 		return nil, fmt.Errorf("setting the receive low-water mark: %w", serr)
 	}
-	return &lowWaterConn{TCPConn: conn, delay: delay}, nil
+	return &lowWaterConn{TCPConn: conn, delay: delay, idleDelay: idleDelay}, nil
 }
 
 // Read returns what has arrived at once (the socket is non-blocking, and the mark only holds
 // back the wake-up of a reader that found nothing); a reader that waits is woken by the mark
-// or after the delay, whichever comes first.
+// or after the delay, whichever comes first. A wait that ends with nothing at all to read
+// is followed by one twice as long, up to the idle delay.
 func (c *lowWaterConn) Read(p []byte) (int, error) {
-	for {
-		if err := c.TCPConn.SetReadDeadline(time.Now().Add(c.delay)); err != nil {
+	for delay := c.delay; ; delay = min(2*delay, c.idleDelay) {
+		if err := c.TCPConn.SetReadDeadline(time.Now().Add(delay)); err != nil {
 			return 0, err
 		}
 		n, err := c.TCPConn.Read(p)

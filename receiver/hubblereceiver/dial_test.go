@@ -108,9 +108,10 @@ func TestRelayConnectionRejectsAnUnknownCompressor(t *testing.T) {
 }
 
 // A read waits for the low-water mark or the delay, not for more: less than the mark is read
-// once the delay has passed, the mark is read, and the end of the stream is an EOF.
+// once the delay has passed (also after the connection was idle for a while), the mark is
+// read, and the end of the stream is an EOF.
 func TestLowWaterConnReadsBelowTheMarkAfterTheDelay(t *testing.T) {
-	const mark, delay = 4096, 20 * time.Millisecond
+	const mark, delay, idleDelay = 4096, 20 * time.Millisecond, 80 * time.Millisecond
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer lis.Close()
@@ -123,7 +124,7 @@ func TestLowWaterConnReadsBelowTheMarkAfterTheDelay(t *testing.T) {
 	}()
 	raw, err := net.Dial("tcp", lis.Addr().String())
 	require.NoError(t, err)
-	conn, err := newLowWaterConn(raw.(*net.TCPConn), mark, delay)
+	conn, err := newLowWaterConn(raw.(*net.TCPConn), mark, delay, idleDelay)
 	require.NoError(t, err)
 	defer conn.Close()
 	peer := <-accepted
@@ -172,6 +173,13 @@ func TestLowWaterConnReadsBelowTheMarkAfterTheDelay(t *testing.T) {
 	_, err = peer.Write([]byte("ping ack"))
 	require.NoError(t, err)
 	assert.Equal(t, "ping ack", string(read(len("ping ack"))))
+
+	// Written after the reader has waited long enough to reach the idle delay.
+	go func() {
+		time.Sleep(5 * idleDelay)
+		_, _ = peer.Write([]byte("late"))
+	}()
+	assert.Equal(t, "late", string(read(len("late"))))
 
 	full := bytes.Repeat([]byte{'f'}, mark)
 	_, err = peer.Write(full)
