@@ -198,7 +198,7 @@ func newLowWaterConn(conn *net.TCPConn, mark int, delay, idleDelay time.Duration
 // is followed by one twice as long, up to the idle delay.
 func (c *lowWaterConn) Read(p []byte) (int, error) {
 	for delay := c.delay; ; delay = min(2*delay, c.idleDelay) {
-		if err := c.TCPConn.SetReadDeadline(time.Now().Add(delay)); err != nil {
+		if err := c.SetReadDeadline(time.Now().Add(delay)); err != nil {
 			return 0, err
 		}
 		n, err := c.TCPConn.Read(p)
