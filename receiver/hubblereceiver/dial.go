@@ -107,7 +107,13 @@ func dialRelay(ctx context.Context, cfg *Config, extensions map[component.ID]com
 			return dial(ctx, "tcp", addr)
 		}))
 	} else {
-		opts = append(opts, relayDialer(cfg.Endpoint))
+		// A PING acknowledgement may wait below the low-water mark for the idle delay, which must
+		// stay well within the keepalive timeout.
+		idle := lowWaterIdleDelay
+		if cfg.Keepalive.HasValue() && cfg.Keepalive.Get().Timeout > 0 {
+			idle = min(idle, cfg.Keepalive.Get().Timeout/4)
+		}
+		opts = append(opts, relayDialer(cfg.Endpoint, min(lowWaterDelay, idle), idle))
 	}
 	// http:// and https:// are not gRPC resolver schemes; configgrpc strips them likewise.
 	target := strings.TrimPrefix(strings.TrimPrefix(cfg.Endpoint, "http://"), "https://")
@@ -134,8 +140,9 @@ const lowWater = 128 << 10
 // lowWaterDelay bounds how long data below the low-water mark waits to be read: flows when
 // they come slowly, and the HTTP/2 frames the connection must answer (PING, SETTINGS).
 // While nothing arrives at all the wait doubles up to lowWaterIdleDelay, so that an idle
-// connection wakes the agent once a second, not ten times; a PING acknowledgement is still
-// read well within the keepalive timeout (20 s).
+// connection wakes the agent once a second, not ten times; both are shortened to a quarter
+// of the keepalive timeout (20 s by default) if that is less, so that a PING acknowledgement
+// is read in time.
 const (
 	lowWaterDelay     = 100 * time.Millisecond
 	lowWaterIdleDelay = time.Second
@@ -148,7 +155,7 @@ const readInterval = 2 * time.Millisecond
 // relayDialer dials the endpoint's TCP address (lowWaterConn) or unix socket (the node
 // agent's local Hubble server, which streams flows one message at a time as Relay does:
 // coalescingConn).
-func relayDialer(endpoint string) grpc.DialOption {
+func relayDialer(endpoint string, delay, idleDelay time.Duration) grpc.DialOption {
 	socket, unix := unixSocket(endpoint)
 	return grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 		var d net.Dialer
@@ -164,7 +171,7 @@ func relayDialer(endpoint string) grpc.DialOption {
 		if err != nil {
 			return nil, err
 		}
-		return newLowWaterConn(conn.(*net.TCPConn), lowWater, lowWaterDelay, lowWaterIdleDelay)
+		return newLowWaterConn(conn.(*net.TCPConn), lowWater, delay, idleDelay)
 	})
 }
 
