@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	flowpb "github.com/cilium/cilium/api/v1/flow"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -70,13 +69,7 @@ func TestRelayConnectionAppliesSettingsWithoutRPCInstrumentation(t *testing.T) {
 	cfg.Headers = configopaque.MapList{{Name: "x-cluster", Value: "prod-eu"}}
 	cfg.UserAgent = "kestrel-test/1"
 	cfg.Compression = configcompression.TypeGzip
-	tt := componenttest.NewTelemetry()
-	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
-	sink := &consumertest.LogsSink{}
-	_, stop := startReceiver(t, cfg, sink, tt, nil)
-	n := countFlows(events, func(*flowpb.Flow) bool { return true })
-	require.Eventually(t, func() bool { return testutil.MetricSum(tt, "otelcol.hubble_receiver.flows") == n }, waitFor, tick)
-	stop()
+	tt, _ := receiveAll(t, cfg, events)
 
 	headers, compression := seen.seen()
 	require.Len(t, headers, 1, "one GetFlows request")

@@ -67,6 +67,20 @@ func startReceiver(t *testing.T, cfg *Config, sink consumer.Logs, tt *componentt
 	return r, stop
 }
 
+// receiveAll runs a receiver with cfg until it has counted every flow of events (which its
+// Relay serves), then stops it.
+func receiveAll(t *testing.T, cfg *Config, events []*observerpb.GetFlowsResponse) (*componenttest.Telemetry, *consumertest.LogsSink) {
+	t.Helper()
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
+	sink := &consumertest.LogsSink{}
+	_, stop := startReceiver(t, cfg, sink, tt, nil)
+	n := countFlows(events, func(*flowpb.Flow) bool { return true })
+	require.Eventually(t, func() bool { return testutil.MetricSum(tt, "otelcol.hubble_receiver.flows") == n }, waitFor, tick)
+	stop()
+	return tt, sink
+}
+
 func outcome(v string) attribute.KeyValue { return attribute.String("outcome", v) }
 
 // refKey is the aggregation key as the issue specifies it, computed independently of the
@@ -449,7 +463,6 @@ func TestDisabled(t *testing.T) {
 // unix:///var/run/cilium/hubble.sock), and abstract sockets are dialled as such.
 func TestUnixSocket(t *testing.T) {
 	events := loadFixture(t)[:500]
-	n := countFlows(events, func(*flowpb.Flow) bool { return true })
 	for name, endpoint := range map[string]func(t *testing.T) (network, address, endpoint string){
 		"path": func(t *testing.T) (string, string, string) {
 			path := filepath.Join(t.TempDir(), "hubble.sock")
@@ -465,12 +478,7 @@ func TestUnixSocket(t *testing.T) {
 			lis, err := net.Listen(network, address)
 			require.NoError(t, err)
 			relaytest.ServeOn(t, newFakeRelay(events), lis)
-			tt := componenttest.NewTelemetry()
-			t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
-			sink := &consumertest.LogsSink{}
-			_, stop := startReceiver(t, testConfig(ep), sink, tt, nil)
-			require.Eventually(t, func() bool { return testutil.MetricSum(tt, "otelcol.hubble_receiver.flows") == n }, waitFor, tick)
-			stop()
+			tt, _ := receiveAll(t, testConfig(ep), events)
 			assert.Zero(t, testutil.MetricSum(tt, "otelcol.hubble_receiver.reconnects"))
 		})
 	}
@@ -491,13 +499,7 @@ func TestTLS(t *testing.T) {
 		cfg.TLS.Insecure = false
 		cfg.TLS.CAFile = filepath.Join(dir, devcloud.CACertFile)
 		cfg.TLS.ServerName = "ui.hubble-relay.cilium.io"
-		tt := componenttest.NewTelemetry()
-		t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
-		sink := &consumertest.LogsSink{}
-		_, stop := startReceiver(t, cfg, sink, tt, nil)
-		n := countFlows(events, func(*flowpb.Flow) bool { return true })
-		require.Eventually(t, func() bool { return testutil.MetricSum(tt, "otelcol.hubble_receiver.flows") == n }, waitFor, tick)
-		stop()
+		_, sink := receiveAll(t, cfg, events)
 		assert.Positive(t, sink.LogRecordCount())
 	})
 
