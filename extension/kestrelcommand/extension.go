@@ -228,7 +228,14 @@ func (e *kestrelCommand) Ready() error {
 }
 
 // NotReady keeps the connection: exporters still flush through it while pipelines stop.
-func (*kestrelCommand) NotReady() error { return nil }
+// It stops the status reports, though: the collector is shutting down and reports each
+// extension's stopping itself, and a report from a stream's goroutine could reach an
+// extension (health_check) that the collector has already shut down, in whichever order it
+// stops extensions that do not depend on each other.
+func (e *kestrelCommand) NotReady() error {
+	e.status.setHost(nil)
+	return nil
+}
 
 // Shutdown drains the streams (so messages already handed to Send are delivered) and
 // stops all goroutines; when ctx ends first, draining is cut short.

@@ -857,3 +857,18 @@ func TestHeldPayloadsSurviveTheConnection(t *testing.T) {
 	}
 	assert.Len(t, names, n)
 }
+
+// Once the collector has said its pipelines are not ready (it is shutting down), a lost
+// connection is no longer reported as the extension's status.
+func TestNoStatusReportAfterNotReady(t *testing.T) {
+	certs := cloudtest.NewCerts(t, devcloud.CertOptions{})
+	cloud := cloudtest.Start(t, devcloud.Config{CertsDir: certs})
+	h := startHarness(t, testConfig(t, certs, cloud.Addr()))
+	h.host.WaitStatus(t, componentstatus.StatusOK)
+	require.NoError(t, h.ext.NotReady())
+	before := len(h.host.Statuses())
+
+	cloud.Kill()
+	h.waitState(t, cloudconn.Disconnected)
+	assert.Len(t, h.host.Statuses(), before)
+}

@@ -36,8 +36,9 @@ exporters:
   kestrel:
     connection: kestrel_command
 service:
-  # As in config/local.yaml: extensions stop in reverse order, so health_check outlives
-  # kestrel_command, whose status reports would otherwise reach its closed event channel.
+  # The collector orders extensions that do not depend on each other as it likes; once it
+  # shuts down, kestrel_command no longer reports status (NotReady), so none reaches a
+  # health_check that has already stopped.
   extensions: [health_check, kestrel_command]
   pipelines:
     logs:
