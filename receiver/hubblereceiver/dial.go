@@ -176,9 +176,10 @@ func relayDialer(endpoint string, delay, idleDelay time.Duration) grpc.DialOptio
 }
 
 // lowWaterConn is a TCP connection with a receive low-water mark, whose reads stop waiting
-// for the mark after a delay and take what has arrived.
+// for the mark after a delay and take what has arrived. It embeds net.Conn, not *net.TCPConn:
+// TCPConn's WriteTo would let io.Copy read past Read and wait for the mark without a deadline.
 type lowWaterConn struct {
-	*net.TCPConn
+	net.Conn
 	delay, idleDelay time.Duration
 }
 
@@ -196,7 +197,7 @@ func newLowWaterConn(conn *net.TCPConn, mark int, delay, idleDelay time.Duration
 		conn.Close()
 		return nil, fmt.Errorf("setting the receive low-water mark: %w", serr)
 	}
-	return &lowWaterConn{TCPConn: conn, delay: delay, idleDelay: idleDelay}, nil
+	return &lowWaterConn{Conn: conn, delay: delay, idleDelay: idleDelay}, nil
 }
 
 // Read returns what has arrived at once (the socket is non-blocking, and the mark only holds
@@ -208,7 +209,7 @@ func (c *lowWaterConn) Read(p []byte) (int, error) {
 		if err := c.SetReadDeadline(time.Now().Add(delay)); err != nil {
 			return 0, err
 		}
-		n, err := c.TCPConn.Read(p)
+		n, err := c.Conn.Read(p)
 		if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return n, err
 		}
