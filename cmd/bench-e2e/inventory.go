@@ -65,6 +65,8 @@ type inventoryResult struct {
 	reconnectMessages          int
 	reconnectLists             int64
 	reconnectWatches           int64
+	// floors are what the floor processes (floor.go) measured over the same cluster.
+	floors []floorResult
 }
 
 // cluster is one populated kube-apiserver.
@@ -257,6 +259,19 @@ func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
 	return first
 }
 
+// patchPods changes a label of invUpdates pods, 16 at a time: round picks which pods.
+func (c *cluster) patchPods(ctx context.Context, round int) error {
+	// A value no earlier round (of this or another build) used: a patch to the value a pod
+	// already has changes nothing and is not an update.
+	label := fmt.Sprintf("u%d", labelRound.Add(1))
+	return parallel(ctx, invUpdates, 16, func(i int) error {
+		p := c.pods[(round*invUpdates+i)%len(c.pods)]
+		_, err := c.cs.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType,
+			fmt.Appendf(nil, `{"metadata":{"labels":{"rev":%q}}}`, label), metav1.PatchOptions{})
+		return err
+	})
+}
+
 // commitIndex returns the index of the first InventoryCommit in recs, or -1.
 func commitIndex(recs []devcloud.Record) int {
 	for i, r := range recs {
@@ -387,16 +402,7 @@ func runInventory(ctx context.Context, opts options, sc *scenario, run int, log 
 			break
 		}
 		base := countPodUpdates(e.cloud.Records())
-		// A value no earlier round (of this or the baseline build) used: a patch to the value
-		// a pod already has changes nothing and is not an update.
-		label := fmt.Sprintf("u%d", labelRound.Add(1))
-		err = parallel(ctx, invUpdates, 16, func(i int) error {
-			p := cl.pods[(round*invUpdates+i)%len(cl.pods)]
-			_, err := cl.cs.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType,
-				fmt.Appendf(nil, `{"metadata":{"labels":{"rev":%q}}}`, label), metav1.PatchOptions{})
-			return err
-		})
-		if err == nil {
+		if err = cl.patchPods(ctx, round); err == nil {
 			wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 			err = e.cloud.WaitFor(wctx, func(recs []devcloud.Record) bool { return countPodUpdates(recs) >= base+invUpdates })
 			cancel()
@@ -423,6 +429,11 @@ func runInventory(ctx context.Context, opts options, sc *scenario, run int, log 
 	res.peakRSS = u.PeakRSS
 	if err := col.Stop(time.Minute); err != nil {
 		errs = append(errs, fmt.Errorf("stop: %w (log: %s)", err, col.Log))
+	}
+	// The floor runs once the collector has stopped, so that neither takes CPU from the other.
+	if !opts.baseline && opts.profile == "" {
+		inv.floors, err = measureFloors(ctx, e.dir, cl, invRounds)
+		errs = append(errs, err)
 	}
 	res.err = errors.Join(errs...)
 	return res
@@ -472,7 +483,19 @@ func (r *inventoryResult) summary(peakRSS int64) string {
 	return fmt.Sprintf("commit after %.2f s, %d snapshot messages, peak RSS %.1f MiB after the snapshot (RssAnon %.1f MiB), %.1f MiB at the end; CPU-s per 1,000 pod updates %s; "+
 		"%d status messages after the commit (%d repeats); reconnect %.2f CPU-s, %d messages, %d LIST, %d WATCH",
 		r.startToCommit.Seconds(), r.snapshotMessages, mib(r.rssAfterSnapshot), mib(r.anonAfterSnapshot), mib(peakRSS), strings.Join(rounds, ", "),
-		r.statusAfterCommit, r.repeats, r.reconnectCPU.Seconds(), r.reconnectMessages, r.reconnectLists, r.reconnectWatches)
+		r.statusAfterCommit, r.repeats, r.reconnectCPU.Seconds(), r.reconnectMessages, r.reconnectLists, r.reconnectWatches) + r.floorSummary()
+}
+
+func (r *inventoryResult) floorSummary() string {
+	var b strings.Builder
+	for _, f := range r.floors {
+		var rounds []string
+		for _, c := range f.cpu {
+			rounds = append(rounds, fmt.Sprintf("%.3f", c.Seconds()))
+		}
+		fmt.Fprintf(&b, "; %s alone %s CPU-s per 1,000 pod updates, RssAnon %.1f MiB (peak RSS %.1f MiB)", f.name, strings.Join(rounds, ", "), mib(f.anon), mib(f.peakRSS))
+	}
+	return b.String()
 }
 
 // writeInventoryReport writes one row per inventory scenario (ranges over its runs) and
@@ -487,10 +510,11 @@ func writeInventoryReport(w io.Writer, scs []*scenario, results []result) {
 	if len(rows) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "| Inventory scenario | Start → commit (s) | Snapshot messages | Peak RSS (MiB) | CPU-s per 1,000 pod updates | Status messages after commit (repeats) | Reconnect: CPU-s / messages / LIST / WATCH |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| Inventory scenario | Start → commit (s) | Snapshot messages | Peak RSS (MiB) | CPU-s per 1,000 pod updates | Status messages after commit (repeats) | Reconnect: CPU-s / messages / LIST / WATCH | Alone, CPU-s per 1,000 / RssAnon (MiB): client-go informer; client-go watch |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, name := range rows {
 		var commit, msgs, rss, cpu, rcpu, rmsgs, lists, watches []float64
+		fcpu, fanon := make([][]float64, len(floors)), make([][]float64, len(floors))
 		status, repeats, failed := 0, 0, 0
 		for _, r := range results {
 			if r.scenario != name || r.inv == nil {
@@ -512,6 +536,12 @@ func writeInventoryReport(w io.Writer, scs []*scenario, results []result) {
 			rmsgs = append(rmsgs, float64(i.reconnectMessages))
 			lists = append(lists, float64(i.reconnectLists))
 			watches = append(watches, float64(i.reconnectWatches))
+			for k, f := range i.floors {
+				for _, c := range f.cpu {
+					fcpu[k] = append(fcpu[k], c.Seconds())
+				}
+				fanon[k] = append(fanon[k], mib(f.anon))
+			}
 		}
 		if len(commit) == 0 {
 			continue
@@ -519,8 +549,18 @@ func writeInventoryReport(w io.Writer, scs []*scenario, results []result) {
 		if failed > 0 {
 			name += fmt.Sprintf(" (%d failed)", failed)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %d (%d) | %s / %s / %s / %s |\n", name, span(commit, 2), span(msgs, 0), span(rss, 1),
-			span(cpu, 3), status, repeats, span(rcpu, 2), span(rmsgs, 0), span(lists, 0), span(watches, 0))
+		var cells []string
+		for k := range floors {
+			if len(fcpu[k]) > 0 {
+				cells = append(cells, span(fcpu[k], 3)+" / "+span(fanon[k], 1))
+			}
+		}
+		floorCell := "—"
+		if len(cells) > 0 {
+			floorCell = strings.Join(cells, "; ")
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %d (%d) | %s / %s / %s / %s | %s |\n", name, span(commit, 2), span(msgs, 0), span(rss, 1),
+			span(cpu, 3), status, repeats, span(rcpu, 2), span(rmsgs, 0), span(lists, 0), span(watches, 0), floorCell)
 	}
 	fmt.Fprintln(w)
 	for _, r := range results {
