@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: build, then run on loopback
-#   1. a local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager;
+#   1. kestrel-devcloud (a local Kestrel Cloud),
+#   2. a local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager;
 #      `kubeenv up --detach` in .run/kubeenv) with the demo objects of config/demo applied
 #      (config/demo/live once the collector streams),
-#   2. kestrel-devcloud (a local Kestrel Cloud),
 #   3. otelcol-kestrel with config/local.yaml + config/local-kube.yaml, so the k8s_inventory
 #      receiver streams that cluster's inventory to the devcloud.
 # State (certs, records, logs, token, the cluster) lives in .run/.
@@ -192,17 +192,8 @@ mkdir -p "$RUN_DIR" "$RECORD_DIR"
 # The health endpoint reports component status (config/local.yaml, health_check).
 config_args=(--config config/local.yaml --feature-gates=+extension.healthcheck.useComponentStatus)
 collector_env=(KESTREL_CERTS_DIR="$CERTS_DIR" KESTREL_ENDPOINT="$GRPC_ADDR" KESTREL_STATE_DIR="$RUN_DIR")
-if ((WITH_KUBE)); then
-	make --no-print-directory kubeenv-cli
-	build_kube_binaries
-	start_kube
-	log "applying config/demo/*.yaml (the live/ directory follows once the collector streams)"
-	bin/kubeenv apply --kubeconfig "$KUBECONFIG_FILE" -f config/demo | sed 's/^/      /'
-	kube_host=$(bin/kubeenv status --dir "$KUBE_DIR" | awk '$1 == "apiserver" {print $2}')
-	config_args+=(--config config/local-kube.yaml)
-	collector_env+=(KUBECONFIG="$KUBECONFIG_FILE")
-fi
-
+# The cloud binds its ports before the cluster starts: 50051 and 50052 lie in Linux's
+# ephemeral port range, from which the cluster's free ports and outgoing connections come.
 if [[ ! -f $CERTS_DIR/ca.crt ]]; then
 	log "generating dev CA, server/client certificates and token in .run/certs"
 	bin/kestrel-devcloud certs --out "$CERTS_DIR"
@@ -213,6 +204,17 @@ bin/kestrel-devcloud serve --listen "$GRPC_ADDR" --certs "$CERTS_DIR" --record "
 	--admin "$ADMIN_ADDR" >"$RUN_DIR/devcloud.log" 2>&1 &
 devcloud_pid=$!
 wait_until kestrel-devcloud "$devcloud_pid" .run/devcloud.log both_devcloud_ports
+
+if ((WITH_KUBE)); then
+	make --no-print-directory kubeenv-cli
+	build_kube_binaries
+	start_kube
+	log "applying config/demo/*.yaml (the live/ directory follows once the collector streams)"
+	bin/kubeenv apply --kubeconfig "$KUBECONFIG_FILE" -f config/demo | sed 's/^/      /'
+	kube_host=$(bin/kubeenv status --dir "$KUBE_DIR" | awk '$1 == "apiserver" {print $2}')
+	config_args+=(--config config/local-kube.yaml)
+	collector_env+=(KUBECONFIG="$KUBECONFIG_FILE")
+fi
 
 log "starting otelcol-kestrel with ${config_args[*]}, log .run/otelcol.log"
 env "${collector_env[@]}" bin/otelcol-kestrel "${config_args[@]}" >"$RUN_DIR/otelcol.log" 2>&1 &
