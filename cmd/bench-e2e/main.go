@@ -6,7 +6,10 @@
 // it reports the collector's CPU time per 100k items (utime + stime from /proc/<pid>/stat),
 // its peak RSS (VmHWM from /proc/<pid>/status) and the items delivered against those sent,
 // with the plain otlp → otlp pipeline of the same binary as the same-run baseline of the OTLP
-// path. `make bench-e2e` runs it; docs/benchmarks.md explains the figures.
+// path. The inventory scenarios (inventory.go) run it against a real kube-apiserver instead,
+// with a bare client-go pod informer and pod watch (floor.go, this binary run as
+// "informer-floor") as their same-run floor. `make bench-e2e` runs it; docs/benchmarks.md
+// explains the figures.
 package main
 
 import (
