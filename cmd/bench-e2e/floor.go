@@ -210,10 +210,10 @@ func measureFloor(ctx context.Context, dir string, cl *cluster, rounds int, name
 			return res, err
 		}
 		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		err = f.waitUpdates(wctx, base+invUpdates)
+		waitErr := f.waitUpdates(wctx, base+invUpdates)
 		cancel()
-		after, rerr := f.proc.read()
-		if err = errors.Join(err, rerr); err != nil {
+		after, err := f.proc.read()
+		if err := errors.Join(waitErr, err); err != nil {
 			return res, err
 		}
 		res.cpu = append(res.cpu, after.CPU-before.CPU)
