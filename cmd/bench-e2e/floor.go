@@ -23,13 +23,14 @@ import (
 	"github.com/kestrelai/otelcol-kestrel/internal/testutil/faulttest"
 )
 
-// The informer floor: what any client-go based inventory pays for a pod update before doing
-// anything with it. bench-e2e runs itself as that process (floorCommand): one pod informer
-// over the cluster, configured as k8scache configures its clients (protobuf, no gzip), whose
-// handler only counts updates. Its CPU over the same pod label changes, in the same run, is
-// the part of the collector's figure that no change to the collector's own code can remove.
+// The floors: what any client-go based inventory pays for a pod update before doing anything
+// with it. bench-e2e runs itself as each floor process (floorCommand), with its clients
+// configured as k8scache configures them (protobuf, no gzip): a pod informer over the cluster
+// whose handler only counts updates, and a bare pod watch that counts its events. Their CPU
+// over the same pod label changes, in the same run, is the part of the collector's figure
+// that no change to the collector's own code can remove.
 
-// floorCommand is the first argument that makes bench-e2e the informer floor process.
+// floorCommand is the first argument that makes bench-e2e a floor process.
 const floorCommand = "informer-floor"
 
 // runFloorProcess is the floor process: it writes how many updates it has seen to the
