@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,8 +52,12 @@ const baselineSuffix = " (baseline build)"
 
 // inventoryResult is what one run of an inventory scenario measured.
 type inventoryResult struct {
-	startToCommit     time.Duration
-	snapshotMessages  int
+	startToCommit    time.Duration
+	snapshotMessages int
+	// snapshotKinds counts the snapshot's messages by type ("Pod 5000, ..."); snapshotRepeats
+	// those that name an object (by type and uid) an earlier one in the snapshot named.
+	snapshotKinds     string
+	snapshotRepeats   int
 	rssAfterSnapshot  int64
 	anonAfterSnapshot int64 // RssAnon then: the RSS without the executable's mapped pages
 	// cpuPerRound: collector CPU for invUpdates pod label changes, from the first patch
@@ -272,6 +278,33 @@ func (c *cluster) patchPods(ctx context.Context, round int) error {
 	})
 }
 
+// snapshotContents counts recs by message type, and the messages about an object (a
+// message type and a uid) that an earlier one in recs was about.
+func snapshotContents(recs []devcloud.Record) (kinds string, repeats int) {
+	count := map[string]int{}
+	seen := map[string]bool{}
+	for _, r := range recs {
+		if r.Payload == nil {
+			continue
+		}
+		m := r.Payload.ProtoReflect()
+		name := string(m.Descriptor().Name())
+		count[name]++
+		if f := m.Descriptor().Fields().ByName("uid"); f != nil {
+			key := name + "/" + m.Get(f).String()
+			if seen[key] {
+				repeats++
+			}
+			seen[key] = true
+		}
+	}
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(count)) {
+		parts = append(parts, fmt.Sprintf("%s %d", name, count[name]))
+	}
+	return strings.Join(parts, ", "), repeats
+}
+
 // commitIndex returns the index of the first InventoryCommit in recs, or -1.
 func commitIndex(recs []devcloud.Record) int {
 	for i, r := range recs {
@@ -371,6 +404,7 @@ func runInventory(ctx context.Context, opts options, sc *scenario, run int, log 
 	inv.startToCommit = time.Since(start)
 	recs := e.cloud.Records()
 	inv.snapshotMessages = commitIndex(recs)
+	inv.snapshotKinds, inv.snapshotRepeats = snapshotContents(recs[:inv.snapshotMessages])
 	u, err := col.proc.read()
 	if err != nil {
 		res.err = err
@@ -480,9 +514,9 @@ func (r *inventoryResult) summary(peakRSS int64) string {
 	for _, c := range r.cpuPerRound {
 		rounds = append(rounds, fmt.Sprintf("%.3f", c.Seconds()))
 	}
-	return fmt.Sprintf("commit after %.2f s, %d snapshot messages, peak RSS %.1f MiB after the snapshot (RssAnon %.1f MiB), %.1f MiB at the end; CPU-s per 1,000 pod updates %s; "+
+	return fmt.Sprintf("commit after %.2f s, %d snapshot messages (%s; %d about an object already in it), peak RSS %.1f MiB after the snapshot (RssAnon %.1f MiB), %.1f MiB at the end; CPU-s per 1,000 pod updates %s; "+
 		"%d status messages after the commit (%d repeats); reconnect %.2f CPU-s, %d messages, %d LIST, %d WATCH",
-		r.startToCommit.Seconds(), r.snapshotMessages, mib(r.rssAfterSnapshot), mib(r.anonAfterSnapshot), mib(peakRSS), strings.Join(rounds, ", "),
+		r.startToCommit.Seconds(), r.snapshotMessages, r.snapshotKinds, r.snapshotRepeats, mib(r.rssAfterSnapshot), mib(r.anonAfterSnapshot), mib(peakRSS), strings.Join(rounds, ", "),
 		r.statusAfterCommit, r.repeats, r.reconnectCPU.Seconds(), r.reconnectMessages, r.reconnectLists, r.reconnectWatches) + r.floorSummary()
 }
 

@@ -69,3 +69,18 @@ func TestInventoryReportShowsTheFloors(t *testing.T) {
 		}
 	}
 }
+
+func TestSnapshotContents(t *testing.T) {
+	recs := []devcloud.Record{
+		{Payload: &cloudv1.Namespace{Uid: "n"}},
+		{Payload: &cloudv1.Pod{Uid: "p1"}},
+		{Payload: &cloudv1.Pod{Uid: "p2"}},
+		{Payload: &cloudv1.Pod{Uid: "p1"}}, // the same pod again
+		{Payload: &cloudv1.Workload{Uid: "p1"}},
+		{},
+	}
+	kinds, repeats := snapshotContents(recs)
+	if kinds != "Namespace 1, Pod 3, Workload 1" || repeats != 1 {
+		t.Errorf("got %q, %d repeats; want \"Namespace 1, Pod 3, Workload 1\", 1", kinds, repeats)
+	}
+}
