@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,8 +35,10 @@ import (
 // floorCommand is the first argument that makes bench-e2e a floor process.
 const floorCommand = "informer-floor"
 
-// runFloorProcess is the floor process: it writes how many updates it has seen to the
-// file -count, every 20 ms while the number changes.
+// runFloorProcess is the floor process. It writes how many updates it has seen to the file
+// -count once it watches, and again whenever the count reaches a target read from stdin
+// (one number a line): the harness asks for the end of each round instead of the process
+// reporting as it goes, which would add its own wake-ups to the CPU it measures.
 func runFloorProcess(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet(floorCommand, flag.ContinueOnError)
 	kubeconfig := fs.String("kubeconfig", "", "the cluster")
@@ -52,7 +56,17 @@ func runFloorProcess(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var updates atomic.Int64
+	var updates, target atomic.Int64
+	target.Store(-1)
+	reached := make(chan struct{}, 1)
+	count := func() {
+		if updates.Add(1) == target.Load() {
+			select {
+			case reached <- struct{}{}:
+			default:
+			}
+		}
+	}
 	if *watchOnly {
 		list, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{Limit: 1})
 		if err != nil {
@@ -66,14 +80,14 @@ func runFloorProcess(ctx context.Context, args []string) error {
 		go func() {
 			for ev := range w.ResultChan() {
 				if ev.Type == watch.Modified {
-					updates.Add(1)
+					count()
 				}
 			}
 		}()
 	} else {
 		inf := informers.NewSharedInformerFactory(cs, 0).Core().V1().Pods().Informer()
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			UpdateFunc: func(_, _ any) { updates.Add(1) },
+			UpdateFunc: func(_, _ any) { count() },
 		}); err != nil {
 			return err
 		}
@@ -82,23 +96,39 @@ func runFloorProcess(ctx context.Context, args []string) error {
 			return ctx.Err()
 		}
 	}
-	written := int64(-1)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if n := updates.Load(); n != written {
-			if err := os.WriteFile(*countFile+".tmp", []byte(strconv.FormatInt(n, 10)), 0o600); err != nil {
-				return err
-			}
-			if err := os.Rename(*countFile+".tmp", *countFile); err != nil {
-				return err
-			}
-			written = n
+	write := func() error {
+		if err := os.WriteFile(*countFile+".tmp", strconv.AppendInt(nil, updates.Load(), 10), 0o600); err != nil {
+			return err
 		}
+		return os.Rename(*countFile+".tmp", *countFile)
+	}
+	go func() {
+		in := bufio.NewScanner(os.Stdin)
+		for in.Scan() {
+			t, err := strconv.ParseInt(in.Text(), 10, 64)
+			if err != nil {
+				continue
+			}
+			target.Store(t)
+			if updates.Load() >= t {
+				select {
+				case reached <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	if err := write(); err != nil {
+		return err
+	}
+	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
+		case <-reached:
+			if err := write(); err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -108,6 +138,7 @@ type floor struct {
 	*faulttest.Process
 	proc      *procReader
 	countFile string
+	targets   io.Writer // the process's stdin
 }
 
 // floorResult is what one floor process measured.
@@ -120,10 +151,13 @@ type floorResult struct {
 	peakRSS, anon int64
 }
 
-// floors are the processes measureFloors runs, by name: their extra arguments.
-var floors = []struct{ name, arg string }{
-	{"client-go informer", ""},
-	{"client-go watch", "-watch-only"},
+// floors are the processes measureFloors runs: their names and extra arguments.
+var floors = []struct {
+	name string
+	args []string
+}{
+	{"client-go informer", nil},
+	{"client-go watch", []string{"-watch-only"}},
 }
 
 // startFloor starts a floor process against cl and returns once it is watching.
@@ -134,11 +168,16 @@ func startFloor(ctx context.Context, dir, name string, cl *cluster, extra ...str
 	}
 	countFile := filepath.Join(dir, name+".count")
 	args := append([]string{floorCommand, "-kubeconfig", cl.env.Kubeconfig(), "-count", countFile}, extra...)
-	p, err := faulttest.StartCmd(exec.Command(self, args...), filepath.Join(dir, name+".log")) //nolint:gosec // this binary
+	cmd := exec.Command(self, args...) //nolint:gosec // this binary
+	targets, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
 	}
-	f := &floor{Process: p, countFile: countFile}
+	p, err := faulttest.StartCmd(cmd, filepath.Join(dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	f := &floor{Process: p, countFile: countFile, targets: targets}
 	if f.proc, err = newProcReader(p.Pid()); err != nil {
 		p.Kill()
 		return nil, err
@@ -152,7 +191,8 @@ func startFloor(ctx context.Context, dir, name string, cl *cluster, extra ...str
 	return f, nil
 }
 
-// updates is the number of pod updates the floor process has seen; -1 before it started.
+// updates is the number of pod updates the floor process had seen when it last wrote it;
+// -1 before it started.
 func (f *floor) updates() int64 {
 	raw, err := os.ReadFile(f.countFile)
 	if err != nil {
@@ -163,6 +203,13 @@ func (f *floor) updates() int64 {
 		return -1
 	}
 	return n
+}
+
+// expect asks the floor process to report its count once it has seen n updates
+// (runFloorProcess); waitUpdates(n) then returns.
+func (f *floor) expect(n int64) error {
+	_, err := fmt.Fprintln(f.targets, n)
+	return err
 }
 
 func (f *floor) waitUpdates(ctx context.Context, n int64) error {
@@ -180,7 +227,7 @@ func (f *floor) waitUpdates(ctx context.Context, n int64) error {
 func measureFloors(ctx context.Context, dir string, cl *cluster, rounds int) ([]floorResult, error) {
 	var out []floorResult
 	for _, fl := range floors {
-		r, err := measureFloor(ctx, dir, cl, rounds, fl.name, fl.arg)
+		r, err := measureFloor(ctx, dir, cl, rounds, fl.name, fl.args)
 		if err != nil {
 			return out, fmt.Errorf("%s: %w", fl.name, err)
 		}
@@ -189,13 +236,9 @@ func measureFloors(ctx context.Context, dir string, cl *cluster, rounds int) ([]
 	return out, nil
 }
 
-func measureFloor(ctx context.Context, dir string, cl *cluster, rounds int, name, arg string) (floorResult, error) {
+func measureFloor(ctx context.Context, dir string, cl *cluster, rounds int, name string, args []string) (floorResult, error) {
 	res := floorResult{name: name}
-	var extra []string
-	if arg != "" {
-		extra = append(extra, arg)
-	}
-	f, err := startFloor(ctx, dir, slug(name), cl, extra...)
+	f, err := startFloor(ctx, dir, slug(name), cl, args...)
 	if err != nil {
 		return res, err
 	}
@@ -206,12 +249,15 @@ func measureFloor(ctx context.Context, dir string, cl *cluster, rounds int, name
 		if err != nil {
 			return res, err
 		}
-		base := f.updates()
+		want := f.updates() + invUpdates
+		if err := f.expect(want); err != nil {
+			return res, err
+		}
 		if err := cl.patchPods(ctx, round); err != nil {
 			return res, err
 		}
 		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		waitErr := f.waitUpdates(wctx, base+invUpdates)
+		waitErr := f.waitUpdates(wctx, want)
 		cancel()
 		after, err := f.proc.read()
 		if err := errors.Join(waitErr, err); err != nil {
